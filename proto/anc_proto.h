@@ -1,0 +1,208 @@
+/*
+ * anc_proto.h — Anchorage wire protocol v1: message types and their msgpack
+ * codec. No I/O: bytes in, structs out, and back. proto/PROTOCOL.md is the
+ * reference for what travels on the wire; this header is the C view of it.
+ *
+ * Every message is ONE msgpack map and nothing after it:
+ *
+ *   request  {"v":1, "op":"query", "id":42, "body":{...}}
+ *   response {"v":1, "id":42, "ok":true,  "body":{...}}
+ *            {"v":1, "id":42, "ok":false,
+ *             "error":{"code":6, "name":"DIMENSION_MISMATCH", "message":"..."}}
+ *
+ * Vectors travel as msgpack bin of little-endian float32.
+ *
+ * Input is untrusted. The decoders check types, required fields, sizes and
+ * counts against an anc_limits before allocating, refuse unknown ops,
+ * unknown protocol versions, embedded NULs in strings, and trailing bytes,
+ * and report the first problem as ANC_EMALFORMED / ANC_EINVAL /
+ * ANC_ETOOBIG / ANC_EUNSUPPORTED with a message naming the field
+ * ("body.records[3].vector: expected bin of float32, got str").
+ * Unknown keys in a map are ignored (forward compatibility).
+ *
+ * Ownership: a decoded anc_req / anc_resp owns all memory it points to, in
+ * one arena released by anc_req_free / anc_resp_free. Encoders borrow their
+ * input and write into an anc_buf owned by the caller.
+ *
+ * Thread safety: all functions are reentrant.
+ */
+#ifndef ANC_PROTO_H
+#define ANC_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "anc_error.h"
+#include "anc_types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ANC_PROTO_VERSION 1
+
+typedef enum {
+	ANC_OP_PING = 0,
+	ANC_OP_INFO,
+	ANC_OP_COLLECTION_CREATE,
+	ANC_OP_CONTRACT_REGISTER,
+	ANC_OP_UPSERT,
+	ANC_OP_QUERY,
+	ANC_OP_RESOLVE,
+	ANC_OP_DELETE,
+	ANC_OP__COUNT
+} anc_op;
+
+/* Wire names: "ping", "info", "collection_create", "contract_register",
+ * "upsert", "query", "resolve", "delete". */
+const char *anc_op_name(anc_op op);
+int anc_op_parse(const char *name); /* -1 if unknown */
+
+/* Bounds applied by the decoders. Zero fields are not allowed; start from
+ * anc_limits_default(). */
+typedef struct anc_limits {
+	uint32_t max_message;  /* bytes in one message; default 64 MiB */
+	uint32_t max_records;  /* records in one upsert; default 10000 */
+	uint32_t max_queries;  /* vectors in one query; default 1024 */
+	uint32_t max_k;        /* default 1000 */
+	uint32_t max_text;     /* bytes of passage text; default 1 MiB */
+	uint32_t max_meta;     /* bytes of a metadata map; default 64 KiB */
+	uint32_t max_anchors;  /* anchors in one resolve/delete; default 10000 */
+	uint32_t max_hits;     /* hits decoded in one response; default 1<<20 */
+} anc_limits;
+
+void anc_limits_default(anc_limits *lim);
+
+/* A growable byte buffer. Zero-initialise, or anc_buf_init; free with
+ * anc_buf_free. anc_buf_reset keeps the allocation. */
+typedef struct anc_buf {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+} anc_buf;
+
+void anc_buf_init(anc_buf *b);
+void anc_buf_reset(anc_buf *b);
+void anc_buf_free(anc_buf *b);
+
+/* ---- requests ------------------------------------------------------------
+ *
+ * body fields per op (see PROTOCOL.md for the exact wire form):
+ *   ping               {}
+ *   info               {}
+ *   collection_create  {"name"}
+ *   contract_register  {"collection", "contract":{name, model, revision, dim,
+ *                       metric, normalize, preprocess?, index?:{kind, m?,
+ *                       ef_construction?, ef_search?}}}
+ *   upsert             {"collection", "contract", "records":[{source, chunk,
+ *                       text?, meta?, vector}]}
+ *   query              {"collection", "contract"?, "vectors":[bin...], "k"?,
+ *                       "text"?}
+ *   resolve            {"collection", "anchors":[str...]}
+ *   delete             {"collection", "anchors":[str...]}
+ *
+ * "contract" in upsert/query is a contract ID (16 hex digits) or
+ * "name@revision"; omitted or "" in query means the collection's default.
+ */
+
+typedef struct anc_req_upsert {
+	const char *collection;
+	const char *contract;
+	anc_record *records; /* vec/dim point into the request's arena */
+	uint32_t nrecords;
+} anc_req_upsert;
+
+typedef struct anc_req_query {
+	const char *collection;
+	const char *contract; /* "" for the default */
+	float *vectors;       /* nq * dim floats, row-major */
+	uint32_t nq;
+	uint32_t dim;         /* all query vectors must share it */
+	uint32_t k;           /* default 10 */
+	int with_text;        /* default 0 */
+} anc_req_query;
+
+typedef struct anc_req_anchors { /* resolve and delete */
+	const char *collection;
+	anc_anchor_str *anchors; /* each checked with anc_anchor_parse */
+	uint32_t nanchors;
+} anc_req_anchors;
+
+typedef struct anc_req {
+	uint64_t id;
+	anc_op op;
+	union {
+		struct { const char *name; } collection_create;
+		struct {
+			const char *collection;
+			anc_contract contract; /* decoded, not yet validated */
+		} contract_register;
+		anc_req_upsert upsert;
+		anc_req_query query;
+		anc_req_anchors resolve;
+		anc_req_anchors del;
+	} u;
+	void *arena_; /* private */
+} anc_req;
+
+/* Decode one request. On success *out owns everything (anc_req_free).
+ * On failure *out is NULL, *id_out holds the request ID when the envelope
+ * was readable far enough to find it (else 0), and err says what is wrong.
+ * id_out may be NULL. */
+int anc_req_decode(const void *buf, size_t len, const anc_limits *lim,
+                   anc_req **out, uint64_t *id_out, anc_error *err);
+void anc_req_free(anc_req *req); /* NULL is fine */
+
+/* Encode a request built by the caller (arena_ ignored). Appends to *out
+ * after anc_buf_reset by the caller. ANC_EINVAL for a field the decoder
+ * would refuse (so a client fails before it sends). */
+int anc_req_encode(const anc_req *req, anc_buf *out, anc_error *err);
+
+/* ---- responses --------------------------------------------------------- */
+
+typedef struct anc_resp {
+	uint64_t id;
+	anc_op op;           /* set by the decoder from its argument */
+	int code;            /* 0, or the error code from the server */
+	char *message;       /* error message, or NULL */
+	union {
+		struct { char version[32]; } ping;
+		anc_info info;
+		struct { int created; } collection_create;
+		struct { anc_contract_id_str id; int created; } contract_register;
+		struct {
+			anc_upsert_result *results;
+			uint32_t n;
+			uint64_t seq;
+		} upsert;
+		struct {
+			anc_hitlist *lists; /* one per query vector */
+			uint32_t nq;
+			anc_provenance prov;
+		} query;
+		struct { anc_resolved *results; uint32_t n; } resolve;
+		struct {
+			anc_delete_result *results;
+			uint32_t n;
+			uint64_t seq;
+		} del;
+	} u;
+	void *arena_; /* private */
+} anc_resp;
+
+/* Encode a success response for op from the body in resp->u (borrowed). */
+int anc_resp_encode(const anc_resp *resp, anc_buf *out, anc_error *err);
+
+/* Encode an error response. Never fails except for ANC_ENOMEM. */
+int anc_resp_encode_error(uint64_t id, const anc_error *e, anc_buf *out);
+
+/* Decode a response to a request of kind op. A well-formed error response
+ * decodes successfully with resp->code != 0 and resp->message set. */
+int anc_resp_decode(const void *buf, size_t len, anc_op op,
+                    const anc_limits *lim, anc_resp **out, anc_error *err);
+void anc_resp_free(anc_resp *resp); /* NULL is fine */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ANC_PROTO_H */

@@ -1,0 +1,285 @@
+/*
+ * anc_types.h — Anchorage's data model, shared by the engine (index/), the
+ * server, the client library and the wire codec (proto/).
+ *
+ * Design note
+ * -----------
+ * One set of value types travels the whole path: the client builds an
+ * anc_record, proto encodes it, the server decodes it into the same struct and
+ * hands it to the engine, whose answers (anc_hit, anc_resolved, ...) proto
+ * encodes back. Whoever allocated a value frees it; each API that returns one
+ * says which free function to call.
+ *
+ * Strings are NUL-terminated UTF-8 with no embedded NUL (decoders refuse
+ * those). Vectors are float32 in host order, contiguous, 16-byte aligned when
+ * allocated by Anchorage.
+ *
+ * Anchor IDs
+ * ----------
+ * anchor = first 16 bytes of SHA-256 over the canonical encoding
+ *
+ *     "anchorage.anchor.v1" || u32be(len(c)) || c || u32be(len(s)) || s
+ *                           || u32be(len(k)) || k
+ *
+ * where c is the collection name, s the source ID and k the chunk key (raw
+ * bytes). Printed as 26 characters of RFC 4648 base32, lower case, no
+ * padding (alphabet "abcdefghijklmnopqrstuvwxyz234567"). Test vectors live in
+ * tests/unit/anchor_test.c; any client can compute the same IDs.
+ *
+ * Contract IDs
+ * ------------
+ * id = first 8 bytes of SHA-256 over the canonical text
+ *
+ *     "anchorage.contract.v1\n" "name=" name "\n" "model=" model "\n"
+ *     "revision=" revision "\n" "dim=" decimal "\n" "metric=" l2|ip|cosine
+ *     "\n" "normalize=" true|false "\n" "dtype=f32\n" "preprocess="
+ *     preprocess "\n"
+ *
+ * printed as 16 lower-case hex digits. The index settings are deliberately
+ * not part of the ID: they say how vectors are searched, not what they mean,
+ * so two servers that index the same embedding space differently still agree
+ * on its ID.
+ */
+#ifndef ANC_TYPES_H
+#define ANC_TYPES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "anc_error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ANC_ANCHOR_RAW 16
+#define ANC_ANCHOR_LEN 26 /* printed length, without NUL */
+#define ANC_CONTRACT_ID_RAW 8
+#define ANC_CONTRACT_ID_LEN 16 /* printed length, without NUL */
+
+/* Bounds on names (bytes, without NUL). */
+#define ANC_COLLECTION_MAX 128 /* [A-Za-z0-9_.-], first char alnum */
+#define ANC_CNAME_MAX 128      /* contract name */
+#define ANC_MODEL_MAX 256
+#define ANC_REVISION_MAX 128
+#define ANC_PREPROCESS_MAX 512
+#define ANC_DIM_MAX 65536
+#define ANC_HNSW_M_MAX 256
+#define ANC_EF_MAX 8192
+
+typedef char anc_anchor_str[ANC_ANCHOR_LEN + 1];
+typedef char anc_contract_id_str[ANC_CONTRACT_ID_LEN + 1];
+
+typedef enum {
+	ANC_METRIC_L2 = 0,     /* squared Euclidean distance; lower is closer */
+	ANC_METRIC_IP = 1,     /* inner product; higher is closer */
+	ANC_METRIC_COSINE = 2  /* vectors normalised, then inner product */
+} anc_metric;
+
+typedef enum {
+	ANC_INDEX_FLAT = 0,    /* exact search */
+	ANC_INDEX_HNSW = 1     /* approximate: M, efConstruction, efSearch */
+} anc_index_kind;
+
+typedef enum {
+	ANC_CSTATE_MIGRATING = 0,
+	ANC_CSTATE_DEFAULT = 1,
+	ANC_CSTATE_RETIRED = 2
+} anc_contract_state;
+
+/* Defaults for an index section that is absent or partly given. */
+#define ANC_DEFAULT_INDEX_KIND ANC_INDEX_FLAT
+#define ANC_DEFAULT_HNSW_M 32
+#define ANC_DEFAULT_EF_CONSTRUCTION 200
+#define ANC_DEFAULT_EF_SEARCH 64
+
+typedef struct anc_index_spec {
+	anc_index_kind kind;
+	uint32_t m;               /* HNSW only: 2..ANC_HNSW_M_MAX */
+	uint32_t ef_construction; /* HNSW only: 1..ANC_EF_MAX */
+	uint32_t ef_search;       /* HNSW only: 1..ANC_EF_MAX */
+} anc_index_spec;
+
+/* An embedding contract. Immutable once registered. */
+typedef struct anc_contract {
+	char name[ANC_CNAME_MAX + 1];
+	char model[ANC_MODEL_MAX + 1];
+	char revision[ANC_REVISION_MAX + 1];
+	char preprocess[ANC_PREPROCESS_MAX + 1]; /* free text; "" if none */
+	uint32_t dim;                            /* 1..ANC_DIM_MAX */
+	anc_metric metric;
+	int normalize; /* 1: vectors must have unit L2 norm (within
+	                  ANC_NORM_TOLERANCE); cosine implies normalise-on-write */
+	anc_index_spec index;
+} anc_contract;
+
+/* A vector of a normalize:true contract is refused when | ||v|| - 1 | is
+ * larger than this. */
+#define ANC_NORM_TOLERANCE 0.01f
+
+/* A record to upsert. All pointers are borrowed for the duration of the
+ * call. */
+typedef struct anc_record {
+	const char *source;     /* required, 1..ANC_STR_MAX bytes */
+	const char *chunk;      /* required, 0..ANC_STR_MAX bytes ("" allowed) */
+	const char *text;       /* NULL: keep the stored text (or "" if new) */
+	const uint8_t *meta;    /* msgpack map, or NULL */
+	uint32_t meta_len;
+	const float *vec;       /* dim floats */
+	uint32_t dim;
+} anc_record;
+
+#define ANC_STR_MAX 1024 /* source and chunk keys, bytes */
+
+typedef enum {
+	ANC_UPSERT_CREATED = 0,
+	ANC_UPSERT_UPDATED = 1,   /* text, meta or vector changed: rev bumped */
+	ANC_UPSERT_UNCHANGED = 2  /* identical: nothing written */
+} anc_upsert_status;
+
+typedef struct anc_upsert_result {
+	anc_anchor_str anchor;
+	uint64_t revision;
+	int status; /* anc_upsert_status */
+} anc_upsert_result;
+
+typedef struct anc_hit {
+	anc_anchor_str anchor;
+	float score;       /* metric's value: distance for l2, similarity else */
+	uint64_t revision;
+	char *source;
+	char *chunk;
+	char *text;        /* NULL unless text was asked for */
+} anc_hit;
+
+typedef struct anc_hitlist {
+	anc_hit *hits; /* best first */
+	uint32_t nhits;
+} anc_hitlist;
+
+typedef struct anc_provenance {
+	anc_contract_id_str contract;
+	anc_index_kind index;
+	int exact;           /* 1 when the search was exhaustive */
+	uint32_t ef_search;  /* HNSW only, else 0 */
+	uint64_t seq;        /* last write sequence applied to the index */
+	uint64_t generation; /* index generation (bumped by each rebuild) */
+} anc_provenance;
+
+typedef enum {
+	ANC_ANCHOR_LIVE = 0,
+	ANC_ANCHOR_DELETED = 1, /* a tombstone: it existed, it was deleted */
+	ANC_ANCHOR_UNKNOWN = 2  /* never existed in this collection */
+} anc_anchor_status;
+
+typedef struct anc_resolved {
+	anc_anchor_str anchor;
+	int status;        /* anc_anchor_status */
+	uint64_t revision; /* live and deleted: last revision */
+	char *source;      /* live and deleted; NULL when unknown */
+	char *chunk;
+	char *text;        /* live only, else NULL */
+	uint8_t *meta;     /* live only; msgpack map or NULL */
+	uint32_t meta_len;
+	char hash[33];     /* hex of first 16 bytes of SHA-256(text); "" unless live */
+} anc_resolved;
+
+typedef enum {
+	ANC_DELETE_DELETED = 0,
+	ANC_DELETE_ALREADY = 1, /* was a tombstone already */
+	ANC_DELETE_UNKNOWN = 2
+} anc_delete_status;
+
+typedef struct anc_delete_result {
+	anc_anchor_str anchor;
+	int status; /* anc_delete_status */
+	uint64_t revision;
+} anc_delete_result;
+
+typedef struct anc_contract_info {
+	anc_contract_id_str id;
+	anc_contract contract;
+	int state;          /* anc_contract_state */
+	uint64_t vectors;   /* live passages with a vector under it */
+	uint64_t index_ntotal; /* entries in the faiss index (incl. stale) */
+} anc_contract_info;
+
+typedef struct anc_collection_info {
+	char name[ANC_COLLECTION_MAX + 1];
+	uint64_t live;
+	uint64_t deleted;
+	anc_contract_id_str default_contract; /* "" when none registered */
+	anc_contract_info *contracts;
+	uint32_t ncontracts;
+} anc_collection_info;
+
+typedef struct anc_info {
+	char version[32];
+	uint64_t seq; /* last committed write sequence */
+	anc_collection_info *collections;
+	uint32_t ncollections;
+} anc_info;
+
+/* ---- anchors ---------------------------------------------------------- */
+
+/* Compute the raw anchor of (collection, source, chunk). Never fails. */
+void anc_anchor_compute(const char *collection, const char *source,
+                        const char *chunk, uint8_t raw[ANC_ANCHOR_RAW]);
+
+/* Print raw as 26 base32 characters plus NUL. */
+void anc_anchor_format(const uint8_t raw[ANC_ANCHOR_RAW], anc_anchor_str out);
+
+/* Parse a printed anchor. ANC_EINVAL (message names the anchor and says
+ * what is wrong) unless s is exactly 26 characters of the alphabet and
+ * decodes to 16 bytes with zero trailing bits. */
+int anc_anchor_parse(const char *s, uint8_t raw[ANC_ANCHOR_RAW], anc_error *err);
+
+/* ---- contracts -------------------------------------------------------- */
+
+/* Fill *c with empty strings, dim 0, metric cosine, normalize 1 and the
+ * default index spec. */
+void anc_contract_init(anc_contract *c);
+
+/* Check every field; ANC_EINVAL naming the first bad field, its value and
+ * what is expected. Fills HNSW defaults left at 0 when kind is HNSW. */
+int anc_contract_validate(anc_contract *c, anc_error *err);
+
+/* The contract's ID (see above). c must be valid. */
+void anc_contract_id(const anc_contract *c, uint8_t raw[ANC_CONTRACT_ID_RAW]);
+void anc_contract_id_format(const uint8_t raw[ANC_CONTRACT_ID_RAW],
+                            anc_contract_id_str out);
+/* ANC_EINVAL unless s is exactly 16 hex digits. */
+int anc_contract_id_parse(const char *s, uint8_t raw[ANC_CONTRACT_ID_RAW],
+                          anc_error *err);
+
+/* Names <-> enums. The parse functions return -1 for an unknown name. */
+const char *anc_metric_name(anc_metric m);
+int anc_metric_parse(const char *s);
+const char *anc_index_kind_name(anc_index_kind k);
+int anc_index_kind_parse(const char *s);
+const char *anc_contract_state_name(anc_contract_state s);
+int anc_contract_state_parse(const char *s);
+const char *anc_upsert_status_name(int s);
+const char *anc_anchor_status_name(int s);
+const char *anc_delete_status_name(int s);
+
+/* ANC_EINVAL unless name is a valid collection name (see above). */
+int anc_collection_name_check(const char *name, anc_error *err);
+
+/* ---- vectors ---------------------------------------------------------- */
+
+/* Check that v holds dim finite values: ANC_ENONFINITE naming the first bad
+ * component otherwise. */
+int anc_vector_check_finite(const float *v, uint32_t dim, anc_error *err);
+
+/* L2 norm, computed in double. */
+double anc_vector_norm(const float *v, uint32_t dim);
+
+/* SHA-256 helper used for content hashes: hex of the first 16 bytes of
+ * SHA-256(data) into out[33]. */
+void anc_hash_hex16(const void *data, size_t len, char out[33]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ANC_TYPES_H */

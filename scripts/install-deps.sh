@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install the Debian packages Anchorage builds and tests with, if missing.
+# Uses sudo only when not root. Safe to run repeatedly: it does nothing when
+# everything is present.
+set -euo pipefail
+
+pkgs=(build-essential cmake pkg-config
+      libfaiss-dev libopenblas-dev liblmdb-dev libnng-dev libmsgpack-dev
+      libcriterion-dev libjansson-dev libssl-dev zlib1g-dev)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+    || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
