@@ -222,8 +222,9 @@ typedef struct anc_info {
 
 /* ---- anchors ---------------------------------------------------------- */
 
-/* Compute the raw anchor of (collection, source, chunk). Never fails. */
-void anc_anchor_compute(const char *collection, const char *source,
+/* Compute the raw anchor of (collection, source, chunk). Returns ANC_OK, or
+ * ANC_ENOMEM if the hash context cannot be allocated (raw is then zeroed). */
+int anc_anchor_compute(const char *collection, const char *source,
                         const char *chunk, uint8_t raw[ANC_ANCHOR_RAW]);
 
 /* Print raw as 26 base32 characters plus NUL. */
@@ -276,8 +277,12 @@ int anc_vector_check_finite(const float *v, uint32_t dim, anc_error *err);
 double anc_vector_norm(const float *v, uint32_t dim);
 
 /* SHA-256 helper used for content hashes: hex of the first 16 bytes of
- * SHA-256(data) into out[33]. */
-void anc_hash_hex16(const void *data, size_t len, char out[33]);
+ * SHA-256(data) into out[33]. ANC_ENOMEM if the hash context cannot be
+ * allocated (out is then ""). */
+int anc_hash_hex16(const void *data, size_t len, char out[33]);
+
+/* SHA-256 of data into md[32]. ANC_ENOMEM as above. */
+int anc_sha256(const void *data, size_t len, uint8_t md[32]);
 
 #ifdef __cplusplus
 }
