@@ -1,0 +1,53 @@
+# Anchorage — the two commands a user needs:
+#   make run    install what is missing, build, start the server (with the
+#               demo corpus loaded on first start when it is at hand)
+#   make test   install what is missing, build, run every test (also under
+#               AddressSanitizer + UBSan)
+# Everything else here is a building block of those two.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+ifeq ($(CI),true)
+CMAKE_FLAGS += -DANCHORAGE_WERROR=ON
+endif
+
+.PHONY: all deps build run test test-fast test-asan bench clean help
+
+all: build
+
+help:
+	@echo "make run   - build and start anchorage-server on tcp://127.0.0.1:7700"
+	@echo "make test  - build and run all tests (normal and ASan/UBSan builds)"
+	@echo "make bench - build and run the benchmarks (JSON lines on stdout)"
+	@echo "make clean - remove build directories (keeps ./var)"
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(BUILD) -j$(JOBS)
+
+run: build
+	@scripts/run.sh
+
+test-fast: build
+	ctest --test-dir $(BUILD) --output-on-failure
+
+test-asan: deps
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DANCHORAGE_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir $(ASAN_BUILD) --output-on-failure
+
+test: test-fast test-asan
+
+bench: build
+	@scripts/bench.sh
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

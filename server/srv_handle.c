@@ -1,0 +1,154 @@
+/*
+ * srv_handle.c — one request in, one reply out: decode with proto, call the
+ * engine, encode the answer. No I/O and no shared state here, so any worker
+ * thread may call it at any time; the engine does its own locking.
+ *
+ * Every path ends in a reply. A request that cannot be decoded still gets
+ * an error response carrying its ID when the envelope was readable (else 0),
+ * so a client can always match replies to requests.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "srv_server.h"
+
+static int
+do_upsert(anc_db *db, const anc_req_upsert *u, anc_resp *resp,
+          anc_upsert_result **owned, anc_error *err)
+{
+	anc_upsert_result *res = calloc(u->nrecords ? u->nrecords : 1,
+	                                sizeof(*res));
+	if (res == NULL)
+		return anc_error_set(err, ANC_ENOMEM,
+		    "upsert: cannot allocate %u results", u->nrecords);
+	*owned = res;
+	uint64_t seq = 0;
+	int rv = anc_db_upsert(db, u->collection, u->contract, u->records,
+	                       u->nrecords, res, &seq, err);
+	if (rv != ANC_OK)
+		return rv;
+	resp->u.upsert.results = res;
+	resp->u.upsert.n = u->nrecords;
+	resp->u.upsert.seq = seq;
+	return ANC_OK;
+}
+
+static int
+do_delete(anc_db *db, const anc_req_anchors *a, anc_resp *resp,
+          anc_delete_result **owned, anc_error *err)
+{
+	anc_delete_result *res = calloc(a->nanchors ? a->nanchors : 1,
+	                                sizeof(*res));
+	if (res == NULL)
+		return anc_error_set(err, ANC_ENOMEM,
+		    "delete: cannot allocate %u results", a->nanchors);
+	*owned = res;
+	uint64_t seq = 0;
+	int rv = anc_db_delete(db, a->collection, a->anchors, a->nanchors, res,
+	                       &seq, err);
+	if (rv != ANC_OK)
+		return rv;
+	resp->u.del.results = res;
+	resp->u.del.n = a->nanchors;
+	resp->u.del.seq = seq;
+	return ANC_OK;
+}
+
+int
+anc_server_handle(anc_db *db, const anc_limits *lim, const void *msg,
+                  size_t len, anc_buf *out)
+{
+	anc_error err;
+	anc_req *req = NULL;
+	uint64_t id = 0;
+	anc_resp resp;
+	anc_query_result *qres = NULL;
+	anc_info *info = NULL;
+	anc_resolved *resolved = NULL;
+	uint32_t nresolved = 0;
+	anc_upsert_result *ures = NULL;
+	anc_delete_result *dres = NULL;
+	int rv;
+
+	anc_error_clear(&err);
+	anc_buf_reset(out);
+	memset(&resp, 0, sizeof(resp));
+
+	rv = anc_req_decode(msg, len, lim, &req, &id, &err);
+	if (rv != ANC_OK)
+		goto reply;
+	resp.id = req->id;
+	resp.op = req->op;
+
+	switch (req->op) {
+	case ANC_OP_PING:
+		(void)snprintf(resp.u.ping.version, sizeof(resp.u.ping.version),
+		               "%s", ANCHORAGE_VERSION);
+		break;
+	case ANC_OP_INFO:
+		rv = anc_db_info(db, &info, &err);
+		if (rv == ANC_OK)
+			resp.u.info = *info;
+		break;
+	case ANC_OP_COLLECTION_CREATE:
+		rv = anc_db_collection_create(db, req->u.collection_create.name,
+		    &resp.u.collection_create.created, &err);
+		break;
+	case ANC_OP_CONTRACT_REGISTER:
+		rv = anc_db_contract_register(db,
+		    req->u.contract_register.collection,
+		    &req->u.contract_register.contract,
+		    resp.u.contract_register.id,
+		    &resp.u.contract_register.created, &err);
+		break;
+	case ANC_OP_UPSERT:
+		rv = do_upsert(db, &req->u.upsert, &resp, &ures, &err);
+		break;
+	case ANC_OP_QUERY: {
+		const anc_req_query *q = &req->u.query;
+		rv = anc_db_query(db, q->collection, q->contract, q->vectors,
+		                  q->nq, q->dim, q->k, q->with_text, &qres, &err);
+		if (rv == ANC_OK) {
+			resp.u.query.lists = qres->lists;
+			resp.u.query.nq = qres->nq;
+			resp.u.query.prov = qres->prov;
+		}
+		break;
+	}
+	case ANC_OP_RESOLVE:
+		rv = anc_db_resolve(db, req->u.resolve.collection,
+		                    req->u.resolve.anchors,
+		                    req->u.resolve.nanchors, &resolved, &err);
+		if (rv == ANC_OK) {
+			nresolved = req->u.resolve.nanchors;
+			resp.u.resolve.results = resolved;
+			resp.u.resolve.n = nresolved;
+		}
+		break;
+	case ANC_OP_DELETE:
+		rv = do_delete(db, &req->u.del, &resp, &dres, &err);
+		break;
+	default:
+		rv = anc_error_set(&err, ANC_EUNSUPPORTED,
+		    "op %d is not handled by this server", (int)req->op);
+		break;
+	}
+	if (rv == ANC_OK)
+		rv = anc_resp_encode(&resp, out, &err);
+
+reply:
+	if (rv != ANC_OK) {
+		if (err.code == ANC_OK) /* a callee forgot its message */
+			anc_error_set(&err, rv, "%s", anc_strerror(rv));
+		anc_buf_reset(out);
+		rv = anc_resp_encode_error(req ? req->id : id, &err, out);
+	}
+	anc_query_result_free(qres);
+	anc_info_free(info);
+	anc_resolved_free(resolved, nresolved);
+	free(ures);
+	free(dres);
+	anc_req_free(req);
+	return rv;
+}

@@ -1,0 +1,332 @@
+/*
+ * srv_server.c — listeners and the worker pool.
+ *
+ * Threading model
+ * ---------------
+ * One nng REP socket, any number of listeners on it (tcp://, ipc://). A
+ * fixed pool of worker threads, each with its own nng context and aio, runs
+ * the loop "receive; handle; reply" synchronously. Handling happens on the
+ * worker's own thread, never on an nng callback thread, so a long search or
+ * a write batch can't stall nng's I/O. The engine (index/) is thread-safe:
+ * searches run concurrently, writes are serialised inside it.
+ *
+ * Shutdown: the stop flag is set, the listeners are closed (no new
+ * connections), and every worker that is waiting in receive is cancelled
+ * under its lock. A worker that is handling a request finishes, sends its
+ * reply, then sees the flag and exits. Only then is the socket closed and
+ * the engine snapshotted and closed. The per-worker lock makes "cancel only
+ * while receiving" exact: a reply is never cancelled.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
+#include "srv_server.h"
+
+enum wstate { W_IDLE, W_RECV, W_BUSY };
+
+typedef struct worker {
+	anc_server *srv;
+	pthread_t thr;
+	int started;
+	nng_ctx ctx;
+	int ctx_open;
+	nng_aio *aio;
+	pthread_mutex_t mtx;
+	enum wstate state;
+	anc_buf out;
+} worker;
+
+struct anc_server {
+	anc_server_config cfg;
+	anc_db *db;
+	nng_socket sock;
+	int sock_open;
+	nng_listener lst[ANC_SERVER_MAX_LISTEN];
+	int nlst;
+	worker *w;
+	int nw;
+	volatile int stopping; /* written under each worker's mtx */
+};
+
+void
+anc_server_config_default(anc_server_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	anc_limits_default(&cfg->limits);
+	anc_db_options_default(&cfg->db);
+}
+
+static int
+nng_fail(anc_error *err, int rv, const char *what)
+{
+	return anc_error_set(err, rv == NNG_ENOMEM ? ANC_ENOMEM
+	                                           : ANC_ETRANSPORT,
+	                     "%s: %s", what, nng_strerror(rv));
+}
+
+static int
+mkdir_p(const char *dir, anc_error *err)
+{
+	char buf[4096];
+	size_t n = strlen(dir);
+	if (n == 0 || n >= sizeof(buf))
+		return anc_error_set(err, ANC_EINVAL,
+		    "--data: path must be 1..%zu bytes", sizeof(buf) - 1);
+	memcpy(buf, dir, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+			return anc_error_set(err, ANC_EIO, "mkdir %s: %s", buf,
+			                     strerror(errno));
+		*p = '/';
+	}
+	if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+		return anc_error_set(err, ANC_EIO, "mkdir %s: %s", buf,
+		                     strerror(errno));
+	return ANC_OK;
+}
+
+/* Receive one message; returns NULL when stopping or the socket closed. */
+static nng_msg *
+worker_recv(worker *w)
+{
+	pthread_mutex_lock(&w->mtx);
+	if (w->srv->stopping) {
+		pthread_mutex_unlock(&w->mtx);
+		return NULL;
+	}
+	w->state = W_RECV;
+	nng_ctx_recv(w->ctx, w->aio);
+	pthread_mutex_unlock(&w->mtx);
+
+	nng_aio_wait(w->aio);
+
+	pthread_mutex_lock(&w->mtx);
+	w->state = W_BUSY;
+	pthread_mutex_unlock(&w->mtx);
+
+	int rv = nng_aio_result(w->aio);
+	if (rv != 0) {
+		if (rv != NNG_ECLOSED && rv != NNG_ECANCELED &&
+		    !w->srv->cfg.quiet)
+			fprintf(stderr, "anchorage-server: receive: %s\n",
+			        nng_strerror(rv));
+		return NULL;
+	}
+	return nng_aio_get_msg(w->aio);
+}
+
+static void *
+worker_main(void *arg)
+{
+	worker *w = arg;
+	anc_server *srv = w->srv;
+
+	for (;;) {
+		nng_msg *msg = worker_recv(w);
+		if (msg == NULL) {
+			if (srv->stopping)
+				break;
+			/* A transient receive failure (e.g. a peer that
+			 * went away): keep serving. */
+			continue;
+		}
+		int rv = anc_server_handle(srv->db, &srv->cfg.limits,
+		                           nng_msg_body(msg), nng_msg_len(msg),
+		                           &w->out);
+		if (rv != ANC_OK) {
+			/* Not even an error reply could be built (out of
+			 * memory): drop the request; the client times out. */
+			nng_msg_free(msg);
+			continue;
+		}
+		/* Reuse the request message for the reply. */
+		nng_msg_clear(msg);
+		if ((rv = nng_msg_append(msg, w->out.data, w->out.len)) != 0) {
+			fprintf(stderr, "anchorage-server: reply: %s\n",
+			        nng_strerror(rv));
+			nng_msg_free(msg);
+			continue;
+		}
+		nng_aio_set_msg(w->aio, msg);
+		nng_ctx_send(w->ctx, w->aio);
+		nng_aio_wait(w->aio);
+		if ((rv = nng_aio_result(w->aio)) != 0) {
+			/* The peer is gone; the reply has nowhere to go. */
+			nng_msg_free(nng_aio_get_msg(w->aio));
+		}
+		/* Keep the buffer from growing without bound after one
+		 * huge reply. */
+		if (w->out.cap > (1u << 24))
+			anc_buf_free(&w->out);
+	}
+	return NULL;
+}
+
+static void
+server_free(anc_server *srv)
+{
+	if (srv == NULL)
+		return;
+	for (int i = 0; i < srv->nw; i++) {
+		worker *w = &srv->w[i];
+		if (w->ctx_open)
+			nng_ctx_close(w->ctx);
+		nng_aio_free(w->aio);
+		pthread_mutex_destroy(&w->mtx);
+		anc_buf_free(&w->out);
+	}
+	free(srv->w);
+	if (srv->sock_open)
+		nng_close(srv->sock);
+	free(srv);
+}
+
+/* Stop accepting, drain workers, close the socket. Engine stays open. */
+static void
+server_quiesce(anc_server *srv)
+{
+	for (int i = 0; i < srv->nlst; i++)
+		nng_listener_close(srv->lst[i]);
+	srv->nlst = 0;
+	for (int i = 0; i < srv->nw; i++) {
+		worker *w = &srv->w[i];
+		pthread_mutex_lock(&w->mtx);
+		srv->stopping = 1;
+		if (w->state == W_RECV)
+			nng_aio_cancel(w->aio);
+		pthread_mutex_unlock(&w->mtx);
+	}
+	srv->stopping = 1;
+	for (int i = 0; i < srv->nw; i++) {
+		worker *w = &srv->w[i];
+		if (w->started)
+			pthread_join(w->thr, NULL);
+		w->started = 0;
+	}
+}
+
+int
+anc_server_start(const anc_server_config *cfg, anc_server **out,
+                 anc_error *err)
+{
+	anc_server *srv;
+	int rv;
+
+	*out = NULL;
+	if (cfg->data_dir == NULL)
+		return anc_error_set(err, ANC_EINVAL, "--data: required");
+	if (cfg->nlisten < 1)
+		return anc_error_set(err, ANC_EINVAL,
+		                     "--listen: at least one URL is required");
+	if ((srv = calloc(1, sizeof(*srv))) == NULL)
+		return anc_error_set(err, ANC_ENOMEM, "server: out of memory");
+	srv->cfg = *cfg;
+	if (srv->cfg.workers <= 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		srv->cfg.workers = (int)(n > 0 ? 2 * n : 4);
+		if (srv->cfg.workers < 4)
+			srv->cfg.workers = 4;
+	}
+	if (srv->cfg.workers > 256)
+		srv->cfg.workers = 256;
+
+	if ((rv = mkdir_p(cfg->data_dir, err)) != ANC_OK)
+		goto fail;
+	if ((rv = anc_db_open(cfg->data_dir, &cfg->db, &srv->db, err)) !=
+	    ANC_OK) {
+		anc_error_wrap(err, "data directory %s", cfg->data_dir);
+		goto fail;
+	}
+	if ((rv = nng_rep0_open(&srv->sock)) != 0) {
+		rv = nng_fail(err, rv, "nng_rep0_open");
+		goto fail;
+	}
+	srv->sock_open = 1;
+	/* Enforced by nng before it allocates: an oversized message closes
+	 * that connection instead of costing memory. */
+	if ((rv = nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ,
+	                              cfg->limits.max_message)) != 0) {
+		rv = nng_fail(err, rv, "NNG_OPT_RECVMAXSZ");
+		goto fail;
+	}
+
+	if ((srv->w = calloc((size_t)srv->cfg.workers, sizeof(worker))) ==
+	    NULL) {
+		rv = anc_error_set(err, ANC_ENOMEM, "server: out of memory");
+		goto fail;
+	}
+	for (int i = 0; i < srv->cfg.workers; i++) {
+		worker *w = &srv->w[i];
+		w->srv = srv;
+		pthread_mutex_init(&w->mtx, NULL);
+		srv->nw++;
+		if ((rv = nng_aio_alloc(&w->aio, NULL, NULL)) != 0) {
+			rv = nng_fail(err, rv, "nng_aio_alloc");
+			goto fail;
+		}
+		if ((rv = nng_ctx_open(&w->ctx, srv->sock)) != 0) {
+			rv = nng_fail(err, rv, "nng_ctx_open");
+			goto fail;
+		}
+		w->ctx_open = 1;
+	}
+	for (int i = 0; i < cfg->nlisten; i++) {
+		rv = nng_listen(srv->sock, cfg->listen[i], &srv->lst[i], 0);
+		if (rv != 0) {
+			char what[600];
+			snprintf(what, sizeof(what), "listen on %s",
+			         cfg->listen[i]);
+			rv = nng_fail(err, rv, what);
+			goto fail;
+		}
+		srv->nlst++;
+	}
+	for (int i = 0; i < srv->nw; i++) {
+		worker *w = &srv->w[i];
+		if ((rv = pthread_create(&w->thr, NULL, worker_main, w)) != 0) {
+			rv = anc_error_set(err, ANC_EINTERNAL,
+			                   "pthread_create: %s", strerror(rv));
+			goto fail;
+		}
+		w->started = 1;
+	}
+	*out = srv;
+	return ANC_OK;
+
+fail:
+	server_quiesce(srv);
+	if (srv->db != NULL)
+		(void)anc_db_close(srv->db, NULL); /* the first error wins */
+	server_free(srv);
+	return rv;
+}
+
+anc_db *
+anc_server_db(anc_server *srv)
+{
+	return srv->db;
+}
+
+int
+anc_server_stop(anc_server *srv, anc_error *err)
+{
+	if (srv == NULL)
+		return ANC_OK;
+	server_quiesce(srv);
+	int rv = anc_db_close(srv->db, err);
+	srv->db = NULL;
+	server_free(srv);
+	return rv;
+}

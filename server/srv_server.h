@@ -1,0 +1,57 @@
+/*
+ * srv_server.h — the anchorage server: nng listeners, a pool of worker
+ * threads and the request dispatcher, on top of the engine (index/).
+ *
+ * Lifecycle: anc_server_start opens the engine and the listeners and starts
+ * the workers; anc_server_stop stops accepting, lets every worker finish the
+ * request it is handling and send its reply, joins the workers, closes the
+ * socket, snapshots and closes the engine. Both are called from one thread
+ * (main); the server itself is internally threaded (see srv_server.c).
+ */
+#ifndef ANC_SRV_SERVER_H
+#define ANC_SRV_SERVER_H
+
+#include <stdint.h>
+
+#include "anc_error.h"
+#include "anc_index.h"
+#include "anc_proto.h"
+
+#define ANC_SERVER_MAX_LISTEN 16
+
+typedef struct anc_server_config {
+	const char *data_dir;                        /* required */
+	const char *listen[ANC_SERVER_MAX_LISTEN];   /* nng URLs */
+	int nlisten;
+	int workers;           /* worker threads; 0 = default */
+	anc_limits limits;     /* limits.max_message also set on the socket */
+	anc_db_options db;     /* engine options */
+	int quiet;             /* no informational lines on stderr */
+} anc_server_config;
+
+/* Fill defaults: no listeners, workers 0, anc_limits_default,
+ * anc_db_options_default. */
+void anc_server_config_default(anc_server_config *cfg);
+
+typedef struct anc_server anc_server;
+
+/* Open the engine in cfg->data_dir (created if missing), listen on every
+ * URL, start the workers. On failure everything started is stopped again. */
+int anc_server_start(const anc_server_config *cfg, anc_server **out,
+                     anc_error *err);
+
+/* Graceful stop (see above). Returns the engine's close status; the server
+ * is freed in every case. NULL is fine. */
+int anc_server_stop(anc_server *srv, anc_error *err);
+
+/* The engine the server runs on (for start-up statistics). */
+anc_db *anc_server_db(anc_server *srv);
+
+/* Handle one request message: decode, dispatch to the engine, encode the
+ * reply into out (reset first). Always produces a reply, an error response
+ * when anything goes wrong; returns ANC_OK unless even that could not be
+ * encoded (ANC_ENOMEM). Thread-safe. Exposed for tests and benchmarks. */
+int anc_server_handle(anc_db *db, const anc_limits *lim, const void *req,
+                      size_t len, anc_buf *out);
+
+#endif /* ANC_SRV_SERVER_H */
