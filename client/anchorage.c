@@ -1,0 +1,159 @@
+/*
+ * anchorage.c — the `anchorage` command-line client: global options and
+ * dispatch. The commands live in client/cli_*.c (see client/cli.h).
+ *
+ * Contract with scripts: exit status 0 on success, 1 when the command
+ * failed, 2 for a command-line (usage) error; on failure stderr holds
+ * exactly one line, "anchorage: error: NAME: message", where NAME is the
+ * stable error name of anc_errname(). Results go to stdout only.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define DEFAULT_SERVER "tcp://127.0.0.1:7700"
+
+static const char main_usage[] =
+    "usage: anchorage [--server URL] [--json] [--timeout MS] COMMAND [ARGS]\n"
+    "\n"
+    "Client for anchorage-server, the retrieval-grounding vector store.\n"
+    "\n"
+    "Global options (before the command):\n"
+    "  --server URL   tcp://HOST:PORT or ipc://PATH (default: $ANCHORAGE_SERVER,\n"
+    "                 else " DEFAULT_SERVER ")\n"
+    "  --json         machine-readable output (one JSON value per line)\n"
+    "  --timeout MS   per-request timeout in milliseconds (default 30000)\n"
+    "  --help         this help;  --version  print the version\n"
+    "\n"
+    "Commands (each has --help):\n"
+    "  info                                 collections, contracts, counts\n"
+    "  ping                                 check that the server answers\n"
+    "  collection create NAME               create a collection\n"
+    "  contract register COLLECTION FILE    register an embedding contract\n"
+    "  load COLLECTION FILE.jsonl [...]     bulk upsert passages\n"
+    "  query COLLECTION (--vector|--vectors) [...]   search\n"
+    "  resolve COLLECTION ANCHOR...         what became of pinned anchors\n"
+    "  delete COLLECTION ANCHOR...          delete passages\n"
+    "\n"
+    "Exit status: 0 success, 1 failure, 2 usage error; on failure one line\n"
+    "\"anchorage: error: NAME: message\" on stderr.\n";
+
+static const struct {
+	const char *name;
+	anc_cli_cmd_fn fn;
+} commands[] = {
+	{"info", anc_cli_cmd_info},
+	{"ping", anc_cli_cmd_ping},
+	{"collection", anc_cli_cmd_collection},
+	{"contract", anc_cli_cmd_contract},
+	{"load", anc_cli_cmd_load},
+	{"query", anc_cli_cmd_query},
+	{"resolve", anc_cli_cmd_resolve},
+	{"delete", anc_cli_cmd_delete},
+};
+
+/* Global options; *cmd_index is where the command starts. */
+static int
+parse_globals(anc_cli_ctx *ctx, int argc, char **argv, int *cmd_index,
+              int *want_help, int *want_version, anc_error *err)
+{
+	const char *a;
+	const char *val;
+	uint32_t ms;
+	int i;
+
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		a = argv[i];
+		val = NULL;
+		if (strcmp(a, "--json") == 0) {
+			ctx->json = 1;
+		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			*want_help = 1;
+		} else if (strcmp(a, "--version") == 0) {
+			*want_version = 1;
+		} else if (strncmp(a, "--server", 8) == 0 &&
+		           (a[8] == '\0' || a[8] == '=')) {
+			if (a[8] == '=')
+				val = a + 9;
+			else if (i + 1 < argc)
+				val = argv[++i];
+			if (val == NULL || val[0] == '\0')
+				return anc_cli_usage(ctx, err,
+				    "--server: expected a URL (tcp://HOST:PORT or "
+				    "ipc://PATH)");
+			ctx->server = val;
+		} else if (strncmp(a, "--timeout", 9) == 0 &&
+		           (a[9] == '\0' || a[9] == '=')) {
+			if (a[9] == '=')
+				val = a + 10;
+			else if (i + 1 < argc)
+				val = argv[++i];
+			if (anc_cli_u32_parse(val, "--timeout", 1, 86400000, &ms,
+			        err) != ANC_OK) {
+				ctx->usage_error = 1;
+				return err->code;
+			}
+			ctx->timeout_ms = (int)ms;
+		} else {
+			return anc_cli_usage(ctx, err,
+			    "unknown global option '%s' (see anchorage --help)",
+			    a);
+		}
+	}
+	*cmd_index = i;
+	return ANC_OK;
+}
+
+int
+main(int argc, char **argv)
+{
+	anc_cli_ctx ctx;
+	anc_error err;
+	const char *env;
+	size_t c;
+	int cmd = 0, want_help = 0, want_version = 0;
+	int code;
+
+	memset(&ctx, 0, sizeof(ctx));
+	anc_error_clear(&err);
+	env = getenv("ANCHORAGE_SERVER");
+	ctx.server = env != NULL && env[0] != '\0' ? env : DEFAULT_SERVER;
+	ctx.timeout_ms = 30000;
+
+	if ((code = parse_globals(&ctx, argc, argv, &cmd, &want_help,
+	         &want_version, &err)) != ANC_OK)
+		goto leave;
+	if (want_version) {
+		printf("anchorage %s\n", ANCHORAGE_VERSION);
+		goto leave;
+	}
+	if (want_help || cmd >= argc) {
+		if (want_help)
+			fputs(main_usage, stdout);
+		else
+			code = anc_cli_usage(&ctx, &err,
+			    "missing COMMAND (see anchorage --help)");
+		goto leave;
+	}
+	for (c = 0; c < sizeof(commands) / sizeof(commands[0]); c++)
+		if (strcmp(argv[cmd], commands[c].name) == 0)
+			break;
+	if (c == sizeof(commands) / sizeof(commands[0])) {
+		code = anc_cli_usage(&ctx, &err,
+		    "unknown command '%s' (see anchorage --help)", argv[cmd]);
+		goto leave;
+	}
+	code = commands[c].fn(&ctx, argc - cmd, argv + cmd, &err);
+leave:
+	anc_client_close(ctx.client);
+	if (fflush(stdout) != 0 && code == ANC_OK)
+		code = anc_error_set(&err, ANC_EIO, "cannot write to stdout");
+	if (code != ANC_OK) {
+		if (err.code == 0)
+			anc_error_set(&err, code, "%s", anc_strerror(code));
+		anc_cli_error_print(stderr, &err);
+		return ctx.usage_error ? 2 : 1;
+	}
+	return 0;
+}

@@ -1,0 +1,215 @@
+/*
+ * cli.h — private header of the anchorage CLI (client/cli_*.c and
+ * client/anchorage.c). Not installed, not a contract for other components;
+ * it exists so that the parsing and formatting parts of the CLI can be unit
+ * tested (tests/unit/cli_input_test.c) without a server.
+ *
+ * Modules:
+ *   cli_json.c   contract JSON files and JSONL record lines (jansson)
+ *   cli_args.c   option values: numbers, row ranges, --vector arrays, text
+ *                trimming, the one-line error report
+ *   cli_out.c    JSON values and human output for server answers
+ *   cli_cmd.c    the commands (info, ping, collection, contract, resolve,
+ *                delete)
+ *   cli_load.c   the load command
+ *   cli_query.c  the query command
+ *
+ * Everything follows the project rules: status return, anc_error naming the
+ * bad field, out-parameters owned by the caller as documented per function.
+ * Single-threaded.
+ */
+#ifndef ANC_CLI_H
+#define ANC_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "anc_client.h"
+#include "anc_error.h"
+#include "anc_proto.h"
+#include "anc_types.h"
+
+/* ---- contract files (cli_json.c) --------------------------------------- */
+
+/* Largest contract file read (bytes). */
+#define ANC_CLI_CONTRACT_FILE_MAX (1u << 20)
+
+/* Parse a contract JSON document:
+ *   {"name","model","revision","dim","metric","normalize",
+ *    "preprocess"?, "dtype"?:"f32",
+ *    "index"?: {"kind":"flat"} | {"kind":"hnsw","m"?,"ef_construction"?,
+ *                                 "ef_search"?}}
+ * Strict: unknown keys (top level and inside "index"), duplicate keys,
+ * wrong types and out-of-range values are ANC_EINVAL naming the key; JSON
+ * syntax errors are ANC_EMALFORMED with origin:line:column. origin names the
+ * document in messages (a file name). On success *out has passed
+ * anc_contract_validate (HNSW defaults filled in). */
+int anc_cli_contract_parse(const char *json, size_t len, const char *origin,
+                           anc_contract *out, anc_error *err);
+
+/* Read path (at most ANC_CLI_CONTRACT_FILE_MAX bytes) and parse it as
+ * above. ANC_EIO when the file cannot be read. */
+int anc_cli_contract_load(const char *path, anc_contract *out,
+                          anc_error *err);
+
+/* ---- JSONL record lines (cli_json.c) ------------------------------------ */
+
+/* Where the fields of a record are found in a JSONL line. */
+typedef struct anc_cli_fields {
+	const char *source;  /* default "source" */
+	const char *chunk;   /* default "chunk" */
+	const char *text;    /* default "text" */
+	const char *vector;  /* default "vector" */
+	int chunk_explicit;  /* 1: a missing chunk field is an error;
+	                        0: it means "" */
+	int text_explicit;   /* 1: a missing text field is an error;
+	                        0: it means "keep the stored text" */
+	int want_vector;     /* 1: the line must carry the vector; 0: vectors
+	                        come from elsewhere (--vectors) and the field is
+	                        ignored */
+	uint32_t max_text;   /* bytes; default: anc_limits_default's max_text */
+} anc_cli_fields;
+
+void anc_cli_fields_default(anc_cli_fields *f);
+
+/* One parsed line. Owns its strings and vector (anc_cli_line_clear). */
+typedef struct anc_cli_line {
+	char *source; /* never NULL after success */
+	char *chunk;  /* never NULL after success ("" allowed) */
+	char *text;   /* NULL: the line had no text field */
+	float *vec;   /* NULL unless f->want_vector */
+	uint32_t dim;
+} anc_cli_line;
+
+/* Parse one JSONL line (len bytes, no trailing newline needed). expect_dim
+ * 0 accepts any vector length >= 1; otherwise the vector must have exactly
+ * expect_dim values. Sources and chunks may be strings or integers
+ * (integers become decimal strings). Errors are ANC_EMALFORMED (not JSON,
+ * not an object) or ANC_EINVAL / ANC_ETOOBIG naming the field; the message
+ * does not include file:line (the caller adds it). On failure *out is
+ * cleared. */
+int anc_cli_line_parse(const char *line, size_t len, const anc_cli_fields *f,
+                       uint32_t expect_dim, anc_cli_line *out,
+                       anc_error *err);
+
+/* Free what *l owns and zero it. NULL and zeroed lines are fine. */
+void anc_cli_line_clear(anc_cli_line *l);
+
+/* ---- option values (cli_args.c) --------------------------------------- */
+
+/* Decimal unsigned integer in [min, max]; what names the option in the
+ * message ("--batch: expected an integer 1..10000, got 'x'"). */
+int anc_cli_u32_parse(const char *s, const char *what, uint32_t min,
+                      uint32_t max, uint32_t *out, anc_error *err);
+
+/* "A-B" (inclusive) or "A", 0-based: *begin = A, *end = B + 1. */
+int anc_cli_rows_parse(const char *s, uint32_t *begin, uint32_t *end,
+                       anc_error *err);
+
+/* A JSON array of numbers ("[0.1, 2, -3e-2]") as a malloc'd float vector
+ * (free()). what names the option in messages. */
+int anc_cli_vector_parse(const char *json, const char *what, float **out,
+                         uint32_t *dim, anc_error *err);
+
+/* Copy text into out (outsz bytes) as one line: control characters and
+ * runs of white space become one space, leading/trailing space dropped, cut
+ * at max bytes on a UTF-8 character boundary with "..." appended when cut.
+ * out is always NUL-terminated (outsz >= 4). */
+void anc_cli_text_oneline(const char *text, size_t max, char *out,
+                          size_t outsz);
+
+/* Write the one error line "anchorage: error: NAME: message\n" to fp. A
+ * message that already starts with "NAME: " (server errors, see
+ * anc_client.h) is not prefixed twice. */
+void anc_cli_error_print(FILE *fp, const anc_error *err);
+
+/* Remove a leading "NAME: " (the code's own name) from err->msg, so that
+ * a server error can be wrapped with more context without repeating the
+ * name in the middle of the line. */
+void anc_cli_error_strip_name(anc_error *err);
+
+/* ---- output (cli_out.c) -------------------------------------------------- */
+
+/* A JSON string from bytes that should be UTF-8: invalid sequences become
+ * U+FFFD so the output is always valid JSON. NULL gives JSON null. NULL
+ * return only on allocation failure. */
+json_t *anc_cli_json_str(const char *s);
+
+/* Builders; each returns a new reference or NULL on allocation failure. */
+json_t *anc_cli_info_json(const anc_info *info);
+json_t *anc_cli_hits_json(const anc_hitlist *hl, const anc_provenance *prov);
+json_t *anc_cli_resolved_json(const anc_resolved *r);
+json_t *anc_cli_deleted_json(const anc_delete_result *d);
+
+/* Print v compact on one line to fp and release it (v may be NULL, which
+ * is ANC_ENOMEM). ANC_EIO when the write fails. */
+int anc_cli_json_emit(FILE *fp, json_t *v, anc_error *err);
+
+/* Human output. */
+void anc_cli_info_print(FILE *fp, const anc_info *info);
+void anc_cli_hits_print(FILE *fp, uint32_t qno, const anc_hitlist *hl,
+                        const anc_provenance *prov, int with_text);
+void anc_cli_resolved_print(FILE *fp, const anc_resolved *r);
+void anc_cli_deleted_print(FILE *fp, const anc_delete_result *d);
+
+/* ---- commands (cli_cmd.c, cli_load.c, cli_query.c) --------------------- */
+
+typedef struct anc_cli_ctx {
+	const char *server; /* URL */
+	int json;           /* --json */
+	int timeout_ms;
+	int usage_error;    /* set by a command when its error is a usage
+	                       error (exit status 2 instead of 1) */
+	anc_client *client; /* opened by anc_cli_connect, closed by main */
+} anc_cli_ctx;
+
+/* Open ctx->client unless already open. */
+int anc_cli_connect(anc_cli_ctx *ctx, anc_error *err);
+
+/* Each command gets the arguments after its name (argv[0] is the command
+ * name itself, for messages) and returns a status. */
+typedef int (*anc_cli_cmd_fn)(anc_cli_ctx *ctx, int argc, char **argv,
+                              anc_error *err);
+
+int anc_cli_cmd_info(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err);
+int anc_cli_cmd_ping(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err);
+int anc_cli_cmd_collection(anc_cli_ctx *ctx, int argc, char **argv,
+                           anc_error *err);
+int anc_cli_cmd_contract(anc_cli_ctx *ctx, int argc, char **argv,
+                         anc_error *err);
+int anc_cli_cmd_load(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err);
+int anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv,
+                      anc_error *err);
+int anc_cli_cmd_resolve(anc_cli_ctx *ctx, int argc, char **argv,
+                        anc_error *err);
+int anc_cli_cmd_delete(anc_cli_ctx *ctx, int argc, char **argv,
+                       anc_error *err);
+
+/* Option table of a command: a flag sets *flag to 1; an option with a
+ * value (value != NULL) stores a pointer into argv. */
+typedef struct anc_cli_optspec {
+	const char *name;   /* "--batch", "-k" */
+	const char **value; /* NULL for a flag */
+	int *flag;
+} anc_cli_optspec;
+
+/* Scan argv[1..argc) (argv[0] is the command name): options may appear
+ * anywhere, as "--name VALUE" or "--name=VALUE"; "--" ends them. Other
+ * arguments go to pos (at most maxpos; more is a usage error). Unknown
+ * options and missing values are usage errors. specs ends with a {NULL}
+ * entry. */
+int anc_cli_args_parse(anc_cli_ctx *ctx, int argc, char **argv,
+                       const anc_cli_optspec *specs, const char **pos,
+                       int maxpos, int *npos, anc_error *err);
+
+/* Usage error helper: sets ctx->usage_error and fills err. */
+int anc_cli_usage(anc_cli_ctx *ctx, anc_error *err, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+#endif /* ANC_CLI_H */

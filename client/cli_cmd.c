@@ -1,0 +1,354 @@
+/*
+ * cli_cmd.c — the small commands of the anchorage CLI: info, ping,
+ * collection create, contract register, resolve, delete.
+ *
+ * Design note: every command checks what it can locally before it connects
+ * (collection names, anchors, the contract file), so a typo is reported
+ * with the exact field and nothing reaches the server. Output goes to
+ * stdout; the only thing a failing command leaves on stderr is the one
+ * error line printed by main (client/anchorage.c). Requests bigger than the
+ * protocol's limits (anchors per resolve/delete) are split.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+int
+anc_cli_connect(anc_cli_ctx *ctx, anc_error *err)
+{
+	anc_client_options opt;
+
+	if (ctx->client != NULL)
+		return ANC_OK;
+	anc_client_options_default(&opt);
+	opt.timeout_ms = ctx->timeout_ms;
+	return anc_client_open(ctx->server, &opt, &ctx->client, err);
+}
+
+static int
+help(const char *text)
+{
+	fputs(text, stdout);
+	return ANC_OK;
+}
+
+/* ---- info / ping --------------------------------------------------------- */
+
+int
+anc_cli_cmd_info(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
+{
+	int want_help = 0;
+	const anc_cli_optspec specs[] = {{"--help", NULL, &want_help},
+	                                 {"-h", NULL, &want_help}, {NULL, NULL, NULL}};
+	const char *pos[1];
+	anc_resp *resp = NULL;
+	int npos, code;
+
+	if ((code = anc_cli_args_parse(ctx, argc, argv, specs, pos, 0, &npos,
+	         err)))
+		return code;
+	if (want_help)
+		return help("usage: anchorage info\n\n"
+		    "Show the server's collections and their contracts (id, "
+		    "name@revision, dim,\nmetric, index, state, vectors) and "
+		    "passage counts. With --json, one JSON object.\n");
+	if ((code = anc_cli_connect(ctx, err)) ||
+	    (code = anc_client_info(ctx->client, &resp, err)))
+		return code;
+	if (ctx->json)
+		code = anc_cli_json_emit(stdout, anc_cli_info_json(&resp->u.info),
+		    err);
+	else
+		anc_cli_info_print(stdout, &resp->u.info);
+	anc_resp_free(resp);
+	return code;
+}
+
+int
+anc_cli_cmd_ping(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
+{
+	int want_help = 0;
+	const anc_cli_optspec specs[] = {{"--help", NULL, &want_help},
+	                                 {"-h", NULL, &want_help}, {NULL, NULL, NULL}};
+	const char *pos[1];
+	struct timespec t0, t1;
+	anc_resp *resp = NULL;
+	double ms;
+	json_t *o;
+	int npos, code;
+
+	if ((code = anc_cli_args_parse(ctx, argc, argv, specs, pos, 0, &npos,
+	         err)))
+		return code;
+	if (want_help)
+		return help("usage: anchorage ping\n\n"
+		    "Check that the server answers; prints its version and the "
+		    "round-trip time.\n");
+	if ((code = anc_cli_connect(ctx, err)))
+		return code;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if ((code = anc_client_ping(ctx->client, &resp, err)))
+		return code;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	if (ctx->json) {
+		o = json_pack("{s:s,s:o,s:f}", "server", ctx->server, "version",
+		    anc_cli_json_str(resp->u.ping.version), "ms", ms);
+		code = anc_cli_json_emit(stdout, o, err);
+	} else {
+		printf("pong from %s: anchorage-server %s (%.2f ms)\n",
+		    ctx->server, resp->u.ping.version, ms);
+	}
+	anc_resp_free(resp);
+	return code;
+}
+
+/* ---- collection ------------------------------------------------------------ */
+
+int
+anc_cli_cmd_collection(anc_cli_ctx *ctx, int argc, char **argv,
+                       anc_error *err)
+{
+	static const char usage[] =
+	    "usage: anchorage collection create NAME\n\n"
+	    "Create a collection. NAME: 1..128 characters of [A-Za-z0-9_.-], "
+	    "starting with a\nletter or digit. Creating an existing collection "
+	    "is not an error.\n";
+	int want_help = 0;
+	const anc_cli_optspec specs[] = {{"--help", NULL, &want_help},
+	                                 {"-h", NULL, &want_help}, {NULL, NULL, NULL}};
+	const char *pos[2];
+	anc_resp *resp = NULL;
+	int npos, code;
+
+	if ((code = anc_cli_args_parse(ctx, argc, argv, specs, pos, 2, &npos,
+	         err)))
+		return code;
+	if (want_help)
+		return help(usage);
+	if (npos == 0 || strcmp(pos[0], "create") != 0)
+		return anc_cli_usage(ctx, err,
+		    "collection: expected 'create NAME', got %s%s%s (see "
+		    "anchorage collection --help)", npos ? "'" : "nothing",
+		    npos ? pos[0] : "", npos ? "'" : "");
+	if (npos < 2)
+		return anc_cli_usage(ctx, err,
+		    "collection create: missing NAME (see anchorage collection "
+		    "--help)");
+	if ((code = anc_collection_name_check(pos[1], err)) ||
+	    (code = anc_cli_connect(ctx, err)) ||
+	    (code = anc_client_collection_create(ctx->client, pos[1], &resp,
+	         err)))
+		return code;
+	if (ctx->json)
+		code = anc_cli_json_emit(stdout, json_pack("{s:o,s:b}", "name",
+		    anc_cli_json_str(pos[1]), "created",
+		    resp->u.collection_create.created), err);
+	else
+		printf(resp->u.collection_create.created
+		           ? "created collection %s\n"
+		           : "collection %s already exists\n", pos[1]);
+	anc_resp_free(resp);
+	return code;
+}
+
+/* ---- contract ---------------------------------------------------------------- */
+
+int
+anc_cli_cmd_contract(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
+{
+	static const char usage[] =
+	    "usage: anchorage contract register COLLECTION FILE.json\n\n"
+	    "Register an embedding contract. FILE.json:\n"
+	    "  {\"name\": \"minilm\", \"model\": \"all-MiniLM-L6-v2\", "
+	    "\"revision\": \"1\", \"dim\": 384,\n"
+	    "   \"metric\": \"cosine\"|\"ip\"|\"l2\", \"normalize\": true,\n"
+	    "   \"preprocess\": \"free text (optional)\",\n"
+	    "   \"index\": {\"kind\": \"flat\"} | {\"kind\": \"hnsw\", \"m\": 32, "
+	    "\"ef_construction\": 200, \"ef_search\": 64}}\n"
+	    "Unknown keys are errors. The contract ID is printed alone on the "
+	    "last line\n(capture it with | tail -1).\n";
+	int want_help = 0;
+	const anc_cli_optspec specs[] = {{"--help", NULL, &want_help},
+	                                 {"-h", NULL, &want_help}, {NULL, NULL, NULL}};
+	const char *pos[3];
+	anc_contract c;
+	uint8_t raw[ANC_CONTRACT_ID_RAW];
+	anc_contract_id_str local;
+	anc_resp *resp = NULL;
+	int npos, code;
+
+	if ((code = anc_cli_args_parse(ctx, argc, argv, specs, pos, 3, &npos,
+	         err)))
+		return code;
+	if (want_help)
+		return help(usage);
+	if (npos == 0 || strcmp(pos[0], "register") != 0)
+		return anc_cli_usage(ctx, err,
+		    "contract: expected 'register COLLECTION FILE.json' (see "
+		    "anchorage contract --help)");
+	if (npos < 3)
+		return anc_cli_usage(ctx, err,
+		    "contract register: missing %s (see anchorage contract "
+		    "--help)", npos < 2 ? "COLLECTION and FILE.json" :
+		    "FILE.json");
+	if ((code = anc_collection_name_check(pos[1], err)) ||
+	    (code = anc_cli_contract_load(pos[2], &c, err)))
+		return code;
+	anc_contract_id(&c, raw);
+	anc_contract_id_format(raw, local);
+	if ((code = anc_cli_connect(ctx, err)) ||
+	    (code = anc_client_contract_register(ctx->client, pos[1], &c,
+	         &resp, err)))
+		return code;
+	if (strcmp(local, resp->u.contract_register.id) != 0)
+		fprintf(stderr, "anchorage: warning: server gave contract id %s, "
+		    "computed locally %s\n", resp->u.contract_register.id, local);
+	if (ctx->json) {
+		code = anc_cli_json_emit(stdout, json_pack("{s:o,s:o,s:o,s:b}",
+		    "id", anc_cli_json_str(resp->u.contract_register.id),
+		    "collection", anc_cli_json_str(pos[1]), "contract",
+		    json_sprintf("%s@%s", c.name, c.revision), "created",
+		    resp->u.contract_register.created), err);
+	} else {
+		printf("%s contract %s@%s (dim %u, %s, %s) in collection %s\n",
+		    resp->u.contract_register.created ? "registered"
+		                                      : "already registered:",
+		    c.name, c.revision, c.dim, anc_metric_name(c.metric),
+		    anc_index_kind_name(c.index.kind), pos[1]);
+		printf("%s\n", resp->u.contract_register.id);
+	}
+	anc_resp_free(resp);
+	return code;
+}
+
+/* ---- resolve / delete ------------------------------------------------------ */
+
+/* Parse the ANCHOR arguments into a malloc'd array (free()). */
+static int
+anchors_collect(const char **pos, int n, anc_anchor_str **out,
+                anc_error *err)
+{
+	anc_anchor_str *a;
+	uint8_t raw[ANC_ANCHOR_RAW];
+	int i, code;
+
+	*out = NULL;
+	if ((a = calloc((size_t)n, sizeof(*a))) == NULL)
+		return anc_error_set(err, ANC_ENOMEM,
+		    "cannot allocate %d anchors", n);
+	for (i = 0; i < n; i++) {
+		if ((code = anc_anchor_parse(pos[i], raw, err)) != ANC_OK) {
+			anc_error_wrap(err, "ANCHOR argument %d", i + 1);
+			free(a);
+			return code;
+		}
+		anc_anchor_format(raw, a[i]);
+	}
+	*out = a;
+	return ANC_OK;
+}
+
+/* Shared body of resolve and delete. */
+static int
+anchors_command(anc_cli_ctx *ctx, int argc, char **argv, int is_delete,
+                anc_error *err)
+{
+	int want_help = 0;
+	const anc_cli_optspec specs[] = {{"--help", NULL, &want_help},
+	                                 {"-h", NULL, &want_help}, {NULL, NULL, NULL}};
+	const char **pos = NULL;
+	anc_anchor_str *anchors = NULL;
+	anc_resp *resp = NULL;
+	anc_limits lim;
+	uint32_t done, n, i, total;
+	int npos, code;
+
+	if ((pos = calloc((size_t)argc + 1, sizeof(*pos))) == NULL)
+		return anc_error_set(err, ANC_ENOMEM, "out of memory");
+	if ((code = anc_cli_args_parse(ctx, argc, argv, specs, pos, argc,
+	         &npos, err)))
+		goto leave;
+	if (want_help) {
+		code = help(is_delete
+		    ? "usage: anchorage delete COLLECTION ANCHOR...\n\n"
+		      "Delete passages by anchor. Per anchor prints deleted "
+		      "(with the revision),\nalready_deleted or unknown. A deleted "
+		      "anchor resolves as \"deleted\" afterwards.\n"
+		    : "usage: anchorage resolve COLLECTION ANCHOR...\n\n"
+		      "Per anchor: live (revision, text hash, source, chunk, "
+		      "text), deleted (last\nrevision) or unknown. With --json, "
+		      "one JSON object per anchor.\n");
+		goto leave;
+	}
+	if (npos < 2) {
+		code = anc_cli_usage(ctx, err, "%s: missing %s (see anchorage %s "
+		    "--help)", argv[0], npos ? "ANCHOR" : "COLLECTION and ANCHOR",
+		    argv[0]);
+		goto leave;
+	}
+	if ((code = anc_collection_name_check(pos[0], err)) ||
+	    (code = anchors_collect(pos + 1, npos - 1, &anchors, err)) ||
+	    (code = anc_cli_connect(ctx, err)))
+		goto leave;
+	anc_limits_default(&lim);
+	total = (uint32_t)(npos - 1);
+	for (done = 0; done < total; done += n) {
+		n = total - done;
+		if (n > lim.max_anchors)
+			n = lim.max_anchors;
+		code = is_delete
+		    ? anc_client_delete(ctx->client, pos[0], anchors + done, n,
+		          &resp, err)
+		    : anc_client_resolve(ctx->client, pos[0], anchors + done, n,
+		          &resp, err);
+		if (code != ANC_OK)
+			goto leave;
+		if ((is_delete ? resp->u.del.n : resp->u.resolve.n) != n) {
+			code = anc_error_set(err, ANC_EMALFORMED,
+			    "%s reply: expected %u results, got %u", argv[0], n,
+			    is_delete ? resp->u.del.n : resp->u.resolve.n);
+			goto leave;
+		}
+		for (i = 0; i < n && code == ANC_OK; i++) {
+			if (is_delete && ctx->json)
+				code = anc_cli_json_emit(stdout,
+				    anc_cli_deleted_json(&resp->u.del.results[i]),
+				    err);
+			else if (is_delete)
+				anc_cli_deleted_print(stdout,
+				    &resp->u.del.results[i]);
+			else if (ctx->json)
+				code = anc_cli_json_emit(stdout,
+				    anc_cli_resolved_json(
+				        &resp->u.resolve.results[i]), err);
+			else
+				anc_cli_resolved_print(stdout,
+				    &resp->u.resolve.results[i]);
+		}
+		anc_resp_free(resp);
+		resp = NULL;
+		if (code != ANC_OK)
+			goto leave;
+	}
+leave:
+	anc_resp_free(resp);
+	free(anchors);
+	free(pos);
+	return code;
+}
+
+int
+anc_cli_cmd_resolve(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
+{
+	return anchors_command(ctx, argc, argv, 0, err);
+}
+
+int
+anc_cli_cmd_delete(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
+{
+	return anchors_command(ctx, argc, argv, 1, err);
+}

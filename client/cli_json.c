@@ -1,0 +1,486 @@
+/*
+ * cli_json.c — the CLI's JSON inputs: contract files and JSONL record lines.
+ *
+ * Design note
+ * -----------
+ * Both parsers are strict because their mistakes are silent otherwise: a
+ * contract file with "dimension" instead of "dim" would register a contract
+ * with the wrong shape, and a JSONL file whose chunk key is misnamed would
+ * collapse every passage of a source onto one anchor. So unknown keys in a
+ * contract are errors naming the key, duplicate keys are refused (jansson's
+ * JSON_REJECT_DUPLICATES), every type is checked and named, and a contract
+ * passes anc_contract_validate before it leaves this file.
+ *
+ * Record lines are parsed one at a time into an anc_cli_line that owns
+ * copies of its strings, so the jansson tree can be released at once and a
+ * batch holds only what it sends. \u0000 inside strings is refused by
+ * jansson's default decoder, which matches the protocol's "no embedded NUL".
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char *
+json_type_name(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: return "object";
+	case JSON_ARRAY: return "array";
+	case JSON_STRING: return "string";
+	case JSON_INTEGER: return "integer";
+	case JSON_REAL: return "real";
+	case JSON_TRUE:
+	case JSON_FALSE: return "boolean";
+	case JSON_NULL: return "null";
+	}
+	return "unknown";
+}
+
+/* ---- contracts ----------------------------------------------------------- */
+
+static int
+contract_str(json_t *obj, const char *key, int required, char *dst,
+             size_t max, const char *origin, anc_error *err)
+{
+	json_t *v = json_object_get(obj, key);
+	size_t n;
+
+	if (v == NULL) {
+		if (required)
+			return anc_error_set(err, ANC_EINVAL,
+			    "%s: \"%s\": missing (required string)", origin, key);
+		dst[0] = '\0';
+		return ANC_OK;
+	}
+	if (!json_is_string(v))
+		return anc_error_set(err, ANC_EINVAL,
+		    "%s: \"%s\": expected string, got %s", origin, key,
+		    json_type_name(v));
+	n = json_string_length(v);
+	if (n > max)
+		return anc_error_set(err, ANC_EINVAL,
+		    "%s: \"%s\": expected at most %zu bytes, got %zu", origin,
+		    key, max, n);
+	memcpy(dst, json_string_value(v), n);
+	dst[n] = '\0';
+	return ANC_OK;
+}
+
+/* An integer field in [min, max]; missing leaves *out untouched unless
+ * required. */
+static int
+contract_u32(json_t *obj, const char *key, const char *label, int required,
+             uint32_t min, uint32_t max, uint32_t *out, const char *origin,
+             anc_error *err)
+{
+	json_t *v = json_object_get(obj, key);
+	json_int_t n;
+
+	if (v == NULL) {
+		if (required)
+			return anc_error_set(err, ANC_EINVAL,
+			    "%s: \"%s\": missing (required integer %u..%u)",
+			    origin, label, min, max);
+		return ANC_OK;
+	}
+	if (!json_is_integer(v))
+		return anc_error_set(err, ANC_EINVAL,
+		    "%s: \"%s\": expected integer %u..%u, got %s", origin,
+		    label, min, max, json_type_name(v));
+	n = json_integer_value(v);
+	if (n < (json_int_t)min || n > (json_int_t)max)
+		return anc_error_set(err, ANC_EINVAL,
+		    "%s: \"%s\": expected integer %u..%u, got %" JSON_INTEGER_FORMAT,
+		    origin, label, min, max, n);
+	*out = (uint32_t)n;
+	return ANC_OK;
+}
+
+static int
+contract_check_keys(json_t *obj, const char *const *allowed,
+                    const char *where, const char *origin, anc_error *err)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	json_object_foreach(obj, key, v) {
+		for (i = 0; allowed[i] != NULL; i++)
+			if (strcmp(key, allowed[i]) == 0)
+				break;
+		if (allowed[i] == NULL)
+			return anc_error_set(err, ANC_EINVAL,
+			    "%s: %s\"%s\": unknown key (expected one of %s)",
+			    origin, where, key,
+			    where[0] ? "kind, m, ef_construction, ef_search"
+			             : "name, model, revision, dim, metric, "
+			               "normalize, preprocess, dtype, index");
+	}
+	return ANC_OK;
+}
+
+static int
+contract_index(json_t *idx, anc_index_spec *spec, const char *origin,
+               anc_error *err)
+{
+	static const char *const keys[] = {"kind", "m", "ef_construction",
+	                                   "ef_search", NULL};
+	json_t *kind;
+	int k;
+	int code;
+
+	if (!json_is_object(idx))
+		return anc_error_set(err, ANC_EINVAL,
+		    "%s: \"index\": expected object, got %s", origin,
+		    json_type_name(idx));
+	if ((code = contract_check_keys(idx, keys, "index.", origin, err)))
+		return code;
+	kind = json_object_get(idx, "kind");
+	if (kind == NULL)
+		return anc_error_set(err, ANC_EINVAL,
+		    "%s: \"index.kind\": missing (expected \"flat\" or \"hnsw\")",
+		    origin);
+	if (!json_is_string(kind))
+		return anc_error_set(err, ANC_EINVAL,
+		    "%s: \"index.kind\": expected string, got %s", origin,
+		    json_type_name(kind));
+	if ((k = anc_index_kind_parse(json_string_value(kind))) < 0)
+		return anc_error_set(err, ANC_EINVAL,
+		    "%s: \"index.kind\": expected \"flat\" or \"hnsw\", got "
+		    "\"%s\"", origin, json_string_value(kind));
+	spec->kind = (anc_index_kind)k;
+	spec->m = 0;
+	spec->ef_construction = 0;
+	spec->ef_search = 0;
+	if (spec->kind == ANC_INDEX_FLAT) {
+		if (json_object_size(idx) != 1)
+			return anc_error_set(err, ANC_EINVAL,
+			    "%s: \"index\": kind \"flat\" takes no parameters "
+			    "(m, ef_construction, ef_search are for \"hnsw\")",
+			    origin);
+		return ANC_OK;
+	}
+	/* Zero means "default": anc_contract_validate fills them. */
+	if ((code = contract_u32(idx, "m", "index.m", 0, 2, ANC_HNSW_M_MAX,
+	         &spec->m, origin, err)) ||
+	    (code = contract_u32(idx, "ef_construction",
+	         "index.ef_construction", 0, 1, ANC_EF_MAX,
+	         &spec->ef_construction, origin, err)) ||
+	    (code = contract_u32(idx, "ef_search", "index.ef_search", 0, 1,
+	         ANC_EF_MAX, &spec->ef_search, origin, err)))
+		return code;
+	return ANC_OK;
+}
+
+int
+anc_cli_contract_parse(const char *json, size_t len, const char *origin,
+                       anc_contract *out, anc_error *err)
+{
+	static const char *const keys[] = {"name", "model", "revision", "dim",
+	    "metric", "normalize", "preprocess", "dtype", "index", NULL};
+	json_error_t jerr;
+	json_t *root = NULL;
+	json_t *v;
+	anc_contract c;
+	int metric;
+	int code;
+
+	if (origin == NULL)
+		origin = "contract";
+	anc_contract_init(&c);
+	root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL)
+		return anc_error_set(err, ANC_EMALFORMED, "%s:%d:%d: %s", origin,
+		    jerr.line, jerr.column, jerr.text);
+	if (!json_is_object(root)) {
+		code = anc_error_set(err, ANC_EINVAL,
+		    "%s: expected a JSON object, got %s", origin,
+		    json_type_name(root));
+		goto leave;
+	}
+	if ((code = contract_check_keys(root, keys, "", origin, err)) ||
+	    (code = contract_str(root, "name", 1, c.name, ANC_CNAME_MAX,
+	         origin, err)) ||
+	    (code = contract_str(root, "model", 1, c.model, ANC_MODEL_MAX,
+	         origin, err)) ||
+	    (code = contract_str(root, "revision", 1, c.revision,
+	         ANC_REVISION_MAX, origin, err)) ||
+	    (code = contract_str(root, "preprocess", 0, c.preprocess,
+	         ANC_PREPROCESS_MAX, origin, err)) ||
+	    (code = contract_u32(root, "dim", "dim", 1, 1, ANC_DIM_MAX, &c.dim,
+	         origin, err)))
+		goto leave;
+
+	v = json_object_get(root, "metric");
+	if (v == NULL || !json_is_string(v)) {
+		code = anc_error_set(err, ANC_EINVAL,
+		    "%s: \"metric\": %s%s (expected \"l2\", \"ip\" or "
+		    "\"cosine\")", origin, v ? "expected string, got " :
+		    "missing", v ? json_type_name(v) : "");
+		goto leave;
+	}
+	if ((metric = anc_metric_parse(json_string_value(v))) < 0) {
+		code = anc_error_set(err, ANC_EINVAL,
+		    "%s: \"metric\": expected \"l2\", \"ip\" or \"cosine\", got "
+		    "\"%s\"", origin, json_string_value(v));
+		goto leave;
+	}
+	c.metric = (anc_metric)metric;
+
+	v = json_object_get(root, "normalize");
+	if (v == NULL || !json_is_boolean(v)) {
+		code = anc_error_set(err, ANC_EINVAL,
+		    "%s: \"normalize\": %s%s (expected true or false)", origin,
+		    v ? "expected boolean, got " : "missing",
+		    v ? json_type_name(v) : "");
+		goto leave;
+	}
+	c.normalize = json_is_true(v) ? 1 : 0;
+
+	v = json_object_get(root, "dtype");
+	if (v != NULL && (!json_is_string(v) ||
+	                  strcmp(json_string_value(v), "f32") != 0)) {
+		code = anc_error_set(err, ANC_EINVAL,
+		    "%s: \"dtype\": expected \"f32\" (the only dtype), got %s%s%s",
+		    origin, json_is_string(v) ? "\"" : "",
+		    json_is_string(v) ? json_string_value(v) : json_type_name(v),
+		    json_is_string(v) ? "\"" : "");
+		goto leave;
+	}
+
+	v = json_object_get(root, "index");
+	if (v != NULL && (code = contract_index(v, &c.index, origin, err)))
+		goto leave;
+
+	if ((code = anc_contract_validate(&c, err)) != ANC_OK) {
+		anc_error_wrap(err, "%s", origin);
+		goto leave;
+	}
+	*out = c;
+leave:
+	json_decref(root);
+	return code;
+}
+
+int
+anc_cli_contract_load(const char *path, anc_contract *out, anc_error *err)
+{
+	FILE *f = NULL;
+	char *buf = NULL;
+	size_t n;
+	int code;
+
+	if ((f = fopen(path, "rb")) == NULL)
+		return anc_error_set(err, ANC_EIO, "%s: cannot open: %s", path,
+		    strerror(errno));
+	if ((buf = malloc(ANC_CLI_CONTRACT_FILE_MAX + 1)) == NULL) {
+		code = anc_error_set(err, ANC_ENOMEM,
+		    "%s: cannot allocate a read buffer", path);
+		goto leave;
+	}
+	n = fread(buf, 1, ANC_CLI_CONTRACT_FILE_MAX + 1, f);
+	if (ferror(f)) {
+		code = anc_error_set(err, ANC_EIO, "%s: read failed: %s", path,
+		    strerror(errno));
+		goto leave;
+	}
+	if (n > ANC_CLI_CONTRACT_FILE_MAX) {
+		code = anc_error_set(err, ANC_ETOOBIG,
+		    "%s: larger than %u bytes: not a contract file", path,
+		    ANC_CLI_CONTRACT_FILE_MAX);
+		goto leave;
+	}
+	code = anc_cli_contract_parse(buf, n, path, out, err);
+leave:
+	free(buf);
+	(void)fclose(f); /* opened read-only */
+	return code;
+}
+
+/* ---- JSONL lines ------------------------------------------------------- */
+
+void
+anc_cli_fields_default(anc_cli_fields *f)
+{
+	anc_limits lim;
+
+	anc_limits_default(&lim);
+	memset(f, 0, sizeof(*f));
+	f->source = "source";
+	f->chunk = "chunk";
+	f->text = "text";
+	f->vector = "vector";
+	f->want_vector = 1;
+	f->max_text = lim.max_text;
+}
+
+void
+anc_cli_line_clear(anc_cli_line *l)
+{
+	if (l == NULL)
+		return;
+	free(l->source);
+	free(l->chunk);
+	free(l->text);
+	free(l->vec);
+	memset(l, 0, sizeof(*l));
+}
+
+/* A key field (source or chunk): string or integer, min..ANC_STR_MAX bytes.
+ * *out is malloc'd. */
+static int
+line_key(json_t *root, const char *field, const char *what, size_t min,
+         int required, const char *flag, char **out, anc_error *err)
+{
+	json_t *v = json_object_get(root, field);
+	char num[32];
+	const char *s;
+	size_t n;
+
+	*out = NULL;
+	if (v == NULL) {
+		if (required)
+			return anc_error_set(err, ANC_EINVAL,
+			    "%s field \"%s\": missing (pick another field with "
+			    "%s)", what, field, flag);
+		s = "";
+		n = 0;
+	} else if (json_is_string(v)) {
+		s = json_string_value(v);
+		n = json_string_length(v);
+	} else if (json_is_integer(v)) {
+		n = (size_t)snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+		    json_integer_value(v));
+		s = num;
+	} else {
+		return anc_error_set(err, ANC_EINVAL,
+		    "%s field \"%s\": expected string or integer, got %s", what,
+		    field, json_type_name(v));
+	}
+	if (n < min || n > ANC_STR_MAX)
+		return anc_error_set(err, ANC_EINVAL,
+		    "%s field \"%s\": expected %zu..%d bytes, got %zu", what,
+		    field, min, ANC_STR_MAX, n);
+	if ((*out = malloc(n + 1)) == NULL)
+		return anc_error_set(err, ANC_ENOMEM,
+		    "%s field \"%s\": out of memory", what, field);
+	memcpy(*out, s, n);
+	(*out)[n] = '\0';
+	return ANC_OK;
+}
+
+static int
+line_vector(json_t *root, const anc_cli_fields *f, uint32_t expect_dim,
+            anc_cli_line *out, anc_error *err)
+{
+	json_t *v = json_object_get(root, f->vector);
+	json_t *e;
+	size_t n, i;
+	double x;
+
+	if (v == NULL)
+		return anc_error_set(err, ANC_EINVAL,
+		    "vector field \"%s\": missing (pick another field with "
+		    "--vector-field, or give --vectors FILE.fvecs)", f->vector);
+	if (!json_is_array(v))
+		return anc_error_set(err, ANC_EINVAL,
+		    "vector field \"%s\": expected array of numbers, got %s",
+		    f->vector, json_type_name(v));
+	n = json_array_size(v);
+	if (n == 0 || n > ANC_DIM_MAX)
+		return anc_error_set(err, n ? ANC_ETOOBIG : ANC_EINVAL,
+		    "vector field \"%s\": expected 1..%d numbers, got %zu",
+		    f->vector, ANC_DIM_MAX, n);
+	if (expect_dim != 0 && n != expect_dim)
+		return anc_error_set(err, ANC_EDIM,
+		    "vector field \"%s\": expected %u numbers (the contract's "
+		    "dim), got %zu", f->vector, expect_dim, n);
+	if ((out->vec = malloc(n * sizeof(float))) == NULL)
+		return anc_error_set(err, ANC_ENOMEM,
+		    "vector field \"%s\": cannot allocate %zu floats", f->vector,
+		    n);
+	json_array_foreach(v, i, e) {
+		if (!json_is_number(e))
+			return anc_error_set(err, ANC_EINVAL,
+			    "vector field \"%s\"[%zu]: expected number, got %s",
+			    f->vector, i, json_type_name(e));
+		x = json_number_value(e);
+		out->vec[i] = (float)x;
+		if (!isfinite(out->vec[i]))
+			return anc_error_set(err, ANC_ENONFINITE,
+			    "vector field \"%s\"[%zu]: %g is not a finite "
+			    "float32", f->vector, i, x);
+	}
+	out->dim = (uint32_t)n;
+	return ANC_OK;
+}
+
+int
+anc_cli_line_parse(const char *line, size_t len, const anc_cli_fields *f,
+                   uint32_t expect_dim, anc_cli_line *out, anc_error *err)
+{
+	json_error_t jerr;
+	json_t *root;
+	json_t *v;
+	size_t n;
+	int code;
+
+	memset(out, 0, sizeof(*out));
+	root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL)
+		return anc_error_set(err, ANC_EMALFORMED,
+		    "invalid JSON at column %d: %s", jerr.column, jerr.text);
+	if (!json_is_object(root)) {
+		code = anc_error_set(err, ANC_EMALFORMED,
+		    "expected a JSON object per line, got %s",
+		    json_type_name(root));
+		goto leave;
+	}
+	if ((code = line_key(root, f->source, "source", 1, 1,
+	         "--source-field", &out->source, err)) ||
+	    (code = line_key(root, f->chunk, "chunk", 0, f->chunk_explicit,
+	         "--chunk-field", &out->chunk, err)))
+		goto leave;
+
+	v = json_object_get(root, f->text);
+	if (v == NULL && f->text_explicit) {
+		code = anc_error_set(err, ANC_EINVAL,
+		    "text field \"%s\": missing (pick another field with "
+		    "--text-field)", f->text);
+		goto leave;
+	}
+	if (v != NULL) {
+		if (!json_is_string(v)) {
+			code = anc_error_set(err, ANC_EINVAL,
+			    "text field \"%s\": expected string, got %s",
+			    f->text, json_type_name(v));
+			goto leave;
+		}
+		n = json_string_length(v);
+		if (f->max_text != 0 && n > f->max_text) {
+			code = anc_error_set(err, ANC_ETOOBIG,
+			    "text field \"%s\": %zu bytes, at most %u", f->text,
+			    n, f->max_text);
+			goto leave;
+		}
+		if ((out->text = strdup(json_string_value(v))) == NULL) {
+			code = anc_error_set(err, ANC_ENOMEM,
+			    "text field \"%s\": out of memory", f->text);
+			goto leave;
+		}
+	}
+	if (f->want_vector &&
+	    (code = line_vector(root, f, expect_dim, out, err)))
+		goto leave;
+	code = ANC_OK;
+leave:
+	json_decref(root);
+	if (code != ANC_OK)
+		anc_cli_line_clear(out);
+	return code;
+}

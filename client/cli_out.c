@@ -1,0 +1,379 @@
+/*
+ * cli_out.c — what the anchorage CLI prints: JSON values (built with
+ * jansson, never by hand-escaping) and the human-readable forms.
+ *
+ * Design note: server strings are supposed to be UTF-8 but the CLI must
+ * print valid JSON whatever arrives, so anc_cli_json_str replaces invalid
+ * sequences with U+FFFD instead of failing the whole answer. Scores are JSON
+ * reals, revisions and counts JSON integers (clamped to the int64 range
+ * jansson can hold).
+ */
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* Validate one UTF-8 sequence at p (n bytes left); 0 if invalid. */
+static size_t
+utf8_valid_seq(const unsigned char *p, size_t n)
+{
+	size_t len, i;
+	unsigned cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2, cp = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3, cp = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+json_t *
+anc_cli_json_str(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n, i, o, sl;
+	char *fixed;
+	json_t *v;
+
+	if (s == NULL)
+		return json_null();
+	n = strlen(s);
+	if ((v = json_stringn(s, n)) != NULL)
+		return v;
+	/* Invalid UTF-8 (or no memory): rebuild with U+FFFD (3 bytes) for
+	 * each bad byte. */
+	if ((fixed = malloc(n * 3 + 1)) == NULL)
+		return NULL;
+	for (i = 0, o = 0; i < n;) {
+		sl = utf8_valid_seq(p + i, n - i);
+		if (sl == 0) {
+			memcpy(fixed + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+		} else {
+			memcpy(fixed + o, p + i, sl);
+			o += sl;
+			i += sl;
+		}
+	}
+	v = json_stringn(fixed, o);
+	free(fixed);
+	return v;
+}
+
+static json_t *
+json_u64(uint64_t x)
+{
+	return json_integer(x > (uint64_t)LLONG_MAX ? (json_int_t)LLONG_MAX
+	                                                      : (json_int_t)x);
+}
+
+/* Build an object from (key, value) pairs, stealing each value; NULL
+ * values (allocation failures) make the whole object fail. */
+static json_t *
+json_obj_steal(json_t *obj, const char *key, json_t *val)
+{
+	if (obj == NULL || val == NULL ||
+	    json_object_set_new(obj, key, val) != 0) {
+		json_decref(obj);
+		json_decref(val);
+		return NULL;
+	}
+	return obj;
+}
+
+static json_t *
+contract_info_json(const anc_contract_info *ci)
+{
+	const anc_contract *c = &ci->contract;
+	json_t *idx = json_object();
+	json_t *o = json_object();
+
+	idx = json_obj_steal(idx, "kind",
+	    json_string(anc_index_kind_name(c->index.kind)));
+	if (c->index.kind == ANC_INDEX_HNSW) {
+		idx = json_obj_steal(idx, "m", json_integer(c->index.m));
+		idx = json_obj_steal(idx, "ef_construction",
+		    json_integer(c->index.ef_construction));
+		idx = json_obj_steal(idx, "ef_search",
+		    json_integer(c->index.ef_search));
+	}
+	o = json_obj_steal(o, "id", anc_cli_json_str(ci->id));
+	o = json_obj_steal(o, "name", anc_cli_json_str(c->name));
+	o = json_obj_steal(o, "model", anc_cli_json_str(c->model));
+	o = json_obj_steal(o, "revision", anc_cli_json_str(c->revision));
+	o = json_obj_steal(o, "dim", json_integer(c->dim));
+	o = json_obj_steal(o, "metric", json_string(anc_metric_name(c->metric)));
+	o = json_obj_steal(o, "normalize", json_boolean(c->normalize));
+	o = json_obj_steal(o, "preprocess", anc_cli_json_str(c->preprocess));
+	o = json_obj_steal(o, "index", idx);
+	o = json_obj_steal(o, "state",
+	    json_string(anc_contract_state_name(ci->state)));
+	o = json_obj_steal(o, "vectors", json_u64(ci->vectors));
+	o = json_obj_steal(o, "index_ntotal", json_u64(ci->index_ntotal));
+	return o;
+}
+
+json_t *
+anc_cli_info_json(const anc_info *info)
+{
+	const anc_collection_info *ci;
+	json_t *colls = json_array();
+	json_t *contracts;
+	json_t *o;
+	uint32_t i, j;
+
+	for (i = 0; colls != NULL && i < info->ncollections; i++) {
+		ci = &info->collections[i];
+		contracts = json_array();
+		for (j = 0; contracts != NULL && j < ci->ncontracts; j++)
+			if (json_array_append_new(contracts,
+			        contract_info_json(&ci->contracts[j])) != 0) {
+				json_decref(contracts);
+				contracts = NULL;
+			}
+		o = json_object();
+		o = json_obj_steal(o, "name", anc_cli_json_str(ci->name));
+		o = json_obj_steal(o, "live", json_u64(ci->live));
+		o = json_obj_steal(o, "deleted", json_u64(ci->deleted));
+		o = json_obj_steal(o, "default_contract",
+		    anc_cli_json_str(ci->default_contract));
+		o = json_obj_steal(o, "contracts", contracts);
+		if (o == NULL || json_array_append_new(colls, o) != 0) {
+			json_decref(colls);
+			colls = NULL;
+		}
+	}
+	o = json_object();
+	o = json_obj_steal(o, "version", anc_cli_json_str(info->version));
+	o = json_obj_steal(o, "seq", json_u64(info->seq));
+	o = json_obj_steal(o, "collections", colls);
+	return o;
+}
+
+static json_t *
+json_score(float s)
+{
+	return isfinite(s) ? json_real((double)s) : json_null();
+}
+
+json_t *
+anc_cli_hits_json(const anc_hitlist *hl, const anc_provenance *prov)
+{
+	json_t *hits = json_array();
+	json_t *h;
+	json_t *p;
+	json_t *o;
+	uint32_t i;
+
+	for (i = 0; hits != NULL && i < hl->nhits; i++) {
+		const anc_hit *x = &hl->hits[i];
+
+		h = json_object();
+		h = json_obj_steal(h, "anchor", anc_cli_json_str(x->anchor));
+		h = json_obj_steal(h, "score", json_score(x->score));
+		h = json_obj_steal(h, "source", anc_cli_json_str(x->source));
+		h = json_obj_steal(h, "chunk", anc_cli_json_str(x->chunk));
+		h = json_obj_steal(h, "revision", json_u64(x->revision));
+		if (x->text != NULL)
+			h = json_obj_steal(h, "text", anc_cli_json_str(x->text));
+		if (h == NULL || json_array_append_new(hits, h) != 0) {
+			json_decref(hits);
+			hits = NULL;
+		}
+	}
+	p = json_object();
+	p = json_obj_steal(p, "contract", anc_cli_json_str(prov->contract));
+	p = json_obj_steal(p, "index",
+	    json_string(anc_index_kind_name(prov->index)));
+	p = json_obj_steal(p, "exact", json_boolean(prov->exact));
+	p = json_obj_steal(p, "seq", json_u64(prov->seq));
+	p = json_obj_steal(p, "generation", json_u64(prov->generation));
+	if (prov->index == ANC_INDEX_HNSW)
+		p = json_obj_steal(p, "ef_search", json_integer(prov->ef_search));
+	o = json_object();
+	o = json_obj_steal(o, "hits", hits);
+	o = json_obj_steal(o, "provenance", p);
+	return o;
+}
+
+json_t *
+anc_cli_resolved_json(const anc_resolved *r)
+{
+	json_t *o = json_object();
+
+	o = json_obj_steal(o, "anchor", anc_cli_json_str(r->anchor));
+	o = json_obj_steal(o, "status",
+	    json_string(anc_anchor_status_name(r->status)));
+	if (r->status == ANC_ANCHOR_UNKNOWN)
+		return o;
+	o = json_obj_steal(o, "revision", json_u64(r->revision));
+	o = json_obj_steal(o, "source", anc_cli_json_str(r->source));
+	o = json_obj_steal(o, "chunk", anc_cli_json_str(r->chunk));
+	if (r->status == ANC_ANCHOR_LIVE) {
+		o = json_obj_steal(o, "hash", anc_cli_json_str(r->hash));
+		o = json_obj_steal(o, "text", anc_cli_json_str(r->text));
+	}
+	return o;
+}
+
+json_t *
+anc_cli_deleted_json(const anc_delete_result *d)
+{
+	json_t *o = json_object();
+
+	o = json_obj_steal(o, "anchor", anc_cli_json_str(d->anchor));
+	o = json_obj_steal(o, "status",
+	    json_string(anc_delete_status_name(d->status)));
+	if (d->status != ANC_DELETE_UNKNOWN)
+		o = json_obj_steal(o, "revision", json_u64(d->revision));
+	return o;
+}
+
+int
+anc_cli_json_emit(FILE *fp, json_t *v, anc_error *err)
+{
+	char *s;
+	int rc;
+
+	if (v == NULL)
+		return anc_error_set(err, ANC_ENOMEM,
+		    "cannot build JSON output: out of memory");
+	s = json_dumps(v, JSON_COMPACT);
+	json_decref(v);
+	if (s == NULL)
+		return anc_error_set(err, ANC_ENOMEM,
+		    "cannot serialise JSON output: out of memory");
+	rc = fprintf(fp, "%s\n", s);
+	free(s);
+	if (rc < 0)
+		return anc_error_set(err, ANC_EIO, "cannot write output");
+	return ANC_OK;
+}
+
+/* ---- human output ------------------------------------------------------ */
+
+static const char *
+str_or(const char *s, const char *dflt)
+{
+	return s != NULL ? s : dflt;
+}
+
+void
+anc_cli_info_print(FILE *fp, const anc_info *info)
+{
+	const anc_collection_info *ci;
+	const anc_contract_info *k;
+	char nr[ANC_CNAME_MAX + ANC_REVISION_MAX + 2];
+	uint32_t i, j;
+
+	fprintf(fp, "server %s, seq %llu, %u collection%s\n", info->version,
+	    (unsigned long long)info->seq, info->ncollections,
+	    info->ncollections == 1 ? "" : "s");
+	for (i = 0; i < info->ncollections; i++) {
+		ci = &info->collections[i];
+		fprintf(fp, "\ncollection %s: %llu live, %llu deleted, default "
+		    "contract %s\n", ci->name, (unsigned long long)ci->live,
+		    (unsigned long long)ci->deleted,
+		    ci->default_contract[0] ? ci->default_contract : "(none)");
+		if (ci->ncontracts > 0)
+			fprintf(fp, "  %-16s  %-28s %6s  %-6s  %-5s  %-9s  %s\n",
+			    "ID", "NAME@REVISION", "DIM", "METRIC", "INDEX",
+			    "STATE", "VECTORS");
+		for (j = 0; j < ci->ncontracts; j++) {
+			k = &ci->contracts[j];
+			snprintf(nr, sizeof(nr), "%s@%s", k->contract.name,
+			    k->contract.revision);
+			fprintf(fp, "  %-16s  %-28s %6u  %-6s  %-5s  %-9s  %llu\n",
+			    k->id, nr, k->contract.dim,
+			    anc_metric_name(k->contract.metric),
+			    anc_index_kind_name(k->contract.index.kind),
+			    anc_contract_state_name(k->state),
+			    (unsigned long long)k->vectors);
+		}
+	}
+}
+
+void
+anc_cli_hits_print(FILE *fp, uint32_t qno, const anc_hitlist *hl,
+                   const anc_provenance *prov, int with_text)
+{
+	char line[128];
+	uint32_t i;
+
+	fprintf(fp, "query %u: %u hit%s (contract %s, %s, %s, seq %llu)\n",
+	    qno, hl->nhits, hl->nhits == 1 ? "" : "s", prov->contract,
+	    anc_index_kind_name(prov->index),
+	    prov->exact ? "exact" : "approximate",
+	    (unsigned long long)prov->seq);
+	for (i = 0; i < hl->nhits; i++) {
+		const anc_hit *h = &hl->hits[i];
+
+		fprintf(fp, "  %3u  %10.4f  %s  %s#%s  rev %llu\n", i + 1,
+		    (double)h->score, h->anchor, str_or(h->source, "?"),
+		    str_or(h->chunk, ""), (unsigned long long)h->revision);
+		if (with_text && h->text != NULL) {
+			anc_cli_text_oneline(h->text, 100, line, sizeof(line));
+			fprintf(fp, "       %s\n", line);
+		}
+	}
+}
+
+void
+anc_cli_resolved_print(FILE *fp, const anc_resolved *r)
+{
+	char line[128];
+
+	switch (r->status) {
+	case ANC_ANCHOR_LIVE:
+		anc_cli_text_oneline(r->text, 100, line, sizeof(line));
+		fprintf(fp, "%s  live  rev %llu  hash %s  %s#%s\n    %s\n",
+		    r->anchor, (unsigned long long)r->revision, r->hash,
+		    str_or(r->source, "?"), str_or(r->chunk, ""), line);
+		break;
+	case ANC_ANCHOR_DELETED:
+		fprintf(fp, "%s  deleted  last rev %llu  %s#%s\n", r->anchor,
+		    (unsigned long long)r->revision, str_or(r->source, "?"),
+		    str_or(r->chunk, ""));
+		break;
+	default:
+		fprintf(fp, "%s  unknown\n", r->anchor);
+		break;
+	}
+}
+
+void
+anc_cli_deleted_print(FILE *fp, const anc_delete_result *d)
+{
+	switch (d->status) {
+	case ANC_DELETE_DELETED:
+		fprintf(fp, "%s  deleted  rev %llu\n", d->anchor,
+		    (unsigned long long)d->revision);
+		break;
+	case ANC_DELETE_ALREADY:
+		fprintf(fp, "%s  already deleted  rev %llu\n", d->anchor,
+		    (unsigned long long)d->revision);
+		break;
+	default:
+		fprintf(fp, "%s  unknown\n", d->anchor);
+		break;
+	}
+}

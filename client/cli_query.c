@@ -1,0 +1,126 @@
+/*
+ * cli_query.c — `anchorage query`: search with one vector (--vector JSON)
+ * or rows of a .fvecs file (--vectors, --rows A-B).
+ *
+ * Design note: all requested rows go to the server in as few requests as
+ * the protocol allows: at most max_queries vectors per request, and at most
+ * max_hits / k of them so that the answer also fits the decoder's bound on
+ * hits. Queries are numbered by their row in the file (0 for --vector), so
+ * the output lines up with ground-truth files.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cli_vecfile.h"
+
+static const char query_usage[] =
+    "usage: anchorage query COLLECTION [--contract ID|NAME@REV]\n"
+    "                       (--vector JSON_ARRAY | --vectors FILE.fvecs "
+    "[--rows A-B])\n"
+    "                       [-k N] [--text]\n\n"
+    "Search the collection. --rows A-B is inclusive and 0-based (or a "
+    "single row A);\nwithout it every row of the file is a query. -k "
+    "defaults to 10. --text prints\neach hit's text (one line, ~100 "
+    "characters). With --json, one JSON object\nper query: {\"hits\":[...], "
+    "\"provenance\":{...}}.\n";
+
+int
+anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
+{
+	const char *contract = NULL, *vector = NULL, *vectors = NULL;
+	const char *rows = NULL, *kstr = NULL;
+	int want_help = 0, with_text = 0;
+	const anc_cli_optspec specs[] = {
+		{"--contract", &contract, NULL}, {"--vector", &vector, NULL},
+		{"--vectors", &vectors, NULL}, {"--rows", &rows, NULL},
+		{"-k", &kstr, NULL}, {"--k", &kstr, NULL},
+		{"--text", NULL, &with_text}, {"--help", NULL, &want_help},
+		{"-h", NULL, &want_help}, {NULL, NULL, NULL}};
+	const char *pos[1];
+	anc_limits lim;
+	anc_resp *resp = NULL;
+	float *vecs = NULL;
+	uint32_t nq = 0, dim = 0, k = 10, begin = 0, end = UINT32_MAX;
+	uint32_t done, n, per, i;
+	int npos, code;
+
+	anc_limits_default(&lim);
+	if ((code = anc_cli_args_parse(ctx, argc, argv, specs, pos, 1, &npos,
+	         err)))
+		goto leave;
+	if (want_help) {
+		fputs(query_usage, stdout);
+		goto leave;
+	}
+	if (npos < 1) {
+		code = anc_cli_usage(ctx, err, "query: missing COLLECTION (see "
+		    "anchorage query --help)");
+		goto leave;
+	}
+	if ((vector == NULL) == (vectors == NULL)) {
+		code = anc_cli_usage(ctx, err, "query: give exactly one of "
+		    "--vector JSON_ARRAY and --vectors FILE.fvecs");
+		goto leave;
+	}
+	if (rows != NULL && vectors == NULL) {
+		code = anc_cli_usage(ctx, err, "query: --rows needs --vectors");
+		goto leave;
+	}
+	if ((kstr != NULL &&
+	     (code = anc_cli_u32_parse(kstr, "-k", 1, lim.max_k, &k, err))) ||
+	    (rows != NULL &&
+	     (code = anc_cli_rows_parse(rows, &begin, &end, err)))) {
+		ctx->usage_error = 1;
+		goto leave;
+	}
+	if ((code = anc_collection_name_check(pos[0], err)))
+		goto leave;
+	if (vector != NULL) {
+		if ((code = anc_cli_vector_parse(vector, "--vector", &vecs, &dim,
+		         err)))
+			goto leave;
+		nq = 1;
+		begin = 0;
+	} else {
+		if ((code = anc_fvecs_read(vectors, begin, end, &vecs, &nq, &dim,
+		         err)))
+			goto leave;
+	}
+	if ((code = anc_cli_connect(ctx, err)))
+		goto leave;
+	per = lim.max_hits / k;
+	if (per > lim.max_queries)
+		per = lim.max_queries;
+	for (done = 0; done < nq; done += n) {
+		n = nq - done < per ? nq - done : per;
+		if ((code = anc_client_query(ctx->client, pos[0], contract,
+		         vecs + (size_t)done * dim, n, dim, k, with_text, &resp,
+		         err)))
+			goto leave;
+		if (resp->u.query.nq != n) {
+			code = anc_error_set(err, ANC_EMALFORMED,
+			    "query reply: expected %u hit lists, got %u", n,
+			    resp->u.query.nq);
+			goto leave;
+		}
+		for (i = 0; i < n; i++) {
+			if (ctx->json) {
+				if ((code = anc_cli_json_emit(stdout,
+				         anc_cli_hits_json(&resp->u.query.lists[i],
+				             &resp->u.query.prov), err)))
+					goto leave;
+			} else {
+				anc_cli_hits_print(stdout, begin + done + i,
+				    &resp->u.query.lists[i], &resp->u.query.prov,
+				    with_text);
+			}
+		}
+		anc_resp_free(resp);
+		resp = NULL;
+	}
+leave:
+	anc_resp_free(resp);
+	free(vecs);
+	return code;
+}
