@@ -1,0 +1,954 @@
+/*
+ * store.c — LMDB storage for the engine; the layout is documented in
+ * store.h.
+ *
+ * Design note
+ * -----------
+ * This is the only file that talks to LMDB. Every mdb_* status is checked
+ * and turned into ANC_ESTORAGE with mdb_strerror() and the operation named,
+ * so a full disk or a full map reads as such in the client's error. Values
+ * are decoded defensively (length checked before every read) because a
+ * damaged value must become ANC_EMALFORMED, never a crash. Encoding and
+ * decoding go through small put/get helpers on byte buffers so no struct
+ * layout leaks into the file.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct store {
+	MDB_env *env;
+	MDB_dbi meta, colls, contracts, passages, vectors, labels;
+	uint64_t map_size;
+};
+
+/* ---- helpers --------------------------------------------------------------- */
+
+static int
+mdb_fail(anc_error *err, int rc, const char *what)
+{
+	return anc_error_set(err, ANC_ESTORAGE, "lmdb %s: %s", what,
+	                     mdb_strerror(rc));
+}
+
+static void
+be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static void
+be64(uint8_t *p, uint64_t v)
+{
+	be32(p, (uint32_t)(v >> 32));
+	be32(p + 4, (uint32_t)v);
+}
+
+static uint64_t
+rd_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* Bounded reader over a value. */
+typedef struct {
+	const uint8_t *p;
+	size_t n;
+	int bad;
+} rd;
+
+static void
+rd_bytes(rd *r, void *out, size_t n)
+{
+	if (r->bad || r->n < n) {
+		r->bad = 1;
+		memset(out, 0, n);
+		return;
+	}
+	memcpy(out, r->p, n);
+	r->p += n;
+	r->n -= n;
+}
+
+static uint32_t
+rd_u32(rd *r)
+{
+	uint32_t v;
+	rd_bytes(r, &v, sizeof v);
+	return v;
+}
+
+static uint64_t
+rd_u64(rd *r)
+{
+	uint64_t v;
+	rd_bytes(r, &v, sizeof v);
+	return v;
+}
+
+static const uint8_t *
+rd_span(rd *r, size_t n)
+{
+	if (r->bad || r->n < n) {
+		r->bad = 1;
+		return NULL;
+	}
+	const uint8_t *s = r->p;
+	r->p += n;
+	r->n -= n;
+	return s;
+}
+
+/* Writer into a caller-sized buffer (sizes are computed first). */
+typedef struct {
+	uint8_t *p;
+} wr;
+
+static void
+wr_bytes(wr *w, const void *src, size_t n)
+{
+	if (n > 0)
+		memcpy(w->p, src, n);
+	w->p += n;
+}
+
+static void
+wr_u32(wr *w, uint32_t v)
+{
+	wr_bytes(w, &v, sizeof v);
+}
+
+static void
+wr_u64(wr *w, uint64_t v)
+{
+	wr_bytes(w, &v, sizeof v);
+}
+
+static int
+mkdir_p1(const char *path, anc_error *err)
+{
+	if (mkdir(path, 0755) != 0 && errno != EEXIST)
+		return anc_error_set(err, ANC_EIO, "mkdir '%s': %s", path,
+		                     strerror(errno));
+	return ANC_OK;
+}
+
+/* ---- environment ------------------------------------------------------------ */
+
+int
+store_open(const char *dir, uint64_t map_size, int nosync, store **out,
+           anc_error *err)
+{
+	char path[PATH_MAX];
+	MDB_txn *txn = NULL;
+	int rc, rv;
+	store *st = calloc(1, sizeof *st);
+
+	*out = NULL;
+	if (st == NULL)
+		return anc_error_set(err, ANC_ENOMEM, "store: out of memory");
+	st->map_size = map_size;
+	if ((rv = mkdir_p1(dir, err)) != ANC_OK)
+		goto fail;
+	if ((size_t)snprintf(path, sizeof path, "%s/lmdb", dir) >= sizeof path) {
+		rv = anc_error_set(err, ANC_EINVAL, "data dir '%s': path too long",
+		                   dir);
+		goto fail;
+	}
+	if ((rv = mkdir_p1(path, err)) != ANC_OK)
+		goto fail;
+	if ((rc = mdb_env_create(&st->env)) != 0) {
+		rv = mdb_fail(err, rc, "env_create");
+		goto fail;
+	}
+	if ((rc = mdb_env_set_maxdbs(st->env, 8)) != 0 ||
+	    (rc = mdb_env_set_maxreaders(st->env, 1024)) != 0 ||
+	    (rc = mdb_env_set_mapsize(st->env, (size_t)map_size)) != 0) {
+		rv = mdb_fail(err, rc, "env_set");
+		goto fail;
+	}
+	/* MDB_NOTLS: read transactions belong to a query, not to a thread. */
+	if ((rc = mdb_env_open(st->env, path,
+	                       MDB_NOTLS | (nosync ? MDB_NOSYNC : 0), 0644)) !=
+	    0) {
+		rv = anc_error_set(err, ANC_ESTORAGE, "lmdb open '%s': %s", path,
+		                   mdb_strerror(rc));
+		goto fail;
+	}
+	/* Reader slots of a process that died (a crash) would pin old pages
+	 * forever; clear them now. */
+	{
+		int dead = 0;
+		if ((rc = mdb_reader_check(st->env, &dead)) != 0) {
+			rv = mdb_fail(err, rc, "reader_check");
+			goto fail;
+		}
+	}
+	if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != 0) {
+		rv = mdb_fail(err, rc, "txn_begin");
+		goto fail;
+	}
+	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &st->meta)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "collections", MDB_CREATE, &st->colls)) !=
+	        0 ||
+	    (rc = mdb_dbi_open(txn, "contracts", MDB_CREATE, &st->contracts)) !=
+	        0 ||
+	    (rc = mdb_dbi_open(txn, "passages", MDB_CREATE, &st->passages)) !=
+	        0 ||
+	    (rc = mdb_dbi_open(txn, "vectors", MDB_CREATE, &st->vectors)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "labels", MDB_CREATE, &st->labels)) != 0) {
+		rv = mdb_fail(err, rc, "dbi_open");
+		goto fail;
+	}
+	{
+		MDB_val k = {6, "format"}, v;
+		uint32_t fmt = STORE_FORMAT;
+		rc = mdb_get(txn, st->meta, &k, &v);
+		if (rc == MDB_NOTFOUND) {
+			v.mv_size = sizeof fmt;
+			v.mv_data = &fmt;
+			if ((rc = mdb_put(txn, st->meta, &k, &v, 0)) != 0) {
+				rv = mdb_fail(err, rc, "put format");
+				goto fail;
+			}
+		} else if (rc != 0) {
+			rv = mdb_fail(err, rc, "get format");
+			goto fail;
+		} else {
+			uint32_t have = 0;
+			if (v.mv_size == sizeof have)
+				memcpy(&have, v.mv_data, sizeof have);
+			if (have != STORE_FORMAT) {
+				rv = anc_error_set(
+				    err, ANC_EUNSUPPORTED,
+				    "data dir '%s': storage format %u, this build "
+				    "reads format %u",
+				    dir, have, STORE_FORMAT);
+				goto fail;
+			}
+		}
+	}
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+	if (rc != 0) {
+		rv = mdb_fail(err, rc, "commit");
+		goto fail;
+	}
+	*out = st;
+	return ANC_OK;
+fail:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	store_close(st);
+	return rv;
+}
+
+void
+store_close(store *st)
+{
+	if (st == NULL)
+		return;
+	if (st->env != NULL)
+		mdb_env_close(st->env);
+	free(st);
+}
+
+int
+store_txn_begin(store *st, int rdonly, MDB_txn **out, anc_error *err)
+{
+	int rc = mdb_txn_begin(st->env, NULL, rdonly ? MDB_RDONLY : 0, out);
+	if (rc != 0) {
+		*out = NULL;
+		return mdb_fail(err, rc, rdonly ? "read txn_begin" : "txn_begin");
+	}
+	return ANC_OK;
+}
+
+int
+store_txn_commit(store *st, MDB_txn *txn, anc_error *err)
+{
+	int rc = mdb_txn_commit(txn);
+	if (rc == MDB_MAP_FULL)
+		return anc_error_set(err, ANC_ESTORAGE,
+		                     "lmdb commit: database full (map size %llu "
+		                     "bytes; reopen with a larger map_size): %s",
+		                     (unsigned long long)st->map_size,
+		                     mdb_strerror(rc));
+	if (rc != 0)
+		return mdb_fail(err, rc, "commit");
+	return ANC_OK;
+}
+
+void
+store_txn_abort(MDB_txn *txn)
+{
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+}
+
+/* Every put can hit a full map before commit does. */
+static int
+put_fail(store *st, anc_error *err, int rc, const char *what)
+{
+	if (rc == MDB_MAP_FULL)
+		return anc_error_set(err, ANC_ESTORAGE,
+		                     "lmdb put %s: database full (map size %llu "
+		                     "bytes; reopen with a larger map_size)",
+		                     what, (unsigned long long)st->map_size);
+	return anc_error_set(err, ANC_ESTORAGE, "lmdb put %s: %s", what,
+	                     mdb_strerror(rc));
+}
+
+static int
+put(store *st, MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen,
+    const void *val, size_t vlen, const char *what, anc_error *err)
+{
+	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+	int rc = mdb_put(txn, dbi, &k, &v, 0);
+	return rc == 0 ? ANC_OK : put_fail(st, err, rc, what);
+}
+
+/* ANC_OK with *found 0/1, or an error. */
+static int
+get(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, MDB_val *v,
+    int *found, const char *what, anc_error *err)
+{
+	MDB_val k = {klen, (void *)key};
+	int rc = mdb_get(txn, dbi, &k, v);
+	*found = rc == 0;
+	if (rc == 0 || rc == MDB_NOTFOUND)
+		return ANC_OK;
+	return anc_error_set(err, ANC_ESTORAGE, "lmdb get %s: %s", what,
+	                     mdb_strerror(rc));
+}
+
+static int
+del(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, const char *what,
+    anc_error *err)
+{
+	MDB_val k = {klen, (void *)key};
+	int rc = mdb_del(txn, dbi, &k, NULL);
+	if (rc == 0 || rc == MDB_NOTFOUND)
+		return ANC_OK;
+	return anc_error_set(err, ANC_ESTORAGE, "lmdb del %s: %s", what,
+	                     mdb_strerror(rc));
+}
+
+/* Iterate keys starting with prefix (from key start, >= start), calling
+ * cb(arg, key, val). cb returns non-zero to stop with that status. */
+typedef int (*scan_fn)(void *arg, const MDB_val *k, const MDB_val *v,
+                       anc_error *err);
+
+static int
+scan(MDB_txn *txn, MDB_dbi dbi, const void *prefix, size_t plen,
+     const void *start, size_t slen, scan_fn fn, void *arg, const char *what,
+     anc_error *err)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k = {slen, (void *)start}, v;
+	int rc, rv = ANC_OK;
+
+	if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
+		return mdb_fail(err, rc, "cursor_open");
+	rc = slen > 0 ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)
+	              : mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	while (rc == 0) {
+		if (plen > 0 && (k.mv_size < plen ||
+		                 memcmp(k.mv_data, prefix, plen) != 0))
+			break;
+		if ((rv = fn(arg, &k, &v, err)) != ANC_OK)
+			goto done;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		rv = anc_error_set(err, ANC_ESTORAGE, "lmdb scan %s: %s", what,
+		                   mdb_strerror(rc));
+done:
+	mdb_cursor_close(cur);
+	return rv;
+}
+
+/* ---- meta -------------------------------------------------------------------- */
+
+static int
+meta_u64(store *st, MDB_txn *txn, const char *name, uint64_t *out,
+         anc_error *err)
+{
+	MDB_val v;
+	int found, rv = get(txn, st->meta, name, strlen(name), &v, &found,
+	                    "meta", err);
+	*out = 0;
+	if (rv != ANC_OK || !found)
+		return rv;
+	if (v.mv_size != sizeof *out)
+		return anc_error_set(err, ANC_EMALFORMED,
+		                     "lmdb meta '%s': %zu bytes, expected 8", name,
+		                     v.mv_size);
+	memcpy(out, v.mv_data, sizeof *out);
+	return ANC_OK;
+}
+
+int
+store_seq_get(store *st, MDB_txn *txn, uint64_t *seq, anc_error *err)
+{
+	return meta_u64(st, txn, "seq", seq, err);
+}
+
+int
+store_seq_put(store *st, MDB_txn *txn, uint64_t seq, anc_error *err)
+{
+	return put(st, txn, st->meta, "seq", 3, &seq, sizeof seq, "meta seq",
+	           err);
+}
+
+int
+store_cid_next(store *st, MDB_txn *txn, uint32_t *cid, anc_error *err)
+{
+	uint64_t next;
+	int rv = meta_u64(st, txn, "next_cid", &next, err);
+	if (rv != ANC_OK)
+		return rv;
+	if (next == 0)
+		next = 1;
+	if (next > UINT32_MAX)
+		return anc_error_set(err, ANC_ETOOBIG,
+		                     "collections: no collection numbers left");
+	*cid = (uint32_t)next;
+	next++;
+	return put(st, txn, st->meta, "next_cid", 8, &next, sizeof next,
+	           "meta next_cid", err);
+}
+
+/* ---- collections ------------------------------------------------------------- */
+
+#define COLL_VAL (1 + 1 + 2 + 4 + ANC_CONTRACT_ID_RAW + 8)
+
+int
+store_coll_put(store *st, MDB_txn *txn, const store_coll *c, anc_error *err)
+{
+	uint8_t buf[COLL_VAL] = {0};
+	wr w = {buf};
+	uint8_t b[4] = {STORE_FORMAT, (uint8_t)(c->has_default != 0), 0, 0};
+	wr_bytes(&w, b, 4);
+	wr_u32(&w, c->cid);
+	wr_bytes(&w, c->default_id, ANC_CONTRACT_ID_RAW);
+	wr_u64(&w, c->created_seq);
+	return put(st, txn, st->colls, c->name, strlen(c->name), buf, sizeof buf,
+	           "collection", err);
+}
+
+typedef struct {
+	int (*cb)(void *, const store_coll *, anc_error *);
+	void *arg;
+} coll_scan_arg;
+
+static int
+coll_scan_one(void *arg, const MDB_val *k, const MDB_val *v, anc_error *err)
+{
+	coll_scan_arg *a = arg;
+	store_coll c;
+	uint8_t b[4];
+	rd r = {v->mv_data, v->mv_size, 0};
+
+	memset(&c, 0, sizeof c);
+	if (k->mv_size == 0 || k->mv_size > ANC_COLLECTION_MAX)
+		return anc_error_set(err, ANC_EMALFORMED,
+		                     "lmdb collections: key of %zu bytes",
+		                     k->mv_size);
+	memcpy(c.name, k->mv_data, k->mv_size);
+	rd_bytes(&r, b, 4);
+	c.has_default = b[1];
+	c.cid = rd_u32(&r);
+	rd_bytes(&r, c.default_id, ANC_CONTRACT_ID_RAW);
+	c.created_seq = rd_u64(&r);
+	if (r.bad || b[0] != STORE_FORMAT)
+		return anc_error_set(err, ANC_EMALFORMED,
+		                     "lmdb collections: bad value for '%s'", c.name);
+	return a->cb(a->arg, &c, err);
+}
+
+int
+store_coll_scan(store *st, MDB_txn *txn,
+                int (*cb)(void *arg, const store_coll *c, anc_error *err),
+                void *arg, anc_error *err)
+{
+	coll_scan_arg a = {cb, arg};
+	return scan(txn, st->colls, NULL, 0, NULL, 0, coll_scan_one, &a,
+	            "collections", err);
+}
+
+/* ---- contracts --------------------------------------------------------------- */
+
+/* Capacities of the four strings of a contract, in storage order. */
+static const size_t contract_caps[4] = {ANC_CNAME_MAX, ANC_MODEL_MAX,
+                                        ANC_REVISION_MAX, ANC_PREPROCESS_MAX};
+
+int
+store_contract_put(store *st, MDB_txn *txn, const store_contract *c,
+                   anc_error *err)
+{
+	const char *s[4] = {c->c.name, c->c.model, c->c.revision,
+	                    c->c.preprocess};
+	uint8_t key[4 + ANC_CONTRACT_ID_RAW];
+	size_t len = 4 + 4 * 8 + 8, sl[4];
+	uint8_t *buf;
+	int rv;
+
+	for (int i = 0; i < 4; i++) {
+		sl[i] = strlen(s[i]);
+		len += 4 + sl[i];
+	}
+	if ((buf = malloc(len)) == NULL)
+		return anc_error_set(err, ANC_ENOMEM, "contract: out of memory");
+	wr w = {buf};
+	uint8_t b[4] = {STORE_FORMAT, (uint8_t)c->state, 0, 0};
+	wr_bytes(&w, b, 4);
+	wr_u32(&w, c->c.dim);
+	wr_u32(&w, (uint32_t)c->c.metric);
+	wr_u32(&w, (uint32_t)c->c.normalize);
+	wr_u32(&w, (uint32_t)c->c.index.kind);
+	wr_u32(&w, c->c.index.m);
+	wr_u32(&w, c->c.index.ef_construction);
+	wr_u32(&w, c->c.index.ef_search);
+	wr_u64(&w, c->created_seq);
+	for (int i = 0; i < 4; i++) {
+		wr_u32(&w, (uint32_t)sl[i]);
+		wr_bytes(&w, s[i], sl[i]);
+	}
+	be32(key, c->cid);
+	memcpy(key + 4, c->id, ANC_CONTRACT_ID_RAW);
+	rv = put(st, txn, st->contracts, key, sizeof key, buf, len, "contract",
+	         err);
+	free(buf);
+	return rv;
+}
+
+typedef struct {
+	int (*cb)(void *, const store_contract *, anc_error *);
+	void *arg;
+} contract_scan_arg;
+
+static int
+contract_scan_one(void *arg, const MDB_val *k, const MDB_val *v,
+                  anc_error *err)
+{
+	contract_scan_arg *a = arg;
+	store_contract c;
+	char *s[4];
+	uint8_t b[4];
+	rd r = {v->mv_data, v->mv_size, 0};
+	const uint8_t *kp = k->mv_data;
+
+	memset(&c, 0, sizeof c);
+	if (k->mv_size != 4 + ANC_CONTRACT_ID_RAW)
+		return anc_error_set(err, ANC_EMALFORMED,
+		                     "lmdb contracts: key of %zu bytes",
+		                     k->mv_size);
+	c.cid = (uint32_t)kp[0] << 24 | (uint32_t)kp[1] << 16 |
+	        (uint32_t)kp[2] << 8 | kp[3];
+	memcpy(c.id, kp + 4, ANC_CONTRACT_ID_RAW);
+	rd_bytes(&r, b, 4);
+	c.state = b[1];
+	c.c.dim = rd_u32(&r);
+	c.c.metric = (anc_metric)rd_u32(&r);
+	c.c.normalize = (int)rd_u32(&r);
+	c.c.index.kind = (anc_index_kind)rd_u32(&r);
+	c.c.index.m = rd_u32(&r);
+	c.c.index.ef_construction = rd_u32(&r);
+	c.c.index.ef_search = rd_u32(&r);
+	c.created_seq = rd_u64(&r);
+	s[0] = c.c.name;
+	s[1] = c.c.model;
+	s[2] = c.c.revision;
+	s[3] = c.c.preprocess;
+	for (int i = 0; i < 4 && !r.bad; i++) {
+		uint32_t n = rd_u32(&r);
+		const uint8_t *p = rd_span(&r, n);
+		if (p == NULL || n > contract_caps[i]) {
+			r.bad = 1;
+			break;
+		}
+		memcpy(s[i], p, n);
+		s[i][n] = '\0';
+	}
+	if (r.bad || b[0] != STORE_FORMAT)
+		return anc_error_set(err, ANC_EMALFORMED,
+		                     "lmdb contracts: bad value in collection #%u",
+		                     c.cid);
+	return a->cb(a->arg, &c, err);
+}
+
+int
+store_contract_scan(store *st, MDB_txn *txn,
+                    int (*cb)(void *arg, const store_contract *c,
+                              anc_error *err),
+                    void *arg, anc_error *err)
+{
+	contract_scan_arg a = {cb, arg};
+	return scan(txn, st->contracts, NULL, 0, NULL, 0, contract_scan_one, &a,
+	            "contracts", err);
+}
+
+/* ---- passages ---------------------------------------------------------------- */
+
+#define PASSAGE_HDR (4 + 4 * 4 + 8 + 8 + 16)
+
+static void
+passage_key(uint8_t key[4 + ANC_ANCHOR_RAW], uint32_t cid,
+            const uint8_t anchor[ANC_ANCHOR_RAW])
+{
+	be32(key, cid);
+	memcpy(key + 4, anchor, ANC_ANCHOR_RAW);
+}
+
+static int
+passage_decode(const MDB_val *v, store_passage *p)
+{
+	rd r = {v->mv_data, v->mv_size, 0};
+	uint8_t b[4];
+
+	memset(p, 0, sizeof *p);
+	rd_bytes(&r, b, 4);
+	p->deleted = b[1];
+	p->source_len = rd_u32(&r);
+	p->chunk_len = rd_u32(&r);
+	p->text_len = rd_u32(&r);
+	p->meta_len = rd_u32(&r);
+	p->revision = rd_u64(&r);
+	p->seq = rd_u64(&r);
+	rd_bytes(&r, p->hash, 16);
+	p->source = (const char *)rd_span(&r, p->source_len);
+	p->chunk = (const char *)rd_span(&r, p->chunk_len);
+	p->text = (const char *)rd_span(&r, p->text_len);
+	p->meta = rd_span(&r, p->meta_len);
+	if (p->meta_len == 0)
+		p->meta = NULL;
+	return r.bad || r.n != 0 || b[0] != STORE_FORMAT ? ANC_EMALFORMED
+	                                                : ANC_OK;
+}
+
+int
+store_passage_get(store *st, MDB_txn *txn, uint32_t cid,
+                  const uint8_t anchor[ANC_ANCHOR_RAW], store_passage *out,
+                  int *found, anc_error *err)
+{
+	uint8_t key[4 + ANC_ANCHOR_RAW];
+	MDB_val v;
+	int rv;
+
+	passage_key(key, cid, anchor);
+	rv = get(txn, st->passages, key, sizeof key, &v, found, "passage", err);
+	if (rv != ANC_OK || !*found)
+		return rv;
+	if (passage_decode(&v, out) != ANC_OK)
+		return anc_error_set(err, ANC_EMALFORMED,
+		                     "lmdb passages: bad value (%zu bytes)",
+		                     v.mv_size);
+	return ANC_OK;
+}
+
+int
+store_passage_put(store *st, MDB_txn *txn, uint32_t cid,
+                  const uint8_t anchor[ANC_ANCHOR_RAW], const store_passage *p,
+                  anc_error *err)
+{
+	uint8_t key[4 + ANC_ANCHOR_RAW];
+	size_t len = (size_t)PASSAGE_HDR + p->source_len + p->chunk_len +
+	             p->text_len + p->meta_len;
+	uint8_t *buf = malloc(len);
+	int rv;
+
+	if (buf == NULL)
+		return anc_error_set(err, ANC_ENOMEM,
+		                     "passage: out of memory (%zu bytes)", len);
+	/* Build the whole value in our buffer first: p's strings may point
+	 * into the page this put is about to overwrite. */
+	wr w = {buf};
+	uint8_t b[4] = {STORE_FORMAT, (uint8_t)(p->deleted != 0), 0, 0};
+	wr_bytes(&w, b, 4);
+	wr_u32(&w, p->source_len);
+	wr_u32(&w, p->chunk_len);
+	wr_u32(&w, p->text_len);
+	wr_u32(&w, p->meta_len);
+	wr_u64(&w, p->revision);
+	wr_u64(&w, p->seq);
+	wr_bytes(&w, p->hash, 16);
+	wr_bytes(&w, p->source, p->source_len);
+	wr_bytes(&w, p->chunk, p->chunk_len);
+	wr_bytes(&w, p->text, p->text_len);
+	wr_bytes(&w, p->meta, p->meta_len);
+	passage_key(key, cid, anchor);
+	rv = put(st, txn, st->passages, key, sizeof key, buf, len, "passage",
+	         err);
+	free(buf);
+	return rv;
+}
+
+typedef struct {
+	int (*cb)(void *, uint32_t, int, anc_error *);
+	void *arg;
+} passage_scan_arg;
+
+static int
+passage_scan_one(void *arg, const MDB_val *k, const MDB_val *v,
+                 anc_error *err)
+{
+	passage_scan_arg *a = arg;
+	const uint8_t *kp = k->mv_data;
+	store_passage p;
+
+	if (k->mv_size != 4 + ANC_ANCHOR_RAW || passage_decode(v, &p) != ANC_OK)
+		return anc_error_set(err, ANC_EMALFORMED,
+		                     "lmdb passages: bad entry (key %zu bytes)",
+		                     k->mv_size);
+	return a->cb(a->arg,
+	             (uint32_t)kp[0] << 24 | (uint32_t)kp[1] << 16 |
+	                 (uint32_t)kp[2] << 8 | kp[3],
+	             p.deleted, err);
+}
+
+int
+store_passage_scan(store *st, MDB_txn *txn,
+                   int (*cb)(void *arg, uint32_t cid, int deleted,
+                             anc_error *err),
+                   void *arg, anc_error *err)
+{
+	passage_scan_arg a = {cb, arg};
+	return scan(txn, st->passages, NULL, 0, NULL, 0, passage_scan_one, &a,
+	            "passages", err);
+}
+
+/* ---- vectors ----------------------------------------------------------------- */
+
+#define VKEY (4 + ANC_CONTRACT_ID_RAW + ANC_ANCHOR_RAW)
+
+static void
+vector_key(uint8_t key[VKEY], uint32_t cid,
+           const uint8_t id[ANC_CONTRACT_ID_RAW],
+           const uint8_t anchor[ANC_ANCHOR_RAW])
+{
+	be32(key, cid);
+	memcpy(key + 4, id, ANC_CONTRACT_ID_RAW);
+	if (anchor != NULL)
+		memcpy(key + 4 + ANC_CONTRACT_ID_RAW, anchor, ANC_ANCHOR_RAW);
+}
+
+int
+store_vector_get(store *st, MDB_txn *txn, uint32_t cid,
+                 const uint8_t id[ANC_CONTRACT_ID_RAW],
+                 const uint8_t anchor[ANC_ANCHOR_RAW], uint32_t dim,
+                 uint64_t *label, float *out, int *found, anc_error *err)
+{
+	uint8_t key[VKEY];
+	MDB_val v;
+	int rv;
+
+	vector_key(key, cid, id, anchor);
+	rv = get(txn, st->vectors, key, sizeof key, &v, found, "vector", err);
+	if (rv != ANC_OK || !*found)
+		return rv;
+	if (v.mv_size != 8 + (size_t)dim * sizeof(float))
+		return anc_error_set(err, ANC_EMALFORMED,
+		                     "lmdb vectors: %zu bytes, expected %zu",
+		                     v.mv_size, 8 + (size_t)dim * sizeof(float));
+	if (label != NULL)
+		memcpy(label, v.mv_data, 8);
+	if (out != NULL)
+		memcpy(out, (const uint8_t *)v.mv_data + 8,
+		       (size_t)dim * sizeof(float));
+	return ANC_OK;
+}
+
+int
+store_vector_same(store *st, MDB_txn *txn, uint32_t cid,
+                  const uint8_t id[ANC_CONTRACT_ID_RAW],
+                  const uint8_t anchor[ANC_ANCHOR_RAW], const float *vec,
+                  uint32_t dim, int *same, anc_error *err)
+{
+	uint8_t key[VKEY];
+	MDB_val v;
+	int found, rv;
+
+	*same = 0;
+	vector_key(key, cid, id, anchor);
+	rv = get(txn, st->vectors, key, sizeof key, &v, &found, "vector", err);
+	if (rv != ANC_OK || !found)
+		return rv;
+	*same = v.mv_size == 8 + (size_t)dim * sizeof(float) &&
+	        memcmp((const uint8_t *)v.mv_data + 8, vec,
+	               (size_t)dim * sizeof(float)) == 0;
+	return ANC_OK;
+}
+
+int
+store_vector_put(store *st, MDB_txn *txn, uint32_t cid,
+                 const uint8_t id[ANC_CONTRACT_ID_RAW],
+                 const uint8_t anchor[ANC_ANCHOR_RAW], uint64_t label,
+                 const float *vec, uint32_t dim, anc_error *err)
+{
+	uint8_t key[VKEY];
+	MDB_val k = {sizeof key, key}, v;
+	int rc;
+
+	vector_key(key, cid, id, anchor);
+	/* MDB_RESERVE: write the value straight into the page. */
+	v.mv_size = 8 + (size_t)dim * sizeof(float);
+	v.mv_data = NULL;
+	if ((rc = mdb_put(txn, st->vectors, &k, &v, MDB_RESERVE)) != 0)
+		return put_fail(st, err, rc, "vector");
+	memcpy(v.mv_data, &label, 8);
+	memcpy((uint8_t *)v.mv_data + 8, vec, (size_t)dim * sizeof(float));
+	return ANC_OK;
+}
+
+int
+store_vector_del(store *st, MDB_txn *txn, uint32_t cid,
+                 const uint8_t id[ANC_CONTRACT_ID_RAW],
+                 const uint8_t anchor[ANC_ANCHOR_RAW], anc_error *err)
+{
+	uint8_t key[VKEY];
+	vector_key(key, cid, id, anchor);
+	return del(txn, st->vectors, key, sizeof key, "vector", err);
+}
+
+typedef struct {
+	int (*cb)(void *, uint64_t, const uint8_t *, const void *, anc_error *);
+	void *arg;
+	uint32_t dim;
+} vector_scan_arg;
+
+static int
+vector_scan_one(void *arg, const MDB_val *k, const MDB_val *v,
+                anc_error *err)
+{
+	vector_scan_arg *a = arg;
+	uint64_t label;
+
+	if (k->mv_size != VKEY ||
+	    v->mv_size != 8 + (size_t)a->dim * sizeof(float))
+		return anc_error_set(err, ANC_EMALFORMED,
+		                     "lmdb vectors: entry of %zu bytes, expected "
+		                     "%zu",
+		                     v->mv_size,
+		                     8 + (size_t)a->dim * sizeof(float));
+	memcpy(&label, v->mv_data, 8);
+	return a->cb(a->arg, label,
+	             (const uint8_t *)k->mv_data + 4 + ANC_CONTRACT_ID_RAW,
+	             (const uint8_t *)v->mv_data + 8, err);
+}
+
+int
+store_vector_scan(store *st, MDB_txn *txn, uint32_t cid,
+                  const uint8_t id[ANC_CONTRACT_ID_RAW], uint32_t dim,
+                  int (*cb)(void *arg, uint64_t label, const uint8_t *anchor,
+                            const void *vec, anc_error *err),
+                  void *arg, anc_error *err)
+{
+	uint8_t prefix[4 + ANC_CONTRACT_ID_RAW];
+	vector_scan_arg a = {cb, arg, dim};
+
+	be32(prefix, cid);
+	memcpy(prefix + 4, id, ANC_CONTRACT_ID_RAW);
+	return scan(txn, st->vectors, prefix, sizeof prefix, prefix,
+	            sizeof prefix, vector_scan_one, &a, "vectors", err);
+}
+
+/* ---- labels ------------------------------------------------------------------ */
+
+#define LKEY (4 + ANC_CONTRACT_ID_RAW + 8)
+
+static void
+label_key(uint8_t key[LKEY], uint32_t cid,
+          const uint8_t id[ANC_CONTRACT_ID_RAW], uint64_t label)
+{
+	be32(key, cid);
+	memcpy(key + 4, id, ANC_CONTRACT_ID_RAW);
+	be64(key + 4 + ANC_CONTRACT_ID_RAW, label);
+}
+
+int
+store_label_put(store *st, MDB_txn *txn, uint32_t cid,
+                const uint8_t id[ANC_CONTRACT_ID_RAW], uint64_t label,
+                const uint8_t anchor[ANC_ANCHOR_RAW], anc_error *err)
+{
+	uint8_t key[LKEY];
+	label_key(key, cid, id, label);
+	return put(st, txn, st->labels, key, sizeof key, anchor, ANC_ANCHOR_RAW,
+	           "label", err);
+}
+
+int
+store_label_del(store *st, MDB_txn *txn, uint32_t cid,
+                const uint8_t id[ANC_CONTRACT_ID_RAW], uint64_t label,
+                anc_error *err)
+{
+	uint8_t key[LKEY];
+	label_key(key, cid, id, label);
+	return del(txn, st->labels, key, sizeof key, "label", err);
+}
+
+int
+store_label_get(store *st, MDB_txn *txn, uint32_t cid,
+                const uint8_t id[ANC_CONTRACT_ID_RAW], uint64_t label,
+                uint8_t anchor[ANC_ANCHOR_RAW], int *found, anc_error *err)
+{
+	uint8_t key[LKEY];
+	MDB_val v;
+	int rv;
+
+	label_key(key, cid, id, label);
+	rv = get(txn, st->labels, key, sizeof key, &v, found, "label", err);
+	if (rv != ANC_OK || !*found)
+		return rv;
+	if (v.mv_size != ANC_ANCHOR_RAW)
+		return anc_error_set(err, ANC_EMALFORMED,
+		                     "lmdb labels: value of %zu bytes", v.mv_size);
+	memcpy(anchor, v.mv_data, ANC_ANCHOR_RAW);
+	return ANC_OK;
+}
+
+typedef struct {
+	int (*cb)(void *, uint64_t, const uint8_t *, anc_error *);
+	void *arg;
+} label_scan_arg;
+
+static int
+label_scan_one(void *arg, const MDB_val *k, const MDB_val *v, anc_error *err)
+{
+	label_scan_arg *a = arg;
+	if (k->mv_size != LKEY || v->mv_size != ANC_ANCHOR_RAW)
+		return anc_error_set(err, ANC_EMALFORMED,
+		                     "lmdb labels: entry of %zu bytes", v->mv_size);
+	return a->cb(a->arg,
+	             rd_be64((const uint8_t *)k->mv_data + 4 +
+	                     ANC_CONTRACT_ID_RAW),
+	             v->mv_data, err);
+}
+
+int
+store_label_scan(store *st, MDB_txn *txn, uint32_t cid,
+                 const uint8_t id[ANC_CONTRACT_ID_RAW], uint64_t after,
+                 int (*cb)(void *arg, uint64_t label, const uint8_t *anchor,
+                           anc_error *err),
+                 void *arg, anc_error *err)
+{
+	uint8_t start[LKEY];
+	label_scan_arg a = {cb, arg};
+
+	if (after == UINT64_MAX)
+		return ANC_OK;
+	label_key(start, cid, id, after + 1);
+	return scan(txn, st->labels, start, 4 + ANC_CONTRACT_ID_RAW, start,
+	            sizeof start, label_scan_one, &a, "labels", err);
+}

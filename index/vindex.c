@@ -1,0 +1,797 @@
+/*
+ * vindex.c — faiss indexes and their snapshots; the model and the file
+ * format are described in vindex.h.
+ *
+ * Design note
+ * -----------
+ * faiss is reached only through its C API (faiss_c_compat.cpp supplies it
+ * on Debian). Every faiss call's status is checked and its per-thread
+ * message copied into the anc_error at once, on the failing thread.
+ *
+ * Start-up trusts nothing on disk but LMDB: a snapshot is used only when its
+ * header, its SHA-256, its contract ID and dimension all check out and the
+ * label it covers is not beyond LMDB's sequence (a snapshot written after
+ * commits that a crash then lost). Anything else is logged and answered by
+ * a rebuild, which adds vectors in batches of REBUILD_BATCH so memory stays
+ * bounded whatever the collection size.
+ */
+#include "vindex.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include <faiss/c_api/AutoTune_c.h>
+#include <faiss/c_api/Index_c.h>
+#include <faiss/c_api/error_c.h>
+#include <faiss/c_api/index_factory_c.h>
+#include <faiss/c_api/index_io_c.h>
+
+#define SNAP_MAGIC "ANCSNAP1"
+#define SNAP_FORMAT 1u
+#define SNAP_HDR 128
+#define SNAP_HASHED 64 /* header bytes covered by the checksum */
+#define REBUILD_BATCH 4096
+
+struct vindex {
+	pthread_rwlock_t lock;
+	int lock_ok;
+	FaissIndex *idx;
+	anc_contract c;
+	uint8_t id[ANC_CONTRACT_ID_RAW];
+	uint32_t cid;
+	char path[PATH_MAX];    /* the snapshot */
+	char tmppath[PATH_MAX]; /* where it is written first */
+	char snapdir[PATH_MAX];
+	uint64_t covered;    /* highest label added */
+	uint64_t live;
+	uint64_t applied;
+	uint64_t generation;
+	uint64_t unsnapped; /* added since the last snapshot */
+	int dirty;          /* differs from the snapshot file */
+};
+
+static int
+faiss_fail(anc_error *err, const vindex *vx, int rc, const char *what)
+{
+	const char *m = faiss_get_last_error();
+	char id[ANC_CONTRACT_ID_LEN + 1];
+	anc_contract_id_format(vx->id, id);
+	return anc_error_set(err, ANC_EINDEX, "contract %s: faiss %s (%d): %s",
+	                     id, what, rc, m != NULL ? m : "no message");
+}
+
+/* ---- creation ----------------------------------------------------------------- */
+
+static int
+faiss_new(const vindex *vx, FaissIndex **out, anc_error *err)
+{
+	char desc[64];
+	FaissMetricType metric = vx->c.metric == ANC_METRIC_L2
+	                             ? METRIC_L2
+	                             : METRIC_INNER_PRODUCT;
+	int rc;
+
+	*out = NULL;
+	if (vx->c.index.kind == ANC_INDEX_HNSW)
+		snprintf(desc, sizeof desc, "IDMap2,HNSW%u", vx->c.index.m);
+	else
+		snprintf(desc, sizeof desc, "IDMap2,Flat");
+	if ((rc = faiss_index_factory(out, (int)vx->c.dim, desc, metric)) != 0)
+		return faiss_fail(err, vx, rc, "index_factory");
+	return ANC_OK;
+}
+
+/* efConstruction and efSearch are not all kept by every faiss version's
+ * serialisation, so they are set after every creation and load. */
+static int
+faiss_tune(const vindex *vx, FaissIndex *idx, anc_error *err)
+{
+	FaissParameterSpace *ps = NULL;
+	int rc, rv = ANC_OK;
+
+	if (vx->c.index.kind != ANC_INDEX_HNSW)
+		return ANC_OK;
+	if ((rc = faiss_ParameterSpace_new(&ps)) != 0)
+		return faiss_fail(err, vx, rc, "ParameterSpace_new");
+	if ((rc = faiss_ParameterSpace_set_index_parameter(
+	         ps, idx, "efConstruction",
+	         (double)vx->c.index.ef_construction)) != 0)
+		rv = faiss_fail(err, vx, rc, "set efConstruction");
+	else if ((rc = faiss_ParameterSpace_set_index_parameter(
+	              ps, idx, "efSearch", (double)vx->c.index.ef_search)) != 0)
+		rv = faiss_fail(err, vx, rc, "set efSearch");
+	faiss_ParameterSpace_free(ps);
+	return rv;
+}
+
+static int
+vindex_alloc(const char *snapdir, uint32_t cid, const anc_contract *c,
+             const uint8_t id[ANC_CONTRACT_ID_RAW], vindex **out,
+             anc_error *err)
+{
+	char idstr[ANC_CONTRACT_ID_LEN + 1];
+	vindex *vx = calloc(1, sizeof *vx);
+
+	*out = NULL;
+	if (vx == NULL)
+		return anc_error_set(err, ANC_ENOMEM, "index: out of memory");
+	if (pthread_rwlock_init(&vx->lock, NULL) != 0) {
+		free(vx);
+		return anc_error_set(err, ANC_ENOMEM, "index: no rwlock");
+	}
+	vx->lock_ok = 1;
+	vx->c = *c;
+	vx->cid = cid;
+	memcpy(vx->id, id, ANC_CONTRACT_ID_RAW);
+	anc_contract_id_format(id, idstr);
+	if ((size_t)snprintf(vx->path, sizeof vx->path, "%s/%u-%s.faiss",
+	                     snapdir, cid, idstr) >= sizeof vx->path ||
+	    (size_t)snprintf(vx->tmppath, sizeof vx->tmppath, "%s.tmp",
+	                     vx->path) >= sizeof vx->tmppath ||
+	    (size_t)snprintf(vx->snapdir, sizeof vx->snapdir, "%s", snapdir) >=
+	        sizeof vx->snapdir) {
+		vindex_destroy(vx);
+		return anc_error_set(err, ANC_EINVAL,
+		                     "snapshot dir '%s': path too long", snapdir);
+	}
+	*out = vx;
+	return ANC_OK;
+}
+
+void
+vindex_destroy(vindex *vx)
+{
+	if (vx == NULL)
+		return;
+	if (vx->idx != NULL)
+		faiss_Index_free(vx->idx);
+	if (vx->lock_ok)
+		pthread_rwlock_destroy(&vx->lock);
+	free(vx);
+}
+
+int
+vindex_create(const char *snapdir, uint32_t cid, const anc_contract *c,
+              const uint8_t id[ANC_CONTRACT_ID_RAW], uint64_t seq,
+              vindex **out, anc_error *err)
+{
+	vindex *vx;
+	int rv = vindex_alloc(snapdir, cid, c, id, &vx, err);
+	if (rv != ANC_OK)
+		return rv;
+	if ((rv = faiss_new(vx, &vx->idx, err)) != ANC_OK ||
+	    (rv = faiss_tune(vx, vx->idx, err)) != ANC_OK) {
+		vindex_destroy(vx);
+		return rv;
+	}
+	vx->applied = seq;
+	vx->generation = 1;
+	vx->dirty = 1;
+	*out = vx;
+	return ANC_OK;
+}
+
+/* ---- locking and reads ------------------------------------------------------------ */
+
+/* pthread_rwlock_* fail only on misuse (deadlock, uninitialised lock);
+ * aborting then is better than running unlocked. */
+static void
+lock_check(int rc, const char *what)
+{
+	if (rc != 0) {
+		fprintf(stderr, "anchorage: index %s: %s\n", what, strerror(rc));
+		abort();
+	}
+}
+
+void
+vindex_rdlock(vindex *vx)
+{
+	lock_check(pthread_rwlock_rdlock(&vx->lock), "rdlock");
+}
+
+void
+vindex_unlock(vindex *vx)
+{
+	lock_check(pthread_rwlock_unlock(&vx->lock), "unlock");
+}
+
+static void
+vindex_wrlock(vindex *vx)
+{
+	lock_check(pthread_rwlock_wrlock(&vx->lock), "wrlock");
+}
+
+void
+vindex_stats_locked(const vindex *vx, vindex_stats *s)
+{
+	s->ntotal = (uint64_t)faiss_Index_ntotal(vx->idx);
+	s->live = vx->live;
+	s->applied = vx->applied;
+	s->generation = vx->generation;
+	s->unsnapped = vx->unsnapped;
+}
+
+int
+vindex_search_locked(const vindex *vx, uint32_t nq, const float *x,
+                     uint32_t k, float *dist, int64_t *labels, anc_error *err)
+{
+	int rc = faiss_Index_search(vx->idx, (idx_t)nq, x, (idx_t)k, dist,
+	                            (idx_t *)labels);
+	return rc == 0 ? ANC_OK : faiss_fail(err, vx, rc, "search");
+}
+
+/* ---- writes ------------------------------------------------------------------------- */
+
+static int
+add_raw(const vindex *vx, FaissIndex *idx, uint64_t n, const float *vecs,
+        const uint64_t *labels, anc_error *err)
+{
+	int rc;
+	if (n == 0)
+		return ANC_OK;
+	rc = faiss_Index_add_with_ids(idx, (idx_t)n, vecs,
+	                              (const idx_t *)labels);
+	return rc == 0 ? ANC_OK : faiss_fail(err, vx, rc, "add");
+}
+
+static void
+apply_live(vindex *vx, int64_t delta)
+{
+	if (delta < 0 && (uint64_t)-delta > vx->live)
+		vx->live = 0;
+	else
+		vx->live = (uint64_t)((int64_t)vx->live + delta);
+}
+
+int
+vindex_add(vindex *vx, uint64_t n, const float *vecs, const uint64_t *labels,
+           uint64_t seq, int64_t live_delta, anc_error *err)
+{
+	int rv;
+	vindex_wrlock(vx);
+	rv = add_raw(vx, vx->idx, n, vecs, labels, err);
+	if (rv == ANC_OK && n > 0) {
+		if (labels[n - 1] > vx->covered)
+			vx->covered = labels[n - 1];
+		vx->unsnapped += n;
+		vx->dirty = 1;
+	}
+	/* Even on a faiss failure LMDB holds the write; the next open
+	 * rebuilds. live must follow LMDB so stale counts stay right. */
+	apply_live(vx, live_delta);
+	if (seq > vx->applied)
+		vx->applied = seq;
+	vindex_unlock(vx);
+	return rv;
+}
+
+void
+vindex_note(vindex *vx, uint64_t seq, int64_t live_delta)
+{
+	vindex_wrlock(vx);
+	apply_live(vx, live_delta);
+	if (seq > vx->applied)
+		vx->applied = seq;
+	vindex_unlock(vx);
+}
+
+/* ---- rebuild and replay -------------------------------------------------------------- */
+
+typedef struct {
+	const vindex *vx;
+	FaissIndex *idx;
+	float *vecs;
+	uint64_t *labels;
+	uint64_t n;      /* in the batch */
+	uint64_t total;  /* added */
+	uint64_t maxlab;
+	store *st;
+	MDB_txn *txn;
+} batch;
+
+static int
+batch_init(batch *b, const vindex *vx, FaissIndex *idx, store *st,
+           MDB_txn *txn, anc_error *err)
+{
+	memset(b, 0, sizeof *b);
+	b->vx = vx;
+	b->idx = idx;
+	b->st = st;
+	b->txn = txn;
+	b->vecs = malloc((size_t)REBUILD_BATCH * vx->c.dim * sizeof(float));
+	b->labels = malloc(REBUILD_BATCH * sizeof(uint64_t));
+	if (b->vecs == NULL || b->labels == NULL) {
+		free(b->vecs);
+		free(b->labels);
+		b->vecs = NULL;
+		b->labels = NULL;
+		return anc_error_set(err, ANC_ENOMEM,
+		                     "index rebuild: out of memory (batch of %d x "
+		                     "%u floats)",
+		                     REBUILD_BATCH, vx->c.dim);
+	}
+	return ANC_OK;
+}
+
+static void
+batch_free(batch *b)
+{
+	free(b->vecs);
+	free(b->labels);
+}
+
+static int
+batch_flush(batch *b, anc_error *err)
+{
+	int rv = add_raw(b->vx, b->idx, b->n, b->vecs, b->labels, err);
+	b->total += b->n;
+	b->n = 0;
+	return rv;
+}
+
+static int
+batch_push(batch *b, uint64_t label, const void *vec, anc_error *err)
+{
+	memcpy(b->vecs + (size_t)b->n * b->vx->c.dim, vec,
+	       (size_t)b->vx->c.dim * sizeof(float));
+	b->labels[b->n++] = label;
+	if (label > b->maxlab)
+		b->maxlab = label;
+	return b->n == REBUILD_BATCH ? batch_flush(b, err) : ANC_OK;
+}
+
+static int
+rebuild_one(void *arg, uint64_t label, const uint8_t *anchor, const void *vec,
+            anc_error *err)
+{
+	(void)anchor;
+	return batch_push(arg, label, vec, err);
+}
+
+/* Replay: each label newer than the snapshot names an anchor whose current
+ * vector carries that label (store.h keeps them in step). */
+static int
+replay_one(void *arg, uint64_t label, const uint8_t *anchor, anc_error *err)
+{
+	batch *b = arg;
+	uint64_t have;
+	int found, rv;
+
+	if (b->n == REBUILD_BATCH && (rv = batch_flush(b, err)) != ANC_OK)
+		return rv;
+	rv = store_vector_get(b->st, b->txn, b->vx->cid, b->vx->id, anchor,
+	                      b->vx->c.dim, &have,
+	                      b->vecs + (size_t)b->n * b->vx->c.dim, &found, err);
+	if (rv != ANC_OK)
+		return rv;
+	if (!found || have != label)
+		return anc_error_set(err, ANC_EMALFORMED,
+		                     "lmdb: label %llu has no matching vector",
+		                     (unsigned long long)label);
+	b->labels[b->n++] = label;
+	if (label > b->maxlab)
+		b->maxlab = label;
+	return ANC_OK;
+}
+
+static int
+count_one(void *arg, uint64_t label, const uint8_t *anchor, anc_error *err)
+{
+	(void)label;
+	(void)anchor;
+	(void)err;
+	(*(uint64_t *)arg)++;
+	return ANC_OK;
+}
+
+/* Build a fresh faiss index from every vector LMDB holds for the contract. */
+static int
+build_from_store(const vindex *vx, store *st, MDB_txn *txn, FaissIndex **out,
+                 uint64_t *count, uint64_t *maxlab, anc_error *err)
+{
+	FaissIndex *idx = NULL;
+	batch b;
+	int rv;
+
+	*out = NULL;
+	if ((rv = faiss_new(vx, &idx, err)) != ANC_OK)
+		return rv;
+	if ((rv = faiss_tune(vx, idx, err)) != ANC_OK ||
+	    (rv = batch_init(&b, vx, idx, st, txn, err)) != ANC_OK) {
+		faiss_Index_free(idx);
+		return rv;
+	}
+	rv = store_vector_scan(st, txn, vx->cid, vx->id, vx->c.dim, rebuild_one,
+	                       &b, err);
+	if (rv == ANC_OK)
+		rv = batch_flush(&b, err);
+	*count = b.total;
+	*maxlab = b.maxlab;
+	batch_free(&b);
+	if (rv != ANC_OK) {
+		faiss_Index_free(idx);
+		return rv;
+	}
+	*out = idx;
+	return ANC_OK;
+}
+
+int
+vindex_rebuild(vindex *vx, store *st, MDB_txn *txn, anc_error *err)
+{
+	FaissIndex *idx, *old;
+	uint64_t count, maxlab;
+	int rv = build_from_store(vx, st, txn, &idx, &count, &maxlab, err);
+	if (rv != ANC_OK)
+		return rv;
+	vindex_wrlock(vx);
+	old = vx->idx;
+	vx->idx = idx;
+	vx->live = count;
+	if (maxlab > vx->covered)
+		vx->covered = maxlab;
+	vx->generation++;
+	vx->dirty = 1;
+	vx->unsnapped = count;
+	vindex_unlock(vx);
+	faiss_Index_free(old);
+	return ANC_OK;
+}
+
+/* ---- snapshots ---------------------------------------------------------------------- */
+
+static void
+put32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+
+static void
+put64(uint8_t *p, uint64_t v)
+{
+	memcpy(p, &v, 8);
+}
+
+static uint32_t
+get32(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static uint64_t
+get64(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return v;
+}
+
+/* SHA-256 over hdr[0..SNAP_HASHED) and the len payload bytes read from f at
+ * its current position. ANC_EIO on a short read. */
+static int
+snap_hash(FILE *f, const uint8_t *hdr, uint64_t len, uint8_t md[32],
+          const char *path, anc_error *err)
+{
+	uint8_t buf[1 << 16];
+	unsigned int mdlen = 0;
+	int rv = ANC_OK;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+	if (ctx == NULL)
+		return anc_error_set(err, ANC_ENOMEM, "snapshot: no hash context");
+	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(ctx, hdr, SNAP_HASHED) != 1) {
+		rv = anc_error_set(err, ANC_EINTERNAL, "snapshot: sha256 init");
+		goto done;
+	}
+	while (len > 0) {
+		size_t want = len < sizeof buf ? (size_t)len : sizeof buf;
+		size_t got = fread(buf, 1, want, f);
+		if (got != want) {
+			rv = anc_error_set(err, ANC_EIO,
+			                   "snapshot '%s': short read (%s)", path,
+			                   ferror(f) ? strerror(errno) : "EOF");
+			goto done;
+		}
+		if (EVP_DigestUpdate(ctx, buf, got) != 1) {
+			rv = anc_error_set(err, ANC_EINTERNAL,
+			                   "snapshot: sha256 update");
+			goto done;
+		}
+		len -= got;
+	}
+	if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32)
+		rv = anc_error_set(err, ANC_EINTERNAL, "snapshot: sha256 final");
+done:
+	EVP_MD_CTX_free(ctx);
+	return rv;
+}
+
+static int
+fsync_dir(const char *dir, anc_error *err)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY);
+	int rv = ANC_OK;
+	if (fd < 0)
+		return anc_error_set(err, ANC_EIO, "open dir '%s': %s", dir,
+		                     strerror(errno));
+	if (fsync(fd) != 0)
+		rv = anc_error_set(err, ANC_EIO, "fsync dir '%s': %s", dir,
+		                   strerror(errno));
+	close(fd);
+	return rv;
+}
+
+int
+vindex_snapshot(vindex *vx, anc_error *err)
+{
+	uint8_t hdr[SNAP_HDR];
+	uint8_t md[32];
+	FILE *f = NULL;
+	long end;
+	int rc, rv = ANC_OK;
+
+	vindex_rdlock(vx);
+	if (!vx->dirty)
+		goto unlock;
+	memset(hdr, 0, sizeof hdr);
+	if ((f = fopen(vx->tmppath, "w+b")) == NULL) {
+		rv = anc_error_set(err, ANC_EIO, "snapshot '%s': %s", vx->tmppath,
+		                   strerror(errno));
+		goto unlock;
+	}
+	if (fwrite(hdr, 1, SNAP_HDR, f) != SNAP_HDR) {
+		rv = anc_error_set(err, ANC_EIO, "snapshot '%s': write: %s",
+		                   vx->tmppath, strerror(errno));
+		goto fail;
+	}
+	if ((rc = faiss_write_index(vx->idx, f)) != 0) {
+		rv = faiss_fail(err, vx, rc, "write_index");
+		goto fail;
+	}
+	if (fflush(f) != 0 || (end = ftell(f)) < SNAP_HDR) {
+		rv = anc_error_set(err, ANC_EIO, "snapshot '%s': write: %s",
+		                   vx->tmppath, strerror(errno));
+		goto fail;
+	}
+	memcpy(hdr, SNAP_MAGIC, 8);
+	put32(hdr + 8, SNAP_FORMAT);
+	put32(hdr + 12, SNAP_HDR);
+	memcpy(hdr + 16, vx->id, ANC_CONTRACT_ID_RAW);
+	put32(hdr + 24, vx->c.dim);
+	put32(hdr + 28, (uint32_t)vx->c.index.kind);
+	put64(hdr + 32, vx->covered);
+	put64(hdr + 40, (uint64_t)faiss_Index_ntotal(vx->idx));
+	put64(hdr + 48, vx->generation);
+	put64(hdr + 56, (uint64_t)(end - SNAP_HDR));
+	if (fseek(f, SNAP_HDR, SEEK_SET) != 0) {
+		rv = anc_error_set(err, ANC_EIO, "snapshot '%s': seek: %s",
+		                   vx->tmppath, strerror(errno));
+		goto fail;
+	}
+	if ((rv = snap_hash(f, hdr, (uint64_t)(end - SNAP_HDR), md, vx->tmppath,
+	                    err)) != ANC_OK)
+		goto fail;
+	memcpy(hdr + 64, md, 32);
+	if (fseek(f, 0, SEEK_SET) != 0 ||
+	    fwrite(hdr, 1, SNAP_HDR, f) != SNAP_HDR || fflush(f) != 0 ||
+	    fsync(fileno(f)) != 0) {
+		rv = anc_error_set(err, ANC_EIO, "snapshot '%s': write: %s",
+		                   vx->tmppath, strerror(errno));
+		goto fail;
+	}
+	rc = fclose(f);
+	f = NULL;
+	if (rc != 0) {
+		rv = anc_error_set(err, ANC_EIO, "snapshot '%s': close: %s",
+		                   vx->tmppath, strerror(errno));
+		goto fail;
+	}
+	if (rename(vx->tmppath, vx->path) != 0) {
+		rv = anc_error_set(err, ANC_EIO, "snapshot rename to '%s': %s",
+		                   vx->path, strerror(errno));
+		goto fail;
+	}
+	if ((rv = fsync_dir(vx->snapdir, err)) != ANC_OK)
+		goto unlock;
+	/* The engine's writer mutex is held by every caller, so nothing was
+	 * added between this unlock and the write lock below. */
+	vindex_unlock(vx);
+	vindex_wrlock(vx);
+	vx->dirty = 0;
+	vx->unsnapped = 0;
+	goto unlock;
+fail:
+	if (f != NULL)
+		fclose(f);
+	(void)unlink(vx->tmppath); /* best effort: a stale .tmp is ignored */
+unlock:
+	vindex_unlock(vx);
+	return rv;
+}
+
+/* Load and check the snapshot. ANC_OK with *idx set, or a reason (in err)
+ * to rebuild. *generation gets the header's generation when the header was
+ * readable, so a rebuild can continue the count. */
+static int
+snap_load(vindex *vx, uint64_t lmdb_seq, FaissIndex **idx,
+          uint64_t *generation, anc_error *err)
+{
+	uint8_t hdr[SNAP_HDR], md[32];
+	struct stat sb;
+	FaissIndex *fi = NULL;
+	FILE *f;
+	uint64_t payload, ntotal;
+	int rc, rv = ANC_OK;
+
+	*idx = NULL;
+	if ((f = fopen(vx->path, "rb")) == NULL)
+		return anc_error_set(err, errno == ENOENT ? ANC_ENOTFOUND : ANC_EIO,
+		                     "snapshot '%s': %s", vx->path,
+		                     strerror(errno));
+	if (fstat(fileno(f), &sb) != 0 || fread(hdr, 1, SNAP_HDR, f) != SNAP_HDR) {
+		rv = anc_error_set(err, ANC_EMALFORMED,
+		                   "snapshot '%s': no header", vx->path);
+		goto done;
+	}
+	if (memcmp(hdr, SNAP_MAGIC, 8) != 0 || get32(hdr + 8) != SNAP_FORMAT ||
+	    get32(hdr + 12) != SNAP_HDR) {
+		rv = anc_error_set(err, ANC_EMALFORMED,
+		                   "snapshot '%s': bad magic or format", vx->path);
+		goto done;
+	}
+	/* Taken before the checksum is verified: a rebuild only needs a
+	 * number different from the damaged snapshot's, and payload damage
+	 * (the usual case) leaves the header's count right. */
+	*generation = get64(hdr + 48);
+	payload = get64(hdr + 56);
+	if ((uint64_t)sb.st_size != SNAP_HDR + payload) {
+		rv = anc_error_set(err, ANC_EMALFORMED,
+		                   "snapshot '%s': %lld bytes, header says %llu",
+		                   vx->path, (long long)sb.st_size,
+		                   (unsigned long long)(SNAP_HDR + payload));
+		goto done;
+	}
+	if ((rv = snap_hash(f, hdr, payload, md, vx->path, err)) != ANC_OK)
+		goto done;
+	if (memcmp(md, hdr + 64, 32) != 0) {
+		rv = anc_error_set(err, ANC_EMALFORMED,
+		                   "snapshot '%s': checksum mismatch", vx->path);
+		goto done;
+	}
+	if (memcmp(hdr + 16, vx->id, ANC_CONTRACT_ID_RAW) != 0 ||
+	    get32(hdr + 24) != vx->c.dim ||
+	    get32(hdr + 28) != (uint32_t)vx->c.index.kind) {
+		rv = anc_error_set(err, ANC_EMALFORMED,
+		                   "snapshot '%s': written for another contract or "
+		                   "index kind",
+		                   vx->path);
+		goto done;
+	}
+	if (get64(hdr + 32) > lmdb_seq) {
+		rv = anc_error_set(err, ANC_EMALFORMED,
+		                   "snapshot '%s': covers sequence %llu, LMDB is at "
+		                   "%llu",
+		                   vx->path, (unsigned long long)get64(hdr + 32),
+		                   (unsigned long long)lmdb_seq);
+		goto done;
+	}
+	if (fseek(f, SNAP_HDR, SEEK_SET) != 0) {
+		rv = anc_error_set(err, ANC_EIO, "snapshot '%s': seek: %s",
+		                   vx->path, strerror(errno));
+		goto done;
+	}
+	if ((rc = faiss_read_index(f, 0, &fi)) != 0) {
+		rv = faiss_fail(err, vx, rc, "read_index");
+		goto done;
+	}
+	ntotal = get64(hdr + 40);
+	if (faiss_Index_d(fi) != (int)vx->c.dim ||
+	    (uint64_t)faiss_Index_ntotal(fi) != ntotal) {
+		rv = anc_error_set(err, ANC_EMALFORMED,
+		                   "snapshot '%s': index has dim %d and %lld "
+		                   "entries, header says %u and %llu",
+		                   vx->path, faiss_Index_d(fi),
+		                   (long long)faiss_Index_ntotal(fi), vx->c.dim,
+		                   (unsigned long long)ntotal);
+		goto done;
+	}
+	vx->covered = get64(hdr + 32);
+	*idx = fi;
+	fi = NULL;
+done:
+	if (fi != NULL)
+		faiss_Index_free(fi);
+	fclose(f);
+	return rv;
+}
+
+int
+vindex_open(store *st, const char *snapdir, uint32_t cid,
+            const anc_contract *c, const uint8_t id[ANC_CONTRACT_ID_RAW],
+            int quiet, vindex **out, vindex_open_info *info, anc_error *err)
+{
+	vindex *vx = NULL;
+	MDB_txn *txn = NULL;
+	FaissIndex *idx = NULL;
+	anc_error why;
+	uint64_t seq, gen = 0, count = 0, maxlab = 0;
+	batch b;
+	int rv;
+
+	memset(info, 0, sizeof *info);
+	*out = NULL;
+	anc_error_clear(&why);
+	if ((rv = vindex_alloc(snapdir, cid, c, id, &vx, err)) != ANC_OK)
+		return rv;
+	if ((rv = store_txn_begin(st, 1, &txn, err)) != ANC_OK ||
+	    (rv = store_seq_get(st, txn, &seq, err)) != ANC_OK)
+		goto fail;
+
+	if (snap_load(vx, seq, &idx, &gen, &why) == ANC_OK) {
+		if ((rv = faiss_tune(vx, idx, err)) != ANC_OK)
+			goto fail;
+		vx->idx = idx;
+		idx = NULL;
+		if ((rv = batch_init(&b, vx, vx->idx, st, txn, err)) != ANC_OK)
+			goto fail;
+		rv = store_label_scan(st, txn, cid, id, vx->covered, replay_one,
+		                      &b, err);
+		if (rv == ANC_OK)
+			rv = batch_flush(&b, err);
+		info->replayed = b.total;
+		if (b.maxlab > vx->covered)
+			vx->covered = b.maxlab;
+		batch_free(&b);
+		if (rv != ANC_OK)
+			goto fail;
+		if ((rv = store_label_scan(st, txn, cid, id, 0, count_one,
+		                           &vx->live, err)) != ANC_OK)
+			goto fail;
+		vx->generation = gen;
+		vx->unsnapped = info->replayed;
+		vx->dirty = info->replayed > 0;
+		info->loaded = 1;
+	} else {
+		vx->covered = 0;
+		rv = build_from_store(vx, st, txn, &vx->idx, &count, &maxlab,
+		                      err);
+		if (rv != ANC_OK)
+			goto fail;
+		/* A missing snapshot of an empty index is the normal state of
+		 * a contract registered and never filled: nothing to say. */
+		if (!quiet && (why.code != ANC_ENOTFOUND || count > 0))
+			fprintf(stderr,
+			        "anchorage: rebuilt index from LMDB (%llu "
+			        "vectors): %s\n",
+			        (unsigned long long)count, why.msg);
+		vx->covered = maxlab;
+		vx->live = count;
+		vx->generation = gen + 1;
+		vx->unsnapped = count;
+		vx->dirty = 1;
+		info->rebuilt = 1;
+	}
+	vx->applied = seq;
+	store_txn_abort(txn);
+	*out = vx;
+	return ANC_OK;
+fail:
+	if (idx != NULL)
+		faiss_Index_free(idx);
+	store_txn_abort(txn);
+	vindex_destroy(vx);
+	return rv;
+}

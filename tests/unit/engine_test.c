@@ -1,0 +1,1243 @@
+/*
+ * engine_test.c — the engine (anc_index.h) on real data: the 90 SOTU
+ * MiniLM passages and the sift5k ANN set from ../shared/data.
+ *
+ * Design note: every test opens a database in its own temporary directory
+ * with nosync (speed; durability under a real crash is LMDB's business and
+ * is exercised by the fork test, which does not need fsync since the OS
+ * keeps the pages). The self-query check (passage i's vector finds passage
+ * i first) is run after every way of bringing an index back: fresh, from a
+ * snapshot, from a snapshot plus replay, rebuilt after the snapshot was
+ * removed, and rebuilt after it was damaged.
+ */
+#include <criterion/criterion.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "anc_index.h"
+#include "cli_vecfile.h"
+#include "testutil.h"
+#include "tu_corpus.h"
+
+TestSuite(engine, .fini = tu_cleanup);
+TestSuite(recall, .fini = tu_cleanup);
+
+#define COLL "sotu"
+
+static anc_db *
+db_open(const char *dir)
+{
+	anc_db_options o;
+	anc_db *db = NULL;
+	anc_error err;
+	anc_db_options_default(&o);
+	o.nosync = 1;
+	o.quiet = 1;
+	o.map_size = 1ull << 30;
+	int rv = anc_db_open(dir, &o, &db, &err);
+	cr_assert_eq(rv, ANC_OK, "open %s: %s", dir, err.msg);
+	return db;
+}
+
+static void
+db_close(anc_db *db)
+{
+	anc_error err;
+	int rv = anc_db_close(db, &err);
+	cr_assert_eq(rv, ANC_OK, "close: %s", err.msg);
+}
+
+static void
+contract_minilm(anc_contract *c, anc_index_kind kind)
+{
+	tu_contract_minilm(c);
+	c->index.kind = kind;
+	if (kind == ANC_INDEX_HNSW) {
+		c->index.m = 32;
+		c->index.ef_construction = 200;
+		c->index.ef_search = 64;
+	}
+}
+
+/* Collection + contract + the 90 passages; returns the contract id. */
+static void
+sotu_setup(anc_db *db, anc_index_kind kind, anc_contract_id_str id)
+{
+	anc_contract c;
+	anc_error err;
+	int created = -1;
+
+	cr_assert_eq(anc_db_collection_create(db, COLL, &created, &err), ANC_OK,
+	             "%s", err.msg);
+	cr_assert_eq(created, 1);
+	contract_minilm(&c, kind);
+	cr_assert_eq(anc_db_contract_register(db, COLL, &c, id, &created, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_assert_eq(created, 1);
+}
+
+static void
+sotu_load(anc_db *db, const tu_sotu *s, uint32_t from, uint32_t to)
+{
+	uint32_t n = to - from;
+	anc_record *r = calloc(n, sizeof *r);
+	anc_upsert_result *res = calloc(n, sizeof *res);
+	anc_error err;
+	uint64_t seq = 0;
+	cr_assert(r && res);
+	for (uint32_t i = 0; i < n; i++) {
+		r[i].source = s->source[from + i];
+		r[i].chunk = s->chunk[from + i];
+		r[i].text = s->text[from + i];
+		r[i].vec = s->vecs + (size_t)(from + i) * s->dim;
+		r[i].dim = s->dim;
+	}
+	int rv = anc_db_upsert(db, COLL, NULL, r, n, res, &seq, &err);
+	cr_assert_eq(rv, ANC_OK, "upsert: %s", err.msg);
+	cr_assert_gt(seq, 0);
+	for (uint32_t i = 0; i < n; i++) {
+		cr_assert_eq(res[i].status, ANC_UPSERT_CREATED);
+		cr_assert_eq(res[i].revision, 1);
+		cr_assert_str_eq(res[i].anchor, s->anchors[from + i]);
+	}
+	free(r);
+	free(res);
+}
+
+/* Passage i's own vector finds passage i first, for every live i; skip[i]
+ * marks deleted ones, which must never come back. */
+static void
+self_query_all(anc_db *db, const tu_sotu *s, const char *ref,
+               const int *skip)
+{
+	anc_query_result *qr = NULL;
+	anc_error err;
+	int rv = anc_db_query(db, COLL, ref, s->vecs, s->n, s->dim, 10, 1, &qr,
+	                      &err);
+	cr_assert_eq(rv, ANC_OK, "query: %s", err.msg);
+	cr_assert_eq(qr->nq, s->n);
+	for (uint32_t i = 0; i < s->n; i++) {
+		const anc_hitlist *hl = &qr->lists[i];
+		for (uint32_t j = 0; j < hl->nhits; j++) {
+			int row = tu_sotu_row(s, hl->hits[j].anchor);
+			cr_assert_geq(row, 0);
+			cr_assert(skip == NULL || !skip[row],
+			          "deleted passage %d returned for query %u", row, i);
+			if (j > 0)
+				cr_assert_geq(hl->hits[j - 1].score, hl->hits[j].score);
+		}
+		if (skip != NULL && skip[i])
+			continue;
+		cr_assert_eq(hl->nhits, 10, "query %u: %u hits", i, hl->nhits);
+		cr_assert_str_eq(hl->hits[0].anchor, s->anchors[i],
+		                 "query %u: first hit is row %d", i,
+		                 tu_sotu_row(s, hl->hits[0].anchor));
+		cr_assert_float_eq(hl->hits[0].score, 1.0f, 1e-3);
+		cr_assert_str_eq(hl->hits[0].text, s->text[i]);
+		cr_assert_str_eq(hl->hits[0].source, s->source[i]);
+		cr_assert_str_eq(hl->hits[0].chunk, s->chunk[i]);
+		cr_assert_eq(hl->hits[0].revision, 1);
+	}
+	anc_query_result_free(qr);
+}
+
+static char *
+snapshot_path(const char *dir, const anc_contract_id_str id)
+{
+	static char p[TU_PATH_MAX];
+	snprintf(p, sizeof p, "%s/snapshots/1-%s.faiss", dir, id);
+	return p;
+}
+
+Test(engine, open_close_reopen)
+{
+	const char *dir = tu_tmpdir();
+	anc_db *db = db_open(dir);
+	anc_contract c;
+	anc_contract_id_str id, id2;
+	anc_error err;
+	anc_info *info = NULL;
+	int created;
+
+	cr_assert_eq(anc_db_collection_create(db, COLL, &created, &err), ANC_OK);
+	cr_assert_eq(created, 1);
+	cr_assert_eq(anc_db_collection_create(db, COLL, &created, &err), ANC_OK);
+	cr_assert_eq(created, 0);
+	contract_minilm(&c, ANC_INDEX_FLAT);
+	cr_assert_eq(anc_db_contract_register(db, COLL, &c, id, &created, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_assert_eq(created, 1);
+	cr_assert_eq(anc_db_contract_register(db, COLL, &c, id2, &created, &err),
+	             ANC_OK);
+	cr_assert_eq(created, 0);
+	cr_assert_str_eq(id, id2);
+	db_close(db);
+
+	db = db_open(dir);
+	cr_assert_eq(anc_db_info(db, &info, &err), ANC_OK, "%s", err.msg);
+	cr_assert_eq(info->ncollections, 1);
+	cr_assert_str_eq(info->collections[0].name, COLL);
+	cr_assert_str_eq(info->collections[0].default_contract, id);
+	cr_assert_eq(info->collections[0].ncontracts, 1);
+	cr_assert_eq(info->collections[0].contracts[0].state,
+	             ANC_CSTATE_DEFAULT);
+	cr_assert_str_eq(info->collections[0].contracts[0].contract.model,
+	                 c.model);
+	cr_assert_gt(info->seq, 0);
+	anc_info_free(info);
+	db_close(db);
+	cr_assert_eq(anc_db_close(NULL, NULL), ANC_OK);
+}
+
+Test(engine, sotu_snapshot_rebuild_corrupt)
+{
+	const char *dir = tu_tmpdir();
+	tu_sotu s;
+	anc_contract_id_str id;
+	anc_db_open_stats st;
+	anc_db *db;
+
+	tu_sotu_read(&s, COLL);
+	db = db_open(dir);
+	sotu_setup(db, ANC_INDEX_FLAT, id);
+	sotu_load(db, &s, 0, s.n);
+	self_query_all(db, &s, NULL, NULL);
+	self_query_all(db, &s, id, NULL);
+	db_close(db);
+
+	/* From the snapshot written by close. */
+	db = db_open(dir);
+	anc_db_get_open_stats(db, &st);
+	cr_assert_eq(st.indexes, 1);
+	cr_assert_eq(st.snapshots_loaded, 1);
+	cr_assert_eq(st.rebuilt, 0);
+	cr_assert_eq(st.replayed, 0);
+	self_query_all(db, &s, "minilm@1", NULL);
+	db_close(db);
+
+	/* Snapshot removed: rebuild from LMDB. */
+	cr_assert_eq(unlink(snapshot_path(dir, id)), 0);
+	db = db_open(dir);
+	anc_db_get_open_stats(db, &st);
+	cr_assert_eq(st.snapshots_loaded, 0);
+	cr_assert_eq(st.rebuilt, 1);
+	self_query_all(db, &s, NULL, NULL);
+	db_close(db);
+
+	/* Snapshot damaged (one byte in the faiss payload): rebuild. */
+	{
+		size_t len;
+		char *buf = tu_file_read(snapshot_path(dir, id), &len);
+		cr_assert_not_null(buf);
+		cr_assert_gt(len, 1000);
+		buf[len / 2] ^= 0x40;
+		tu_file_write(snapshot_path(dir, id), buf, len);
+		free(buf);
+	}
+	db = db_open(dir);
+	anc_db_get_open_stats(db, &st);
+	cr_assert_eq(st.snapshots_loaded, 0);
+	cr_assert_eq(st.rebuilt, 1);
+	self_query_all(db, &s, NULL, NULL);
+	db_close(db);
+
+	/* Truncated snapshot: rebuild too. */
+	{
+		size_t len;
+		char *buf = tu_file_read(snapshot_path(dir, id), &len);
+		cr_assert_not_null(buf);
+		tu_file_write(snapshot_path(dir, id), buf, 100);
+		free(buf);
+	}
+	db = db_open(dir);
+	anc_db_get_open_stats(db, &st);
+	cr_assert_eq(st.rebuilt, 1);
+	self_query_all(db, &s, NULL, NULL);
+	db_close(db);
+	tu_sotu_free(&s);
+}
+
+Test(engine, crash_after_ack_then_replay)
+{
+	const char *dir = tu_tmpdir();
+	tu_sotu s;
+	anc_contract_id_str id;
+	anc_db_open_stats st;
+	anc_db *db;
+	int status;
+
+	tu_sotu_read(&s, COLL);
+	pid_t pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		/* Child: half, snapshot, other half, then die without close.
+		 * Criterion asserts in here would only kill the child, which
+		 * the parent sees as a bad exit status. */
+		anc_db_options o;
+		anc_error err;
+		anc_db_options_default(&o);
+		o.quiet = 1;
+		o.map_size = 1ull << 30;
+		if (anc_db_open(dir, &o, &db, &err) != ANC_OK)
+			_exit(2);
+		sotu_setup(db, ANC_INDEX_FLAT, id);
+		sotu_load(db, &s, 0, 45);
+		if (anc_db_snapshot(db, &err) != ANC_OK)
+			_exit(3);
+		sotu_load(db, &s, 45, s.n);
+		_exit(0);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	          "child status %d", status);
+
+	db = db_open(dir);
+	anc_db_get_open_stats(db, &st);
+	cr_assert_eq(st.snapshots_loaded, 1);
+	cr_assert_eq(st.replayed, 45);
+	self_query_all(db, &s, NULL, NULL);
+	{
+		anc_info *info;
+		anc_error err;
+		cr_assert_eq(anc_db_info(db, &info, &err), ANC_OK);
+		cr_assert_eq(info->collections[0].live, 90);
+		cr_assert_eq(info->collections[0].contracts[0].vectors, 90);
+		cr_assert_eq(info->collections[0].contracts[0].index_ntotal, 90);
+		anc_info_free(info);
+	}
+	db_close(db);
+	/* And the snapshot written by that close is now complete. */
+	db = db_open(dir);
+	anc_db_get_open_stats(db, &st);
+	cr_assert_eq(st.snapshots_loaded, 1);
+	cr_assert_eq(st.replayed, 0);
+	self_query_all(db, &s, NULL, NULL);
+	db_close(db);
+	tu_sotu_free(&s);
+}
+
+/* A snapshot that claims more than LMDB has (written after commits that
+ * were then lost) must not be trusted. */
+Test(engine, snapshot_ahead_of_lmdb_is_rebuilt)
+{
+	char dir[TU_PATH_MAX], dir2[TU_PATH_MAX];
+	tu_sotu s;
+	anc_contract_id_str id;
+	anc_db_open_stats st;
+	anc_db *db;
+	char cmd[3 * TU_PATH_MAX];
+
+	/* tu_tmpdir returns a static buffer: copy. */
+	snprintf(dir, sizeof dir, "%s", tu_tmpdir());
+	snprintf(dir2, sizeof dir2, "%s", tu_tmpdir());
+	tu_sotu_read(&s, COLL);
+	/* dir: 45 passages. dir2: 90 passages, same collection/contract. */
+	db = db_open(dir);
+	sotu_setup(db, ANC_INDEX_FLAT, id);
+	sotu_load(db, &s, 0, 45);
+	db_close(db);
+	db = db_open(dir2);
+	sotu_setup(db, ANC_INDEX_FLAT, id);
+	sotu_load(db, &s, 0, 90);
+	db_close(db);
+	{
+		char from[TU_PATH_MAX];
+		snprintf(from, sizeof from, "%s", snapshot_path(dir2, id));
+		snprintf(cmd, sizeof cmd, "cp '%s' '%s'", from,
+		         snapshot_path(dir, id));
+	}
+	cr_assert_eq(system(cmd), 0);
+	db = db_open(dir);
+	anc_db_get_open_stats(db, &st);
+	cr_assert_eq(st.rebuilt, 1);
+	cr_assert_eq(st.snapshots_loaded, 0);
+	{
+		anc_query_result *qr;
+		anc_error err;
+		cr_assert_eq(anc_db_query(db, COLL, NULL, s.vecs + 50 * s.dim, 1,
+		                          s.dim, 45, 0, &qr, &err),
+		             ANC_OK);
+		cr_assert_eq(qr->lists[0].nhits, 45);
+		for (uint32_t j = 0; j < qr->lists[0].nhits; j++)
+			cr_assert_lt(tu_sotu_row(&s, qr->lists[0].hits[j].anchor),
+			             45);
+		anc_query_result_free(qr);
+	}
+	db_close(db);
+	tu_sotu_free(&s);
+}
+
+Test(engine, revisions_and_unchanged)
+{
+	const char *dir = tu_tmpdir();
+	tu_sotu s;
+	anc_contract_id_str id;
+	anc_error err;
+	anc_upsert_result res;
+	anc_resolved *rs = NULL;
+	anc_record r;
+	uint64_t seq0, seq;
+	anc_db *db;
+	/* {"k": 1} and {"k": 2} */
+	static const uint8_t meta1[] = {0x81, 0xa1, 'k', 0x01};
+	static const uint8_t meta2[] = {0x81, 0xa1, 'k', 0x02};
+
+	tu_sotu_read(&s, COLL);
+	db = db_open(dir);
+	sotu_setup(db, ANC_INDEX_FLAT, id);
+	sotu_load(db, &s, 0, s.n);
+
+	memset(&r, 0, sizeof r);
+	r.source = s.source[7];
+	r.chunk = s.chunk[7];
+	r.text = s.text[7];
+	r.vec = s.vecs + 7 * s.dim;
+	r.dim = s.dim;
+	{
+		anc_info *info;
+		anc_db_info(db, &info, &err);
+		seq0 = info->seq;
+		anc_info_free(info);
+	}
+	/* Identical: nothing written, seq stays. */
+	cr_assert_eq(anc_db_upsert(db, COLL, NULL, &r, 1, &res, &seq, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_assert_eq(res.status, ANC_UPSERT_UNCHANGED);
+	cr_assert_eq(res.revision, 1);
+	cr_assert_eq(seq, seq0);
+	/* text NULL keeps the text: still unchanged. */
+	r.text = NULL;
+	cr_assert_eq(anc_db_upsert(db, COLL, NULL, &r, 1, &res, &seq, &err),
+	             ANC_OK);
+	cr_assert_eq(res.status, ANC_UPSERT_UNCHANGED);
+	/* New text: revision 2. */
+	r.text = "edited passage seven";
+	cr_assert_eq(anc_db_upsert(db, COLL, NULL, &r, 1, &res, &seq, &err),
+	             ANC_OK);
+	cr_assert_eq(res.status, ANC_UPSERT_UPDATED);
+	cr_assert_eq(res.revision, 2);
+	cr_assert_gt(seq, seq0);
+	cr_assert_str_eq(res.anchor, s.anchors[7]);
+	/* Meta added: revision 3; text NULL keeps the edited text. */
+	r.text = NULL;
+	r.meta = meta1;
+	r.meta_len = sizeof meta1;
+	cr_assert_eq(anc_db_upsert(db, COLL, NULL, &r, 1, &res, &seq, &err),
+	             ANC_OK);
+	cr_assert_eq(res.status, ANC_UPSERT_UPDATED);
+	cr_assert_eq(res.revision, 3);
+	/* Same meta again, meta NULL (keeps): unchanged. */
+	cr_assert_eq(anc_db_upsert(db, COLL, NULL, &r, 1, &res, &seq, &err),
+	             ANC_OK);
+	cr_assert_eq(res.status, ANC_UPSERT_UNCHANGED);
+	r.meta = NULL;
+	r.meta_len = 0;
+	cr_assert_eq(anc_db_upsert(db, COLL, NULL, &r, 1, &res, &seq, &err),
+	             ANC_OK);
+	cr_assert_eq(res.status, ANC_UPSERT_UNCHANGED);
+	r.meta = meta2;
+	r.meta_len = sizeof meta2;
+	cr_assert_eq(anc_db_upsert(db, COLL, NULL, &r, 1, &res, &seq, &err),
+	             ANC_OK);
+	cr_assert_eq(res.revision, 4);
+
+	cr_assert_eq(anc_db_resolve(db, COLL, &s.anchors[7], 1, &rs, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_assert_eq(rs[0].status, ANC_ANCHOR_LIVE);
+	cr_assert_eq(rs[0].revision, 4);
+	cr_assert_str_eq(rs[0].text, "edited passage seven");
+	cr_assert_eq(rs[0].meta_len, sizeof meta2);
+	cr_assert_eq(memcmp(rs[0].meta, meta2, sizeof meta2), 0);
+	{
+		char h[33];
+		anc_hash_hex16("edited passage seven", 20, h);
+		cr_assert_str_eq(rs[0].hash, h);
+	}
+	anc_resolved_free(rs, 1);
+
+	/* New vector (passage 8's): the index follows, and only one entry of
+	 * the anchor is ever returned. */
+	r.vec = s.vecs + 8 * s.dim;
+	cr_assert_eq(anc_db_upsert(db, COLL, NULL, &r, 1, &res, &seq, &err),
+	             ANC_OK);
+	cr_assert_eq(res.status, ANC_UPSERT_UPDATED);
+	cr_assert_eq(res.revision, 5);
+	{
+		anc_query_result *qr;
+		cr_assert_eq(anc_db_query(db, COLL, NULL, s.vecs + 7 * s.dim, 1,
+		                          s.dim, 90, 0, &qr, &err),
+		             ANC_OK);
+		cr_assert_eq(qr->lists[0].nhits, 90);
+		int seen7 = 0;
+		for (uint32_t j = 0; j < 90; j++)
+			seen7 += strcmp(qr->lists[0].hits[j].anchor, s.anchors[7]) == 0;
+		cr_assert_eq(seen7, 1);
+		anc_query_result_free(qr);
+		cr_assert_eq(anc_db_query(db, COLL, NULL, s.vecs + 8 * s.dim, 1,
+		                          s.dim, 2, 0, &qr, &err),
+		             ANC_OK);
+		/* rows 7 and 8 now have the same vector */
+		cr_assert_float_eq(qr->lists[0].hits[0].score, 1.0f, 1e-3);
+		cr_assert_float_eq(qr->lists[0].hits[1].score, 1.0f, 1e-3);
+		anc_query_result_free(qr);
+	}
+	/* Survives reopen. */
+	db_close(db);
+	db = db_open(dir);
+	cr_assert_eq(anc_db_resolve(db, COLL, &s.anchors[7], 1, &rs, &err),
+	             ANC_OK);
+	cr_assert_eq(rs[0].revision, 5);
+	anc_resolved_free(rs, 1);
+	cr_assert_eq(anc_db_upsert(db, COLL, NULL, &r, 1, &res, &seq, &err),
+	             ANC_OK);
+	cr_assert_eq(res.status, ANC_UPSERT_UNCHANGED);
+	db_close(db);
+	tu_sotu_free(&s);
+}
+
+static void
+delete_checks(anc_index_kind kind)
+{
+	const char *dir = tu_tmpdir();
+	tu_sotu s;
+	anc_contract_id_str id;
+	anc_error err;
+	anc_delete_result dr[4];
+	anc_anchor_str del[4];
+	anc_resolved *rs;
+	anc_info *info;
+	uint64_t seq;
+	int skip[TU_SOTU_ROWS] = {0};
+	anc_db *db;
+	static const int rows[3] = {0, 33, 89};
+
+	tu_sotu_read(&s, COLL);
+	db = db_open(dir);
+	sotu_setup(db, kind, id);
+	sotu_load(db, &s, 0, s.n);
+	for (int i = 0; i < 3; i++) {
+		memcpy(del[i], s.anchors[rows[i]], sizeof del[i]);
+		skip[rows[i]] = 1;
+	}
+	tu_anchor(COLL, "nowhere", "0", del[3]);
+	cr_assert_eq(anc_db_delete(db, COLL, del, 4, dr, &seq, &err), ANC_OK,
+	             "%s", err.msg);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(dr[i].status, ANC_DELETE_DELETED);
+		cr_assert_eq(dr[i].revision, 2);
+		cr_assert_str_eq(dr[i].anchor, del[i]);
+	}
+	cr_assert_eq(dr[3].status, ANC_DELETE_UNKNOWN);
+	cr_assert_eq(anc_db_delete(db, COLL, del, 2, dr, &seq, &err), ANC_OK);
+	cr_assert_eq(dr[0].status, ANC_DELETE_ALREADY);
+	cr_assert_eq(dr[1].status, ANC_DELETE_ALREADY);
+
+	cr_assert_eq(anc_db_resolve(db, COLL, del, 4, &rs, &err), ANC_OK);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(rs[i].status, ANC_ANCHOR_DELETED);
+		cr_assert_eq(rs[i].revision, 2);
+		cr_assert_null(rs[i].text);
+		cr_assert_str_eq(rs[i].source, s.source[rows[i]]);
+		cr_assert_str_eq(rs[i].hash, "");
+	}
+	cr_assert_eq(rs[3].status, ANC_ANCHOR_UNKNOWN);
+	cr_assert_null(rs[3].source);
+	anc_resolved_free(rs, 4);
+
+	self_query_all(db, &s, NULL, skip);
+	/* The deleted vectors themselves, asking for everything. */
+	for (int i = 0; i < 3; i++) {
+		anc_query_result *qr;
+		cr_assert_eq(anc_db_query(db, COLL, NULL,
+		                          s.vecs + (size_t)rows[i] * s.dim, 1, s.dim,
+		                          100, 0, &qr, &err),
+		             ANC_OK);
+		/* Flat is exhaustive; HNSW, even asked for every entry, may
+		 * miss a few (it is approximate), never return a deleted one. */
+		if (kind == ANC_INDEX_FLAT)
+			cr_assert_eq(qr->lists[0].nhits, 87);
+		else
+			cr_assert(qr->lists[0].nhits >= 84 &&
+			              qr->lists[0].nhits <= 87,
+			          "%u hits", qr->lists[0].nhits);
+		for (uint32_t j = 0; j < qr->lists[0].nhits; j++)
+			cr_assert(!skip[tu_sotu_row(&s, qr->lists[0].hits[j].anchor)]);
+		anc_query_result_free(qr);
+	}
+	cr_assert_eq(anc_db_info(db, &info, &err), ANC_OK);
+	cr_assert_eq(info->collections[0].live, 87);
+	cr_assert_eq(info->collections[0].deleted, 3);
+	cr_assert_eq(info->collections[0].contracts[0].vectors, 87);
+	cr_assert_eq(info->collections[0].contracts[0].index_ntotal, 90);
+	anc_info_free(info);
+
+	/* Still deleted after a reopen from the snapshot and after a rebuild. */
+	db_close(db);
+	db = db_open(dir);
+	self_query_all(db, &s, NULL, skip);
+	db_close(db);
+	cr_assert_eq(unlink(snapshot_path(dir, id)), 0);
+	db = db_open(dir);
+	self_query_all(db, &s, NULL, skip);
+	cr_assert_eq(anc_db_info(db, &info, &err), ANC_OK);
+	cr_assert_eq(info->collections[0].contracts[0].index_ntotal, 87);
+	anc_info_free(info);
+
+	/* Re-upsert revives with the next revision. */
+	{
+		anc_record r = {0};
+		anc_upsert_result ur;
+		r.source = s.source[33];
+		r.chunk = s.chunk[33];
+		r.vec = s.vecs + 33 * s.dim;
+		r.dim = s.dim;
+		r.text = s.text[33];
+		cr_assert_eq(anc_db_upsert(db, COLL, NULL, &r, 1, &ur, NULL, &err),
+		             ANC_OK);
+		cr_assert_eq(ur.status, ANC_UPSERT_UPDATED);
+		cr_assert_eq(ur.revision, 3);
+		skip[33] = 0;
+		anc_query_result *qr;
+		cr_assert_eq(anc_db_query(db, COLL, NULL, r.vec, 1, s.dim, 1, 0,
+		                          &qr, &err),
+		             ANC_OK);
+		cr_assert_str_eq(qr->lists[0].hits[0].anchor, s.anchors[33]);
+		cr_assert_eq(qr->lists[0].hits[0].revision, 3);
+		anc_query_result_free(qr);
+	}
+	db_close(db);
+	tu_sotu_free(&s);
+}
+
+Test(engine, delete_flat) { delete_checks(ANC_INDEX_FLAT); }
+Test(engine, delete_hnsw) { delete_checks(ANC_INDEX_HNSW); }
+
+/* Every bad input gets its own code, a message naming what is wrong, and
+ * leaves the data as it was. */
+Test(engine, error_paths)
+{
+	const char *dir = tu_tmpdir();
+	tu_sotu s;
+	anc_contract_id_str id;
+	anc_error err;
+	anc_upsert_result res[3];
+	anc_record r[3];
+	anc_query_result *qr = NULL;
+	anc_resolved *rs = NULL;
+	anc_db *db;
+	float *v;
+	uint64_t seq;
+	char big[ANC_STR_MAX + 2];
+	float *llama = NULL;
+	uint32_t ln, ld;
+
+	tu_sotu_read(&s, COLL);
+	db = db_open(dir);
+	sotu_setup(db, ANC_INDEX_FLAT, id);
+	sotu_load(db, &s, 0, s.n);
+	cr_assert_eq(anc_fvecs_read(tu_data_path("sotu-2models/sotu_llamacpp_4096.fvecs"),
+	                            0, 2, &llama, &ln, &ld, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_assert_eq(ld, 4096);
+
+	v = malloc(s.dim * sizeof *v);
+	memcpy(v, s.vecs, s.dim * sizeof *v);
+	memset(r, 0, sizeof r);
+	for (int i = 0; i < 3; i++) {
+		r[i].source = "new-source";
+		r[i].chunk = i == 0 ? "a" : i == 1 ? "b" : "c";
+		r[i].text = "new text";
+		r[i].vec = s.vecs + (size_t)(10 + i) * s.dim;
+		r[i].dim = s.dim;
+	}
+
+	/* Wrong dimension: the other model's 4096-d vector. */
+	r[1].vec = llama;
+	r[1].dim = 4096;
+	cr_assert_eq(anc_db_upsert(db, COLL, NULL, r, 3, res, &seq, &err),
+	             ANC_EDIM);
+	cr_assert_eq(err.code, ANC_EDIM);
+	cr_assert(strstr(err.msg, "expects dim 384, got 4096") != NULL, "%s",
+	          err.msg);
+	cr_assert(strstr(err.msg, id) != NULL, "%s", err.msg);
+	cr_assert(strstr(err.msg, "'sotu'") != NULL, "%s", err.msg);
+	r[1].vec = s.vecs + 11 * s.dim;
+	r[1].dim = s.dim;
+
+	/* NaN, Inf: record and component named. */
+	v[5] = NAN;
+	r[2].vec = v;
+	cr_assert_eq(anc_db_upsert(db, COLL, NULL, r, 3, res, &seq, &err),
+	             ANC_ENONFINITE);
+	cr_assert(strstr(err.msg, "record 2") && strstr(err.msg, "component 5") &&
+	              strstr(err.msg, "NaN"),
+	          "%s", err.msg);
+	v[5] = -INFINITY;
+	cr_assert_eq(anc_db_upsert(db, COLL, NULL, r, 3, res, &seq, &err),
+	             ANC_ENONFINITE);
+	cr_assert(strstr(err.msg, "Inf") != NULL, "%s", err.msg);
+
+	/* Norm off for a normalize:true contract. */
+	for (uint32_t i = 0; i < s.dim; i++)
+		v[i] = s.vecs[i] * 1.5f;
+	cr_assert_eq(anc_db_upsert(db, COLL, NULL, r, 3, res, &seq, &err),
+	             ANC_EVIOLATION);
+	cr_assert(strstr(err.msg, "norm 1.5") != NULL, "%s", err.msg);
+	memset(v, 0, s.dim * sizeof *v);
+	cr_assert_eq(anc_db_upsert(db, COLL, NULL, r, 3, res, &seq, &err),
+	             ANC_EVIOLATION);
+	r[2].vec = s.vecs + 12 * s.dim;
+
+	/* Unknown collection, bad collection name, unknown contract. */
+	cr_assert_eq(anc_db_upsert(db, "nope", NULL, r, 3, res, &seq, &err),
+	             ANC_ENOCOLL);
+	cr_assert(strstr(err.msg, "'nope'") != NULL, "%s", err.msg);
+	cr_assert_eq(anc_db_upsert(db, "bad name!", NULL, r, 3, res, &seq, &err),
+	             ANC_EINVAL);
+	cr_assert_eq(anc_db_upsert(db, NULL, NULL, r, 3, res, &seq, &err),
+	             ANC_EINVAL);
+	cr_assert_eq(anc_db_collection_create(db, "-x", NULL, &err), ANC_EINVAL);
+	cr_assert_eq(anc_db_upsert(db, COLL, "0123456789abcdef", r, 3, res, &seq,
+	                           &err),
+	             ANC_ENOCONTRACT);
+	cr_assert(strstr(err.msg, id) != NULL, "names the default: %s", err.msg);
+	cr_assert_eq(anc_db_upsert(db, COLL, "minilm@2", r, 3, res, &seq, &err),
+	             ANC_ENOCONTRACT);
+	cr_assert_eq(anc_db_upsert(db, COLL, "zz", r, 3, res, &seq, &err),
+	             ANC_EINVAL);
+
+	/* Oversized and missing strings, bad meta. */
+	memset(big, 'x', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	r[0].source = big;
+	cr_assert_eq(anc_db_upsert(db, COLL, NULL, r, 3, res, &seq, &err),
+	             ANC_ETOOBIG);
+	cr_assert(strstr(err.msg, "record 0") && strstr(err.msg, "source"),
+	          "%s", err.msg);
+	r[0].source = "new-source";
+	r[1].chunk = big;
+	cr_assert_eq(anc_db_upsert(db, COLL, NULL, r, 3, res, &seq, &err),
+	             ANC_ETOOBIG);
+	r[1].chunk = NULL;
+	cr_assert_eq(anc_db_upsert(db, COLL, NULL, r, 3, res, &seq, &err),
+	             ANC_EINVAL);
+	r[1].chunk = "b";
+	r[1].source = "";
+	cr_assert_eq(anc_db_upsert(db, COLL, NULL, r, 3, res, &seq, &err),
+	             ANC_EINVAL);
+	r[1].source = "new-source";
+	{
+		static const uint8_t notmap[] = {0x93, 1, 2, 3};
+		static const uint8_t trunc[] = {0x82, 0xa1};
+		r[2].meta = notmap;
+		r[2].meta_len = sizeof notmap;
+		cr_assert_eq(anc_db_upsert(db, COLL, NULL, r, 3, res, &seq, &err),
+		             ANC_EINVAL);
+		cr_assert(strstr(err.msg, "not a msgpack map"), "%s", err.msg);
+		r[2].meta = trunc;
+		r[2].meta_len = sizeof trunc;
+		cr_assert_eq(anc_db_upsert(db, COLL, NULL, r, 3, res, &seq, &err),
+		             ANC_EINVAL);
+		r[2].meta = NULL;
+		r[2].meta_len = 5;
+		cr_assert_eq(anc_db_upsert(db, COLL, NULL, r, 3, res, &seq, &err),
+		             ANC_EINVAL);
+		r[2].meta_len = 0;
+	}
+
+	/* Queries: wrong dim, NaN, k 0, k too large, bad ref. */
+	cr_assert_eq(anc_db_query(db, COLL, NULL, llama, 1, 4096, 5, 0, &qr,
+	                          &err),
+	             ANC_EDIM);
+	cr_assert(strstr(err.msg, "expects dim 384, got 4096"), "%s", err.msg);
+	cr_assert_null(qr);
+	memcpy(v, s.vecs, s.dim * sizeof *v);
+	v[3] = NAN;
+	cr_assert_eq(anc_db_query(db, COLL, NULL, v, 1, s.dim, 5, 0, &qr, &err),
+	             ANC_ENONFINITE);
+	cr_assert(strstr(err.msg, "query 0") && strstr(err.msg, "component 3"),
+	          "%s", err.msg);
+	cr_assert_eq(anc_db_query(db, COLL, NULL, s.vecs, 1, s.dim, 0, 0, &qr,
+	                          &err),
+	             ANC_EINVAL);
+	cr_assert_eq(anc_db_query(db, COLL, NULL, s.vecs, 1, s.dim, 1000000, 0,
+	                          &qr, &err),
+	             ANC_ETOOBIG);
+	cr_assert_eq(anc_db_query(db, "nope", NULL, s.vecs, 1, s.dim, 5, 0, &qr,
+	                          &err),
+	             ANC_ENOCOLL);
+	cr_assert_eq(anc_db_query(db, COLL, "deadbeefdeadbeef", s.vecs, 1, s.dim,
+	                          5, 0, &qr, &err),
+	             ANC_ENOCONTRACT);
+
+	/* Resolve and delete with a malformed anchor: nothing happens. */
+	{
+		anc_anchor_str bad[2];
+		anc_delete_result dr[2];
+		memcpy(bad[0], s.anchors[0], sizeof bad[0]);
+		snprintf(bad[1], sizeof bad[1], "%s", "not-an-anchor");
+		cr_assert_eq(anc_db_resolve(db, COLL, bad, 2, &rs, &err),
+		             ANC_EINVAL);
+		cr_assert(strstr(err.msg, "anchor 1"), "%s", err.msg);
+		cr_assert_eq(anc_db_delete(db, COLL, bad, 2, dr, &seq, &err),
+		             ANC_EINVAL);
+		cr_assert_eq(anc_db_delete(db, "nope", bad, 1, dr, &seq, &err),
+		             ANC_ENOCOLL);
+	}
+
+	/* Contracts: bad ones, and the same ID with another index spec. */
+	{
+		anc_contract c;
+		contract_minilm(&c, ANC_INDEX_FLAT);
+		c.dim = 0;
+		cr_assert_eq(anc_db_contract_register(db, COLL, &c, id, NULL, &err),
+		             ANC_EINVAL);
+		cr_assert(strstr(err.msg, "dim"), "%s", err.msg);
+		contract_minilm(&c, ANC_INDEX_HNSW);
+		anc_contract_id_str id2;
+		cr_assert_eq(anc_db_contract_register(db, COLL, &c, id2, NULL, &err),
+		             ANC_ECONFLICT);
+		cr_assert(strstr(err.msg, "flat") && strstr(err.msg, "hnsw"), "%s",
+		          err.msg);
+		cr_assert_eq(anc_db_contract_register(db, "nope", &c, id2, NULL,
+		                                      &err),
+		             ANC_ENOCOLL);
+	}
+
+	/* Nothing of the refused batches was stored, and the data is intact. */
+	{
+		anc_anchor_str a[3];
+		for (int i = 0; i < 3; i++)
+			tu_anchor(COLL, "new-source", i == 0 ? "a" : i == 1 ? "b" : "c",
+			          a[i]);
+		cr_assert_eq(anc_db_resolve(db, COLL, a, 3, &rs, &err), ANC_OK);
+		for (int i = 0; i < 3; i++)
+			cr_assert_eq(rs[i].status, ANC_ANCHOR_UNKNOWN);
+		anc_resolved_free(rs, 3);
+		anc_info *info;
+		cr_assert_eq(anc_db_info(db, &info, &err), ANC_OK);
+		cr_assert_eq(info->ncollections, 1);
+		cr_assert_eq(info->collections[0].live, 90);
+		cr_assert_eq(info->collections[0].ncontracts, 1);
+		cr_assert_eq(info->collections[0].contracts[0].vectors, 90);
+		anc_info_free(info);
+		self_query_all(db, &s, NULL, NULL);
+	}
+	/* And the corrected batch goes in. */
+	cr_assert_eq(anc_db_upsert(db, COLL, NULL, r, 3, res, &seq, &err), ANC_OK,
+	             "%s", err.msg);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(res[i].status, ANC_UPSERT_CREATED);
+	db_close(db);
+	free(v);
+	free(llama);
+	tu_sotu_free(&s);
+}
+
+/* A second contract (the 4096-d model) on the same passages: queries are
+ * routed by contract, and delete removes the vectors of both. */
+Test(engine, two_contracts)
+{
+	const char *dir = tu_tmpdir();
+	tu_sotu s;
+	anc_contract_id_str id, id2;
+	anc_contract c;
+	anc_error err;
+	anc_db *db;
+	float *llama = NULL;
+	uint32_t ln, ld;
+	anc_record *r;
+	anc_upsert_result *res;
+	anc_query_result *qr;
+
+	tu_sotu_read(&s, COLL);
+	cr_assert_eq(anc_fvecs_read(tu_data_path("sotu-2models/sotu_llamacpp_4096.fvecs"),
+	                            0, UINT32_MAX, &llama, &ln, &ld, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_assert_eq(ln, 90);
+	db = db_open(dir);
+	sotu_setup(db, ANC_INDEX_FLAT, id);
+	sotu_load(db, &s, 0, s.n);
+	anc_contract_init(&c);
+	snprintf(c.name, sizeof c.name, "llama");
+	snprintf(c.model, sizeof c.model, "unknown-llama-7b-embedder");
+	snprintf(c.revision, sizeof c.revision, "1");
+	c.dim = 4096;
+	c.metric = ANC_METRIC_COSINE;
+	c.normalize = 0;
+	cr_assert_eq(anc_db_contract_register(db, COLL, &c, id2, NULL, &err),
+	             ANC_OK, "%s", err.msg);
+	r = calloc(ln, sizeof *r);
+	res = calloc(ln, sizeof *res);
+	for (uint32_t i = 0; i < ln; i++) {
+		r[i].source = s.source[i];
+		r[i].chunk = s.chunk[i];
+		r[i].vec = llama + (size_t)i * ld;
+		r[i].dim = ld;
+	}
+	cr_assert_eq(anc_db_upsert(db, COLL, "llama@1", r, ln, res, NULL, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_assert_eq(res[0].status, ANC_UPSERT_UPDATED);
+	/* Default contract refuses the 4096-d vector; the named one takes it. */
+	cr_assert_eq(anc_db_query(db, COLL, NULL, llama, 1, ld, 3, 1, &qr, &err),
+	             ANC_EDIM);
+	cr_assert_eq(anc_db_query(db, COLL, id2, llama + 20 * ld, 1, ld, 3, 1,
+	                          &qr, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_assert_str_eq(qr->lists[0].hits[0].anchor, s.anchors[20]);
+	cr_assert_str_eq(qr->lists[0].hits[0].text, s.text[20]);
+	cr_assert_str_eq(qr->prov.contract, id2);
+	anc_query_result_free(qr);
+	{
+		anc_delete_result dr;
+		cr_assert_eq(anc_db_delete(db, COLL, &s.anchors[20], 1, &dr, NULL,
+		                           &err),
+		             ANC_OK);
+		cr_assert_eq(anc_db_query(db, COLL, id2, llama + 20 * ld, 1, ld,
+		                          90, 0, &qr, &err),
+		             ANC_OK);
+		cr_assert_eq(qr->lists[0].nhits, 89);
+		anc_query_result_free(qr);
+		anc_info *info;
+		cr_assert_eq(anc_db_info(db, &info, &err), ANC_OK);
+		cr_assert_eq(info->collections[0].ncontracts, 2);
+		cr_assert_eq(info->collections[0].contracts[1].state,
+		             ANC_CSTATE_MIGRATING);
+		cr_assert_eq(info->collections[0].contracts[0].vectors, 89);
+		cr_assert_eq(info->collections[0].contracts[1].vectors, 89);
+		anc_info_free(info);
+	}
+	db_close(db);
+	db = db_open(dir);
+	{
+		anc_db_open_stats st;
+		anc_db_get_open_stats(db, &st);
+		cr_assert_eq(st.indexes, 2);
+		cr_assert_eq(st.snapshots_loaded, 2);
+	}
+	cr_assert_eq(anc_db_query(db, COLL, "llama@1", llama + 21 * ld, 1, ld, 1,
+	                          0, &qr, &err),
+	             ANC_OK);
+	cr_assert_str_eq(qr->lists[0].hits[0].anchor, s.anchors[21]);
+	anc_query_result_free(qr);
+	db_close(db);
+	free(r);
+	free(res);
+	free(llama);
+	tu_sotu_free(&s);
+}
+
+/* Replacing every vector leaves the index mostly stale: the engine must
+ * rebuild it in place (generation bumps) and keep answering right. */
+Test(engine, stale_rebuild)
+{
+	const char *dir = tu_tmpdir();
+	anc_db *db = db_open(dir);
+	anc_contract c;
+	anc_error err;
+	enum { N = 3000, D = 8 };
+	static float v[N * D];
+	static anc_record r[N];
+	static anc_upsert_result res[N];
+	static char chunks[N][12];
+	anc_query_result *qr;
+	uint64_t gen0;
+
+	cr_assert_eq(anc_db_collection_create(db, "syn", NULL, &err), ANC_OK);
+	anc_contract_init(&c);
+	snprintf(c.name, sizeof c.name, "syn");
+	snprintf(c.model, sizeof c.model, "synthetic");
+	snprintf(c.revision, sizeof c.revision, "1");
+	c.dim = D;
+	c.metric = ANC_METRIC_L2;
+	c.normalize = 0;
+	cr_assert_eq(anc_db_contract_register(db, "syn", &c, NULL, NULL, &err),
+	             ANC_OK, "%s", err.msg);
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < N; i++) {
+			for (int d = 0; d < D; d++)
+				v[i * D + d] = (float)(i * 10 + d + round);
+			snprintf(chunks[i], sizeof chunks[i], "%d", i);
+			r[i].source = "s";
+			r[i].chunk = chunks[i];
+			r[i].vec = v + i * D;
+			r[i].dim = D;
+		}
+		cr_assert_eq(anc_db_upsert(db, "syn", NULL, r, N, res, NULL, &err),
+		             ANC_OK, "%s", err.msg);
+		cr_assert_eq(anc_db_query(db, "syn", NULL, v + 1234 * D, 1, D, 3,
+		                          0, &qr, &err),
+		             ANC_OK);
+		cr_assert_str_eq(qr->lists[0].hits[0].chunk, "1234");
+		cr_assert_float_eq(qr->lists[0].hits[0].score, 0.0f, 1e-6);
+		if (round == 0)
+			gen0 = qr->prov.generation;
+		else
+			cr_assert_gt(qr->prov.generation, gen0,
+			             "index was not rebuilt");
+		cr_assert_eq(qr->prov.exact, 1);
+		anc_query_result_free(qr);
+	}
+	anc_info *info;
+	cr_assert_eq(anc_db_info(db, &info, &err), ANC_OK);
+	cr_assert_eq(info->collections[0].contracts[0].vectors, N);
+	cr_assert_eq(info->collections[0].contracts[0].index_ntotal, N);
+	anc_info_free(info);
+	db_close(db);
+}
+
+/* Auto-snapshot after snapshot_every vectors, without close. */
+Test(engine, snapshot_every)
+{
+	const char *dir = tu_tmpdir();
+	tu_sotu s;
+	anc_contract_id_str id;
+	anc_db_options o;
+	anc_db *db;
+	anc_error err;
+	struct stat sb;
+
+	tu_sotu_read(&s, COLL);
+	anc_db_options_default(&o);
+	o.nosync = 1;
+	o.quiet = 1;
+	o.map_size = 1ull << 30;
+	o.snapshot_every = 40;
+	cr_assert_eq(anc_db_open(dir, &o, &db, &err), ANC_OK);
+	sotu_setup(db, ANC_INDEX_FLAT, id);
+	sotu_load(db, &s, 0, 30);
+	cr_assert_neq(stat(snapshot_path(dir, id), &sb), 0);
+	sotu_load(db, &s, 30, 50);
+	cr_assert_eq(stat(snapshot_path(dir, id), &sb), 0);
+	db_close(db);
+	tu_sotu_free(&s);
+}
+
+/* ---- recall on sift5k ---------------------------------------------------- */
+
+static anc_db *
+sift_load(const char *dir, anc_index_kind kind, float **base, uint32_t *nb)
+{
+	anc_db *db = db_open(dir);
+	anc_contract c;
+	anc_error err;
+	uint32_t d;
+	anc_record *r;
+	anc_upsert_result *res;
+	char(*chunks)[12];
+
+	cr_assert_eq(anc_fvecs_read(tu_data_path("sift5k/sift5k_base.fvecs"), 0,
+	                            UINT32_MAX, base, nb, &d, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_assert_eq(*nb, 5000);
+	cr_assert_eq(d, 128);
+	cr_assert_eq(anc_db_collection_create(db, "sift", NULL, &err), ANC_OK);
+	anc_contract_init(&c);
+	snprintf(c.name, sizeof c.name, "sift");
+	snprintf(c.model, sizeof c.model, "sift-descriptor");
+	snprintf(c.revision, sizeof c.revision, "1");
+	c.dim = 128;
+	c.metric = ANC_METRIC_L2;
+	c.normalize = 0;
+	c.index.kind = kind;
+	if (kind == ANC_INDEX_HNSW) {
+		c.index.m = 32;
+		c.index.ef_construction = 200;
+		c.index.ef_search = 128;
+	}
+	cr_assert_eq(anc_db_contract_register(db, "sift", &c, NULL, NULL, &err),
+	             ANC_OK, "%s", err.msg);
+	r = calloc(*nb, sizeof *r);
+	res = calloc(*nb, sizeof *res);
+	chunks = calloc(*nb, sizeof *chunks);
+	for (uint32_t i = 0; i < *nb; i++) {
+		snprintf(chunks[i], sizeof chunks[i], "%u", i);
+		r[i].source = "sift5k";
+		r[i].chunk = chunks[i];
+		r[i].vec = *base + (size_t)i * 128;
+		r[i].dim = 128;
+	}
+	cr_assert_eq(anc_db_upsert(db, "sift", NULL, r, *nb, res, NULL, &err),
+	             ANC_OK, "%s", err.msg);
+	free(r);
+	free(res);
+	free(chunks);
+	return db;
+}
+
+static double
+sift_recall(anc_db *db, const char *qfile, const char *gtfile, int expect_exact)
+{
+	float *q = NULL;
+	int32_t *gt = NULL;
+	uint32_t nq, d, ng, gd;
+	anc_error err;
+	anc_query_result *qr;
+	uint64_t found = 0;
+
+	cr_assert_eq(anc_fvecs_read(tu_data_path(qfile), 0, UINT32_MAX, &q, &nq,
+	                            &d, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_assert_eq(anc_ivecs_read(tu_data_path(gtfile), 0, UINT32_MAX, &gt,
+	                            &ng, &gd, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_assert_eq(nq, ng);
+	cr_assert_eq(anc_db_query(db, "sift", NULL, q, nq, d, 10, 0, &qr, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_assert_eq(qr->prov.exact, expect_exact);
+	for (uint32_t i = 0; i < nq; i++) {
+		cr_assert_eq(qr->lists[i].nhits, 10);
+		for (uint32_t j = 0; j < 10; j++) {
+			long row = strtol(qr->lists[i].hits[j].chunk, NULL, 10);
+			for (uint32_t g = 0; g < 10; g++)
+				if (gt[(size_t)i * gd + g] == row) {
+					found++;
+					break;
+				}
+		}
+	}
+	anc_query_result_free(qr);
+	free(q);
+	free(gt);
+	return (double)found / (10.0 * nq);
+}
+
+Test(recall, sift5k_flat_exact)
+{
+	const char *dir = tu_tmpdir();
+	float *base;
+	uint32_t nb;
+	anc_db *db = sift_load(dir, ANC_INDEX_FLAT, &base, &nb);
+	double r = sift_recall(db, "sift5k/sift5k_query3.fvecs",
+	                       "sift5k/sift5k_query3_groundtruth_l2_k100.ivecs", 1);
+	cr_log_info("sift5k flat recall@10 (3 queries) = %.4f", r);
+	cr_assert_float_eq(r, 1.0, 1e-9);
+	r = sift_recall(db, "sift5k/siftsmall100_query.fvecs",
+	                "sift5k/siftsmall100_query_vs_sift5k_groundtruth_l2_k100.ivecs",
+	                1);
+	cr_log_info("sift5k flat recall@10 (100 queries) = %.4f", r);
+	cr_assert_geq(r, 0.999);
+	db_close(db);
+	free(base);
+}
+
+Test(recall, sift5k_hnsw)
+{
+	const char *dir = tu_tmpdir();
+	float *base;
+	uint32_t nb;
+	anc_db *db = sift_load(dir, ANC_INDEX_HNSW, &base, &nb);
+	const char *qf = "sift5k/siftsmall100_query.fvecs";
+	const char *gf =
+	    "sift5k/siftsmall100_query_vs_sift5k_groundtruth_l2_k100.ivecs";
+	double r = sift_recall(db, qf, gf, 0);
+	fprintf(stderr, "sift5k HNSW(M32, efC200, efS128) recall@10 = %.4f\n", r);
+	cr_assert_geq(r, 0.95);
+	db_close(db);
+	/* Same after loading the snapshot. */
+	db = db_open(dir);
+	anc_db_open_stats st;
+	anc_db_get_open_stats(db, &st);
+	cr_assert_eq(st.snapshots_loaded, 1);
+	r = sift_recall(db, qf, gf, 0);
+	fprintf(stderr, "sift5k HNSW after snapshot load recall@10 = %.4f\n", r);
+	cr_assert_geq(r, 0.95);
+	db_close(db);
+	free(base);
+}
+
+/* ---- threads ----------------------------------------------------------------- */
+
+#include <pthread.h>
+
+typedef struct {
+	anc_db *db;
+	const tu_sotu *s;
+	int stop;
+	int bad;
+	long queries;
+} qthread;
+
+static void *
+query_loop(void *arg)
+{
+	qthread *t = arg;
+	anc_error err;
+	uint32_t i = 0;
+	while (!__atomic_load_n(&t->stop, __ATOMIC_ACQUIRE)) {
+		anc_query_result *qr;
+		uint32_t row = i++ % 45; /* rows 0..44 are never touched */
+		if (anc_db_query(t->db, COLL, NULL, t->s->vecs + (size_t)row * t->s->dim,
+		                 1, t->s->dim, 5, 0, &qr, &err) != ANC_OK) {
+			t->bad++;
+			continue;
+		}
+		if (qr->lists[0].nhits == 0 ||
+		    strcmp(qr->lists[0].hits[0].anchor, t->s->anchors[row]) != 0)
+			t->bad++;
+		anc_query_result_free(qr);
+		t->queries++;
+	}
+	return NULL;
+}
+
+/* Queries keep answering right while a writer inserts, edits and deletes
+ * other passages (and triggers snapshots). */
+Test(engine, queries_during_writes)
+{
+	const char *dir = tu_tmpdir();
+	tu_sotu s;
+	anc_contract_id_str id;
+	anc_db_options o;
+	anc_db *db;
+	anc_error err;
+	qthread t[2];
+	pthread_t th[2];
+
+	tu_sotu_read(&s, COLL);
+	anc_db_options_default(&o);
+	o.nosync = 1;
+	o.quiet = 1;
+	o.map_size = 1ull << 30;
+	o.snapshot_every = 20;
+	cr_assert_eq(anc_db_open(dir, &o, &db, &err), ANC_OK);
+	sotu_setup(db, ANC_INDEX_HNSW, id);
+	sotu_load(db, &s, 0, 45);
+	for (int i = 0; i < 2; i++) {
+		t[i] = (qthread){.db = db, .s = &s};
+		cr_assert_eq(pthread_create(&th[i], NULL, query_loop, &t[i]), 0);
+	}
+	for (int round = 0; round < 20; round++) {
+		anc_record r = {0};
+		anc_upsert_result ur;
+		anc_delete_result dr;
+		char text[32];
+		uint32_t row = 45 + (uint32_t)round % 45;
+		snprintf(text, sizeof text, "round %d", round);
+		r.source = s.source[row];
+		r.chunk = s.chunk[row];
+		r.text = text;
+		r.vec = s.vecs + (size_t)row * s.dim;
+		r.dim = s.dim;
+		cr_assert_eq(anc_db_upsert(db, COLL, NULL, &r, 1, &ur, NULL, &err),
+		             ANC_OK, "%s", err.msg);
+		if (round % 3 == 0)
+			cr_assert_eq(anc_db_delete(db, COLL, &s.anchors[row], 1, &dr,
+			                           NULL, &err),
+			             ANC_OK);
+	}
+	for (int i = 0; i < 2; i++) {
+		__atomic_store_n(&t[i].stop, 1, __ATOMIC_RELEASE);
+		pthread_join(th[i], NULL);
+		cr_assert_eq(t[i].bad, 0);
+		cr_assert_gt(t[i].queries, 0);
+	}
+	db_close(db);
+	tu_sotu_free(&s);
+}
