@@ -1,0 +1,297 @@
+/*
+ * e2e_cli_test.c — the anchorage CLI as a user meets it: every command's
+ * --help exits 0 and prints usage; unknown commands, bad flags and missing
+ * arguments exit non-zero with exactly one error line; `contract register`
+ * prints the ID alone on its last line; `query --json` prints one JSON
+ * object per query with the documented fields; failures reported by the
+ * server or the input files come out as one line and change nothing.
+ */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "anc_client.h"
+#include "testutil.h"
+#include "tu_corpus.h"
+
+TestSuite(e2e_cli, .fini = tu_cleanup, .timeout = 120);
+
+static tu_server srv;
+
+static const char *const commands[] = {"info", "ping", "collection",
+                                       "contract", "load", "query",
+                                       "resolve", "delete"};
+
+Test(e2e_cli, help_for_every_command)
+{
+	char *out = NULL, *err = NULL;
+	const char *top[] = {"--help", NULL};
+	int st = tu_cliv(NULL, NULL, &out, &err, top);
+	cr_assert_eq(st, 0, "anchorage --help: exit %d: %s", st, err);
+	cr_assert_not_null(strstr(out, "usage"), "anchorage --help: %s", out);
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		cr_assert_not_null(strstr(out, commands[i]), "anchorage --help "
+		                   "does not mention %s", commands[i]);
+	free(out);
+	free(err);
+
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+		const char *args[] = {commands[i], "--help", NULL};
+		/* No server is running: help must not need one. */
+		st = tu_cliv("ipc:///nonexistent/anchorage.sock", NULL, &out,
+		             &err, args);
+		cr_assert_eq(st, 0, "%s --help: exit %d: %s", commands[i], st,
+		             err);
+		cr_assert_not_null(strstr(out, "usage"), "%s --help: %s",
+		                   commands[i], out);
+		cr_assert_not_null(strstr(out, commands[i]), "%s --help: %s",
+		                   commands[i], out);
+		free(out);
+		free(err);
+	}
+}
+
+/* Run args; expect a non-zero exit, empty stdout and one stderr line. */
+static void
+expect_one_error(const char *url, const char *const *args, const char *what,
+                 const char *needle)
+{
+	char *out = NULL, *err = NULL;
+	int st = tu_cliv(url, NULL, &out, &err, args);
+	cr_assert_neq(st, 0, "%s: exit 0 (stdout: %s)", what, out);
+	cr_assert_lt(st, 128, "%s: killed by signal %d", what, st - 128);
+	cr_assert_eq(tu_line_count(err), 1, "%s: expected one error line, "
+	             "got: %s", what, err);
+	cr_assert_str_eq(out, "", "%s: stdout: %s", what, out);
+	if (needle != NULL)
+		cr_assert_not_null(strstr(err, needle), "%s: error does not "
+		                   "mention '%s': %s", what, needle, err);
+	free(out);
+	free(err);
+}
+
+Test(e2e_cli, usage_errors)
+{
+	const char *url = "ipc:///nonexistent/anchorage.sock";
+	const char *a1[] = {"frobnicate", NULL};
+	expect_one_error(url, a1, "unknown command", "frobnicate");
+	const char *a2[] = {"--bogus", "ping", NULL};
+	expect_one_error(url, a2, "unknown global flag", "--bogus");
+	const char *a3[] = {"query", "sotu", "--bogus", NULL};
+	expect_one_error(url, a3, "unknown query flag", "--bogus");
+	const char *a4[] = {"load", NULL};
+	expect_one_error(url, a4, "load without arguments", NULL);
+	const char *a5[] = {"query", "sotu", "-k", "zero", "--vector", "[1]",
+	                    NULL};
+	expect_one_error(url, a5, "query -k zero", NULL);
+	const char *a6[] = {"contract", "register", "sotu", NULL};
+	expect_one_error(url, a6, "contract register without a file", NULL);
+	const char *a7[] = {NULL};
+	char *out = NULL, *err = NULL;
+	int st = tu_cliv(url, NULL, &out, &err, a7);
+	cr_assert_neq(st, 0, "no command: exit 0");
+	free(out);
+	free(err);
+	/* No server there: one line naming the timeout, not a hang. */
+	const char *a8[] = {"--timeout", "1500", "ping", NULL};
+	double t0 = tu_now();
+	expect_one_error(url, a8, "ping without a server", "TIMEOUT");
+	cr_assert_lt(tu_now() - t0, 10.0, "--timeout 1500 took %.1f s",
+	             tu_now() - t0);
+}
+
+Test(e2e_cli, register_query_json)
+{
+	const char *tmp = tu_tmpdir();
+	tu_server_start(&srv, tu_path(tmp, "data"), tu_ipc_url(tmp, "s.sock"),
+	                "--nosync", NULL);
+	tu_sotu s;
+	tu_sotu_read(&s, "sotu");
+	char *out = NULL, *err = NULL;
+	int st = tu_cli(&out, &err, "ping", NULL);
+	cr_assert_eq(st, 0, "ping: exit %d: %s", st, err);
+	free(out);
+	free(err);
+
+	anc_contract_id_str cid;
+	tu_sotu_load_cli(tmp, "sotu", cid, NULL); /* checks the last line */
+	anc_contract c;
+	tu_contract_minilm(&c);
+	uint8_t raw[ANC_CONTRACT_ID_RAW];
+	anc_contract_id_str local;
+	anc_contract_id(&c, raw);
+	anc_contract_id_format(raw, local);
+	cr_assert_str_eq(cid, local);
+
+	/* Registering again prints the same ID and succeeds. */
+	st = tu_cli(&out, &err, "contract", "register", "sotu",
+	            tu_path(tmp, "minilm.json"), NULL);
+	cr_assert_eq(st, 0, "re-register: exit %d: %s", st, err);
+	char *last = tu_last_line(out);
+	cr_assert_str_eq(last, cid);
+	free(last);
+	free(out);
+	free(err);
+
+	/* query --json with --vectors: one object per row. */
+	char fv[TU_PATH_MAX];
+	snprintf(fv, sizeof fv, "%s",
+	         tu_data_path("sotu-2models/sotu_all-MiniLM-L6-v2_384.fvecs"));
+	st = tu_cli(&out, &err, "--json", "query", "sotu", "--vectors", fv,
+	            "--rows", "10-14", "-k", "4", "--text", NULL);
+	cr_assert_eq(st, 0, "query --json: exit %d: %s", st, err);
+	cr_assert_eq(tu_line_count(out), 5, "query --json: %s", out);
+	char *p = out;
+	for (int q = 0; q < 5; q++) {
+		char *nl = strchr(p, '\n');
+		cr_assert_not_null(nl);
+		*nl = '\0';
+		json_error_t je;
+		json_t *o = json_loads(p, 0, &je);
+		cr_assert_not_null(o, "query --json line %d: %s: %s", q, je.text,
+		                   p);
+		json_t *hits = json_object_get(o, "hits");
+		cr_assert(json_is_array(hits) && json_array_size(hits) == 4,
+		          "hits: %s", p);
+		for (size_t h = 0; h < 4; h++) {
+			json_t *hit = json_array_get(hits, h);
+			cr_assert(json_is_string(json_object_get(hit, "anchor")));
+			cr_assert(json_is_number(json_object_get(hit, "score")));
+			cr_assert(json_is_string(json_object_get(hit, "source")));
+			cr_assert(json_is_string(json_object_get(hit, "chunk")));
+			cr_assert(json_is_integer(json_object_get(hit,
+			          "revision")));
+			cr_assert(json_is_string(json_object_get(hit, "text")),
+			          "--text: hit without text: %s", p);
+		}
+		json_t *a0 = json_object_get(json_array_get(hits, 0), "anchor");
+		cr_assert_str_eq(json_string_value(a0), s.anchors[10 + q]);
+		json_t *t0 = json_object_get(json_array_get(hits, 0), "text");
+		cr_assert_str_eq(json_string_value(t0), s.text[10 + q]);
+		json_t *prov = json_object_get(o, "provenance");
+		cr_assert(json_is_object(prov), "provenance: %s", p);
+		cr_assert_str_eq(json_string_value(json_object_get(prov,
+		                 "contract")), cid);
+		cr_assert(json_is_string(json_object_get(prov, "index")));
+		cr_assert(json_is_boolean(json_object_get(prov, "exact")));
+		cr_assert(json_is_true(json_object_get(prov, "exact")));
+		cr_assert(json_is_integer(json_object_get(prov, "seq")));
+		json_decref(o);
+		p = nl + 1;
+	}
+	free(out);
+	free(err);
+
+	/* --vector JSON_ARRAY, without --text: no "text" in the hits. */
+	json_t *arr = json_array();
+	for (uint32_t i = 0; i < s.dim; i++)
+		json_array_append_new(arr, json_real(s.vecs[3 * s.dim + i]));
+	char *vec = json_dumps(arr, JSON_COMPACT | JSON_REAL_PRECISION(9));
+	json_decref(arr);
+	cr_assert_not_null(vec);
+	st = tu_cli(&out, &err, "--json", "query", "sotu", "--contract",
+	            "minilm@1", "--vector", vec, "-k", "2", NULL);
+	cr_assert_eq(st, 0, "query --vector: exit %d: %s", st, err);
+	json_error_t je;
+	json_t *o = json_loads(out, 0, &je);
+	cr_assert_not_null(o, "query --vector --json: %s: %s", je.text, out);
+	json_t *h0 = json_array_get(json_object_get(o, "hits"), 0);
+	cr_assert_str_eq(json_string_value(json_object_get(h0, "anchor")),
+	                 s.anchors[3]);
+	cr_assert_null(json_object_get(h0, "text"), "text without --text");
+	json_decref(o);
+	free(out);
+	free(err);
+	free(vec);
+
+	/* Human output names the hit's source#chunk. */
+	st = tu_cli(&out, &err, "query", "sotu", "--vectors", fv, "--rows", "5",
+	            "-k", "1", NULL);
+	cr_assert_eq(st, 0, "query: exit %d: %s", st, err);
+	cr_assert_not_null(strstr(out, s.anchors[5]), "query: %s", out);
+	free(out);
+	free(err);
+
+	/* info --json parses. */
+	st = tu_cli(&out, &err, "--json", "info", NULL);
+	cr_assert_eq(st, 0, "info --json: exit %d: %s", st, err);
+	o = json_loads(out, 0, &je);
+	cr_assert_not_null(o, "info --json: %s: %s", je.text, out);
+	json_decref(o);
+	free(out);
+	free(err);
+
+	tu_server_stop(&srv);
+	tu_sotu_free(&s);
+}
+
+Test(e2e_cli, server_and_input_errors)
+{
+	const char *tmp = tu_tmpdir();
+	tu_server_start(&srv, tu_path(tmp, "data"), tu_ipc_url(tmp, "s.sock"),
+	                "--nosync", NULL);
+	anc_contract_id_str cid;
+	tu_sotu_load_cli(tmp, "sotu", cid, NULL);
+	const char *url = srv.url;
+
+	const char *q1[] = {"query", "sotu", "--vector", "[1, 2, 3]", NULL};
+	expect_one_error(url, q1, "3-d query", "384");
+	const char *q2[] = {"query", "nosuch", "--vector", "[1, 2, 3]", NULL};
+	expect_one_error(url, q2, "unknown collection", "nosuch");
+	const char *q3[] = {"query", "sotu", "--vector", "[1, 2,", NULL};
+	expect_one_error(url, q3, "bad --vector JSON", NULL);
+	const char *r1[] = {"resolve", "sotu", "not-an-anchor", NULL};
+	expect_one_error(url, r1, "bad anchor", "not-an-anchor");
+	const char *c1[] = {"contract", "register", "sotu",
+	                    "/nonexistent/contract.json", NULL};
+	expect_one_error(url, c1, "missing contract file", "contract.json");
+
+	/* A JSONL file whose line 3 is broken: nothing is sent. */
+	const char *jl = tu_path(tmp, "bad.jsonl");
+	char jlbuf[TU_PATH_MAX];
+	snprintf(jlbuf, sizeof jlbuf, "%s", jl);
+	tu_file_write(jlbuf,
+	    "{\"source\":\"a\",\"chunk\":\"1\",\"text\":\"one\",\"vector\":[1]}\n"
+	    "{\"source\":\"a\",\"chunk\":\"2\",\"text\":\"two\",\"vector\":[1]}\n"
+	    "{\"source\":\"a\",\"chunk\":\"3\",\"text\":\"three\",\"vector\":[1\n",
+	    (size_t)-1);
+	const char *l1[] = {"load", "sotu", "--contract", cid, jlbuf, NULL};
+	expect_one_error(url, l1, "broken JSONL line 3", "3");
+
+	/* Vectors of the wrong dimension in the JSONL itself. */
+	tu_file_write(jlbuf,
+	    "{\"source\":\"a\",\"chunk\":\"1\",\"text\":\"one\",\"vector\":[1,0]}\n",
+	    (size_t)-1);
+	const char *l2[] = {"load", "sotu", "--contract", cid, jlbuf, NULL};
+	expect_one_error(url, l2, "2-d vectors for a 384-d contract", "384");
+
+	/* The collection still holds the 90 passages and nothing else. */
+	anc_client *cl = tu_client(&srv);
+	anc_resp *resp = NULL;
+	anc_error e = {0};
+	cr_assert_eq(anc_client_info(cl, &resp, &e), 0, "%s", e.msg);
+	cr_assert_eq(resp->u.info.collections[0].live, 90);
+	cr_assert_eq(resp->u.info.collections[0].deleted, 0);
+	anc_resp_free(resp);
+
+	/* delete through the CLI, then resolve says deleted. */
+	tu_sotu s;
+	tu_sotu_read(&s, "sotu");
+	char *out = NULL, *err = NULL;
+	int st = tu_cli(&out, &err, "delete", "sotu", s.anchors[2], NULL);
+	cr_assert_eq(st, 0, "delete: exit %d: %s", st, err);
+	cr_assert_not_null(strstr(out, "deleted"), "delete: %s", out);
+	free(out);
+	free(err);
+	st = tu_cli(&out, &err, "--json", "resolve", "sotu", s.anchors[2],
+	            NULL);
+	cr_assert_eq(st, 0, "resolve: exit %d: %s", st, err);
+	cr_assert_not_null(strstr(out, "deleted"), "resolve: %s", out);
+	free(out);
+	free(err);
+	anc_client_close(cl);
+	tu_server_stop(&srv);
+	tu_sotu_free(&s);
+}

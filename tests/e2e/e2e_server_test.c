@@ -1,0 +1,216 @@
+/*
+ * e2e_server_test.c — anchorage-server as an operator runs it: --help and
+ * --version, bad flags refused with one error line, several listeners,
+ * SIGINT as a clean stop, and the index snapshot contract of DESIGN.md
+ * ("a missing or corrupt snapshot means a rebuild from LMDB, never data
+ * loss"): after a clean stop the snapshots are removed or overwritten with
+ * garbage, and the restarted server must answer exactly as before.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "anc_client.h"
+#include "testutil.h"
+#include "tu_corpus.h"
+
+TestSuite(e2e_server, .fini = tu_cleanup, .timeout = 120);
+
+static tu_server srv;
+
+Test(e2e_server, help_version_and_bad_flags)
+{
+	char *out = NULL, *err = NULL;
+	const char *h[] = {tu_server_bin(), "--help", NULL};
+	int st = tu_run(h, NULL, &out, &err, 10);
+	cr_assert_eq(st, 0, "--help: exit %d", st);
+	cr_assert_not_null(strstr(out, "usage"), "--help: %s", out);
+	cr_assert_not_null(strstr(out, "--listen"), "--help: %s", out);
+	free(out);
+	free(err);
+	const char *v[] = {tu_server_bin(), "--version", NULL};
+	st = tu_run(v, NULL, &out, &err, 10);
+	cr_assert_eq(st, 0, "--version: exit %d", st);
+	cr_assert_not_null(strstr(out, ANCHORAGE_VERSION), "--version: %s", out);
+	free(out);
+	free(err);
+
+	const char *tmp = tu_tmpdir();
+	char data[TU_PATH_MAX], url[TU_PATH_MAX];
+	snprintf(data, sizeof data, "%s", tu_path(tmp, "data"));
+	snprintf(url, sizeof url, "%s", tu_ipc_url(tmp, "s.sock"));
+	const char *bad[][8] = {
+		{"--bogus", NULL},
+		{"--workers", "0", NULL},
+		{"--workers", "many", NULL},
+		{"--max-message", "12", NULL},
+		{"--listen", "foo://bar", NULL},
+	};
+	const char *needle[] = {"--bogus", "--workers", "--workers",
+	                        "--max-message", "foo://bar"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		const char *argv[16];
+		int n = 0;
+		argv[n++] = tu_server_bin();
+		argv[n++] = "--data";
+		argv[n++] = data;
+		if (strcmp(bad[i][0], "--listen") != 0) {
+			argv[n++] = "--listen";
+			argv[n++] = url;
+		}
+		for (int j = 0; bad[i][j] != NULL; j++)
+			argv[n++] = bad[i][j];
+		argv[n] = NULL;
+		st = tu_run(argv, NULL, &out, &err, 20);
+		cr_assert_neq(st, 0, "%s %s: exit 0", bad[i][0],
+		              bad[i][1] ? bad[i][1] : "");
+		cr_assert_lt(st, 128, "%s: killed by signal %d", bad[i][0],
+		             st - 128);
+		cr_assert_not_null(strstr(err, needle[i]), "%s: stderr does not "
+		                   "name it: %s", bad[i][0], err);
+		cr_assert_eq(tu_line_count(err), 1, "%s: expected one error "
+		             "line: %s", bad[i][0], err);
+		free(out);
+		free(err);
+	}
+}
+
+Test(e2e_server, two_listeners_and_sigint)
+{
+	const char *tmp = tu_tmpdir();
+	char url2[TU_PATH_MAX];
+	snprintf(url2, sizeof url2, "%s", tu_ipc_url(tmp, "b.sock"));
+	tu_server_start(&srv, tu_path(tmp, "data"), tu_ipc_url(tmp, "a.sock"),
+	                "--listen", url2, "--workers", "1", "--nosync", NULL);
+	tu_server second = srv;
+	snprintf(second.url, sizeof second.url, "%s", url2);
+	anc_client *a = tu_client(&srv), *b = tu_client(&second);
+	anc_resp *resp = NULL;
+	anc_error err = {0};
+	cr_assert_eq(anc_client_collection_create(a, "one", &resp, &err), 0,
+	             "%s", err.msg);
+	anc_resp_free(resp);
+	/* The second listener sees the same store. */
+	cr_assert_eq(anc_client_info(b, &resp, &err), 0, "%s", err.msg);
+	cr_assert_eq(resp->u.info.ncollections, 1);
+	cr_assert_str_eq(resp->u.info.collections[0].name, "one");
+	anc_resp_free(resp);
+	anc_client_close(a);
+	anc_client_close(b);
+
+	cr_assert_eq(kill(srv.pid, SIGINT), 0);
+	int status = 0;
+	double t0 = tu_now();
+	pid_t r;
+	while ((r = waitpid(srv.pid, &status, WNOHANG)) == 0 &&
+	       tu_now() - t0 < 30) {
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	cr_assert_eq(r, srv.pid, "no exit within 30 s of SIGINT");
+	srv.pid = 0; /* reaped */
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	          "SIGINT: status 0x%x", status);
+}
+
+/* Remove (mode 0) or overwrite with garbage (mode 1) every file under
+ * dir/snapshots; returns how many files were touched. */
+static int
+spoil_snapshots(const char *datadir, int mode)
+{
+	char dir[TU_PATH_MAX];
+	snprintf(dir, sizeof dir, "%s/snapshots", datadir);
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return 0;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		char p[TU_PATH_MAX + 256];
+		snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+		if (mode == 0)
+			cr_assert_eq(tu_rmrf(p), 0, "rm %s", p);
+		else
+			tu_file_write(p, "\x01garbage, not a faiss index\xff",
+			              (size_t)-1);
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+static void
+snapshot_case(int mode)
+{
+	const char *tmp = tu_tmpdir();
+	char data[TU_PATH_MAX], url[TU_PATH_MAX];
+	snprintf(data, sizeof data, "%s", tu_path(tmp, "data"));
+	snprintf(url, sizeof url, "%s", tu_ipc_url(tmp, "s.sock"));
+	tu_server_start(&srv, data, url, "--nosync", NULL);
+	tu_sotu s;
+	tu_sotu_read(&s, "sotu");
+	anc_contract_id_str cid;
+	tu_sotu_load_cli(tmp, "sotu", cid, NULL);
+
+	anc_client *cl = tu_client(&srv);
+	anc_resp *resp = NULL;
+	anc_error err = {0};
+	cr_assert_eq(anc_client_delete(cl, "sotu",
+	             (const anc_anchor_str *)&s.anchors[4], 1, &resp, &err), 0,
+	             "%s", err.msg);
+	anc_resp_free(resp);
+	cr_assert_eq(anc_client_query(cl, "sotu", cid, s.vecs, s.n, s.dim, 5, 0,
+	             &resp, &err), 0, "%s", err.msg);
+	static anc_anchor_str before[TU_SOTU_ROWS][5];
+	for (uint32_t i = 0; i < s.n; i++)
+		for (uint32_t h = 0; h < 5; h++)
+			memcpy(before[i][h], resp->u.query.lists[i].hits[h].anchor,
+			       sizeof(anc_anchor_str));
+	anc_resp_free(resp);
+	anc_client_close(cl);
+	tu_server_stop(&srv); /* clean stop: snapshots written */
+
+	int touched = spoil_snapshots(data, mode);
+	printf("e2e_server: %s %d snapshot file(s)\n",
+	       mode == 0 ? "removed" : "overwrote", touched);
+
+	tu_server_start(&srv, data, url, "--nosync", NULL);
+	cl = tu_client(&srv);
+	cr_assert_eq(anc_client_query(cl, "sotu", cid, s.vecs, s.n, s.dim, 5, 0,
+	             &resp, &err), 0, "after restart: %s: %s",
+	             anc_errname(err.code), err.msg);
+	for (uint32_t i = 0; i < s.n; i++) {
+		cr_assert_eq(resp->u.query.lists[i].nhits, 5);
+		for (uint32_t h = 0; h < 5; h++)
+			cr_assert_str_eq(resp->u.query.lists[i].hits[h].anchor,
+			                 before[i][h], "query %u hit %u changed "
+			                 "after the snapshot was %s", i, h,
+			                 mode == 0 ? "removed" : "corrupted");
+	}
+	anc_resp_free(resp);
+	cr_assert_eq(anc_client_info(cl, &resp, &err), 0, "%s", err.msg);
+	cr_assert_eq(resp->u.info.collections[0].live, 89);
+	cr_assert_eq(resp->u.info.collections[0].deleted, 1);
+	cr_assert_eq(resp->u.info.collections[0].contracts[0].vectors, 89);
+	anc_resp_free(resp);
+	anc_client_close(cl);
+	tu_server_stop(&srv);
+	tu_sotu_free(&s);
+}
+
+Test(e2e_server, missing_snapshot_rebuilds)
+{
+	snapshot_case(0);
+}
+
+Test(e2e_server, corrupt_snapshot_rebuilds)
+{
+	snapshot_case(1);
+}
