@@ -18,10 +18,12 @@
  * while receiving" exact: a reply is never cancelled.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,6 +49,7 @@ typedef struct worker {
 
 struct anc_server {
 	anc_server_config cfg;
+	int lockfd;  /* flock'd DIR/LOCK: one server per data directory */
 	anc_db *db;
 	nng_socket sock;
 	int sock_open;
@@ -94,6 +97,36 @@ mkdir_p(const char *dir, anc_error *err)
 	if (mkdir(buf, 0755) != 0 && errno != EEXIST)
 		return anc_error_set(err, ANC_EIO, "mkdir %s: %s", buf,
 		                     strerror(errno));
+	return ANC_OK;
+}
+
+/*
+ * The engine's faiss indexes live in this process only: a second server on
+ * the same directory would serve indexes that miss the first one's writes
+ * and overwrite its snapshots. LMDB alone would allow it, so take an
+ * exclusive lock first. flock is released by the kernel when the process
+ * dies, so a SIGKILL leaves no stale lock behind.
+ */
+static int
+lock_data_dir(const char *dir, int *fdp, anc_error *err)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/LOCK", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return anc_error_set(err, ANC_EIO, "open %s: %s", path,
+		                     strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+		close(fd);
+		if (e == EWOULDBLOCK)
+			return anc_error_set(err, ANC_EUNAVAILABLE,
+			    "data directory %s is in use by another "
+			    "anchorage-server (lock %s)", dir, path);
+		return anc_error_set(err, ANC_EIO, "flock %s: %s", path,
+		                     strerror(e));
+	}
+	*fdp = fd;
 	return ANC_OK;
 }
 
@@ -190,6 +223,8 @@ server_free(anc_server *srv)
 	free(srv->w);
 	if (srv->sock_open)
 		nng_close(srv->sock);
+	if (srv->lockfd >= 0)
+		close(srv->lockfd); /* releases the flock */
 	free(srv);
 }
 
@@ -233,6 +268,7 @@ anc_server_start(const anc_server_config *cfg, anc_server **out,
 	if ((srv = calloc(1, sizeof(*srv))) == NULL)
 		return anc_error_set(err, ANC_ENOMEM, "server: out of memory");
 	srv->cfg = *cfg;
+	srv->lockfd = -1;
 	if (srv->cfg.workers <= 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		srv->cfg.workers = (int)(n > 0 ? 2 * n : 4);
@@ -242,7 +278,8 @@ anc_server_start(const anc_server_config *cfg, anc_server **out,
 	if (srv->cfg.workers > 256)
 		srv->cfg.workers = 256;
 
-	if ((rv = mkdir_p(cfg->data_dir, err)) != ANC_OK)
+	if ((rv = mkdir_p(cfg->data_dir, err)) != ANC_OK ||
+	    (rv = lock_data_dir(cfg->data_dir, &srv->lockfd, err)) != ANC_OK)
 		goto fail;
 	if ((rv = anc_db_open(cfg->data_dir, &cfg->db, &srv->db, err)) !=
 	    ANC_OK) {

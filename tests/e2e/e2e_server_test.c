@@ -214,3 +214,37 @@ Test(e2e_server, corrupt_snapshot_rebuilds)
 {
 	snapshot_case(1);
 }
+
+/* One server per data directory: a second one must refuse to start (its
+ * faiss indexes would miss the first one's writes), and the first must go
+ * on serving. The lock dies with its process, so a restart after SIGKILL
+ * is not blocked. */
+Test(e2e_server, data_directory_is_locked)
+{
+	const char *tmp = tu_tmpdir();
+	char data[TU_PATH_MAX], url[TU_PATH_MAX], url2[TU_PATH_MAX];
+	snprintf(data, sizeof data, "%s", tu_path(tmp, "data"));
+	snprintf(url, sizeof url, "%s", tu_ipc_url(tmp, "a.sock"));
+	snprintf(url2, sizeof url2, "%s", tu_ipc_url(tmp, "b.sock"));
+	tu_server_start(&srv, data, url, NULL);
+
+	const char *argv[] = {tu_server_bin(), "--data", data, "--listen", url2,
+	                      NULL};
+	char *out = NULL, *err = NULL;
+	int st = tu_run(argv, NULL, &out, &err, 20);
+	cr_assert_eq(st, 1, "second server on the same data: exit %d (%s)", st,
+	             err);
+	cr_assert_not_null(strstr(err, "in use"), "stderr: %s", err);
+	cr_assert_eq(tu_line_count(err), 1, "one error line: %s", err);
+	free(out);
+	free(err);
+
+	char *o = NULL, *e = NULL;
+	cr_assert_eq(tu_cli(&o, &e, "ping", NULL), 0, "first server: %s", e);
+	free(o);
+	free(e);
+
+	tu_server_kill(&srv);
+	tu_server_start(&srv, data, url, NULL); /* no stale lock */
+	tu_server_stop(&srv);
+}
