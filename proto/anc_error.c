@@ -33,6 +33,9 @@ static const struct {
 	[ANC_EIO] = {"IO", "I/O failure"},
 	[ANC_EINTERNAL] = {"INTERNAL", "internal error"},
 	[ANC_EUNAVAILABLE] = {"UNAVAILABLE", "service unavailable"},
+	[ANC_ERETIRED] = {"CONTRACT_RETIRED", "contract retired"},
+	[ANC_EPRECONDITION] = {"FAILED_PRECONDITION",
+	                       "operation not allowed in the current state"},
 };
 
 const char *

@@ -49,7 +49,9 @@ typedef enum {
 	ANC_EIO = 18,          /* IO: file system failure */
 	ANC_EINTERNAL = 19,    /* INTERNAL: a bug; please report */
 	ANC_EUNAVAILABLE = 20, /* UNAVAILABLE: shutting down / not ready */
-	ANC_ECODE_MAX = 21
+	ANC_ERETIRED = 21,     /* CONTRACT_RETIRED: the contract was retired */
+	ANC_EPRECONDITION = 22, /* FAILED_PRECONDITION: state forbids it now */
+	ANC_ECODE_MAX = 23
 } anc_code;
 
 #define ANC_ERRMSG_MAX 512

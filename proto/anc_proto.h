@@ -50,11 +50,15 @@ typedef enum {
 	ANC_OP_QUERY,
 	ANC_OP_RESOLVE,
 	ANC_OP_DELETE,
+	ANC_OP_CONTRACT_PROMOTE,
+	ANC_OP_CONTRACT_RETIRE,
+	ANC_OP_CONTRACT_CHECK,
 	ANC_OP__COUNT
 } anc_op;
 
 /* Wire names: "ping", "info", "collection_create", "contract_register",
- * "upsert", "query", "resolve", "delete". */
+ * "upsert", "query", "resolve", "delete", "contract_promote",
+ * "contract_retire", "contract_check". */
 const char *anc_op_name(anc_op op);
 int anc_op_parse(const char *name); /* -1 if unknown */
 
@@ -93,7 +97,11 @@ void anc_buf_free(anc_buf *b);
  *   collection_create  {"name"}
  *   contract_register  {"collection", "contract":{name, model, revision, dim,
  *                       metric, normalize, preprocess?, index?:{kind, m?,
- *                       ef_construction?, ef_search?}}}
+ *                       ef_construction?, ef_search?}},
+ *                       "canaries"?:[{text, vector}] (<= ANC_CANARY_MAX)}
+ *   contract_promote   {"collection", "contract", "force"?: bool}
+ *   contract_retire    {"collection", "contract"}
+ *   contract_check     {"collection", "contract", "vectors":[bin...]}
  *   upsert             {"collection", "contract", "records":[{source, chunk,
  *                       text?, meta?, vector}]}
  *   query              {"collection", "contract"?, "vectors":[bin...], "k"?,
@@ -128,6 +136,15 @@ typedef struct anc_req_anchors { /* resolve and delete */
 	uint32_t nanchors;
 } anc_req_anchors;
 
+typedef struct anc_req_check { /* contract_check */
+	const char *collection;
+	const char *contract; /* ID or name@revision, required */
+	float *vectors;       /* n * dim floats, row-major: vector i is what
+	                         the client's embedder gives for probe i */
+	uint32_t n;
+	uint32_t dim;
+} anc_req_check;
+
 typedef struct anc_req {
 	uint64_t id;
 	anc_op op;
@@ -136,7 +153,15 @@ typedef struct anc_req {
 		struct {
 			const char *collection;
 			anc_contract contract; /* decoded, not yet validated */
+			anc_canary *canaries;  /* NULL when none; vec/dim in arena */
+			uint32_t ncanaries;
 		} contract_register;
+		struct {
+			const char *collection;
+			const char *contract; /* ID or name@revision, required */
+			int force;            /* promote only; default 0 */
+		} contract_state; /* contract_promote and contract_retire */
+		anc_req_check contract_check;
 		anc_req_upsert upsert;
 		anc_req_query query;
 		anc_req_anchors resolve;
@@ -186,6 +211,17 @@ typedef struct anc_resp {
 			uint32_t n;
 			uint64_t seq;
 		} del;
+		/* contract_promote and contract_retire:
+		 * {"id", "state", "previous"} */
+		struct {
+			anc_contract_id_str id;       /* the contract acted on */
+			int state;                    /* its state now */
+			anc_contract_id_str previous; /* promote: the old default
+			                                 ("" if unchanged) */
+		} contract_state;
+		/* contract_check: {"contract", "results":[{probe, cosine,
+		 * pass}], "threshold", "min_cosine", "pass", "checked_at"} */
+		anc_check_result check;
 	} u;
 	void *arena_; /* private */
 } anc_resp;

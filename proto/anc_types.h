@@ -117,6 +117,48 @@ typedef struct anc_contract {
  * larger than this. */
 #define ANC_NORM_TOLERANCE 0.01f
 
+/* ---- canary probes ------------------------------------------------------
+ *
+ * A contract may carry canary probes: probe texts with the reference
+ * vectors its model gave them at registration. They are not part of the
+ * contract ID (like the index spec) but are fixed once registered:
+ * re-registering the same contract with other canaries is ANC_ECONFLICT.
+ * A check compares the vectors a client's embedder produces today for the
+ * same texts with the references: a probe passes when
+ * cosine(today, reference) >= ANC_CANARY_THRESHOLD. The same model on the
+ * same text reproduces its vector to ~1e-6; 0.99 leaves room for float
+ * noise, batching and hardware differences, while another model or
+ * revision (even one projected to the same dimension) scores far lower. */
+#define ANC_CANARY_MAX 64          /* probes per contract */
+#define ANC_CANARY_TEXT_MAX 4096   /* bytes of one probe text */
+#define ANC_CANARY_THRESHOLD 0.99f
+
+/* One probe: borrowed pointers when passed in; vec holds the contract's
+ * dim floats. */
+typedef struct anc_canary {
+	const char *text;
+	const float *vec;
+	uint32_t dim;
+} anc_canary;
+
+/* The answer to one probe of a check. */
+typedef struct anc_canary_result {
+	uint32_t probe;  /* index of the probe, registration order */
+	float cosine;    /* cosine(today's vector, reference) */
+	int pass;        /* cosine >= threshold */
+} anc_canary_result;
+
+/* The answer to a whole check (contract_check). */
+typedef struct anc_check_result {
+	anc_contract_id_str contract;
+	anc_canary_result *results; /* one per probe, in probe order */
+	uint32_t n;
+	float threshold;            /* ANC_CANARY_THRESHOLD */
+	float min_cosine;
+	int pass;                   /* every probe passed */
+	uint64_t checked_at;        /* unix seconds */
+} anc_check_result;
+
 /* A record to upsert. All pointers are borrowed for the duration of the
  * call. */
 typedef struct anc_record {
@@ -155,6 +197,13 @@ typedef struct anc_hit {
 typedef struct anc_hitlist {
 	anc_hit *hits; /* best first */
 	uint32_t nhits;
+	/* Per-query drift flag (see "Drift" below): 1 when this query vector
+	 * is an outlier against the contract's reference; drift_score is its
+	 * distance to the reference centroid over the reference's 99th
+	 * percentile of such distances (> 1: farther than 99% of the indexed
+	 * vectors). Both 0 when drift tracking is off or has no reference. */
+	int drift_flag;
+	float drift_score;
 } anc_hitlist;
 
 typedef struct anc_provenance {
@@ -200,8 +249,15 @@ typedef struct anc_contract_info {
 	anc_contract_id_str id;
 	anc_contract contract;
 	int state;          /* anc_contract_state */
-	uint64_t vectors;   /* live passages with a vector under it */
+	uint64_t vectors;   /* live passages with a vector under it
+	                       (coverage = vectors / the collection's live) */
 	uint64_t index_ntotal; /* entries in the faiss index (incl. stale) */
+	/* Canary fingerprint (added with contract versions): */
+	uint32_t canaries;      /* canary probes registered (0..ANC_CANARY_MAX) */
+	uint64_t checked_at;    /* unix seconds of the last contract_check; 0:
+	                           never checked */
+	int check_pass;         /* last check: 1 every probe passed */
+	float check_min_cosine; /* last check: lowest probe cosine */
 } anc_contract_info;
 
 typedef struct anc_collection_info {
@@ -266,6 +322,126 @@ const char *anc_delete_status_name(int s);
 
 /* ANC_EINVAL unless name is a valid collection name (see above). */
 int anc_collection_name_check(const char *name, anc_error *err);
+
+/* ---- drift ------------------------------------------------------------
+ *
+ * Per (collection, contract) the engine compares the indexed vectors (the
+ * reference) with a sliding window of recent query vectors (the current
+ * side). A report holds five statistics, each with its value, threshold
+ * and verdict, and an overall status:
+ *
+ *   0 centroid_distance   distance between the reference and window
+ *        centroids: cosine distance (1 - cos) for cosine/ip, Euclidean for
+ *        l2. threshold: the 95% quantile of the same distance for bootstrap
+ *        windows drawn from the reference sample (Evidently's "distance"
+ *        method with bootstrap, quantile_probability 0.95).
+ *   1 drifted_components  share of dimensions whose Wasserstein-1 distance,
+ *        normalised by the reference std, exceeds 0.1 (detail); drift when
+ *        the share exceeds 0.2 (Evidently's "ratio" method defaults).
+ *   2 mmd                 value: permutation p-value of the MMD^2 with an
+ *        RBF kernel, median-heuristic bandwidth, 100 permutations (detail:
+ *        the MMD^2); drift when p < 0.05 (Alibi Detect MMDDrift defaults).
+ *   3 classifier_auc      5-fold cross-validated ROC AUC of a logistic
+ *        regression telling window from reference; drift when AUC > 0.55
+ *        (Evidently's "model" method default).
+ *   4 top1_score_shift    share of window queries whose top-1 score is
+ *        worse than the reference's 5th percentile (detail: that
+ *        percentile); about 0.05 without drift; fires above 0.10 (twice
+ *        the expected share; Anchorage's own default).
+ *
+ * Status: insufficient_data when the window or the reference sample holds
+ * fewer than min_window / min_reference vectors; else drift when 3 or more
+ * statistics fire, warn when 2 fire, ok otherwise (a single statistic at
+ * p = 0.05 fires in 1 window of 20 by chance alone; requiring agreement
+ * keeps false alarms rare while any real shift moves several at once).
+ */
+
+typedef enum {
+	ANC_DRIFT_OK = 0,
+	ANC_DRIFT_WARN = 1,
+	ANC_DRIFT_DRIFT = 2,
+	ANC_DRIFT_INSUFFICIENT = 3 /* "insufficient_data" */
+} anc_drift_status;
+
+enum {
+	ANC_DRIFT_STAT_CENTROID = 0,
+	ANC_DRIFT_STAT_COMPONENTS = 1,
+	ANC_DRIFT_STAT_MMD = 2,
+	ANC_DRIFT_STAT_CLASSIFIER = 3,
+	ANC_DRIFT_STAT_SCORE = 4,
+	ANC_DRIFT_NSTATS = 5
+};
+
+#define ANC_DRIFT_DEFAULT_WINDOW 1024
+#define ANC_DRIFT_DEFAULT_RESERVOIR 1024
+#define ANC_DRIFT_DEFAULT_WRITE_WINDOW 256
+#define ANC_DRIFT_DEFAULT_QUANTILE 0.95       /* Evidently */
+#define ANC_DRIFT_DEFAULT_BOOTSTRAP 100
+#define ANC_DRIFT_DEFAULT_COMPONENT_THRESHOLD 0.1 /* Evidently */
+#define ANC_DRIFT_DEFAULT_COMPONENT_SHARE 0.2     /* Evidently */
+#define ANC_DRIFT_DEFAULT_PERMUTATIONS 100        /* Alibi Detect */
+#define ANC_DRIFT_DEFAULT_P_VALUE 0.05            /* Alibi Detect */
+#define ANC_DRIFT_DEFAULT_AUC 0.55                /* Evidently */
+#define ANC_DRIFT_DEFAULT_FOLDS 5
+#define ANC_DRIFT_DEFAULT_EPOCHS 8
+#define ANC_DRIFT_DEFAULT_SCORE_QUANTILE 0.05
+#define ANC_DRIFT_DEFAULT_SCORE_SHARE 0.10
+#define ANC_DRIFT_DEFAULT_MIN_WINDOW 64
+#define ANC_DRIFT_DEFAULT_MIN_REFERENCE 64
+
+typedef struct anc_drift_config {
+	uint32_t window;        /* query vectors in the sliding window */
+	uint32_t reservoir;     /* reference sample size */
+	uint32_t write_window;  /* recent writes kept */
+	uint32_t bootstrap;     /* centroid threshold bootstrap draws */
+	double quantile;        /* centroid threshold quantile */
+	double component_threshold;
+	double component_share;
+	uint32_t permutations;
+	double p_value;
+	double auc;
+	uint32_t folds;
+	uint32_t epochs;        /* logistic regression passes over the data */
+	double score_quantile;  /* reference top-1 percentile (worst side) */
+	double score_share;     /* share of window below it that fires */
+	uint32_t min_window;
+	uint32_t min_reference;
+} anc_drift_config;
+
+typedef struct anc_drift_stat {
+	double value;     /* see the list above */
+	double threshold;
+	double detail;    /* per statistic, see above; 0 when unused */
+	int fired;        /* 1 when value is past threshold */
+	int computed;     /* 0 when there was not enough data */
+} anc_drift_stat;
+
+typedef struct anc_drift_report {
+	char collection[ANC_COLLECTION_MAX + 1];
+	anc_contract_id_str contract;
+	int status;               /* anc_drift_status */
+	uint32_t nfired;
+	double time;              /* Unix time of the report, seconds */
+	double compute_seconds;   /* how long the statistics took */
+	uint64_t reference_count; /* vectors that entered the reference */
+	uint32_t reference_sample;/* of which in the reservoir */
+	uint32_t reference_scores;/* reference top-1 scores known */
+	uint32_t window;          /* queries in the window */
+	uint32_t window_flagged;  /* of which flagged per query */
+	uint64_t queries_seen;    /* queries observed since start */
+	uint64_t queries_flagged; /* of which flagged */
+	uint64_t writes_seen;     /* vectors written since start */
+	double write_centroid_distance; /* recent writes vs reference; -1 n/a */
+	anc_drift_stat stats[ANC_DRIFT_NSTATS];
+} anc_drift_report;
+
+/* "ok", "warn", "drift", "insufficient_data"; "unknown" otherwise. */
+const char *anc_drift_status_name(int status);
+/* -1 for an unknown name. */
+int anc_drift_status_parse(const char *s);
+/* "centroid_distance", "drifted_components", "mmd", "classifier_auc",
+ * "top1_score_shift"; NULL out of range. */
+const char *anc_drift_stat_name(int i);
 
 /* ---- vectors ---------------------------------------------------------- */
 
