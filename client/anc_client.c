@@ -25,20 +25,33 @@
  *
  * Threading: one client per thread; calls on a client must not overlap
  * (anc_client.h). The client holds no locks.
+ *
+ * Pipelines (anc_pipeline_*) share the client's socket through nng REQ
+ * contexts: one context and one aio per slot. A slot goes IDLE -> SEND ->
+ * RECV -> DONE -> IDLE. The aio callback (on an nng thread) turns a finished
+ * send into a receive on the same context and otherwise only stores the
+ * result and signals the condition variable, under the pipeline's mutex,
+ * which it releases before returning; nothing is decoded on nng's threads.
+ * Slots are used as a ring in submission order, so the oldest pending
+ * request is always at `head`.
  */
 #include "anc_client.h"
 
 #include <limits.h>
+#include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
 
 struct anc_client {
 	nng_socket sock;
 	int sock_open;
 	char *url;
+	char *api_key;    /* owned copy of opt.api_key, or NULL */
 	anc_client_options opt;
 	uint64_t next_id; /* ID of the next request; starts at 1 */
 	anc_buf buf;      /* encode buffer, reused across calls */
@@ -77,7 +90,80 @@ anc_client_close(anc_client *c)
 		(void)nng_close(c->sock); /* nothing useful to do on failure */
 	anc_buf_free(&c->buf);
 	free(c->url);
+	free(c->api_key);
 	free(c);
+}
+
+/* Host part of tcp://HOST:PORT or tls+tcp://HOST:PORT ("[::1]" without
+ * brackets), into buf. */
+static void
+url_host(const char *url, char *buf, size_t cap)
+{
+	const char *p = strstr(url, "://");
+	p = p ? p + 3 : url;
+	size_t n;
+	if (*p == '[') {
+		p++;
+		n = strcspn(p, "]");
+	} else {
+		const char *colon = strrchr(p, ':');
+		n = colon ? (size_t)(colon - p) : strlen(p);
+	}
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+}
+
+/*
+ * Dial without blocking: a bad URL still fails here (NNG_EADDRINVAL,
+ * NNG_ENOTSUP), an absent server does not. For tls+tcp:// the server's
+ * certificate must verify against the CA file and name the host: a client
+ * that would talk to anyone is not offered.
+ */
+static int
+client_dial(anc_client *c, const char *url, const anc_client_options *opt,
+            anc_error *err)
+{
+	nng_dialer d;
+	nng_tls_config *tls = NULL;
+	int rv, code = ANC_OK;
+
+	if ((rv = nng_dialer_create(&d, c->sock, url)) != 0)
+		return client_nng_error(err, rv, "dial", url, 0);
+	if (strncmp(url, "tls+", 4) == 0) {
+		const char *ca = opt ? opt->tls_ca_file : NULL;
+		char host[256];
+		if (ca == NULL || ca[0] == '\0')
+			return anc_error_set(err, ANC_EINVAL,
+			    "%s: a TLS server needs a CA file to verify it "
+			    "(--tls-ca FILE or ANCHORAGE_TLS_CA)", url);
+		if (opt->tls_server_name != NULL)
+			snprintf(host, sizeof(host), "%s", opt->tls_server_name);
+		else
+			url_host(url, host, sizeof(host));
+		if ((rv = nng_tls_config_alloc(&tls, NNG_TLS_MODE_CLIENT)) != 0)
+			return client_nng_error(err, rv, "TLS config for", url, 0);
+		if ((rv = nng_tls_config_ca_file(tls, ca)) != 0) {
+			code = anc_error_set(err, ANC_EINVAL,
+			    "CA file %s: %s", ca, nng_strerror(rv));
+			goto leave;
+		}
+		if ((rv = nng_tls_config_auth_mode(tls,
+		         NNG_TLS_AUTH_MODE_REQUIRED)) != 0 ||
+		    (rv = nng_tls_config_server_name(tls, host)) != 0 ||
+		    (rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tls)) != 0) {
+			code = client_nng_error(err, rv, "TLS config for", url,
+			    0);
+			goto leave;
+		}
+	}
+	if ((rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK)) != 0)
+		code = client_nng_error(err, rv, "dial", url, 0);
+leave:
+	if (tls != NULL)
+		nng_tls_config_free(tls); /* the dialer holds its own ref */
+	return code;
 }
 
 int
@@ -116,6 +202,23 @@ anc_client_open(const char *url, const anc_client_options *opt,
 		    "anc_limits_default)");
 		goto fail;
 	}
+	if (c->opt.api_key != NULL) {
+		size_t n = strlen(c->opt.api_key);
+		if (n == 0 || n > ANC_AUTH_MAX) {
+			code = anc_error_set(err, ANC_EINVAL,
+			    "api key: expected 1..%d bytes, got %zu",
+			    ANC_AUTH_MAX, n);
+			goto fail;
+		}
+		if ((c->api_key = strdup(c->opt.api_key)) == NULL) {
+			code = anc_error_set(err, ANC_ENOMEM,
+			    "client for %s: out of memory", url);
+			goto fail;
+		}
+	}
+	c->opt.api_key = c->api_key;
+	c->opt.tls_ca_file = NULL; /* used only below, not kept */
+	c->opt.tls_server_name = NULL;
 	c->next_id = 1;
 	anc_buf_init(&c->buf);
 
@@ -136,12 +239,8 @@ anc_client_open(const char *url, const anc_client_options *opt,
 		    0);
 		goto fail;
 	}
-	/* Non-blocking: a bad URL still fails here (NNG_EADDRINVAL,
-	 * NNG_ENOTSUP), an absent server does not. */
-	if ((rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
-		code = client_nng_error(err, rv, "dial", url, 0);
+	if ((code = client_dial(c, url, opt, err)) != ANC_OK)
 		goto fail;
-	}
 	*out = c;
 	return ANC_OK;
 
@@ -188,6 +287,7 @@ client_call(anc_client *c, anc_req *req, anc_resp **out, anc_error *err)
 	if (c == NULL)
 		return anc_error_set(err, ANC_EINVAL, "client: NULL handle");
 	req->id = c->next_id++;
+	req->auth = c->api_key;
 	anc_buf_reset(&c->buf);
 	if ((code = anc_req_encode(req, &c->buf, err)) != ANC_OK) {
 		anc_error_wrap(err, "%s request", anc_op_name(req->op));
@@ -349,6 +449,19 @@ anc_client_delete(anc_client *c, const char *collection,
 }
 
 int
+anc_client_drift(anc_client *c, const char *collection, const char *contract,
+                 int fresh, anc_resp **out, anc_error *err)
+{
+	anc_req req;
+	memset(&req, 0, sizeof(req));
+	req.op = ANC_OP_DRIFT;
+	req.u.drift.collection = collection;
+	req.u.drift.contract = contract != NULL ? contract : "";
+	req.u.drift.fresh = fresh;
+	return client_call(c, &req, out, err);
+}
+
+int
 anc_client_raw(anc_client *c, const void *msg, size_t len, void **reply,
                size_t *reply_len, anc_error *err)
 {
@@ -383,4 +496,283 @@ anc_client_raw(anc_client *c, const void *msg, size_t len, void **reply,
 	*reply = copy;
 	*reply_len = nlen;
 	return ANC_OK;
+}
+
+/* ---- pipelined upserts ------------------------------------------------- */
+
+enum pl_phase { PL_IDLE = 0, PL_SEND, PL_RECV, PL_DONE };
+
+typedef struct pl_slot {
+	anc_pipeline *p;
+	nng_ctx ctx;
+	int ctx_open;
+	nng_aio *aio;
+	int phase;      /* enum pl_phase; DONE is written under p->mtx */
+	int rv;         /* nng result of the failed step, or 0 */
+	nng_msg *reply; /* owned by the slot once DONE */
+	uint64_t id;    /* request ID sent */
+	uint64_t tag;   /* the caller's tag */
+} pl_slot;
+
+struct anc_pipeline {
+	anc_client *c;
+	pthread_mutex_t mtx;
+	pthread_cond_t cv;
+	int sync_init; /* 1: mtx and cv initialised */
+	pl_slot *slots;
+	uint32_t depth;
+	uint32_t head;  /* oldest pending slot */
+	uint32_t count; /* pending slots */
+	anc_buf buf;    /* encode buffer */
+};
+
+static void
+pl_cb(void *arg)
+{
+	pl_slot *s = arg;
+	anc_pipeline *p = s->p;
+	nng_msg *m = NULL;
+	int rv = nng_aio_result(s->aio);
+
+	if (s->phase == PL_SEND) {
+		if (rv == 0) {
+			/* The request is on its way: wait for the reply on the
+			 * same context. */
+			s->phase = PL_RECV;
+			nng_ctx_recv(s->ctx, s->aio);
+			return;
+		}
+		/* A failed send leaves the message with us. */
+		nng_msg_free(nng_aio_get_msg(s->aio));
+		nng_aio_set_msg(s->aio, NULL);
+	} else if (rv == 0) {
+		m = nng_aio_get_msg(s->aio);
+		nng_aio_set_msg(s->aio, NULL);
+	}
+	pthread_mutex_lock(&p->mtx);
+	s->rv = rv;
+	s->reply = m;
+	s->phase = PL_DONE;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mtx);
+}
+
+void
+anc_pipeline_close(anc_pipeline *p)
+{
+	uint32_t i;
+
+	if (p == NULL)
+		return;
+	for (i = 0; p->slots != NULL && i < p->depth; i++) {
+		pl_slot *s = &p->slots[i];
+
+		/* nng_aio_free stops the aio first: the callback has run
+		 * (or never will) when it returns. */
+		if (s->aio != NULL)
+			nng_aio_free(s->aio);
+		if (s->reply != NULL)
+			nng_msg_free(s->reply);
+		if (s->ctx_open)
+			(void)nng_ctx_close(s->ctx); /* closing: nothing to do */
+	}
+	free(p->slots);
+	if (p->sync_init) {
+		pthread_cond_destroy(&p->cv);
+		pthread_mutex_destroy(&p->mtx);
+	}
+	anc_buf_free(&p->buf);
+	free(p);
+}
+
+int
+anc_pipeline_open(anc_client *c, uint32_t depth, anc_pipeline **out,
+                  anc_error *err)
+{
+	anc_pipeline *p = NULL;
+	uint32_t i;
+	int rv, code;
+
+	*out = NULL;
+	if (c == NULL)
+		return anc_error_set(err, ANC_EINVAL, "pipeline: NULL client");
+	if (depth < 1 || depth > ANC_PIPELINE_MAX_DEPTH)
+		return anc_error_set(err, ANC_EINVAL,
+		    "pipeline depth: expected 1..%d, got %u",
+		    ANC_PIPELINE_MAX_DEPTH, depth);
+	if ((p = calloc(1, sizeof(*p))) == NULL ||
+	    (p->slots = calloc(depth, sizeof(*p->slots))) == NULL) {
+		code = anc_error_set(err, ANC_ENOMEM,
+		    "pipeline of %u slots: out of memory", depth);
+		goto fail;
+	}
+	p->c = c;
+	p->depth = depth;
+	anc_buf_init(&p->buf);
+	if (pthread_mutex_init(&p->mtx, NULL) != 0) {
+		code = anc_error_set(err, ANC_ENOMEM,
+		    "pipeline: cannot initialise its mutex");
+		goto fail;
+	}
+	if (pthread_cond_init(&p->cv, NULL) != 0) {
+		pthread_mutex_destroy(&p->mtx);
+		code = anc_error_set(err, ANC_ENOMEM,
+		    "pipeline: cannot initialise its condition variable");
+		goto fail;
+	}
+	p->sync_init = 1;
+	for (i = 0; i < depth; i++) {
+		pl_slot *s = &p->slots[i];
+
+		s->p = p;
+		if ((rv = nng_ctx_open(&s->ctx, c->sock)) != 0) {
+			code = client_nng_error(err, rv,
+			    "open a REQ context for", c->url, 0);
+			goto fail;
+		}
+		s->ctx_open = 1;
+		/* Never re-send a slow batch while its first copy is still
+		 * being committed (see the design note above). */
+		if ((rv = nng_ctx_set_ms(s->ctx, NNG_OPT_REQ_RESENDTIME,
+		         c->opt.timeout_ms)) != 0) {
+			code = client_nng_error(err, rv,
+			    "set the resend time of a context for", c->url, 0);
+			goto fail;
+		}
+		if ((rv = nng_aio_alloc(&s->aio, pl_cb, s)) != 0) {
+			code = client_nng_error(err, rv, "allocate an aio for",
+			    c->url, 0);
+			goto fail;
+		}
+	}
+	*out = p;
+	return ANC_OK;
+fail:
+	anc_pipeline_close(p);
+	return code;
+}
+
+uint32_t
+anc_pipeline_pending(const anc_pipeline *p)
+{
+	return p != NULL ? p->count : 0;
+}
+
+uint32_t
+anc_pipeline_depth(const anc_pipeline *p)
+{
+	return p != NULL ? p->depth : 0;
+}
+
+int
+anc_pipeline_upsert(anc_pipeline *p, const char *collection,
+                    const char *contract, const anc_record *records,
+                    uint32_t n, uint64_t tag, anc_error *err)
+{
+	anc_req req;
+	pl_slot *s;
+	nng_msg *m = NULL;
+	int rv, code;
+
+	if (p == NULL)
+		return anc_error_set(err, ANC_EINVAL, "pipeline: NULL handle");
+	if (p->count == p->depth)
+		return anc_error_set(err, ANC_EUNAVAILABLE,
+		    "pipeline: all %u slots are pending (collect one with "
+		    "anc_pipeline_wait first)", p->depth);
+	s = &p->slots[(p->head + p->count) % p->depth];
+	memset(&req, 0, sizeof(req));
+	req.op = ANC_OP_UPSERT;
+	req.id = p->c->next_id++;
+	req.auth = p->c->api_key;
+	req.u.upsert.collection = collection;
+	req.u.upsert.contract = contract;
+	req.u.upsert.records = (anc_record *)records; /* encoder reads only */
+	req.u.upsert.nrecords = n;
+	anc_buf_reset(&p->buf);
+	if ((code = anc_req_encode(&req, &p->buf, err)) != ANC_OK)
+		return anc_error_wrap(err, "upsert request");
+	if ((rv = nng_msg_alloc(&m, p->buf.len)) != 0)
+		return client_nng_error(err, rv, "allocate a request for",
+		    p->c->url, 0);
+	memcpy(nng_msg_body(m), p->buf.data, p->buf.len);
+	s->id = req.id;
+	s->tag = tag;
+	s->rv = 0;
+	s->reply = NULL;
+	s->phase = PL_SEND;
+	nng_aio_set_msg(s->aio, m);
+	nng_aio_set_timeout(s->aio, p->c->opt.timeout_ms);
+	p->count++;
+	nng_ctx_send(s->ctx, s->aio); /* the callback owns m from here */
+	return ANC_OK;
+}
+
+int
+anc_pipeline_wait(anc_pipeline *p, uint64_t *tag, anc_resp **out,
+                  anc_error *err)
+{
+	anc_resp *resp = NULL;
+	nng_msg *m;
+	pl_slot *s;
+	int code;
+
+	*out = NULL;
+	if (p == NULL || p->count == 0) {
+		if (tag != NULL)
+			*tag = 0;
+		return anc_error_set(err, ANC_EINVAL,
+		    "pipeline: no request is pending");
+	}
+	s = &p->slots[p->head];
+	if (tag != NULL)
+		*tag = s->tag;
+	pthread_mutex_lock(&p->mtx);
+	while (s->phase != PL_DONE)
+		pthread_cond_wait(&p->cv, &p->mtx);
+	pthread_mutex_unlock(&p->mtx);
+	m = s->reply;
+	s->reply = NULL;
+	s->phase = PL_IDLE;
+	p->head = (p->head + 1) % p->depth;
+	p->count--;
+	if (s->rv != 0) {
+		code = client_nng_error(err, s->rv, "upsert to", p->c->url,
+		    p->c->opt.timeout_ms);
+		goto leave;
+	}
+	if ((code = anc_resp_decode(nng_msg_body(m), nng_msg_len(m),
+	         ANC_OP_UPSERT, &p->c->opt.limits, &resp, err)) != ANC_OK) {
+		anc_error_wrap(err, "reply from %s to upsert", p->c->url);
+		goto leave;
+	}
+	if (resp->id != s->id && !(resp->code != 0 && resp->id == 0)) {
+		code = anc_error_set(err, ANC_EMALFORMED,
+		    "reply from %s: id: expected %llu (our request), got %llu",
+		    p->c->url, (unsigned long long)s->id,
+		    (unsigned long long)resp->id);
+		goto leave;
+	}
+	if (resp->code != 0) {
+		code = resp->code;
+		if (code < 0 || code >= ANC_ECODE_MAX)
+			code = anc_error_set(err, ANC_EINTERNAL,
+			    "server %s sent unknown error code %d: %s",
+			    p->c->url, resp->code,
+			    resp->message ? resp->message : "(no message)");
+		else
+			code = anc_error_set(err, code, "%s: %s",
+			    anc_errname(code),
+			    resp->message && resp->message[0]
+			        ? resp->message : anc_strerror(code));
+		goto leave;
+	}
+	*out = resp;
+	resp = NULL;
+	code = ANC_OK;
+leave:
+	anc_resp_free(resp);
+	if (m != NULL)
+		nng_msg_free(m);
+	return code;
 }

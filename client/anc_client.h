@@ -29,6 +29,13 @@ typedef struct anc_client anc_client;
 typedef struct anc_client_options {
 	int timeout_ms;     /* per request; default 30000 */
 	anc_limits limits;  /* applied to responses; default anc_limits_default */
+	const char *api_key;     /* sent with every request; NULL = none.
+	                            Copied by anc_client_open. */
+	const char *tls_ca_file; /* tls+tcp:// only, required there: PEM CA
+	                            certificate(s) the server's certificate
+	                            must chain to. Copied. */
+	const char *tls_server_name; /* name checked against the server
+	                                certificate; NULL = the URL's host */
 } anc_client_options;
 
 void anc_client_options_default(anc_client_options *opt);
@@ -61,10 +68,89 @@ int anc_client_delete(anc_client *c, const char *collection,
                       const anc_anchor_str *anchors, uint32_t n,
                       anc_resp **out, anc_error *err);
 
+/* The drift report of a contract (contract NULL or "" for the default).
+ * fresh 1: the server computes it now; 0: its latest one. The report is
+ * resp->u.drift. */
+int anc_client_drift(anc_client *c, const char *collection,
+                     const char *contract, int fresh, anc_resp **out,
+                     anc_error *err);
+
 /* Send raw bytes and return the raw reply (for tests of malformed input).
  * *reply is malloc'd; free() it. */
 int anc_client_raw(anc_client *c, const void *msg, size_t len, void **reply,
                    size_t *reply_len, anc_error *err);
+
+
+/* ---- pipelined upserts ---------------------------------------------------
+ *
+ * A bulk load is limited by round trips when every batch waits for its
+ * answer before the next is sent. An anc_pipeline keeps up to `depth` upsert
+ * requests in flight on the client's socket, each on its own nng REQ context
+ * (nng_ctx_open) with its own aio, so the server's workers can decode,
+ * commit and index several batches while the caller parses the next one.
+ *
+ * Ordering: answers are handed back in submission order (anc_pipeline_wait
+ * always returns the oldest pending request), whatever order the server
+ * finishes them in. A caller that checkpoints after each answer therefore
+ * only ever advances past a batch when every earlier batch is acknowledged.
+ * The server may COMMIT concurrent batches in any order: batches in flight
+ * together must not upsert the same anchor if the final content matters
+ * (the anchorage loader refuses such duplicates before sending).
+ *
+ * Threading: the pipeline belongs to the thread that owns the client; do
+ * not call it, or the client's synchronous functions, from two threads at
+ * once. nng's I/O threads complete the aios; the completion callback only
+ * records the result under the pipeline's mutex and signals a condition
+ * variable (decoding happens in anc_pipeline_wait, on the caller's thread).
+ *
+ * Timeouts: each request gets the client's timeout_ms, counted from its
+ * submission. A request whose answer does not come in time is reported as
+ * ANC_ETIMEOUT by anc_pipeline_wait; the server may still apply it later
+ * (upserts are idempotent, so re-sending it is safe).
+ */
+typedef struct anc_pipeline anc_pipeline;
+
+#define ANC_PIPELINE_MAX_DEPTH 64
+
+/* Open a pipeline of depth (1..ANC_PIPELINE_MAX_DEPTH) request slots on
+ * c's socket. c is borrowed and must outlive the pipeline. Errors:
+ * ANC_EINVAL (depth out of range, c NULL), ANC_ENOMEM, ANC_ETRANSPORT (nng
+ * could not open a context, with nng's message). */
+int anc_pipeline_open(anc_client *c, uint32_t depth, anc_pipeline **out,
+                      anc_error *err);
+
+/* Encode an upsert of n records and start sending it. records and the
+ * strings they point to are borrowed only for the duration of the call (the
+ * request is encoded into its own message before it returns), so the caller
+ * may reuse them at once. tag is an opaque value handed back by
+ * anc_pipeline_wait with the answer. Fails with ANC_EUNAVAILABLE when all
+ * depth slots are pending (collect one with anc_pipeline_wait first), with
+ * the encoder's ANC_EINVAL naming the field of a record the server would
+ * refuse to decode, or ANC_ENOMEM / ANC_ETRANSPORT. On failure nothing was
+ * sent. */
+int anc_pipeline_upsert(anc_pipeline *p, const char *collection,
+                        const char *contract, const anc_record *records,
+                        uint32_t n, uint64_t tag, anc_error *err);
+
+/* Number of requests submitted and not yet collected (0..depth). */
+uint32_t anc_pipeline_pending(const anc_pipeline *p);
+
+/* Slots in this pipeline (the depth it was opened with). */
+uint32_t anc_pipeline_depth(const anc_pipeline *p);
+
+/* Block until the OLDEST pending request is answered, and collect it.
+ * *tag gets the value given at submission (always, also on failure). On
+ * success *out owns the decoded upsert response (anc_resp_free). A server
+ * error comes back as its code with err->msg "NAME: server message" (as
+ * for the synchronous calls); ANC_ETIMEOUT / ANC_ETRANSPORT when the
+ * request could not be delivered or answered; *out is then NULL. Either
+ * way the slot is free again. ANC_EINVAL when nothing is pending. */
+int anc_pipeline_wait(anc_pipeline *p, uint64_t *tag, anc_resp **out,
+                      anc_error *err);
+
+/* Cancel what is still in flight and free the pipeline. Requests already
+ * delivered may still be applied by the server. NULL is fine. */
+void anc_pipeline_close(anc_pipeline *p);
 
 #ifdef __cplusplus
 }

@@ -11,11 +11,13 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_drift.h"
 
 #define DEFAULT_SERVER "tcp://127.0.0.1:7700"
 
 static const char main_usage[] =
-    "usage: anchorage [--server URL] [--json] [--timeout MS] COMMAND [ARGS]\n"
+    "usage: anchorage [--server URL] [--json] [--timeout MS] [--api-key KEY]\n"
+    "                 [--tls-ca FILE] COMMAND [ARGS]\n"
     "\n"
     "Client for anchorage-server, the retrieval-grounding vector store.\n"
     "\n"
@@ -23,7 +25,11 @@ static const char main_usage[] =
     "  --server URL   tcp://HOST:PORT or ipc://PATH (default: $ANCHORAGE_SERVER,\n"
     "                 else " DEFAULT_SERVER ")\n"
     "  --json         machine-readable output (one JSON value per line)\n"
-    "  --timeout MS   per-request timeout in milliseconds (default 30000)\n"
+    "  --timeout MS   per-request timeout in milliseconds (default 30000)\n"    "  --api-key KEY  API key sent with every request (default:\n"
+    "                 $ANCHORAGE_API_KEY; prefer the variable: arguments are\n"
+    "                 visible to other users in ps)\n"
+    "  --tls-ca FILE  CA certificate(s) that a tls+tcp:// server's\n"
+    "                 certificate must chain to (default: $ANCHORAGE_TLS_CA)\n"
     "  --help         this help;  --version  print the version\n"
     "\n"
     "Commands (each has --help):\n"
@@ -31,10 +37,15 @@ static const char main_usage[] =
     "  ping                                 check that the server answers\n"
     "  collection create NAME               create a collection\n"
     "  contract register COLLECTION FILE    register an embedding contract\n"
-    "  load COLLECTION FILE.jsonl [...]     bulk upsert passages\n"
+    "  contract list|show|promote|retire|check|compare ...\n"
+    "                                       contract versions and migration\n"
+    "  load COLLECTION FILE.jsonl|- [...]   bulk upsert passages (pipelined,\n"
+    "                                       resumable with --checkpoint)\n"
     "  query COLLECTION (--vector|--vectors) [...]   search\n"
     "  resolve COLLECTION ANCHOR...         what became of pinned anchors\n"
     "  delete COLLECTION ANCHOR...          delete passages\n"
+    "  drift COLLECTION [--contract ID]     drift report of a contract\n"
+    "  assemble COLLECTION --budget N [...] prompt context from pins + hits\n"
     "\n"
     "Exit status: 0 success, 1 failure, 2 usage error; on failure one line\n"
     "\"anchorage: error: NAME: message\" on stderr.\n";
@@ -51,6 +62,8 @@ static const struct {
 	{"query", anc_cli_cmd_query},
 	{"resolve", anc_cli_cmd_resolve},
 	{"delete", anc_cli_cmd_delete},
+	{"drift", anc_cli_cmd_drift},
+	{"assemble", anc_cli_cmd_assemble},
 };
 
 /* Global options; *cmd_index is where the command starts. */
@@ -83,6 +96,26 @@ parse_globals(anc_cli_ctx *ctx, int argc, char **argv, int *cmd_index,
 				    "--server: expected a URL (tcp://HOST:PORT or "
 				    "ipc://PATH)");
 			ctx->server = val;
+		} else if (strncmp(a, "--api-key", 9) == 0 &&
+		           (a[9] == '\0' || a[9] == '=')) {
+			if (a[9] == '=')
+				val = a + 10;
+			else if (i + 1 < argc)
+				val = argv[++i];
+			if (val == NULL || val[0] == '\0')
+				return anc_cli_usage(ctx, err,
+				    "--api-key: expected a key");
+			ctx->api_key = val;
+		} else if (strncmp(a, "--tls-ca", 8) == 0 &&
+		           (a[8] == '\0' || a[8] == '=')) {
+			if (a[8] == '=')
+				val = a + 9;
+			else if (i + 1 < argc)
+				val = argv[++i];
+			if (val == NULL || val[0] == '\0')
+				return anc_cli_usage(ctx, err,
+				    "--tls-ca: expected a file");
+			ctx->tls_ca = val;
 		} else if (strncmp(a, "--timeout", 9) == 0 &&
 		           (a[9] == '\0' || a[9] == '=')) {
 			if (a[9] == '=')
@@ -120,6 +153,10 @@ main(int argc, char **argv)
 	env = getenv("ANCHORAGE_SERVER");
 	ctx.server = env != NULL && env[0] != '\0' ? env : DEFAULT_SERVER;
 	ctx.timeout_ms = 30000;
+	env = getenv("ANCHORAGE_API_KEY");
+	ctx.api_key = env != NULL && env[0] != '\0' ? env : NULL;
+	env = getenv("ANCHORAGE_TLS_CA");
+	ctx.tls_ca = env != NULL && env[0] != '\0' ? env : NULL;
 
 	if ((code = parse_globals(&ctx, argc, argv, &cmd, &want_help,
 	         &want_version, &err)) != ANC_OK)

@@ -11,8 +11,11 @@
  *   cli_out.c    JSON values and human output for server answers
  *   cli_cmd.c    the commands (info, ping, collection, contract, resolve,
  *                delete)
- *   cli_load.c   the load command
+ *   cli_input.c  streaming inputs: gzip-transparent line reader with
+ *                positions, .fvecs/.npy row streams, the .npy header
+ *   cli_load.c   the load command (pipelined, resumable)
  *   cli_query.c  the query command
+ *   cli_assemble.c  the assemble command
  *
  * Everything follows the project rules: status return, anc_error naming the
  * bad field, out-parameters owned by the caller as documented per function.
@@ -71,7 +74,14 @@ typedef struct anc_cli_fields {
 	                        come from elsewhere (--vectors) and the field is
 	                        ignored */
 	uint32_t max_text;   /* bytes; default: anc_limits_default's max_text */
+	const char *const *meta; /* --meta-field names, in flag order */
+	uint32_t nmeta;          /* 0: no metadata (the stored one is kept) */
+	uint32_t max_meta;       /* bytes of the packed map; default:
+	                            anc_limits_default's max_meta */
 } anc_cli_fields;
+
+/* Nesting allowed inside one metadata value (arrays/objects). */
+#define ANC_CLI_META_DEPTH 8
 
 void anc_cli_fields_default(anc_cli_fields *f);
 
@@ -82,6 +92,10 @@ typedef struct anc_cli_line {
 	char *text;   /* NULL: the line had no text field */
 	float *vec;   /* NULL unless f->want_vector */
 	uint32_t dim;
+	uint8_t *meta;     /* msgpack map of the --meta-field values present
+	                      in the line (keys in flag order), or NULL when
+	                      f->nmeta is 0 */
+	uint32_t meta_len;
 } anc_cli_line;
 
 /* Parse one JSONL line (len bytes, no trailing newline needed). expect_dim
@@ -97,6 +111,85 @@ int anc_cli_line_parse(const char *line, size_t len, const anc_cli_fields *f,
 
 /* Free what *l owns and zero it. NULL and zeroed lines are fine. */
 void anc_cli_line_clear(anc_cli_line *l);
+
+/* Pack a JSON value as msgpack, keeping its type (string, integer, real,
+ * boolean, null, arrays and objects nested at most ANC_CLI_META_DEPTH
+ * deep; object keys in the document's order). Appends to buf, len and cap
+ * (malloc'd, grown as needed). what names the value in messages. */
+int anc_cli_meta_pack(json_t *v, const char *what, uint8_t **buf,
+                      size_t *len, size_t *cap, anc_error *err);
+
+/* ---- streaming inputs (cli_input.c) ------------------------------------- */
+
+/* Bytes of the uncompressed input hashed for a checkpoint fingerprint. */
+#define ANC_CLI_HEAD_BYTES (1u << 20)
+/* Longest JSONL line accepted. */
+#define ANC_CLI_LINE_MAX (64u << 20)
+
+/* A line reader over a file, gzip-compressed or not (zlib decides from the
+ * first bytes), or stdin for "-". Memory: one 1 MiB buffer plus the longest
+ * line. Lines end at "\n" ("\r\n" is stripped too); a last line without
+ * "\n" counts. */
+typedef struct anc_cli_lines anc_cli_lines;
+
+int anc_cli_lines_open(const char *path, anc_cli_lines **out,
+                       anc_error *err);
+void anc_cli_lines_close(anc_cli_lines *r); /* NULL is fine */
+
+/* Next line: *line points into the reader (valid until the next call),
+ * NUL-terminated, *len without the newline. *line is NULL at the end. A
+ * line longer than ANC_CLI_LINE_MAX is ANC_ETOOBIG naming file:line. */
+int anc_cli_lines_next(anc_cli_lines *r, const char **line, size_t *len,
+                       anc_error *err);
+
+/* Line number of the line last returned (1-based; 0 before the first). */
+uint64_t anc_cli_lines_lineno(const anc_cli_lines *r);
+/* Offset in the uncompressed stream just after the line last returned. */
+uint64_t anc_cli_lines_offset(const anc_cli_lines *r);
+/* Compressed bytes consumed so far (= offset for plain files). */
+uint64_t anc_cli_lines_raw_offset(const anc_cli_lines *r);
+/* Size of the file on disk, or -1 (stdin, pipes). */
+int64_t anc_cli_lines_size(const anc_cli_lines *r);
+/* 1 when the input is gzip-compressed. */
+int anc_cli_lines_gzip(const anc_cli_lines *r);
+/* Hex SHA-256 of the first ANC_CLI_HEAD_BYTES of the uncompressed stream
+ * (all of it when shorter), computed at open. */
+const char *anc_cli_lines_head_sha(const anc_cli_lines *r);
+/* Count the lines of a plain (not compressed) regular file without
+ * keeping it in memory; ANC_EUNSUPPORTED for stdin and gzip input. */
+int anc_cli_lines_count_file(const char *path, uint64_t *n, anc_error *err);
+
+/* Parse a .npy header dict (the text after the length field), strictly:
+ * exactly the keys 'descr', 'fortran_order', 'shape'; descr '<f4';
+ * fortran_order False; shape a 2-tuple (rows, dim) with dim
+ * 1..ANC_DIM_MAX; optional trailing comma; padding spaces and a final
+ * "\n". Anything else is ANC_EMALFORMED / ANC_EUNSUPPORTED naming the
+ * field, the expected and the received value. origin names the file. */
+int anc_cli_npy_header_parse(const char *hdr, size_t len, const char *origin,
+                             uint64_t *rows, uint32_t *dim, anc_error *err);
+
+/* A stream of float32 rows from a .fvecs or .npy file (detected by the
+ * "\x93NUMPY" magic), gzip-compressed or not. */
+typedef struct anc_cli_vecs anc_cli_vecs;
+
+int anc_cli_vecs_open(const char *path, anc_cli_vecs **out, anc_error *err);
+void anc_cli_vecs_close(anc_cli_vecs *v); /* NULL is fine */
+uint32_t anc_cli_vecs_dim(const anc_cli_vecs *v);
+/* Rows in the file when known from the header or the file size, else -1
+ * (a gzip-compressed .fvecs). */
+int64_t anc_cli_vecs_rows(const anc_cli_vecs *v);
+/* "npy" or "fvecs". */
+const char *anc_cli_vecs_format(const anc_cli_vecs *v);
+/* Size on disk and the head hash, as for the line reader. */
+int64_t anc_cli_vecs_size(const anc_cli_vecs *v);
+const char *anc_cli_vecs_head_sha(const anc_cli_vecs *v);
+/* Read the next row into dst (dim floats). *eof = 1 (and dst untouched)
+ * at the end. A short row, an odd d in .fvecs, rows past the .npy shape
+ * are ANC_EMALFORMED naming file and row. */
+int anc_cli_vecs_next(anc_cli_vecs *v, float *dst, int *eof,
+                      anc_error *err);
+/* Rows read so far. */
+uint64_t anc_cli_vecs_row(const anc_cli_vecs *v);
 
 /* ---- option values (cli_args.c) --------------------------------------- */
 
@@ -161,6 +254,8 @@ typedef struct anc_cli_ctx {
 	const char *server; /* URL */
 	int json;           /* --json */
 	int timeout_ms;
+	const char *api_key;  /* --api-key / $ANCHORAGE_API_KEY, or NULL */
+	const char *tls_ca;   /* --tls-ca / $ANCHORAGE_TLS_CA, or NULL */
 	int usage_error;    /* set by a command when its error is a usage
 	                       error (exit status 2 instead of 1) */
 	anc_client *client; /* opened by anc_cli_connect, closed by main */
@@ -187,6 +282,13 @@ int anc_cli_cmd_resolve(anc_cli_ctx *ctx, int argc, char **argv,
                         anc_error *err);
 int anc_cli_cmd_delete(anc_cli_ctx *ctx, int argc, char **argv,
                        anc_error *err);
+int anc_cli_cmd_assemble(anc_cli_ctx *ctx, int argc, char **argv,
+                         anc_error *err);
+
+/* Metric of contract id (16 hex) as listed by the server's info answer:
+ * one info request. ANC_ENOCONTRACT when no collection lists it. */
+int anc_cli_contract_metric(anc_cli_ctx *ctx, const char *id,
+                            anc_metric *out, anc_error *err);
 
 /* Option table of a command: a flag sets *flag to 1; an option with a
  * value (value != NULL) stores a pointer into argv. */

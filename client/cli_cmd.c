@@ -1,6 +1,6 @@
 /*
  * cli_cmd.c — the small commands of the anchorage CLI: info, ping,
- * collection create, contract register, resolve, delete.
+ * collection create, resolve, delete (contract ... is in cli_contract.c).
  *
  * Design note: every command checks what it can locally before it connects
  * (collection names, anchors, the contract file), so a typo is reported
@@ -24,6 +24,8 @@ anc_cli_connect(anc_cli_ctx *ctx, anc_error *err)
 		return ANC_OK;
 	anc_client_options_default(&opt);
 	opt.timeout_ms = ctx->timeout_ms;
+	opt.api_key = ctx->api_key;
+	opt.tls_ca_file = ctx->tls_ca;
 	return anc_client_open(ctx->server, &opt, &ctx->client, err);
 }
 
@@ -155,75 +157,7 @@ anc_cli_cmd_collection(anc_cli_ctx *ctx, int argc, char **argv,
 	return code;
 }
 
-/* ---- contract ---------------------------------------------------------------- */
-
-int
-anc_cli_cmd_contract(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
-{
-	static const char usage[] =
-	    "usage: anchorage contract register COLLECTION FILE.json\n\n"
-	    "Register an embedding contract. FILE.json:\n"
-	    "  {\"name\": \"minilm\", \"model\": \"all-MiniLM-L6-v2\", "
-	    "\"revision\": \"1\", \"dim\": 384,\n"
-	    "   \"metric\": \"cosine\"|\"ip\"|\"l2\", \"normalize\": true,\n"
-	    "   \"preprocess\": \"free text (optional)\",\n"
-	    "   \"index\": {\"kind\": \"flat\"} | {\"kind\": \"hnsw\", \"m\": 32, "
-	    "\"ef_construction\": 200, \"ef_search\": 64}}\n"
-	    "Unknown keys are errors. The contract ID is printed alone on the "
-	    "last line\n(capture it with | tail -1).\n";
-	int want_help = 0;
-	const anc_cli_optspec specs[] = {{"--help", NULL, &want_help},
-	                                 {"-h", NULL, &want_help}, {NULL, NULL, NULL}};
-	const char *pos[3];
-	anc_contract c;
-	uint8_t raw[ANC_CONTRACT_ID_RAW];
-	anc_contract_id_str local;
-	anc_resp *resp = NULL;
-	int npos, code;
-
-	if ((code = anc_cli_args_parse(ctx, argc, argv, specs, pos, 3, &npos,
-	         err)))
-		return code;
-	if (want_help)
-		return help(usage);
-	if (npos == 0 || strcmp(pos[0], "register") != 0)
-		return anc_cli_usage(ctx, err,
-		    "contract: expected 'register COLLECTION FILE.json' (see "
-		    "anchorage contract --help)");
-	if (npos < 3)
-		return anc_cli_usage(ctx, err,
-		    "contract register: missing %s (see anchorage contract "
-		    "--help)", npos < 2 ? "COLLECTION and FILE.json" :
-		    "FILE.json");
-	if ((code = anc_collection_name_check(pos[1], err)) ||
-	    (code = anc_cli_contract_load(pos[2], &c, err)))
-		return code;
-	anc_contract_id(&c, raw);
-	anc_contract_id_format(raw, local);
-	if ((code = anc_cli_connect(ctx, err)) ||
-	    (code = anc_client_contract_register(ctx->client, pos[1], &c,
-	         &resp, err)))
-		return code;
-	if (strcmp(local, resp->u.contract_register.id) != 0)
-		fprintf(stderr, "anchorage: warning: server gave contract id %s, "
-		    "computed locally %s\n", resp->u.contract_register.id, local);
-	if (ctx->json) {
-		code = anc_cli_json_emit(stdout, json_pack("{s:o,s:o,s:o,s:b}",
-		    "id", anc_cli_json_str(resp->u.contract_register.id),
-		    "collection", anc_cli_json_str(pos[1]), "contract",
-		    json_sprintf("%s@%s", c.name, c.revision), "created",
-		    resp->u.contract_register.created), err);
-	} else {
-		printf("%s contract %s@%s (dim %u, %s, %s) in collection %s\n",
-		    resp->u.contract_register.created ? "registered"
-		                                      : "already registered:",
-		    c.name, c.revision, c.dim, anc_metric_name(c.metric),
-		    anc_index_kind_name(c.index.kind), pos[1]);
-		printf("%s\n", resp->u.contract_register.id);
-	}
-	anc_resp_free(resp);
-	return code;
-}
+/* ---- contract: see cli_contract.c ------------------------------------------- */
 
 /* ---- resolve / delete ------------------------------------------------------ */
 

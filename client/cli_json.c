@@ -15,6 +15,12 @@
  * copies of its strings, so the jansson tree can be released at once and a
  * batch holds only what it sends. \u0000 inside strings is refused by
  * jansson's default decoder, which matches the protocol's "no embedded NUL".
+ *
+ * --meta-field values become the passage's metadata: one msgpack map built
+ * with msgpack-c's packer, keys in flag order, each value keeping its JSON
+ * type (integers stay integers, reals are float64, nesting is bounded), so
+ * the same line always packs to the same bytes and a reload is detected as
+ * "unchanged" by the server's byte comparison.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -22,6 +28,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <msgpack.h>
 
 #include "cli.h"
 
@@ -317,6 +325,158 @@ anc_cli_fields_default(anc_cli_fields *f)
 	f->vector = "vector";
 	f->want_vector = 1;
 	f->max_text = lim.max_text;
+	f->max_meta = lim.max_meta;
+}
+
+/* msgpack_sbuffer-like writer into a caller-owned growable buffer. */
+typedef struct meta_out {
+	uint8_t **buf;
+	size_t *len;
+	size_t *cap;
+	int oom;
+} meta_out;
+
+static int
+meta_write(void *data, const char *p, size_t n)
+{
+	meta_out *o = data;
+	size_t ncap;
+	uint8_t *nb;
+
+	if (*o->len + n > *o->cap) {
+		ncap = *o->cap ? *o->cap : 256;
+		while (ncap < *o->len + n)
+			ncap *= 2;
+		if ((nb = realloc(*o->buf, ncap)) == NULL) {
+			o->oom = 1;
+			return -1;
+		}
+		*o->buf = nb;
+		*o->cap = ncap;
+	}
+	memcpy(*o->buf + *o->len, p, n);
+	*o->len += n;
+	return 0;
+}
+
+static int
+meta_pack_rec(msgpack_packer *pk, json_t *v, const char *what, int depth,
+              anc_error *err)
+{
+	const char *key;
+	json_t *e;
+	size_t i;
+	int code;
+
+	if (depth > ANC_CLI_META_DEPTH)
+		return anc_error_set(err, ANC_ETOOBIG,
+		    "%s: nested deeper than %d levels", what,
+		    ANC_CLI_META_DEPTH);
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		if (msgpack_pack_str_with_body(pk, json_string_value(v),
+		        json_string_length(v)))
+			goto oom;
+		return ANC_OK;
+	case JSON_INTEGER:
+		if (msgpack_pack_int64(pk, (int64_t)json_integer_value(v)))
+			goto oom;
+		return ANC_OK;
+	case JSON_REAL:
+		if (msgpack_pack_double(pk, json_real_value(v)))
+			goto oom;
+		return ANC_OK;
+	case JSON_TRUE:
+		return msgpack_pack_true(pk) ? anc_error_set(err, ANC_ENOMEM,
+		    "%s: out of memory", what) : ANC_OK;
+	case JSON_FALSE:
+		return msgpack_pack_false(pk) ? anc_error_set(err, ANC_ENOMEM,
+		    "%s: out of memory", what) : ANC_OK;
+	case JSON_NULL:
+		return msgpack_pack_nil(pk) ? anc_error_set(err, ANC_ENOMEM,
+		    "%s: out of memory", what) : ANC_OK;
+	case JSON_ARRAY:
+		if (msgpack_pack_array(pk, json_array_size(v)))
+			goto oom;
+		json_array_foreach(v, i, e)
+			if ((code = meta_pack_rec(pk, e, what, depth + 1, err)))
+				return code;
+		return ANC_OK;
+	case JSON_OBJECT:
+		if (msgpack_pack_map(pk, json_object_size(v)))
+			goto oom;
+		json_object_foreach(v, key, e) {
+			if (msgpack_pack_str_with_body(pk, key, strlen(key)))
+				goto oom;
+			if ((code = meta_pack_rec(pk, e, what, depth + 1, err)))
+				return code;
+		}
+		return ANC_OK;
+	}
+	return anc_error_set(err, ANC_EINTERNAL, "%s: unknown JSON type",
+	    what);
+oom:
+	return anc_error_set(err, ANC_ENOMEM, "%s: out of memory", what);
+}
+
+int
+anc_cli_meta_pack(json_t *v, const char *what, uint8_t **buf, size_t *len,
+                  size_t *cap, anc_error *err)
+{
+	meta_out o = {buf, len, cap, 0};
+	msgpack_packer pk;
+
+	msgpack_packer_init(&pk, &o, meta_write);
+	return meta_pack_rec(&pk, v, what, 1, err);
+}
+
+/* The metadata map of a line: the --meta-field values it has. */
+static int
+line_meta(json_t *root, const anc_cli_fields *f, anc_cli_line *out,
+          anc_error *err)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0, cap = 0;
+	uint32_t i, present = 0;
+	meta_out o = {&buf, &len, &cap, 0};
+	msgpack_packer pk;
+	char what[300];
+	json_t *v;
+	int code = ANC_OK;
+
+	for (i = 0; i < f->nmeta; i++)
+		present += json_object_get(root, f->meta[i]) != NULL;
+	msgpack_packer_init(&pk, &o, meta_write);
+	if (msgpack_pack_map(&pk, present)) {
+		code = anc_error_set(err, ANC_ENOMEM, "metadata: out of memory");
+		goto leave;
+	}
+	for (i = 0; i < f->nmeta; i++) {
+		if ((v = json_object_get(root, f->meta[i])) == NULL)
+			continue;
+		snprintf(what, sizeof(what), "meta field \"%.256s\"",
+		    f->meta[i]);
+		if (msgpack_pack_str_with_body(&pk, f->meta[i],
+		        strlen(f->meta[i]))) {
+			code = anc_error_set(err, ANC_ENOMEM, "%s: out of memory",
+			    what);
+			goto leave;
+		}
+		if ((code = anc_cli_meta_pack(v, what, &buf, &len, &cap, err)))
+			goto leave;
+	}
+	if (f->max_meta != 0 && len > f->max_meta) {
+		code = anc_error_set(err, ANC_ETOOBIG,
+		    "metadata (--meta-field): %zu bytes packed, at most %u", len,
+		    f->max_meta);
+		goto leave;
+	}
+	out->meta = buf;
+	out->meta_len = (uint32_t)len;
+	buf = NULL;
+leave:
+	free(buf);
+	return code;
 }
 
 void
@@ -328,6 +488,7 @@ anc_cli_line_clear(anc_cli_line *l)
 	free(l->chunk);
 	free(l->text);
 	free(l->vec);
+	free(l->meta);
 	memset(l, 0, sizeof(*l));
 }
 
@@ -476,6 +637,8 @@ anc_cli_line_parse(const char *line, size_t len, const anc_cli_fields *f,
 	}
 	if (f->want_vector &&
 	    (code = line_vector(root, f, expect_dim, out, err)))
+		goto leave;
+	if (f->nmeta > 0 && (code = line_meta(root, f, out, err)))
 		goto leave;
 	code = ANC_OK;
 leave:

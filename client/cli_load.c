@@ -1,143 +1,212 @@
 /*
- * cli_load.c — `anchorage load`: bulk upsert of a JSONL file.
+ * cli_load.c — `anchorage load`: streaming, pipelined, resumable bulk
+ * upsert.
  *
  * Design note
  * -----------
- * Two passes over the file. The first parses every line, computes its
- * anchor and refuses the whole load before anything is sent when a line is
- * bad, when the --vectors file has another number of rows than the JSONL
- * file has lines, or when two lines map to the same (source, chunk) slot.
- * That last check matters on real data: a chunker that writes no chunk key
- * (the SOTU corpus has "source" and "row" but no "chunk") would otherwise
- * collapse every passage of a document onto one anchor, each line silently
- * overwriting the previous one. The second pass parses again and sends
- * batches of --batch records (also cut at ~16 MiB of payload so a batch of
- * 4096-d vectors stays well under the server's message limit).
+ * One pass, one thread, memory flat in the input size. Lines are read from
+ * the JSONL (file, gzip or stdin; cli_input.c), checked one by one exactly
+ * as the server would check them (fields, dimension, finite values, the
+ * contract's norm rule, metadata size), and collected into a batch; a full
+ * batch is encoded and handed to an anc_pipeline, which keeps up to
+ * --inflight batches on the wire while the next one is parsed. The server
+ * commits each batch in one LMDB transaction.
  *
- * Anything the server refuses stops the load at that batch; the earlier
- * batches are acknowledged (committed) and upserts are idempotent, so the
- * fix is to correct the file and run the same command again. The error
- * message says how many records were loaded before the failing batch.
+ * Bad records. A line that fails a check is reported with file:line and
+ * the reason, and written to --reject FILE. Up to --max-errors of them are
+ * skipped; one more stops the load: the batch being filled is dropped
+ * unsent, the batches already in flight (all made of earlier lines) are
+ * waited for, and the checkpoint stays at the last acknowledged batch, so
+ * nothing after it is half-applied.
  *
- * The contract and its dim are looked up with an info request first so
- * that a vector of the wrong length is reported with its file:line locally.
+ * Checkpoints. Answers come back in submission order (anc_client.h), so
+ * after the answer to batch k every batch before k is acknowledged too and
+ * the input position at the end of batch k (line number and byte offset in
+ * the uncompressed stream) is safe to record. The checkpoint file (JSON) is
+ * replaced atomically: write FILE.tmp, fsync, rename, fsync the directory.
+ * It also records what it is a checkpoint OF: the collection, the contract
+ * ID, and a fingerprint of each input (SHA-256 of its first MiB and, for
+ * regular files, its size). A resume with anything else is refused; a
+ * matching one reads up to the recorded line (decompressing gzip: there is
+ * no other way to seek in it), checks the byte offset, and carries on.
+ * Because upserts are idempotent by anchor, batches acknowledged after the
+ * last checkpoint write are simply re-sent and come back "unchanged".
+ *
+ * Duplicates. Two lines with the same (source, chunk) would race when they
+ * are in different batches in flight together (the server may commit
+ * concurrent batches in any order) and would make a re-run non-idempotent.
+ * A set of the anchors of the last (inflight + 1) * batch records refuses
+ * the second one as a bad record; that covers every pair that can be in
+ * flight together while keeping memory bounded. Pairs further apart are
+ * applied in file order (the later line wins).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
-#include "cli_vecfile.h"
 
 #define LOAD_BATCH_BYTES (16u << 20)
-#define LOAD_LINE_MAX (64u << 20)
+#define LOAD_DEFAULT_BATCH 2048
+#define LOAD_DEFAULT_INFLIGHT 4
+#define LOAD_CKPT_INTERVAL 0.1   /* seconds between checkpoint writes */
+#define LOAD_WARN_MAX 20         /* reject warnings printed on stderr */
 
-/* ---- anchor set: detects two lines with the same (source, chunk) ------ */
+static double
+now_s(void)
+{
+	struct timespec t;
 
-typedef struct anchor_slot {
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* ---- anchor window: two generations of an open-addressing set --------- */
+
+typedef struct win_slot {
 	uint8_t raw[ANC_ANCHOR_RAW];
-	uint64_t line; /* 0: empty slot */
-} anchor_slot;
+	uint64_t line; /* 0: empty */
+} win_slot;
 
-typedef struct anchor_set {
-	anchor_slot *slots;
-	size_t cap; /* power of two */
+typedef struct win_gen {
+	win_slot *slots;
 	size_t n;
-} anchor_set;
+} win_gen;
+
+typedef struct anchor_win {
+	win_gen gen[2]; /* gen[cur] is filled; the other is the previous */
+	int cur;
+	size_t cap;     /* slots per generation, power of two */
+	size_t limit;   /* records per generation */
+} anchor_win;
 
 static void
-anchor_set_free(anchor_set *s)
+win_free(anchor_win *w)
 {
-	free(s->slots);
-	memset(s, 0, sizeof(*s));
+	free(w->gen[0].slots);
+	free(w->gen[1].slots);
+	memset(w, 0, sizeof(*w));
 }
 
-static size_t
-anchor_hash(const uint8_t raw[ANC_ANCHOR_RAW])
+static int
+win_init(anchor_win *w, size_t limit)
 {
-	size_t h;
+	memset(w, 0, sizeof(*w));
+	w->limit = limit;
+	for (w->cap = 16; w->cap < limit * 2; w->cap *= 2)
+		;
+	w->gen[0].slots = calloc(w->cap, sizeof(win_slot));
+	w->gen[1].slots = calloc(w->cap, sizeof(win_slot));
+	return w->gen[0].slots && w->gen[1].slots ? ANC_OK : ANC_ENOMEM;
+}
+
+static uint64_t
+win_find(const win_gen *g, size_t cap, const uint8_t *raw)
+{
+	size_t h, j;
 
 	memcpy(&h, raw, sizeof(h)); /* the anchor is already a hash */
-	return h;
+	for (j = h & (cap - 1); g->slots[j].line != 0; j = (j + 1) & (cap - 1))
+		if (memcmp(g->slots[j].raw, raw, ANC_ANCHOR_RAW) == 0)
+			return g->slots[j].line;
+	return 0;
 }
 
-/* Insert raw seen on line; if already present, *first is its line. */
-static int
-anchor_set_add(anchor_set *s, const uint8_t raw[ANC_ANCHOR_RAW],
-               uint64_t line, uint64_t *first)
+/* Line of an earlier record with this anchor inside the window, else 0. */
+static uint64_t
+win_lookup(const anchor_win *w, const uint8_t *raw)
 {
-	anchor_slot *old = s->slots;
-	size_t oldcap = s->cap;
-	size_t i, j;
+	uint64_t l = win_find(&w->gen[w->cur], w->cap, raw);
 
-	*first = 0;
-	if ((s->n + 1) * 2 > s->cap) {
-		size_t ncap = s->cap ? s->cap * 2 : 1024;
-		anchor_slot *ns = calloc(ncap, sizeof(*ns));
-
-		if (ns == NULL)
-			return ANC_ENOMEM;
-		for (i = 0; i < oldcap; i++) {
-			if (old[i].line == 0)
-				continue;
-			for (j = anchor_hash(old[i].raw) & (ncap - 1);
-			     ns[j].line != 0; j = (j + 1) & (ncap - 1))
-				;
-			ns[j] = old[i];
-		}
-		free(old);
-		s->slots = ns;
-		s->cap = ncap;
-	}
-	for (j = anchor_hash(raw) & (s->cap - 1); s->slots[j].line != 0;
-	     j = (j + 1) & (s->cap - 1)) {
-		if (memcmp(s->slots[j].raw, raw, ANC_ANCHOR_RAW) == 0) {
-			*first = s->slots[j].line;
-			return ANC_OK;
-		}
-	}
-	memcpy(s->slots[j].raw, raw, ANC_ANCHOR_RAW);
-	s->slots[j].line = line;
-	s->n++;
-	return ANC_OK;
+	return l != 0 ? l : win_find(&w->gen[!w->cur], w->cap, raw);
 }
 
-/* ---- the load state ------------------------------------------------------ */
+static void
+win_add(anchor_win *w, const uint8_t *raw, uint64_t line)
+{
+	win_gen *g = &w->gen[w->cur];
+	size_t h, j;
+
+	if (g->n == w->limit) {
+		w->cur = !w->cur;
+		g = &w->gen[w->cur];
+		memset(g->slots, 0, w->cap * sizeof(win_slot));
+		g->n = 0;
+	}
+	memcpy(&h, raw, sizeof(h));
+	for (j = h & (w->cap - 1); g->slots[j].line != 0;
+	     j = (j + 1) & (w->cap - 1))
+		;
+	memcpy(g->slots[j].raw, raw, ANC_ANCHOR_RAW);
+	g->slots[j].line = line;
+	g->n++;
+}
+
+/* ---- state ----------------------------------------------------------------- */
+
+/* What is remembered of a batch while it is in flight. */
+typedef struct flight {
+	uint32_t n;
+	uint64_t *lineno;
+	uint8_t (*anchors)[ANC_ANCHOR_RAW];
+	uint64_t end_line;   /* input position after the batch */
+	uint64_t end_offset;
+	uint64_t rejected;   /* rejects up to end_line */
+} flight;
 
 typedef struct load_state {
 	anc_cli_ctx *ctx;
 	const char *collection;
-	const char *path;
-	anc_contract_id_str contract; /* canonical ID sent with upserts */
+	const char *path;      /* as given; "-" for stdin */
+	const char *name;      /* for messages */
+	const char *vpath;     /* --vectors, or NULL */
+	anc_contract_id_str contract;
 	uint32_t dim;
+	int normalize;
+	anc_metric metric;
 	anc_cli_fields fields;
-	uint32_t batch_max;
-	float *fv;         /* --vectors rows, or NULL */
-	uint32_t fv_rows;
-	/* current batch */
+	uint32_t batch_max, inflight;
+	uint64_t max_errors;
+	int quiet;
+
+	anc_cli_lines *in;
+	anc_cli_vecs *vecs;
+	anc_pipeline *pipe;
+	anchor_win win;
+	FILE *reject;
+
+	/* the batch being filled */
 	anc_cli_line *lines;
 	anc_record *recs;
-	uint64_t *lineno;
-	uint8_t (*anchors)[ANC_ANCHOR_RAW];
+	float *vbuf;           /* batch_max * dim when --vectors */
 	uint32_t nbatch;
 	size_t batch_bytes;
-	/* totals */
-	uint64_t loaded, created, updated, unchanged;
+	flight cur;            /* its line numbers and anchors */
+	flight *ring;          /* inflight entries, by batch number */
+	uint64_t next_batch;   /* number of the next batch submitted */
+
+	/* progress and totals */
+	uint64_t lines_read, loaded, created, updated, unchanged, rejected;
+	uint64_t acked_line, acked_offset, acked_rejected;
+	uint64_t resume_line, resume_offset;
+	uint64_t total_lines;  /* 0: unknown */
+	int warned;
+	double t0, last_progress, last_ckpt;
+	int tty, progress_shown;
+
+	/* checkpoint */
+	const char *ckpt;
+	uint64_t last_ckpt_line;
 } load_state;
 
-static void
-load_batch_clear(load_state *st)
-{
-	uint32_t i;
+/* ---- contract lookup ------------------------------------------------------ */
 
-	for (i = 0; i < st->nbatch; i++)
-		anc_cli_line_clear(&st->lines[i]);
-	st->nbatch = 0;
-	st->batch_bytes = 0;
-}
-
-/* Find the collection and contract in an info answer. */
 static int
 load_find_contract(load_state *st, const char *want, anc_error *err)
 {
@@ -177,6 +246,8 @@ load_find_contract(load_state *st, const char *want, anc_error *err)
 		if (strcmp(k->id, want) == 0 || strcmp(nr, want) == 0) {
 			memcpy(st->contract, k->id, sizeof(st->contract));
 			st->dim = k->contract.dim;
+			st->normalize = k->contract.normalize;
+			st->metric = k->contract.metric;
 			goto leave;
 		}
 	}
@@ -188,142 +259,444 @@ leave:
 	return code;
 }
 
-/* Read one line into *buf; strips "\n" and "\r\n". *len = (size_t)-1 at
- * end of file. */
-static int
-load_getline(FILE *f, const char *path, uint64_t lineno, char **buf,
-             size_t *cap, size_t *len, anc_error *err)
-{
-	ssize_t n;
+/* ---- checkpoints ------------------------------------------------------------ */
 
-	errno = 0;
-	n = getline(buf, cap, f);
-	if (n < 0) {
-		if (ferror(f))
-			return anc_error_set(err, ANC_EIO, "%s:%llu: read failed: "
-			    "%s", path, (unsigned long long)lineno,
-			    strerror(errno));
-		*len = (size_t)-1;
-		return ANC_OK;
-	}
-	if ((size_t)n > LOAD_LINE_MAX)
-		return anc_error_set(err, ANC_ETOOBIG,
-		    "%s:%llu: line of %zd bytes, at most %u", path,
-		    (unsigned long long)lineno, n, LOAD_LINE_MAX);
-	if (n > 0 && (*buf)[n - 1] == '\n')
-		n--;
-	if (n > 0 && (*buf)[n - 1] == '\r')
-		n--;
-	(*buf)[n] = '\0';
-	*len = (size_t)n;
-	return ANC_OK;
+static json_t *
+ckpt_input_json(const char *path, int64_t size, const char *sha)
+{
+	return json_pack("{s:o,s:o,s:s}", "path", anc_cli_json_str(path),
+	    "size", size >= 0 ? json_integer(size) : json_null(),
+	    "head_sha256", sha);
 }
 
+/* Write the checkpoint atomically: tmp, fsync, rename, fsync dir. */
 static int
-line_is_blank(const char *s, size_t n)
+ckpt_write(load_state *st, uint64_t line, uint64_t offset, int done,
+           anc_error *err)
 {
-	size_t i;
+	char tmp[4096], dirbuf[4096];
+	json_t *o;
+	char *s = NULL;
+	size_t len;
+	int fd = -1, dfd, code = ANC_OK;
 
-	for (i = 0; i < n; i++)
-		if (s[i] != ' ' && s[i] != '\t')
-			return 0;
-	return 1;
-}
-
-/* Pass 1: every line valid, no duplicate slots; count the records. */
-static int
-load_check(load_state *st, FILE *f, uint64_t *nrec, anc_error *err)
-{
-	anchor_set set = {NULL, 0, 0};
-	anc_cli_line l = {0};
-	uint8_t raw[ANC_ANCHOR_RAW];
-	anc_anchor_str a;
-	char *buf = NULL;
-	size_t cap = 0, len;
-	uint64_t lineno, first;
-	int code = ANC_OK;
-
-	*nrec = 0;
-	for (lineno = 1;; lineno++) {
-		if ((code = load_getline(f, st->path, lineno, &buf, &cap, &len,
-		         err)) || len == (size_t)-1)
-			break;
-		if (line_is_blank(buf, len)) {
-			code = anc_error_set(err, ANC_EMALFORMED,
-			    "%s:%llu: empty line (JSONL: one object per line)",
-			    st->path, (unsigned long long)lineno);
-			break;
-		}
-		if ((code = anc_cli_line_parse(buf, len, &st->fields, st->dim,
-		         &l, err))) {
-			anc_error_wrap(err, "%s:%llu", st->path,
-			    (unsigned long long)lineno);
-			break;
-		}
-		if ((code = anc_anchor_compute(st->collection, l.source,
-		         l.chunk, raw)) ||
-		    (code = anchor_set_add(&set, raw, lineno, &first))) {
-			anc_error_set(err, code, "%s:%llu: out of memory",
-			    st->path, (unsigned long long)lineno);
-			break;
-		}
-		if (first != 0) {
-			anc_anchor_format(raw, a);
-			code = anc_error_set(err, ANC_EINVAL,
-			    "%s:%llu: same source '%.200s' and chunk '%.200s' as "
-			    "line %llu (anchor %s); every line needs its own "
-			    "chunk key (is --chunk-field right?)", st->path,
-			    (unsigned long long)lineno, l.source, l.chunk,
-			    (unsigned long long)first, a);
-			break;
-		}
-		anc_cli_line_clear(&l);
-		(*nrec)++;
+	o = json_pack("{s:i,s:s,s:s,s:o,s:o,s:I,s:I,s:I,s:b}",
+	    "anchorage_checkpoint", 1, "collection", st->collection,
+	    "contract", st->contract, "input",
+	    ckpt_input_json(st->path, anc_cli_lines_size(st->in),
+	        anc_cli_lines_head_sha(st->in)),
+	    "vectors", st->vecs != NULL
+	        ? ckpt_input_json(st->vpath, anc_cli_vecs_size(st->vecs),
+	              anc_cli_vecs_head_sha(st->vecs))
+	        : json_null(),
+	    "line", (json_int_t)line, "offset", (json_int_t)offset,
+	    "rejected", (json_int_t)st->acked_rejected, "done", done);
+	if (o == NULL || (s = json_dumps(o, JSON_COMPACT)) == NULL) {
+		json_decref(o);
+		return anc_error_set(err, ANC_ENOMEM,
+		    "--checkpoint %s: out of memory", st->ckpt);
 	}
-	anc_cli_line_clear(&l);
-	anchor_set_free(&set);
-	free(buf);
+	json_decref(o);
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", st->ckpt) >=
+	    sizeof(tmp)) {
+		code = anc_error_set(err, ANC_EINVAL,
+		    "--checkpoint: path too long");
+		goto leave;
+	}
+	len = strlen(s);
+	s[len++] = '\n'; /* json_dumps' NUL becomes the newline */
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0 ||
+	    write(fd, s, len) != (ssize_t)len || fsync(fd) != 0) {
+		code = anc_error_set(err, ANC_EIO,
+		    "--checkpoint: cannot write %s: %s", tmp, strerror(errno));
+		goto leave;
+	}
+	if (close(fd) != 0) {
+		fd = -1;
+		code = anc_error_set(err, ANC_EIO,
+		    "--checkpoint: cannot write %s: %s", tmp, strerror(errno));
+		goto leave;
+	}
+	fd = -1;
+	if (rename(tmp, st->ckpt) != 0) {
+		code = anc_error_set(err, ANC_EIO,
+		    "--checkpoint: cannot rename %s to %s: %s", tmp, st->ckpt,
+		    strerror(errno));
+		goto leave;
+	}
+	/* The rename is durable only once the directory is synced. */
+	snprintf(dirbuf, sizeof(dirbuf), "%s", st->ckpt);
+	if ((dfd = open(dirname(dirbuf), O_RDONLY | O_DIRECTORY)) >= 0) {
+		(void)fsync(dfd); /* best effort: some file systems refuse */
+		(void)close(dfd);
+	}
+	st->last_ckpt_line = line;
+leave:
+	if (fd >= 0)
+		(void)close(fd); /* already failing */
+	free(s);
 	return code;
 }
 
 static int
-load_flush(load_state *st, anc_error *err)
+ckpt_match_input(const char *ck, json_t *o, const char *what,
+                 const char *path, int64_t size, const char *sha,
+                 anc_error *err)
+{
+	json_t *js = json_object_get(o, "size");
+	json_t *jh = json_object_get(o, "head_sha256");
+	json_t *jp = json_object_get(o, "path");
+	int64_t csize = json_is_integer(js) ? json_integer_value(js) : -1;
+
+	if (!json_is_string(jh))
+		return anc_error_set(err, ANC_EMALFORMED,
+		    "--checkpoint %s: %s.head_sha256: missing", ck, what);
+	if (csize != size || strcmp(json_string_value(jh), sha) != 0)
+		return anc_error_set(err, ANC_EINVAL,
+		    "--checkpoint %s was written for another %s: %s (size %lld, "
+		    "sha256 of first MiB %.16s...), this load reads %s (size "
+		    "%lld, %.16s...); refusing to resume (remove the checkpoint "
+		    "to start over)", ck, what,
+		    json_is_string(jp) ? json_string_value(jp) : "?",
+		    (long long)csize, json_string_value(jh), path,
+		    (long long)size, sha);
+	return ANC_OK;
+}
+
+/* Read the checkpoint if it exists and check it belongs to this load.
+ * *found 0: no checkpoint yet (a fresh load). */
+static int
+ckpt_read(load_state *st, int *found, anc_error *err)
+{
+	json_error_t je;
+	json_t *o = NULL, *v;
+	struct stat sb;
+	const char *ck = st->ckpt;
+	int code = ANC_OK;
+
+	*found = 0;
+	if (stat(ck, &sb) != 0) {
+		if (errno == ENOENT)
+			return ANC_OK;
+		return anc_error_set(err, ANC_EIO, "--checkpoint %s: %s", ck,
+		    strerror(errno));
+	}
+	if ((o = json_load_file(ck, JSON_REJECT_DUPLICATES, &je)) == NULL)
+		return anc_error_set(err, ANC_EMALFORMED,
+		    "--checkpoint %s: not a checkpoint file: line %d: %s", ck,
+		    je.line, je.text);
+	v = json_object_get(o, "anchorage_checkpoint");
+	if (!json_is_integer(v) || json_integer_value(v) != 1) {
+		code = anc_error_set(err, ANC_EMALFORMED,
+		    "--checkpoint %s: anchorage_checkpoint: expected 1", ck);
+		goto leave;
+	}
+	v = json_object_get(o, "collection");
+	if (!json_is_string(v) || strcmp(json_string_value(v),
+	        st->collection) != 0) {
+		code = anc_error_set(err, ANC_EINVAL,
+		    "--checkpoint %s: collection: written for '%s', this load is "
+		    "into '%s'; refusing to resume", ck,
+		    json_is_string(v) ? json_string_value(v) : "?",
+		    st->collection);
+		goto leave;
+	}
+	v = json_object_get(o, "contract");
+	if (!json_is_string(v) || strcmp(json_string_value(v),
+	        st->contract) != 0) {
+		code = anc_error_set(err, ANC_EINVAL,
+		    "--checkpoint %s: contract: written for %s, this load uses "
+		    "%s; refusing to resume", ck,
+		    json_is_string(v) ? json_string_value(v) : "?",
+		    st->contract);
+		goto leave;
+	}
+	v = json_object_get(o, "input");
+	if (!json_is_object(v)) {
+		code = anc_error_set(err, ANC_EMALFORMED,
+		    "--checkpoint %s: input: missing", ck);
+		goto leave;
+	}
+	if ((code = ckpt_match_input(ck, v, "input", st->name,
+	         anc_cli_lines_size(st->in), anc_cli_lines_head_sha(st->in),
+	         err)))
+		goto leave;
+	v = json_object_get(o, "vectors");
+	if ((st->vecs == NULL) != (v == NULL || json_is_null(v))) {
+		code = anc_error_set(err, ANC_EINVAL,
+		    "--checkpoint %s: vectors: written for a load %s --vectors, "
+		    "this one is %s; refusing to resume", ck,
+		    st->vecs ? "without" : "with", st->vecs ? "with" :
+		    "without");
+		goto leave;
+	}
+	if (st->vecs != NULL && (code = ckpt_match_input(ck, v, "vectors file",
+	         st->vpath, anc_cli_vecs_size(st->vecs),
+	         anc_cli_vecs_head_sha(st->vecs), err)))
+		goto leave;
+	if (!json_is_integer(json_object_get(o, "line")) ||
+	    !json_is_integer(json_object_get(o, "offset")) ||
+	    json_integer_value(json_object_get(o, "line")) < 0 ||
+	    json_integer_value(json_object_get(o, "offset")) < 0) {
+		code = anc_error_set(err, ANC_EMALFORMED,
+		    "--checkpoint %s: line/offset: expected non-negative "
+		    "integers", ck);
+		goto leave;
+	}
+	st->resume_line = (uint64_t)json_integer_value(json_object_get(o,
+	    "line"));
+	st->resume_offset = (uint64_t)json_integer_value(json_object_get(o,
+	    "offset"));
+	v = json_object_get(o, "rejected");
+	st->acked_rejected = json_is_integer(v) && json_integer_value(v) > 0
+	    ? (uint64_t)json_integer_value(v) : 0;
+	*found = 1;
+leave:
+	json_decref(o);
+	return code;
+}
+
+/* Read up to the checkpoint's position. */
+static int
+load_skip(load_state *st, anc_error *err)
+{
+	const char *line;
+	size_t len;
+	float *row = NULL;
+	int eof, code = ANC_OK;
+	uint64_t i;
+
+	if (st->vecs != NULL &&
+	    (row = malloc((size_t)st->dim * sizeof(float))) == NULL)
+		return anc_error_set(err, ANC_ENOMEM, "out of memory");
+	for (i = 0; i < st->resume_line; i++) {
+		if ((code = anc_cli_lines_next(st->in, &line, &len, err)))
+			goto leave;
+		if (line == NULL) {
+			code = anc_error_set(err, ANC_EINVAL,
+			    "--checkpoint %s: line %llu is past the end of %s "
+			    "(%llu lines)", st->ckpt,
+			    (unsigned long long)st->resume_line, st->name,
+			    (unsigned long long)i);
+			goto leave;
+		}
+		if (st->vecs != NULL) {
+			if ((code = anc_cli_vecs_next(st->vecs, row, &eof, err)))
+				goto leave;
+			if (eof) {
+				code = anc_error_set(err, ANC_EINVAL,
+				    "%s: fewer rows (%llu) than the checkpoint's "
+				    "line %llu", st->vpath,
+				    (unsigned long long)i,
+				    (unsigned long long)st->resume_line);
+				goto leave;
+			}
+		}
+	}
+	if (anc_cli_lines_offset(st->in) != st->resume_offset)
+		code = anc_error_set(err, ANC_EINVAL,
+		    "--checkpoint %s: line %llu should end at byte %llu of %s, "
+		    "it ends at %llu: the input changed; refusing to resume",
+		    st->ckpt, (unsigned long long)st->resume_line,
+		    (unsigned long long)st->resume_offset, st->name,
+		    (unsigned long long)anc_cli_lines_offset(st->in));
+leave:
+	free(row);
+	st->lines_read = st->resume_line;
+	st->acked_line = st->resume_line;
+	st->acked_offset = anc_cli_lines_offset(st->in);
+	return code;
+}
+
+/* ---- progress ---------------------------------------------------------------- */
+
+static void
+progress_emit(load_state *st, int final)
+{
+	double t = now_s(), el = t - st->t0, rate, mbs, frac = -1, eta = -1;
+	uint64_t off = anc_cli_lines_offset(st->in);
+	uint64_t raw = anc_cli_lines_raw_offset(st->in);
+	int64_t size = anc_cli_lines_size(st->in);
+	json_t *o;
+	char *s;
+
+	if (st->quiet)
+		return;
+	if (!final) {
+		double every = st->ctx->json ? 1.0 : st->tty ? 0.25 : 5.0;
+
+		if (t - st->last_progress < every)
+			return;
+	}
+	st->last_progress = t;
+	if (el <= 0)
+		el = 1e-9;
+	rate = (double)(st->loaded) / el;
+	mbs = (double)(off - st->resume_offset) / el / 1e6;
+	if (st->total_lines > 0)
+		frac = (double)st->lines_read / (double)st->total_lines;
+	else if (size > 0)
+		frac = (double)(anc_cli_lines_gzip(st->in) ? raw : off) /
+		    (double)size;
+	if (frac > 1)
+		frac = 1;
+	if (frac > 0 && st->lines_read > st->resume_line)
+		eta = el * (1 - frac) /
+		    (frac - (st->total_lines > 0 ? (double)st->resume_line /
+		        (double)st->total_lines : 0) + 1e-12);
+	if (eta < 0 && frac >= 0)
+		eta = -1;
+	if (st->ctx->json) {
+		o = json_pack("{s:s,s:I,s:I,s:I,s:I,s:f,s:f,s:f}", "event",
+		    final ? "done" : "progress", "records",
+		    (json_int_t)st->lines_read, "loaded",
+		    (json_int_t)st->loaded, "rejected",
+		    (json_int_t)st->rejected, "bytes", (json_int_t)off,
+		    "elapsed", el, "records_per_s", rate, "mb_per_s", mbs);
+		if (o != NULL) {
+			json_object_set_new(o, "percent", frac >= 0
+			    ? json_real(100 * frac) : json_null());
+			json_object_set_new(o, "eta_s", eta >= 0
+			    ? json_real(eta) : json_null());
+			if ((s = json_dumps(o, JSON_COMPACT)) != NULL) {
+				fprintf(stderr, "%s\n", s);
+				free(s);
+			}
+			json_decref(o);
+		}
+		return;
+	}
+	if (st->tty)
+		fputs("\r\033[K", stderr);
+	fprintf(stderr, "%s%llu records, %llu loaded, %.0f rec/s, %.1f MB/s",
+	    st->tty ? "" : "anchorage: load: ",
+	    (unsigned long long)st->lines_read, (unsigned long long)st->loaded,
+	    rate, mbs);
+	if (frac >= 0)
+		fprintf(stderr, ", %.0f%%", 100 * frac);
+	if (eta >= 0 && !final)
+		fprintf(stderr, ", ETA %d:%02d", (int)eta / 60, (int)eta % 60);
+	fprintf(stderr, ", %llu rejected", (unsigned long long)st->rejected);
+	if (!st->tty || final)
+		fputc('\n', stderr);
+	st->progress_shown = !final && st->tty;
+	fflush(stderr);
+}
+
+/* Clear the live line before printing something else on stderr. */
+static void
+progress_clear(load_state *st)
+{
+	if (st->progress_shown) {
+		fputs("\r\033[K", stderr);
+		st->progress_shown = 0;
+	}
+}
+
+/* ---- bad records ---------------------------------------------------------------- */
+
+/* Record a bad line. Returns ANC_OK when the load may go on, else the
+ * error's code with err describing the stop. */
+static int
+load_reject(load_state *st, uint64_t lineno, const char *line, size_t len,
+            anc_error *why, anc_error *err)
+{
+	json_t *o;
+	char *s;
+
+	st->rejected++;
+	if (st->reject != NULL) {
+		json_t *rec = json_stringn(line, len);
+
+		/* Not UTF-8 (or an embedded NUL): keep what can be shown. */
+		if (rec == NULL)
+			rec = anc_cli_json_str(line);
+		o = json_pack("{s:I,s:o,s:o}", "line", (json_int_t)lineno,
+		    "reason", anc_cli_json_str(why->msg), "record", rec);
+		if (o == NULL || (s = json_dumps(o, JSON_COMPACT)) == NULL) {
+			json_decref(o);
+			return anc_error_set(err, ANC_ENOMEM,
+			    "--reject: out of memory");
+		}
+		json_decref(o);
+		if (fprintf(st->reject, "%s\n", s) < 0 ||
+		    fflush(st->reject) != 0) {
+			free(s);
+			return anc_error_set(err, ANC_EIO,
+			    "--reject: cannot write: %s", strerror(errno));
+		}
+		free(s);
+	}
+	if (st->rejected > st->max_errors) {
+		anc_error_set(err, why->code, "%s:%llu: %s (stopped: more than "
+		    "%llu bad record%s)", st->name, (unsigned long long)lineno,
+		    why->msg, (unsigned long long)st->max_errors,
+		    st->max_errors == 1 ? "" : "s");
+		return why->code;
+	}
+	if (!st->quiet && st->warned < LOAD_WARN_MAX) {
+		progress_clear(st);
+		fprintf(stderr, "anchorage: warning: %s:%llu: %s: %s\n",
+		    st->name, (unsigned long long)lineno,
+		    anc_errname(why->code), why->msg);
+		if (++st->warned == LOAD_WARN_MAX)
+			fprintf(stderr, "anchorage: warning: further bad "
+			    "records are only counted%s\n",
+			    st->reject ? " and written to --reject" : "");
+	}
+	return ANC_OK;
+}
+
+/* ---- batches -------------------------------------------------------------------- */
+
+static void
+batch_clear(load_state *st)
+{
+	uint32_t i;
+
+	for (i = 0; i < st->nbatch; i++)
+		anc_cli_line_clear(&st->lines[i]);
+	st->nbatch = 0;
+	st->batch_bytes = 0;
+}
+
+/* The answer to the oldest batch in flight. */
+static int
+load_collect(load_state *st, anc_error *err)
 {
 	anc_resp *resp = NULL;
 	anc_anchor_str mine;
 	const anc_upsert_result *r;
+	uint64_t tag = 0;
+	flight *f;
 	json_t *o;
 	uint32_t i;
-	int code = ANC_OK;
+	int code;
 
-	if (st->nbatch == 0)
-		return ANC_OK;
-	if ((code = anc_client_upsert(st->ctx->client, st->collection,
-	         st->contract, st->recs, st->nbatch, &resp, err))) {
+	code = anc_pipeline_wait(st->pipe, &tag, &resp, err);
+	f = &st->ring[tag % st->inflight];
+	if (code != ANC_OK) {
 		anc_cli_error_strip_name(err);
-		anc_error_wrap(err, "%s:%llu-%llu (%llu records before line "
-		    "%llu are loaded)", st->path,
-		    (unsigned long long)st->lineno[0],
-		    (unsigned long long)st->lineno[st->nbatch - 1],
-		    (unsigned long long)st->loaded,
-		    (unsigned long long)st->lineno[0]);
+		anc_error_wrap(err, "batch of %s:%llu-%llu", st->name,
+		    (unsigned long long)f->lineno[0],
+		    (unsigned long long)f->lineno[f->n - 1]);
 		goto leave;
 	}
-	if (resp->u.upsert.n != st->nbatch) {
+	if (resp->u.upsert.n != f->n) {
 		code = anc_error_set(err, ANC_EMALFORMED,
 		    "upsert reply for %s:%llu-%llu: expected %u results, got %u",
-		    st->path, (unsigned long long)st->lineno[0],
-		    (unsigned long long)st->lineno[st->nbatch - 1], st->nbatch,
+		    st->name, (unsigned long long)f->lineno[0],
+		    (unsigned long long)f->lineno[f->n - 1], f->n,
 		    resp->u.upsert.n);
 		goto leave;
 	}
-	for (i = 0; i < st->nbatch; i++) {
+	for (i = 0; i < f->n; i++) {
 		r = &resp->u.upsert.results[i];
-		anc_anchor_format(st->anchors[i], mine);
+		anc_anchor_format(f->anchors[i], mine);
 		if (strcmp(mine, r->anchor) != 0) {
 			code = anc_error_set(err, ANC_EINTERNAL,
 			    "%s:%llu: server returned anchor %s, expected %s",
-			    st->path, (unsigned long long)st->lineno[i],
+			    st->name, (unsigned long long)f->lineno[i],
 			    r->anchor, mine);
 			goto leave;
 		}
@@ -333,128 +706,243 @@ load_flush(load_state *st, anc_error *err)
 		st->unchanged += r->status == ANC_UPSERT_UNCHANGED;
 		if (st->ctx->json) {
 			o = json_pack("{s:I,s:s,s:s,s:I}", "line",
-			    (json_int_t)st->lineno[i], "anchor", r->anchor,
+			    (json_int_t)f->lineno[i], "anchor", r->anchor,
 			    "status", anc_upsert_status_name(r->status),
 			    "revision", (json_int_t)r->revision);
 			if ((code = anc_cli_json_emit(stdout, o, err)))
 				goto leave;
 		}
 	}
+	/* Every earlier batch is acknowledged too (answers come in order). */
+	st->acked_line = f->end_line;
+	st->acked_offset = f->end_offset;
+	st->acked_rejected = f->rejected;
+	if (st->ckpt != NULL && now_s() - st->last_ckpt >= LOAD_CKPT_INTERVAL) {
+		if ((code = ckpt_write(st, st->acked_line, st->acked_offset, 0,
+		         err)))
+			goto leave;
+		st->last_ckpt = now_s();
+	}
+	code = ANC_OK;
 leave:
 	anc_resp_free(resp);
-	load_batch_clear(st);
 	return code;
 }
 
-/* Pass 2: parse again and send. */
+/* Send the batch being filled (if any). */
 static int
-load_send(load_state *st, FILE *f, anc_error *err)
+load_send(load_state *st, anc_error *err)
 {
-	anc_cli_line *l;
-	anc_record *r;
-	char *buf = NULL;
-	size_t cap = 0, len;
-	uint64_t lineno, row = 0;
-	int code = ANC_OK;
+	flight *f;
+	uint64_t *tl;
+	uint8_t (*ta)[ANC_ANCHOR_RAW];
+	int code;
 
-	for (lineno = 1;; lineno++) {
-		if ((code = load_getline(f, st->path, lineno, &buf, &cap, &len,
-		         err)) || len == (size_t)-1)
-			break;
-		l = &st->lines[st->nbatch];
-		if ((code = anc_cli_line_parse(buf, len, &st->fields, st->dim, l,
-		         err))) {
-			/* Pass 1 accepted it: the file changed under us. */
-			anc_error_wrap(err, "%s:%llu (changed during the load?)",
-			    st->path, (unsigned long long)lineno);
-			break;
-		}
-		r = &st->recs[st->nbatch];
-		memset(r, 0, sizeof(*r));
-		r->source = l->source;
-		r->chunk = l->chunk;
-		r->text = l->text;
-		if (st->fv != NULL) {
-			if (row >= st->fv_rows) {
-				code = anc_error_set(err, ANC_EINVAL,
-				    "%s:%llu: more lines than vectors (changed "
-				    "during the load?)", st->path,
-				    (unsigned long long)lineno);
-				break;
-			}
-			r->vec = st->fv + (size_t)row * st->dim;
-		} else {
-			r->vec = l->vec;
-		}
-		r->dim = st->dim;
-		row++;
-		if ((code = anc_anchor_compute(st->collection, l->source,
-		         l->chunk, st->anchors[st->nbatch]))) {
-			anc_error_set(err, code, "%s:%llu: out of memory",
-			    st->path, (unsigned long long)lineno);
-			st->nbatch++;
-			break;
-		}
-		st->lineno[st->nbatch] = lineno;
-		st->nbatch++;
-		st->batch_bytes += (size_t)st->dim * 4 + strlen(l->source) +
-		    strlen(l->chunk) + (l->text ? strlen(l->text) : 0) + 64;
-		if ((st->nbatch == st->batch_max ||
-		     st->batch_bytes >= LOAD_BATCH_BYTES) &&
-		    (code = load_flush(st, err)))
-			break;
+	if (st->nbatch == 0)
+		return ANC_OK;
+	if (anc_pipeline_pending(st->pipe) == st->inflight &&
+	    (code = load_collect(st, err)))
+		return code;
+	if ((code = anc_pipeline_upsert(st->pipe, st->collection, st->contract,
+	         st->recs, st->nbatch, st->next_batch, err))) {
+		anc_error_wrap(err, "%s:%llu-%llu", st->name,
+		    (unsigned long long)st->cur.lineno[0],
+		    (unsigned long long)st->cur.lineno[st->nbatch - 1]);
+		return code;
 	}
-	if (code == ANC_OK)
-		code = load_flush(st, err);
-	load_batch_clear(st);
-	free(buf);
+	/* Swap the filled arrays into the ring entry of this batch. */
+	f = &st->ring[st->next_batch % st->inflight];
+	tl = f->lineno;
+	ta = f->anchors;
+	f->lineno = st->cur.lineno;
+	f->anchors = st->cur.anchors;
+	f->n = st->nbatch;
+	f->end_line = anc_cli_lines_lineno(st->in);
+	f->end_offset = anc_cli_lines_offset(st->in);
+	f->rejected = st->rejected;
+	st->cur.lineno = tl;
+	st->cur.anchors = ta;
+	st->next_batch++;
+	batch_clear(st);
+	return ANC_OK;
+}
+
+/* Check one line and add it to the batch, or reject it. */
+static int
+load_line(load_state *st, const char *line, size_t len, anc_error *err)
+{
+	uint64_t lineno = anc_cli_lines_lineno(st->in);
+	anc_cli_line *l = &st->lines[st->nbatch];
+	anc_record *r = &st->recs[st->nbatch];
+	float *vec = NULL;
+	anc_error why;
+	uint8_t raw[ANC_ANCHOR_RAW];
+	anc_anchor_str a;
+	uint64_t first;
+	double norm;
+	int eof, code;
+
+	anc_error_clear(&why);
+	st->lines_read++;
+	/* The row of this line is read whatever happens to the line, so
+	 * that line i and row i stay paired. */
+	if (st->vecs != NULL) {
+		vec = st->vbuf + (size_t)st->nbatch * st->dim;
+		if ((code = anc_cli_vecs_next(st->vecs, vec, &eof, err)))
+			return code;
+		if (eof)
+			return anc_error_set(err, ANC_EINVAL,
+			    "%s:%llu: %s has no row %llu: expected one vector "
+			    "per line", st->name, (unsigned long long)lineno,
+			    st->vpath, (unsigned long long)(lineno - 1));
+	}
+	if (len == 0 || strspn(line, " \t") == len) {
+		anc_error_set(&why, ANC_EMALFORMED,
+		    "empty line (JSONL: one object per line)");
+		goto bad;
+	}
+	if (anc_cli_line_parse(line, len, &st->fields, st->dim, l, &why))
+		goto bad;
+	if (vec == NULL)
+		vec = l->vec;
+	if (st->vecs != NULL &&
+	    anc_vector_check_finite(vec, st->dim, &why) != ANC_OK) {
+		anc_error_wrap(&why, "%s row %llu", st->vpath,
+		    (unsigned long long)(lineno - 1));
+		goto bad;
+	}
+	norm = anc_vector_norm(vec, st->dim);
+	if (st->normalize && fabs(norm - 1.0) > ANC_NORM_TOLERANCE) {
+		anc_error_set(&why, ANC_EVIOLATION,
+		    "vector: contract %s requires unit vectors (|norm - 1| <= "
+		    "%g), this one has norm %.6g", st->contract,
+		    (double)ANC_NORM_TOLERANCE, norm);
+		goto bad;
+	}
+	if (st->metric == ANC_METRIC_COSINE && !(norm > 0.0)) {
+		anc_error_set(&why, ANC_EVIOLATION,
+		    "vector: contract %s is cosine; this is the zero vector",
+		    st->contract);
+		goto bad;
+	}
+	if ((code = anc_anchor_compute(st->collection, l->source, l->chunk,
+	         raw)) != ANC_OK) {
+		anc_cli_line_clear(l);
+		return anc_error_set(err, code, "%s:%llu: out of memory",
+		    st->name, (unsigned long long)lineno);
+	}
+	if ((first = win_lookup(&st->win, raw)) != 0) {
+		anc_anchor_format(raw, a);
+		anc_error_set(&why, ANC_EINVAL,
+		    "same source '%.200s' and chunk '%.200s' as line %llu "
+		    "(anchor %s); every line needs its own chunk key (is "
+		    "--chunk-field right?)", l->source, l->chunk,
+		    (unsigned long long)first, a);
+		goto bad;
+	}
+	win_add(&st->win, raw, lineno);
+	memset(r, 0, sizeof(*r));
+	r->source = l->source;
+	r->chunk = l->chunk;
+	r->text = l->text;
+	r->meta = l->meta;
+	r->meta_len = l->meta_len;
+	r->vec = vec;
+	r->dim = st->dim;
+	memcpy(st->cur.anchors[st->nbatch], raw, ANC_ANCHOR_RAW);
+	st->cur.lineno[st->nbatch] = lineno;
+	st->nbatch++;
+	st->batch_bytes += (size_t)st->dim * 4 + strlen(l->source) +
+	    strlen(l->chunk) + (l->text ? strlen(l->text) : 0) + l->meta_len +
+	    64;
+	if (st->nbatch == st->batch_max || st->batch_bytes >= LOAD_BATCH_BYTES)
+		return load_send(st, err);
+	return ANC_OK;
+bad:
+	anc_cli_line_clear(l);
+	return load_reject(st, lineno, line, len, &why, err);
+}
+
+/* Wait for everything in flight; the first error wins. */
+static int
+load_drain(load_state *st, int code, anc_error *err)
+{
+	anc_error e2;
+	int c2;
+
+	while (anc_pipeline_pending(st->pipe) > 0) {
+		if (code == ANC_OK) {
+			code = load_collect(st, err);
+		} else if ((c2 = load_collect(st, &e2)) != ANC_OK) {
+			(void)c2; /* the first error is the one reported */
+		}
+	}
 	return code;
 }
 
 static const char load_usage[] =
-    "usage: anchorage load COLLECTION [--contract ID|NAME@REV] FILE.jsonl\n"
-    "                      [--vectors FILE.fvecs] [--source-field F]\n"
-    "                      [--chunk-field F] [--text-field F]\n"
-    "                      [--vector-field F] [--batch N]\n\n"
-    "Upsert one record per JSONL line. Fields (defaults): source "
-    "(\"source\"), chunk\n(\"chunk\"; missing means \"\" unless "
-    "--chunk-field is given), text (\"text\"),\nvector (\"vector\", an "
-    "array of numbers). Sources and chunks may be strings or\nintegers. "
-    "With --vectors, row i of the .fvecs file is the vector of line i.\n"
-    "--contract defaults to the collection's default contract; --batch "
-    "defaults to 256.\n\n"
-    "The whole file is checked first (JSON, fields, vector lengths, two "
-    "lines with\nthe same source and chunk); nothing is sent if any line "
-    "is bad. A load stopped\nby a server error can be re-run: upserts are "
-    "idempotent.\n";
+    "usage: anchorage load COLLECTION FILE.jsonl|- [--contract ID|NAME@REV]\n"
+    "          [--vectors FILE.fvecs|FILE.npy] [--source-field F]\n"
+    "          [--chunk-field F] [--text-field F] [--vector-field F]\n"
+    "          [--meta-field F]... [--batch N] [--inflight N]\n"
+    "          [--checkpoint FILE] [--reject FILE] [--max-errors N] "
+    "[--quiet]\n\n"
+    "Upsert one record per JSONL line (\"-\" reads stdin; gzip input is "
+    "read\ntransparently). Fields (defaults): source (\"source\"), chunk "
+    "(\"chunk\"; missing\nmeans \"\" unless --chunk-field is given), text "
+    "(\"text\"), vector (\"vector\", an\narray of numbers). With --vectors, "
+    "row i of the .fvecs or .npy (2-D '<f4', C\norder) file is the vector "
+    "of line i. --meta-field F (repeatable) stores field F\nin the passage's "
+    "metadata, keeping its JSON type.\n\n"
+    "--batch records per request (default 2048), --inflight requests on the "
+    "wire at\nonce (default 4). Each line is checked before its batch is "
+    "sent; a bad line is\nreported as FILE:LINE and written to --reject "
+    "FILE as {\"line\",\"reason\",\"record\"}.\nMore than --max-errors bad "
+    "lines (default 0) stops the load: nothing after the\nlast "
+    "acknowledged batch is sent.\n\n"
+    "--checkpoint FILE records the input position after each acknowledged "
+    "batch;\nre-running the same command continues from there. Re-running a "
+    "finished load\nchanges nothing (records come back \"unchanged\").\n\n"
+    "Progress goes to stderr (a live line on a terminal, a line every 5 s "
+    "otherwise,\nJSON events with --json); --quiet silences it. The summary "
+    "goes to stdout.\n";
 
 int
 anc_cli_cmd_load(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 {
-	const char *contract = NULL, *vectors = NULL, *batch = NULL;
+	const char *contract = NULL, *batch = NULL, *inflight = NULL;
 	const char *sf = NULL, *cf = NULL, *tf = NULL, *vf = NULL;
-	int want_help = 0;
+	const char *maxerr = NULL, *reject = NULL, *mf = NULL;
+	const char *ckpt = NULL, *vectors = NULL;
+	int want_help = 0, quiet = 0;
 	const anc_cli_optspec specs[] = {
 		{"--contract", &contract, NULL}, {"--vectors", &vectors, NULL},
 		{"--source-field", &sf, NULL}, {"--chunk-field", &cf, NULL},
 		{"--text-field", &tf, NULL}, {"--vector-field", &vf, NULL},
-		{"--batch", &batch, NULL}, {"--help", NULL, &want_help},
+		{"--meta-field", &mf, NULL}, {"--batch", &batch, NULL},
+		{"--inflight", &inflight, NULL},
+		{"--checkpoint", &ckpt, NULL}, {"--reject", &reject, NULL},
+		{"--max-errors", &maxerr, NULL}, {"--quiet", NULL, &quiet},
+		{"-q", NULL, &quiet}, {"--help", NULL, &want_help},
 		{"-h", NULL, &want_help}, {NULL, NULL, NULL}};
 	const char *pos[2];
+	const char **metas = NULL;
 	load_state st;
 	anc_limits lim;
-	FILE *f = NULL;
-	struct timespec t0, t1;
-	uint64_t nrec = 0;
-	uint32_t fvdim = 0;
+	const char *line;
+	size_t len;
+	uint32_t u, i, nmeta = 0;
+	uint64_t nlines;
+	anc_error cerr;
 	double secs;
-	int npos, code;
+	int npos, found = 0, eof, code;
 
 	memset(&st, 0, sizeof(st));
 	st.ctx = ctx;
 	anc_limits_default(&lim);
 	anc_cli_fields_default(&st.fields);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	st.t0 = now_s();
+	st.last_progress = st.t0;
 	if ((code = anc_cli_args_parse(ctx, argc, argv, specs, pos, 2, &npos,
 	         err)))
 		goto leave;
@@ -468,14 +956,53 @@ anc_cli_cmd_load(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		    "FILE.jsonl");
 		goto leave;
 	}
+	/* --meta-field is repeatable: collect every occurrence in order
+	 * (the option scanner keeps only the last). */
+	if (mf != NULL) {
+		if ((metas = calloc((size_t)argc, sizeof(*metas))) == NULL) {
+			code = anc_error_set(err, ANC_ENOMEM, "out of memory");
+			goto leave;
+		}
+		for (i = 1; i < (uint32_t)argc; i++) {
+			if (strcmp(argv[i], "--") == 0)
+				break;
+			if (strcmp(argv[i], "--meta-field") == 0 &&
+			    i + 1 < (uint32_t)argc)
+				metas[nmeta++] = argv[++i];
+			else if (strncmp(argv[i], "--meta-field=", 13) == 0)
+				metas[nmeta++] = argv[i] + 13;
+		}
+		for (i = 0; i < nmeta; i++)
+			for (u = 0; u < i; u++)
+				if (strcmp(metas[i], metas[u]) == 0) {
+					code = anc_cli_usage(ctx, err,
+					    "load: --meta-field %s given twice",
+					    metas[i]);
+					goto leave;
+				}
+		st.fields.meta = metas;
+		st.fields.nmeta = nmeta;
+	}
 	st.collection = pos[0];
 	st.path = pos[1];
-	st.batch_max = 256;
-	if (batch != NULL && (code = anc_cli_u32_parse(batch, "--batch", 1,
-	                          lim.max_records, &st.batch_max, err))) {
+	st.name = strcmp(st.path, "-") == 0 ? "stdin" : st.path;
+	st.vpath = vectors;
+	st.quiet = quiet;
+	st.ckpt = ckpt;
+	st.batch_max = LOAD_DEFAULT_BATCH;
+	st.inflight = LOAD_DEFAULT_INFLIGHT;
+	if ((batch != NULL && (code = anc_cli_u32_parse(batch, "--batch", 1,
+	                           lim.max_records, &st.batch_max, err))) ||
+	    (inflight != NULL && (code = anc_cli_u32_parse(inflight,
+	                              "--inflight", 1, ANC_PIPELINE_MAX_DEPTH,
+	                              &st.inflight, err))) ||
+	    (maxerr != NULL && (code = anc_cli_u32_parse(maxerr,
+	                            "--max-errors", 0, UINT32_MAX - 1, &u,
+	                            err)))) {
 		ctx->usage_error = 1;
 		goto leave;
 	}
+	st.max_errors = maxerr != NULL ? u : 0;
 	if (sf) st.fields.source = sf;
 	if (cf) st.fields.chunk = cf, st.fields.chunk_explicit = 1;
 	if (tf) st.fields.text = tf, st.fields.text_explicit = 1;
@@ -485,73 +1012,186 @@ anc_cli_cmd_load(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		    "--vector-field exclude each other");
 		goto leave;
 	}
+	if (vectors != NULL && strcmp(vectors, "-") == 0 &&
+	    strcmp(st.path, "-") == 0) {
+		code = anc_cli_usage(ctx, err, "load: the JSONL and --vectors "
+		    "cannot both be stdin");
+		goto leave;
+	}
 	st.fields.want_vector = vectors == NULL;
 	st.fields.max_text = lim.max_text;
-	if ((code = anc_collection_name_check(st.collection, err)))
-		goto leave;
-	if ((f = fopen(st.path, "r")) == NULL) {
-		code = anc_error_set(err, ANC_EIO, "%s: cannot open: %s",
-		    st.path, strerror(errno));
-		goto leave;
-	}
-	if ((code = anc_cli_connect(ctx, err)) ||
+	st.fields.max_meta = lim.max_meta;
+	st.tty = isatty(STDERR_FILENO);
+	if ((code = anc_collection_name_check(st.collection, err)) ||
+	    (code = anc_cli_lines_open(st.path, &st.in, err)) ||
+	    (vectors != NULL &&
+	     (code = anc_cli_vecs_open(vectors, &st.vecs, err))) ||
+	    (code = anc_cli_connect(ctx, err)) ||
 	    (code = load_find_contract(&st, contract, err)))
 		goto leave;
-	if (vectors != NULL) {
-		if ((code = anc_fvecs_read(vectors, 0, UINT32_MAX, &st.fv,
-		         &st.fv_rows, &fvdim, err)))
-			goto leave;
-		if (fvdim != st.dim) {
+	if (st.vecs != NULL) {
+		if (anc_cli_vecs_dim(st.vecs) != st.dim) {
 			code = anc_error_set(err, ANC_EDIM,
 			    "%s: vectors have d=%u, contract %s has dim %u",
-			    vectors, fvdim, st.contract, st.dim);
+			    vectors, anc_cli_vecs_dim(st.vecs), st.contract,
+			    st.dim);
 			goto leave;
 		}
+		/* Pairing line i with row i is only right when the counts
+		 * agree: check before sending anything when both are
+		 * knowable without reading the input twice into memory. */
+		if (anc_cli_vecs_rows(st.vecs) >= 0 &&
+		    anc_cli_lines_count_file(st.path, &nlines, &cerr) ==
+		        ANC_OK) {
+			if (nlines != (uint64_t)anc_cli_vecs_rows(st.vecs)) {
+				code = anc_error_set(err, ANC_EINVAL,
+				    "%s has %llu lines but %s has %lld vectors: "
+				    "expected one vector per line", st.path,
+				    (unsigned long long)nlines, vectors,
+				    (long long)anc_cli_vecs_rows(st.vecs));
+				goto leave;
+			}
+			st.total_lines = nlines;
+		}
 	}
-	if ((code = load_check(&st, f, &nrec, err)))
+	if (st.ckpt != NULL && (code = ckpt_read(&st, &found, err)))
 		goto leave;
-	if (vectors != NULL && nrec != st.fv_rows) {
-		code = anc_error_set(err, ANC_EINVAL,
-		    "%s has %llu records but %s has %u vectors: expected one "
-		    "vector per line", st.path, (unsigned long long)nrec,
-		    vectors, st.fv_rows);
+	if (reject != NULL &&
+	    (st.reject = fopen(reject, found ? "a" : "w")) == NULL) {
+		code = anc_error_set(err, ANC_EIO, "--reject %s: cannot open: %s",
+		    reject, strerror(errno));
 		goto leave;
 	}
+	if (found && (code = load_skip(&st, err)))
+		goto leave;
+	st.rejected = st.acked_rejected;
 	st.lines = calloc(st.batch_max, sizeof(*st.lines));
 	st.recs = calloc(st.batch_max, sizeof(*st.recs));
-	st.lineno = calloc(st.batch_max, sizeof(*st.lineno));
-	st.anchors = calloc(st.batch_max, sizeof(*st.anchors));
-	if (!st.lines || !st.recs || !st.lineno || !st.anchors) {
+	st.cur.lineno = calloc(st.batch_max, sizeof(*st.cur.lineno));
+	st.cur.anchors = calloc(st.batch_max, sizeof(*st.cur.anchors));
+	st.ring = calloc(st.inflight, sizeof(*st.ring));
+	if (st.vecs != NULL)
+		st.vbuf = malloc((size_t)st.batch_max * st.dim * sizeof(float));
+	code = !st.lines || !st.recs || !st.cur.lineno || !st.cur.anchors ||
+	    !st.ring || (st.vecs != NULL && !st.vbuf) ? ANC_ENOMEM : ANC_OK;
+	for (i = 0; code == ANC_OK && i < st.inflight; i++) {
+		st.ring[i].lineno = calloc(st.batch_max, sizeof(uint64_t));
+		st.ring[i].anchors = calloc(st.batch_max, ANC_ANCHOR_RAW);
+		if (!st.ring[i].lineno || !st.ring[i].anchors)
+			code = ANC_ENOMEM;
+	}
+	if (code == ANC_OK)
+		code = win_init(&st.win,
+		    (size_t)(st.inflight + 1) * st.batch_max);
+	if (code != ANC_OK) {
 		code = anc_error_set(err, ANC_ENOMEM,
-		    "cannot allocate a batch of %u records", st.batch_max);
+		    "cannot allocate batches of %u records", st.batch_max);
 		goto leave;
 	}
-	rewind(f);
-	if ((code = load_send(&st, f, err)))
+	if ((code = anc_pipeline_open(ctx->client, st.inflight, &st.pipe,
+	         err)))
 		goto leave;
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	secs = (double)(t1.tv_sec - t0.tv_sec) +
-	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	st.acked_line = st.resume_line;
+	st.acked_offset = anc_cli_lines_offset(st.in);
+	st.last_ckpt = now_s();
+
+	/* The load proper. */
+	for (;;) {
+		if ((code = anc_cli_lines_next(st.in, &line, &len, err)))
+			break;
+		if (line == NULL)
+			break;
+		if ((code = load_line(&st, line, len, err)))
+			break;
+		progress_emit(&st, 0);
+	}
+	if (code == ANC_OK && st.vecs != NULL) {
+		float *spare = st.vbuf; /* the batch rows are not needed */
+
+		if (st.nbatch > 0 &&
+		    (code = load_send(&st, err)) != ANC_OK)
+			goto drained;
+		if ((code = anc_cli_vecs_next(st.vecs, spare, &eof, err)) ==
+		        ANC_OK && !eof)
+			code = anc_error_set(err, ANC_EINVAL,
+			    "%s has more vectors than %s has lines (%llu): "
+			    "expected one vector per line", vectors, st.name,
+			    (unsigned long long)anc_cli_lines_lineno(st.in));
+	}
+	if (code == ANC_OK)
+		code = load_send(&st, err);
+	else
+		batch_clear(&st); /* never send a batch after a stop */
+drained:
+	code = load_drain(&st, code, err);
+	if (code == ANC_OK) {
+		/* Rejected lines after the last batch are done too. */
+		st.acked_line = anc_cli_lines_lineno(st.in);
+		st.acked_offset = anc_cli_lines_offset(st.in);
+		st.acked_rejected = st.rejected;
+	}
+	if (st.ckpt != NULL && st.acked_line != st.last_ckpt_line) {
+		if (code == ANC_OK)
+			code = ckpt_write(&st, st.acked_line, st.acked_offset,
+			    1, err);
+		else
+			(void)ckpt_write(&st, st.acked_line, st.acked_offset, 0,
+			    &cerr); /* the load's own error is reported */
+	}
+	progress_clear(&st);
+	if (code != ANC_OK) {
+		char msg[ANC_ERRMSG_MAX];
+
+		/* Say what is safely done, now that nothing is in flight. */
+		snprintf(msg, sizeof(msg), "%s", err->msg);
+		anc_error_set(err, code, "%s; %llu records loaded, input done "
+		    "up to line %llu%s", msg, (unsigned long long)st.loaded,
+		    (unsigned long long)st.acked_line, st.ckpt != NULL
+		    ? " (re-run with the same --checkpoint to continue)" : "");
+		goto leave;
+	}
+	if (!st.quiet && (st.tty || ctx->json))
+		progress_emit(&st, 1);
+	secs = now_s() - st.t0;
 	if (ctx->json)
 		code = anc_cli_json_emit(stdout, json_pack(
-		    "{s:I,s:I,s:I,s:I,s:f,s:s}", "loaded", (json_int_t)st.loaded,
-		    "created", (json_int_t)st.created, "updated",
-		    (json_int_t)st.updated, "unchanged",
-		    (json_int_t)st.unchanged, "seconds", secs, "contract",
-		    st.contract), err);
+		    "{s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:s,s:I}", "loaded",
+		    (json_int_t)st.loaded, "created", (json_int_t)st.created,
+		    "updated", (json_int_t)st.updated, "unchanged",
+		    (json_int_t)st.unchanged, "rejected",
+		    (json_int_t)st.rejected, "seconds", secs,
+		    "records_per_s", secs > 0 ? (double)st.loaded / secs : 0.0,
+		    "contract", st.contract, "resumed_at_line",
+		    (json_int_t)st.resume_line), err);
 	else
 		printf("loaded %llu records (%llu created, %llu updated, %llu "
-		    "unchanged) in %.2f s\n", (unsigned long long)st.loaded,
+		    "unchanged, %llu rejected) in %.2f s, %.0f records/s%s\n",
+		    (unsigned long long)st.loaded,
 		    (unsigned long long)st.created,
 		    (unsigned long long)st.updated,
-		    (unsigned long long)st.unchanged, secs);
+		    (unsigned long long)st.unchanged,
+		    (unsigned long long)st.rejected, secs,
+		    secs > 0 ? (double)st.loaded / secs : 0.0,
+		    found ? " (resumed from the checkpoint)" : "");
 leave:
-	if (f != NULL)
-		(void)fclose(f); /* read-only */
-	free(st.fv);
+	batch_clear(&st);
+	anc_pipeline_close(st.pipe);
+	anc_cli_lines_close(st.in);
+	anc_cli_vecs_close(st.vecs);
+	if (st.reject != NULL && fclose(st.reject) != 0 && code == ANC_OK)
+		code = anc_error_set(err, ANC_EIO, "--reject: cannot write: %s",
+		    strerror(errno));
+	win_free(&st.win);
+	for (i = 0; st.ring != NULL && i < st.inflight; i++) {
+		free(st.ring[i].lineno);
+		free(st.ring[i].anchors);
+	}
+	free(st.ring);
 	free(st.lines);
 	free(st.recs);
-	free(st.lineno);
-	free(st.anchors);
+	free(st.vbuf);
+	free(st.cur.lineno);
+	free(st.cur.anchors);
+	free(metas);
 	return code;
 }

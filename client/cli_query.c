@@ -23,7 +23,8 @@ static const char query_usage[] =
     "single row A);\nwithout it every row of the file is a query. -k "
     "defaults to 10. --text prints\neach hit's text (one line, ~100 "
     "characters). With --json, one JSON object\nper query: {\"hits\":[...], "
-    "\"provenance\":{...}}.\n";
+    "\"provenance\":{...}}; the provenance names the contract's "
+    "\"metric\"\n(for l2 a lower score is better).\n";
 
 int
 anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
@@ -43,7 +44,8 @@ anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	float *vecs = NULL;
 	uint32_t nq = 0, dim = 0, k = 10, begin = 0, end = UINT32_MAX;
 	uint32_t done, n, per, i;
-	int npos, code;
+	anc_metric metric = ANC_METRIC_L2;
+	int npos, code, have_metric = 0;
 
 	anc_limits_default(&lim);
 	if ((code = anc_cli_args_parse(ctx, argc, argv, specs, pos, 1, &npos,
@@ -104,11 +106,27 @@ anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 			    resp->u.query.nq);
 			goto leave;
 		}
+		/* The metric says how scores compare (l2: lower is
+		 * better); consumers such as `anchorage assemble` need it
+		 * and the provenance carries only the contract ID. */
+		if (ctx->json && !have_metric) {
+			if ((code = anc_cli_contract_metric(ctx,
+			         resp->u.query.prov.contract, &metric, err)))
+				goto leave;
+			have_metric = 1;
+		}
 		for (i = 0; i < n; i++) {
 			if (ctx->json) {
-				if ((code = anc_cli_json_emit(stdout,
-				         anc_cli_hits_json(&resp->u.query.lists[i],
-				             &resp->u.query.prov), err)))
+				json_t *o = anc_cli_hits_json(
+				    &resp->u.query.lists[i], &resp->u.query.prov);
+
+				if (o != NULL && json_object_set_new(
+				        json_object_get(o, "provenance"), "metric",
+				        json_string(anc_metric_name(metric))) != 0) {
+					json_decref(o);
+					o = NULL;
+				}
+				if ((code = anc_cli_json_emit(stdout, o, err)))
 					goto leave;
 			} else {
 				anc_cli_hits_print(stdout, begin + done + i,

@@ -37,10 +37,24 @@
  * Upsert semantics. text NULL keeps the stored text ("" if new), meta NULL
  * keeps the stored meta (none if new); a record whose text, meta and
  * vector bytes are all identical to what is stored writes nothing
- * (ANC_UPSERT_UNCHANGED). Anything else bumps the revision; re-upserting a
- * deleted anchor revives it with the next revision (UPDATED), so revisions
- * never go backwards for anyone pinning an anchor. Cosine contracts store
- * and index the normalised vector.
+ * (ANC_UPSERT_UNCHANGED). Anything else bumps the revision, except the
+ * first vector of a live passage under a contract with text and meta
+ * unchanged (UPDATED, same revision: attaching a new model's vectors during
+ * a migration is not an edit, so pinned anchors resolve identically);
+ * re-upserting a deleted anchor revives it with the next revision
+ * (UPDATED), so revisions never go backwards for anyone pinning an anchor.
+ * Cosine contracts store and index the normalised vector.
+ *
+ * Contract versions. Each contract has its own index; passages, anchors and
+ * text are shared. State (migrating | default | retired), the canary
+ * probes and the last canary check live in the contract's LMDB record and
+ * change only under the writer mutex plus the catalog write lock, in one
+ * durable transaction each (promote rewrites both contracts and the
+ * collection's default in one). Query and upsert refuse a retired contract
+ * (upsert checks again under the writer mutex). A retired contract's index
+ * is never freed while the database is open, because a query may have
+ * looked it up just before; anc_db_open simply does not load it (vx NULL),
+ * and every index walk skips a NULL vx.
  */
 #include "anc_index.h"
 
@@ -56,6 +70,7 @@
 
 #include <msgpack.h>
 
+#include "drift.h"
 #include "store.h"
 #include "vindex.h"
 
@@ -77,8 +92,18 @@ typedef struct contract_ent {
 	uint8_t id[ANC_CONTRACT_ID_RAW];
 	anc_contract_id_str idstr;
 	anc_contract c;
-	int state;
-	vindex *vx;
+	int state;          /* written under db->wmu + catalog write lock */
+	vindex *vx;         /* NULL for a contract retired before this open */
+	uint64_t created_seq;
+	/* Canary probes, immutable once registered. */
+	uint32_t ncanaries;
+	char **ctext;
+	float *cvecs;       /* ncanaries * c.dim */
+	/* Last check, under db->wmu + catalog write lock. */
+	uint64_t checked_at;
+	int check_pass;
+	float check_min;
+	anc_drift *dr;      /* drift tracker (drift.h); NULL when off/retired */
 } contract_ent;
 
 typedef struct coll_ent {
@@ -98,7 +123,15 @@ struct anc_db {
 	coll_ent **colls;
 	uint32_t ncolls, cap;
 	anc_db_open_stats stats;
+	struct drift_bg *dbg; /* the drift thread ("drift" section below) */
 };
+
+/* The drift section (end of file). */
+static int drift_open(anc_db *db, anc_error *err);
+static void drift_stop(anc_db *db);
+static int drift_attach(anc_db *db, contract_ent *e, anc_error *err);
+static void drift_observe(contract_ent *e, anc_query_result *res,
+                          const float *qv, uint32_t dim);
 
 /* ---- small helpers ---------------------------------------------------------- */
 
@@ -194,15 +227,71 @@ reserve(void ***arr, uint32_t n, uint32_t *cap)
 	return ANC_OK;
 }
 
+/* NULL and half-built entries are fine. */
+static void
+contract_ent_free(contract_ent *e)
+{
+	if (e == NULL)
+		return;
+	vindex_destroy(e->vx);
+	anc_drift_destroy(e->dr);
+	for (uint32_t i = 0; e->ctext != NULL && i < e->ncanaries; i++)
+		free(e->ctext[i]);
+	free(e->ctext);
+	free(e->cvecs);
+	free(e);
+}
+
+/* Copy n probes (texts NUL-terminated, vecs n * dim floats) into e. */
+static int
+contract_ent_set_canaries(contract_ent *e, uint32_t n, char *const *text,
+                          const anc_canary *cs, const float *vecs)
+{
+	size_t vb = (size_t)e->c.dim * sizeof(float);
+	if (n == 0)
+		return ANC_OK;
+	if ((e->ctext = calloc(n, sizeof *e->ctext)) == NULL ||
+	    (e->cvecs = malloc(n * vb)) == NULL)
+		return ANC_ENOMEM;
+	e->ncanaries = n;
+	for (uint32_t i = 0; i < n; i++) {
+		const char *t = text != NULL ? text[i] : cs[i].text;
+		const float *v = vecs != NULL ? vecs + (size_t)i * e->c.dim
+		                              : cs[i].vec;
+		if ((e->ctext[i] = strndup_or_null(t, strlen(t))) == NULL)
+			return ANC_ENOMEM;
+		memcpy(e->cvecs + (size_t)i * e->c.dim, v, vb);
+	}
+	return ANC_OK;
+}
+
+/* The LMDB record of e, with state replaced by state (borrowing e's
+ * canaries). */
+static void
+contract_record(const coll_ent *ce, const contract_ent *e, int state,
+                store_contract *sc)
+{
+	memset(sc, 0, sizeof *sc);
+	sc->cid = ce->sc.cid;
+	memcpy(sc->id, e->id, ANC_CONTRACT_ID_RAW);
+	sc->c = e->c;
+	sc->state = state;
+	sc->created_seq = e->created_seq;
+	sc->checked_at = e->checked_at;
+	sc->check_pass = e->check_pass;
+	sc->check_min_cosine = e->check_min;
+	sc->ncanaries = e->ncanaries;
+	sc->canary_text = e->ctext;
+	sc->canary_vecs = e->cvecs;
+}
+
 static void
 coll_free(coll_ent *ce)
 {
 	if (ce == NULL)
 		return;
-	for (uint32_t i = 0; i < ce->ncontracts; i++) {
-		vindex_destroy(ce->contracts[i]->vx);
-		free(ce->contracts[i]);
-	}
+	for (uint32_t i = 0; i < ce->ncontracts; i++)
+		contract_ent_free(ce->contracts[i]);
 	free(ce->contracts);
 	free(ce);
 }
@@ -223,11 +312,70 @@ coll_lookup(anc_db *db, const char *name, coll_ent **out, anc_error *err)
 	return ANC_OK;
 }
 
-/* Resolve a contract reference: NULL/"" (the default), 16 hex digits, or
- * name@revision. */
+/* "ID (name@revision)" of the collection's default contract, or "none
+ * registered". Takes the catalog read lock. */
+static void
+default_desc(anc_db *db, coll_ent *ce, char *buf, size_t len)
+{
+	contract_ent *def = NULL;
+	cat_rd(db);
+	if (ce->sc.has_default)
+		def = contract_find_id_locked(ce, ce->sc.default_id);
+	if (def != NULL)
+		snprintf(buf, len, "%s (%s@%s)", def->idstr, def->c.name,
+		         def->c.revision);
+	else
+		snprintf(buf, len, "none registered");
+	cat_un(db);
+}
+
+/* Append "; the default contract of collection C is ..." to err, so a
+ * refused vector tells the client which contract would take it. */
+static int
+err_name_default(anc_db *db, coll_ent *ce, anc_error *err)
+{
+	char d[ANC_CONTRACT_ID_LEN + ANC_CNAME_MAX + ANC_REVISION_MAX + 8];
+	size_t n;
+	if (err == NULL)
+		return ANC_OK;
+	default_desc(db, ce, d, sizeof d);
+	n = strlen(err->msg);
+	snprintf(err->msg + n, sizeof err->msg - n,
+	         "; the default contract of collection '%s' is %s", ce->sc.name,
+	         d);
+	return err->code;
+}
+
+static int contract_lookup_any(anc_db *db, coll_ent *ce, const char *ref,
+                               contract_ent **out, anc_error *err);
+
+/* Resolve a contract reference for reading or writing vectors: like
+ * contract_lookup_any, but a retired contract is ANC_ERETIRED naming the
+ * default. */
 static int
 contract_lookup(anc_db *db, coll_ent *ce, const char *ref,
                 contract_ent **out, anc_error *err)
+{
+	int rv, state;
+	if ((rv = contract_lookup_any(db, ce, ref, out, err)) != ANC_OK)
+		return rv;
+	cat_rd(db);
+	state = (*out)->state;
+	cat_un(db);
+	if (state != ANC_CSTATE_RETIRED)
+		return ANC_OK;
+	anc_error_set(err, ANC_ERETIRED, "collection '%s': contract %s (%s@%s) "
+	              "is retired", ce->sc.name, (*out)->idstr, (*out)->c.name,
+	              (*out)->c.revision);
+	*out = NULL;
+	return err_name_default(db, ce, err);
+}
+
+/* Resolve a contract reference: NULL/"" (the default), 16 hex digits, or
+ * name@revision, whatever its state. */
+static int
+contract_lookup_any(anc_db *db, coll_ent *ce, const char *ref,
+                    contract_ent **out, anc_error *err)
 {
 	contract_ent *found = NULL, *def = NULL;
 	uint8_t id[ANC_CONTRACT_ID_RAW];
@@ -288,6 +436,9 @@ anc_db_options_default(anc_db_options *opt)
 	memset(opt, 0, sizeof *opt);
 	opt->map_size = DEFAULT_MAP_SIZE;
 	opt->snapshot_every = DEFAULT_SNAPSHOT_EVERY;
+	opt->drift_window = ANC_DRIFT_DEFAULT_WINDOW;
+	opt->drift_interval = 60;
+	opt->drift_history = 1440;
 }
 
 static int
@@ -321,7 +472,14 @@ load_contract(void *arg, const store_contract *c, anc_error *err)
 	anc_contract_id_format(c->id, e->idstr);
 	e->c = c->c;
 	e->state = c->state;
+	e->created_seq = c->created_seq;
+	e->checked_at = c->checked_at;
+	e->check_pass = c->check_pass;
+	e->check_min = c->check_min_cosine;
 	ce->contracts[ce->ncontracts++] = e;
+	if (contract_ent_set_canaries(e, c->ncanaries, c->canary_text, NULL,
+	                              c->canary_vecs) != ANC_OK)
+		return anc_error_set(err, ANC_ENOMEM, "open: out of memory");
 	return ANC_OK;
 }
 
@@ -344,6 +502,7 @@ count_passage(void *arg, uint32_t cid, int deleted, anc_error *err)
 static void
 db_free(anc_db *db)
 {
+	drift_stop(db);
 	for (uint32_t i = 0; i < db->ncolls; i++)
 		coll_free(db->colls[i]);
 	free(db->colls);
@@ -416,6 +575,8 @@ anc_db_open(const char *dir, const anc_db_options *opt, anc_db **out,
 		for (uint32_t j = 0; j < ce->ncontracts; j++) {
 			contract_ent *e = ce->contracts[j];
 			vindex_open_info info;
+			if (e->state == ANC_CSTATE_RETIRED)
+				continue; /* its index is dropped (anc_index.h) */
 			rv = vindex_open(db->st, db->snapdir, ce->sc.cid, &e->c,
 			                 e->id, db->opt.quiet, &e->vx, &info, err);
 			if (rv != ANC_OK) {
@@ -429,6 +590,8 @@ anc_db_open(const char *dir, const anc_db_options *opt, anc_db **out,
 			db->stats.replayed += info.replayed;
 		}
 	}
+	if ((rv = drift_open(db, err)) != ANC_OK)
+		goto fail;
 	db->stats.seconds = now_seconds() - t0;
 	if (!db->opt.quiet && db->stats.indexes > 0)
 		fprintf(stderr,
@@ -456,6 +619,8 @@ snapshot_all(anc_db *db, anc_error *err)
 		for (uint32_t j = 0; j < ce->ncontracts; j++) {
 			anc_error e;
 			anc_error_clear(&e);
+			if (ce->contracts[j]->vx == NULL)
+				continue;
 			int rv = vindex_snapshot(ce->contracts[j]->vx, &e);
 			if (rv != ANC_OK && first == ANC_OK) {
 				first = rv;
@@ -586,10 +751,77 @@ index_spec_equal(const anc_index_spec *a, const anc_index_spec *b)
 	       a->ef_search == b->ef_search;
 }
 
+static int vector_check(const coll_ent *ce, const contract_ent *e,
+                        const float *v, uint32_t dim, const char *what,
+                        anc_error *err);
+
+/* Check the probes of a contract being registered (e: a scratch entry
+ * holding the validated contract). */
+static int
+canaries_check(const coll_ent *ce, const contract_ent *e,
+               const anc_canary *cs, uint32_t n, anc_error *err)
+{
+	char what[48];
+	int rv;
+
+	if (n > ANC_CANARY_MAX)
+		return anc_error_set(err, ANC_ETOOBIG,
+		                     "collection '%s': canaries: %u probes, limit "
+		                     "%d",
+		                     ce->sc.name, n, ANC_CANARY_MAX);
+	if (n > 0 && cs == NULL)
+		return anc_error_set(err, ANC_EINVAL,
+		                     "collection '%s': canaries: NULL with %u "
+		                     "probes",
+		                     ce->sc.name, n);
+	for (uint32_t i = 0; i < n; i++) {
+		size_t tl = cs[i].text != NULL
+		                ? strnlen(cs[i].text, ANC_CANARY_TEXT_MAX + 1)
+		                : 0;
+		if (tl == 0 || tl > ANC_CANARY_TEXT_MAX)
+			return anc_error_set(err, tl ? ANC_ETOOBIG : ANC_EINVAL,
+			                     "collection '%s': canaries[%u].text: "
+			                     "expected 1..%d bytes, got %s",
+			                     ce->sc.name, i, ANC_CANARY_TEXT_MAX,
+			                     tl ? "more" : "none");
+		snprintf(what, sizeof what, "canaries[%u].vector", i);
+		if ((rv = vector_check(ce, e, cs[i].vec, cs[i].dim, what, err)) !=
+		    ANC_OK)
+			return rv;
+	}
+	return ANC_OK;
+}
+
+/* 1 when the probes registered in e are exactly cs (texts and vector
+ * bytes). */
+static int
+canaries_equal(const contract_ent *e, const anc_canary *cs, uint32_t n)
+{
+	if (e->ncanaries != n)
+		return 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (strcmp(e->ctext[i], cs[i].text) != 0 ||
+		    memcmp(e->cvecs + (size_t)i * e->c.dim, cs[i].vec,
+		           (size_t)e->c.dim * sizeof(float)) != 0)
+			return 0;
+	return 1;
+}
+
 int
 anc_db_contract_register(anc_db *db, const char *collection,
                          const anc_contract *c, anc_contract_id_str id_out,
                          int *created, anc_error *err)
+{
+	return anc_db_contract_register_canaries(db, collection, c, NULL, 0,
+	                                         id_out, created, err);
+}
+
+int
+anc_db_contract_register_canaries(anc_db *db, const char *collection,
+                                  const anc_contract *c,
+                                  const anc_canary *canaries, uint32_t ncan,
+                                  anc_contract_id_str id_out, int *created,
+                                  anc_error *err)
 {
 	coll_ent *ce;
 	contract_ent *e = NULL, *have;
@@ -613,6 +845,20 @@ anc_db_contract_register(anc_db *db, const char *collection,
 	}
 	anc_contract_id(&sc.c, sc.id);
 	sc.cid = ce->sc.cid;
+	if ((e = calloc(1, sizeof *e)) == NULL)
+		return anc_error_set(err, ANC_ENOMEM, "contract: out of memory");
+	memcpy(e->id, sc.id, ANC_CONTRACT_ID_RAW);
+	anc_contract_id_format(sc.id, e->idstr);
+	e->c = sc.c;
+	if ((rv = canaries_check(ce, e, canaries, ncan, err)) != ANC_OK) {
+		free(e);
+		return rv;
+	}
+	if (contract_ent_set_canaries(e, ncan, NULL, canaries, NULL) != ANC_OK) {
+		contract_ent_free(e);
+		return anc_error_set(err, ANC_ENOMEM, "contract: out of memory "
+		                     "for %u canaries", ncan);
+	}
 
 	wlock(db);
 	cat_rd(db);
@@ -620,7 +866,15 @@ anc_db_contract_register(anc_db *db, const char *collection,
 	make_default = !ce->sc.has_default;
 	cat_un(db);
 	if (have != NULL) {
-		if (!index_spec_equal(&have->c.index, &sc.c.index))
+		if (!canaries_equal(have, canaries, ncan))
+			rv = anc_error_set(
+			    err, ANC_ECONFLICT,
+			    "collection '%s': contract %s (%s@%s) is registered "
+			    "with %u canaries; got %u that differ (canaries are "
+			    "fixed at registration: register a new revision)",
+			    collection, have->idstr, have->c.name,
+			    have->c.revision, have->ncanaries, ncan);
+		else if (!index_spec_equal(&have->c.index, &sc.c.index))
 			rv = anc_error_set(
 			    err, ANC_ECONFLICT,
 			    "collection '%s': contract %s is registered with index "
@@ -635,15 +889,7 @@ anc_db_contract_register(anc_db *db, const char *collection,
 			memcpy(id_out, have->idstr, sizeof(anc_contract_id_str));
 		goto done;
 	}
-	if ((e = calloc(1, sizeof *e)) == NULL) {
-		rv = anc_error_set(err, ANC_ENOMEM, "contract: out of memory");
-		goto done;
-	}
-	memcpy(e->id, sc.id, ANC_CONTRACT_ID_RAW);
-	anc_contract_id_format(sc.id, e->idstr);
-	e->c = sc.c;
-	e->state = sc.state =
-	    make_default ? ANC_CSTATE_DEFAULT : ANC_CSTATE_MIGRATING;
+	e->state = make_default ? ANC_CSTATE_DEFAULT : ANC_CSTATE_MIGRATING;
 	cat_wr(db);
 	rv = reserve((void ***)&ce->contracts, ce->ncontracts, &ce->cap);
 	cat_un(db);
@@ -654,7 +900,8 @@ anc_db_contract_register(anc_db *db, const char *collection,
 	if ((rv = store_txn_begin(db->st, 0, &txn, err)) != ANC_OK ||
 	    (rv = seq_bump(db, txn, &seq, err)) != ANC_OK)
 		goto done;
-	sc.created_seq = seq;
+	e->created_seq = seq;
+	contract_record(ce, e, e->state, &sc);
 	if ((rv = store_contract_put(db->st, txn, &sc, err)) != ANC_OK)
 		goto done;
 	if (make_default) {
@@ -666,7 +913,8 @@ anc_db_contract_register(anc_db *db, const char *collection,
 	}
 	/* The index exists before the commit, so nothing can fail after it. */
 	if ((rv = vindex_create(db->snapdir, ce->sc.cid, &e->c, e->id, seq,
-	                        &e->vx, err)) != ANC_OK)
+	                        &e->vx, err)) != ANC_OK ||
+	    (rv = drift_attach(db, e, err)) != ANC_OK)
 		goto done;
 	rv = store_txn_commit(db->st, txn, err);
 	txn = NULL;
@@ -686,10 +934,7 @@ anc_db_contract_register(anc_db *db, const char *collection,
 		*created = 1;
 done:
 	store_txn_abort(txn);
-	if (e != NULL) {
-		vindex_destroy(e->vx);
-		free(e);
-	}
+	contract_ent_free(e);
 	wunlock(db);
 	return rv;
 }
@@ -879,7 +1124,9 @@ anc_db_upsert(anc_db *db, const char *collection, const char *contract_ref,
 	dim = e->c.dim;
 	for (uint32_t i = 0; i < n; i++)
 		if ((rv = record_check(ce, e, &records[i], i, err)) != ANC_OK)
-			return rv;
+			return rv == ANC_EDIM || rv == ANC_EVIOLATION
+			           ? err_name_default(db, ce, err)
+			           : rv;
 	if (n == 0) {
 		/* Nothing to write: report the current sequence. */
 		if (seq != NULL) {
@@ -912,6 +1159,18 @@ anc_db_upsert(anc_db *db, const char *collection, const char *contract_ref,
 
 	wlock(db);
 	locked = 1;
+	/* Retiring waits for the writer mutex: a contract seen live before
+	 * it may have been retired since. */
+	cat_rd(db);
+	rv = e->state == ANC_CSTATE_RETIRED;
+	cat_un(db);
+	if (rv) {
+		anc_error_set(err, ANC_ERETIRED,
+		              "collection '%s': contract %s was retired",
+		              collection, e->idstr);
+		rv = err_name_default(db, ce, err);
+		goto done;
+	}
 	if ((rv = store_txn_begin(db->st, 0, &txn, err)) != ANC_OK ||
 	    (rv = store_seq_get(db->st, txn, &old, err)) != ANC_OK)
 		goto done;
@@ -936,6 +1195,7 @@ anc_db_upsert(anc_db *db, const char *collection, const char *contract_ref,
 		const float *v = vecs + (size_t)i * dim;
 		store_passage p, np;
 		int found, vfound, same, text_same, meta_same, was_deleted;
+		int attach;
 		uint64_t oldlab;
 		uint8_t md[32];
 
@@ -973,7 +1233,18 @@ anc_db_upsert(anc_db *db, const char *collection, const char *contract_ref,
 			results[i].status = ANC_UPSERT_UNCHANGED;
 			continue;
 		}
-		np.revision = found ? p.revision + 1 : 1;
+		vfound = 0;
+		if (!same &&
+		    (rv = store_vector_get(db->st, txn, ce->sc.cid, e->id,
+		                           plan[i].anchor, dim, &oldlab, NULL,
+		                           &vfound, err)) != ANC_OK)
+			goto done;
+		/* A first vector under this contract for a live passage whose
+		 * text and meta stay (a migration attaching the new model's
+		 * vectors) is not an edit: revision, hash and pinned anchors'
+		 * resolve answers stay as they were. */
+		attach = text_same && meta_same && !same && !vfound;
+		np.revision = attach ? p.revision : found ? p.revision + 1 : 1;
 		np.seq = commit_seq;
 		if (anc_sha256(np.text, np.text_len, md) != ANC_OK) {
 			rv = anc_error_set(err, ANC_ENOMEM, "upsert: cannot hash text");
@@ -982,7 +1253,8 @@ anc_db_upsert(anc_db *db, const char *collection, const char *contract_ref,
 		memcpy(np.hash, md, 16);
 		/* The passage first: np may point into the map (kept text or
 		 * meta), and the vector writes below may move pages. */
-		if ((rv = store_passage_put(db->st, txn, ce->sc.cid,
+		if (!attach &&
+		    (rv = store_passage_put(db->st, txn, ce->sc.cid,
 		                            plan[i].anchor, &np, err)) != ANC_OK)
 			goto done;
 		if (!same) {
@@ -991,11 +1263,6 @@ anc_db_upsert(anc_db *db, const char *collection, const char *contract_ref,
 				                   "upsert: more labels than planned");
 				goto done;
 			}
-			rv = store_vector_get(db->st, txn, ce->sc.cid, e->id,
-			                      plan[i].anchor, dim, &oldlab, NULL,
-			                      &vfound, err);
-			if (rv != ANC_OK)
-				goto done;
 			if (vfound)
 				rv = store_label_del(db->st, txn, ce->sc.cid, e->id,
 				                     oldlab, err);
@@ -1043,6 +1310,8 @@ anc_db_upsert(anc_db *db, const char *collection, const char *contract_ref,
 	ce->deleted = (uint64_t)((int64_t)ce->deleted + coll_del);
 	/* Committed: from here on failures concern only the derived index. */
 	rv = vindex_add(e->vx, nadd, addv, addl, commit_seq, live_delta, err);
+	if (e->dr != NULL)
+		anc_drift_ref_add(e->dr, addv, nadd, 1);
 	if (rv != ANC_OK) {
 		MDB_txn *rt = NULL;
 		anc_error e2;
@@ -1204,7 +1473,7 @@ anc_db_delete(anc_db *db, const char *collection,
 	ce->live -= ndel;
 	ce->deleted += ndel;
 	for (uint32_t j = 0; j < nc; j++) {
-		if (delta[j] == 0)
+		if (delta[j] == 0 || cs[j]->vx == NULL)
 			continue;
 		vindex_note(cs[j]->vx, commit_seq, delta[j]);
 		if ((rv = index_upkeep(db, cs[j], err)) != ANC_OK)
@@ -1338,7 +1607,9 @@ anc_db_query(anc_db *db, const char *collection, const char *contract_ref,
 		snprintf(what, sizeof what, "query %u", q);
 		if ((rv = vector_check(ce, e, vecs + (size_t)q * dim, dim, what,
 		                       err)) != ANC_OK)
-			return rv;
+			return rv == ANC_EDIM || rv == ANC_EVIOLATION
+			           ? err_name_default(db, ce, err)
+			           : rv;
 	}
 	if ((qv = malloc((size_t)nq * dim * sizeof(float))) == NULL ||
 	    (res = calloc(1, sizeof *res)) == NULL ||
@@ -1419,6 +1690,8 @@ done:
 	if (locked)
 		vindex_unlock(e->vx);
 	store_txn_abort(txn);
+	if (rv == ANC_OK && e->dr != NULL)
+		drift_observe(e, res, qv, dim);
 	free(qv);
 	free(dist);
 	free(labels);
@@ -1588,6 +1861,12 @@ anc_db_info(anc_db *db, anc_info **out, anc_error *err)
 			memcpy(k->id, e->idstr, sizeof k->id);
 			k->contract = e->c;
 			k->state = e->state;
+			k->canaries = e->ncanaries;
+			k->checked_at = e->checked_at;
+			k->check_pass = e->check_pass;
+			k->check_min_cosine = e->check_min;
+			if (e->vx == NULL)
+				continue; /* retired and dropped: not counted */
 			vindex_rdlock(e->vx);
 			vindex_stats_locked(e->vx, &s);
 			vindex_unlock(e->vx);
@@ -1605,4 +1884,766 @@ done:
 	}
 	*out = info;
 	return ANC_OK;
+}
+
+/* ---- contract versions: promote, retire, canary check ----------------------------- */
+
+int
+anc_db_contract_promote(anc_db *db, const char *collection,
+                        const char *contract_ref, int force,
+                        anc_contract_id_str id_out,
+                        anc_contract_id_str previous_out, anc_error *err)
+{
+	coll_ent *ce;
+	contract_ent *e, *old = NULL;
+	store_contract sc;
+	store_coll nc;
+	MDB_txn *txn = NULL;
+	vindex_stats s;
+	uint64_t seq;
+	int rv;
+
+	if (previous_out != NULL)
+		previous_out[0] = '\0';
+	if (db == NULL)
+		return anc_error_set(err, ANC_EINVAL, "promote: db is NULL");
+	if (contract_ref == NULL || contract_ref[0] == '\0')
+		return anc_error_set(err, ANC_EINVAL,
+		                     "collection '%s': promote: contract is "
+		                     "required (ID or name@revision)",
+		                     collection != NULL ? collection : "");
+	if ((rv = coll_lookup(db, collection, &ce, err)) != ANC_OK ||
+	    (rv = contract_lookup_any(db, ce, contract_ref, &e, err)) != ANC_OK)
+		return rv;
+	wlock(db);
+	cat_rd(db);
+	if (ce->sc.has_default)
+		old = contract_find_id_locked(ce, ce->sc.default_id);
+	rv = e->state;
+	cat_un(db);
+	if (id_out != NULL)
+		memcpy(id_out, e->idstr, sizeof(anc_contract_id_str));
+	if (rv == ANC_CSTATE_RETIRED) {
+		rv = anc_error_set(err, ANC_ERETIRED,
+		                   "collection '%s': contract %s (%s@%s) is "
+		                   "retired and cannot be promoted",
+		                   collection, e->idstr, e->c.name, e->c.revision);
+		goto done;
+	}
+	if (old == e) {
+		rv = ANC_OK; /* already the default */
+		goto done;
+	}
+	vindex_rdlock(e->vx);
+	vindex_stats_locked(e->vx, &s);
+	vindex_unlock(e->vx);
+	if (s.live < ce->live && !force) {
+		rv = anc_error_set(err, ANC_EPRECONDITION,
+		                   "collection '%s': contract %s (%s@%s) covers "
+		                   "%llu of %llu live passages (%.1f%%); load the "
+		                   "missing vectors or promote with force",
+		                   collection, e->idstr, e->c.name, e->c.revision,
+		                   (unsigned long long)s.live,
+		                   (unsigned long long)ce->live,
+		                   100.0 * (double)s.live / (double)ce->live);
+		goto done;
+	}
+	if ((rv = store_txn_begin(db->st, 0, &txn, err)) != ANC_OK ||
+	    (rv = seq_bump(db, txn, &seq, err)) != ANC_OK)
+		goto done;
+	contract_record(ce, e, ANC_CSTATE_DEFAULT, &sc);
+	if ((rv = store_contract_put(db->st, txn, &sc, err)) != ANC_OK)
+		goto done;
+	if (old != NULL) {
+		contract_record(ce, old, ANC_CSTATE_MIGRATING, &sc);
+		if ((rv = store_contract_put(db->st, txn, &sc, err)) != ANC_OK)
+			goto done;
+	}
+	nc = ce->sc;
+	nc.has_default = 1;
+	memcpy(nc.default_id, e->id, ANC_CONTRACT_ID_RAW);
+	if ((rv = store_coll_put(db->st, txn, &nc, err)) != ANC_OK)
+		goto done;
+	rv = store_txn_commit(db->st, txn, err);
+	txn = NULL;
+	if (rv != ANC_OK)
+		goto done;
+	cat_wr(db);
+	e->state = ANC_CSTATE_DEFAULT;
+	if (old != NULL)
+		old->state = ANC_CSTATE_MIGRATING;
+	ce->sc.has_default = 1;
+	memcpy(ce->sc.default_id, e->id, ANC_CONTRACT_ID_RAW);
+	cat_un(db);
+	if (previous_out != NULL && old != NULL)
+		memcpy(previous_out, old->idstr, sizeof(anc_contract_id_str));
+done:
+	store_txn_abort(txn);
+	wunlock(db);
+	return rv;
+}
+
+int
+anc_db_contract_retire(anc_db *db, const char *collection,
+                       const char *contract_ref, anc_contract_id_str id_out,
+                       anc_error *err)
+{
+	coll_ent *ce;
+	contract_ent *e;
+	store_contract sc;
+	MDB_txn *txn = NULL;
+	uint64_t seq;
+	int rv;
+
+	if (db == NULL)
+		return anc_error_set(err, ANC_EINVAL, "retire: db is NULL");
+	if (contract_ref == NULL || contract_ref[0] == '\0')
+		return anc_error_set(err, ANC_EINVAL,
+		                     "collection '%s': retire: contract is "
+		                     "required (ID or name@revision)",
+		                     collection != NULL ? collection : "");
+	if ((rv = coll_lookup(db, collection, &ce, err)) != ANC_OK ||
+	    (rv = contract_lookup_any(db, ce, contract_ref, &e, err)) != ANC_OK)
+		return rv;
+	if (id_out != NULL)
+		memcpy(id_out, e->idstr, sizeof(anc_contract_id_str));
+	wlock(db);
+	cat_rd(db);
+	rv = e->state;
+	cat_un(db);
+	if (rv == ANC_CSTATE_RETIRED) {
+		rv = ANC_OK;
+		goto done;
+	}
+	if (rv == ANC_CSTATE_DEFAULT) {
+		rv = anc_error_set(err, ANC_EPRECONDITION,
+		                   "collection '%s': contract %s (%s@%s) is the "
+		                   "default and cannot be retired; promote "
+		                   "another contract first",
+		                   collection, e->idstr, e->c.name, e->c.revision);
+		goto done;
+	}
+	if ((rv = store_txn_begin(db->st, 0, &txn, err)) != ANC_OK ||
+	    (rv = seq_bump(db, txn, &seq, err)) != ANC_OK)
+		goto done;
+	contract_record(ce, e, ANC_CSTATE_RETIRED, &sc);
+	if ((rv = store_contract_put(db->st, txn, &sc, err)) != ANC_OK)
+		goto done;
+	rv = store_txn_commit(db->st, txn, err);
+	txn = NULL;
+	if (rv != ANC_OK)
+		goto done;
+	/* The index stays allocated until close: a query that looked the
+	 * contract up a moment ago may still be searching it. */
+	cat_wr(db);
+	e->state = ANC_CSTATE_RETIRED;
+	cat_un(db);
+done:
+	store_txn_abort(txn);
+	wunlock(db);
+	return rv;
+}
+
+void
+anc_check_result_free(anc_check_result *r)
+{
+	if (r == NULL)
+		return;
+	free(r->results);
+	free(r);
+}
+
+static double
+cosine(const float *a, const float *b, uint32_t dim)
+{
+	double ab = 0, aa = 0, bb = 0;
+	for (uint32_t i = 0; i < dim; i++) {
+		ab += (double)a[i] * b[i];
+		aa += (double)a[i] * a[i];
+		bb += (double)b[i] * b[i];
+	}
+	if (!(aa > 0) || !(bb > 0))
+		return 0.0; /* a zero vector matches nothing */
+	return ab / (sqrt(aa) * sqrt(bb));
+}
+
+int
+anc_db_contract_check(anc_db *db, const char *collection,
+                      const char *contract_ref, const float *vecs, uint32_t n,
+                      uint32_t dim, anc_check_result **out, anc_error *err)
+{
+	coll_ent *ce;
+	contract_ent *e;
+	anc_check_result *res = NULL;
+	store_contract sc;
+	MDB_txn *txn = NULL;
+	uint64_t seq;
+	int rv, locked = 0;
+
+	if (out == NULL)
+		return anc_error_set(err, ANC_EINVAL, "check: out is NULL");
+	*out = NULL;
+	if (db == NULL || (n > 0 && vecs == NULL))
+		return anc_error_set(err, ANC_EINVAL,
+		                     "check: db or vectors is NULL");
+	if ((rv = coll_lookup(db, collection, &ce, err)) != ANC_OK ||
+	    (rv = contract_lookup_any(db, ce, contract_ref, &e, err)) != ANC_OK)
+		return rv;
+	if (e->ncanaries == 0)
+		return anc_error_set(err, ANC_EPRECONDITION,
+		                     "collection '%s': contract %s (%s@%s) has no "
+		                     "canary probes; register it with canaries",
+		                     collection, e->idstr, e->c.name,
+		                     e->c.revision);
+	if (n != e->ncanaries)
+		return anc_error_set(err, ANC_EINVAL,
+		                     "collection '%s': contract %s: vectors: "
+		                     "expected %u (one per canary probe, in "
+		                     "order), got %u",
+		                     collection, e->idstr, e->ncanaries, n);
+	if (dim != e->c.dim)
+		return anc_error_set(err, ANC_EDIM,
+		                     "collection '%s': contract %s (%s@%s) expects "
+		                     "dim %u, got %u (check vectors)",
+		                     collection, e->idstr, e->c.name, e->c.revision,
+		                     e->c.dim, dim);
+	for (uint32_t i = 0; i < n; i++)
+		if ((rv = anc_vector_check_finite(vecs + (size_t)i * dim, dim,
+		                                  err)) != ANC_OK) {
+			anc_error_wrap(err, "collection '%s': contract %s: check "
+			               "vector %u", collection, e->idstr, i);
+			return rv;
+		}
+	if ((res = calloc(1, sizeof *res)) == NULL ||
+	    (res->results = calloc(n, sizeof *res->results)) == NULL) {
+		rv = anc_error_set(err, ANC_ENOMEM, "check: out of memory");
+		goto done;
+	}
+	memcpy(res->contract, e->idstr, sizeof res->contract);
+	res->n = n;
+	res->threshold = ANC_CANARY_THRESHOLD;
+	res->pass = 1;
+	res->min_cosine = 1.0f;
+	for (uint32_t i = 0; i < n; i++) {
+		double c = cosine(vecs + (size_t)i * dim,
+		                  e->cvecs + (size_t)i * dim, dim);
+		res->results[i].probe = i;
+		res->results[i].cosine = (float)c;
+		res->results[i].pass = c >= (double)ANC_CANARY_THRESHOLD;
+		if (!res->results[i].pass)
+			res->pass = 0;
+		if ((float)c < res->min_cosine)
+			res->min_cosine = (float)c;
+	}
+	res->checked_at = (uint64_t)time(NULL);
+
+	/* Remember it durably, like any catalog change. */
+	wlock(db);
+	locked = 1;
+	if ((rv = store_txn_begin(db->st, 0, &txn, err)) != ANC_OK ||
+	    (rv = seq_bump(db, txn, &seq, err)) != ANC_OK)
+		goto done;
+	cat_rd(db);
+	contract_record(ce, e, e->state, &sc);
+	cat_un(db);
+	sc.checked_at = res->checked_at;
+	sc.check_pass = res->pass;
+	sc.check_min_cosine = res->min_cosine;
+	if ((rv = store_contract_put(db->st, txn, &sc, err)) != ANC_OK)
+		goto done;
+	rv = store_txn_commit(db->st, txn, err);
+	txn = NULL;
+	if (rv != ANC_OK)
+		goto done;
+	cat_wr(db);
+	e->checked_at = res->checked_at;
+	e->check_pass = res->pass;
+	e->check_min = res->min_cosine;
+	cat_un(db);
+done:
+	store_txn_abort(txn);
+	if (locked)
+		wunlock(db);
+	if (rv != ANC_OK) {
+		anc_check_result_free(res);
+		return rv;
+	}
+	*out = res;
+	return ANC_OK;
+}
+
+/* ---- drift -------------------------------------------------------------------------
+ *
+ * One anc_drift per contract with an index (drift.h), created at open (its
+ * reference refilled from LMDB's vectors) or at registration, fed by
+ * anc_db_upsert (indexed vectors) and anc_db_query (query vectors). The
+ * drift thread wakes every second: it refreshes the reference top-1 scores
+ * of a contract whose reference changed and has been quiet for 2 s (or
+ * whose refresh is 30 s old, so a long bulk load still gets thresholds),
+ * and every drift_interval seconds computes a report for each contract
+ * whose window moved and records it in LMDB. It takes the catalog read
+ * lock only to copy the list of contracts (entries are never freed before
+ * close), an index's read lock for the reference searches, and the writer
+ * mutex only around the short LMDB put of a report.
+ */
+
+#define DRIFT_SCORE_SAMPLE 256 /* reservoir vectors searched for scores */
+#define DRIFT_QUIET 2.0
+#define DRIFT_MAX_AGE 30.0
+
+struct drift_bg {
+	pthread_t thr;
+	int started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int mu_ok, cv_ok;
+	int stop; /* under mu */
+};
+
+typedef struct {
+	coll_ent *ce;
+	contract_ent *e;
+} drift_pair;
+
+static int
+drift_attach(anc_db *db, contract_ent *e, anc_error *err)
+{
+	anc_drift_config cfg;
+	uint64_t seed = 0;
+	int rv;
+	if (db->opt.drift_off || e->dr != NULL)
+		return ANC_OK;
+	anc_drift_config_default(&cfg);
+	cfg.window = db->opt.drift_window;
+	if (cfg.min_window > cfg.window)
+		cfg.min_window = cfg.window;
+	for (int i = 0; i < ANC_CONTRACT_ID_RAW; i++)
+		seed = seed * 131 + e->id[i];
+	rv = anc_drift_create(e->c.dim, e->c.metric, &cfg, seed, &e->dr, err);
+	if (rv != ANC_OK)
+		anc_error_wrap(err, "contract %s: drift tracker", e->idstr);
+	return rv;
+}
+
+typedef struct {
+	anc_drift *dr;
+	float *buf;
+	uint32_t n, cap, dim;
+} drift_fill;
+
+static int
+drift_fill_one(void *arg, uint64_t label, const uint8_t *anchor,
+               const void *vec, anc_error *err)
+{
+	drift_fill *f = arg;
+	(void)label;
+	(void)anchor;
+	(void)err;
+	memcpy(f->buf + (size_t)f->n * f->dim, vec, f->dim * sizeof(float));
+	if (++f->n == f->cap) {
+		anc_drift_ref_add(f->dr, f->buf, f->n, 0);
+		f->n = 0;
+	}
+	return ANC_OK;
+}
+
+/* Refill a tracker's reference from the vectors LMDB holds. */
+static int
+drift_ref_load(anc_db *db, coll_ent *ce, contract_ent *e, MDB_txn *txn,
+               anc_error *err)
+{
+	drift_fill f = {e->dr, NULL, 0, 1024, e->c.dim};
+	int rv;
+	if ((f.buf = malloc((size_t)f.cap * f.dim * sizeof(float))) == NULL)
+		return anc_error_set(err, ANC_ENOMEM,
+		                     "collection '%s': contract %s: out of memory "
+		                     "loading the drift reference",
+		                     ce->sc.name, e->idstr);
+	anc_drift_ref_reset(e->dr);
+	rv = store_vector_scan(db->st, txn, ce->sc.cid, e->id, e->c.dim,
+	                       drift_fill_one, &f, err);
+	if (rv == ANC_OK && f.n > 0)
+		anc_drift_ref_add(e->dr, f.buf, f.n, 0);
+	free(f.buf);
+	return rv;
+}
+
+/* Reference top-1 scores: reservoir vectors searched against the index,
+ * the vector's own entry skipped, then the per-query thresholds. */
+static void
+drift_ref_scores(contract_ent *e)
+{
+	uint32_t dim = e->c.dim, n = 0, m = 0;
+	float *x = malloc((size_t)DRIFT_SCORE_SAMPLE * dim * sizeof(float));
+	float *dist = malloc((size_t)DRIFT_SCORE_SAMPLE * 2 * sizeof(float));
+	int64_t *lab = malloc((size_t)DRIFT_SCORE_SAMPLE * 2 * sizeof(int64_t));
+	float *sc = malloc((size_t)DRIFT_SCORE_SAMPLE * sizeof(float));
+	vindex_stats s;
+	anc_error err;
+	int rv = ANC_EINTERNAL;
+
+	if (x == NULL || dist == NULL || lab == NULL || sc == NULL)
+		goto done; /* no scores this time; the next tick retries */
+	anc_drift_ref_sample(e->dr, x, DRIFT_SCORE_SAMPLE, &n);
+	vindex_rdlock(e->vx);
+	vindex_stats_locked(e->vx, &s);
+	if (n > 0 && s.ntotal >= 2)
+		rv = vindex_search_locked(e->vx, n, x, 2, dist, lab, &err);
+	vindex_unlock(e->vx);
+	for (uint32_t i = 0; rv == ANC_OK && i < n; i++) {
+		const float *v = x + (size_t)i * dim;
+		double self = 0;
+		if (e->c.metric != ANC_METRIC_L2)
+			for (uint32_t j = 0; j < dim; j++)
+				self += (double)v[j] * v[j];
+		double tol = 1e-4 * (1 + fabs(self));
+		int first_is_self = lab[2 * i] >= 0 &&
+		                    fabs((double)dist[2 * i] - self) <= tol;
+		uint32_t k = first_is_self ? 2 * i + 1 : 2 * i;
+		if (lab[k] >= 0)
+			sc[m++] = dist[k];
+	}
+done:
+	if (x != NULL && dist != NULL && lab != NULL && sc != NULL)
+		anc_drift_refresh(e->dr, sc, m);
+	free(x);
+	free(dist);
+	free(lab);
+	free(sc);
+}
+
+static void
+drift_observe(contract_ent *e, anc_query_result *res, const float *qv,
+              uint32_t dim)
+{
+	for (uint32_t q = 0; q < res->nq; q++) {
+		anc_hitlist *hl = &res->lists[q];
+		anc_drift_observe_query(e->dr, qv + (size_t)q * dim,
+		                        hl->nhits > 0 ? hl->hits[0].score : 0,
+		                        hl->nhits > 0, &hl->drift_flag,
+		                        &hl->drift_score);
+	}
+}
+
+/* Compute, remember and record a report of e. */
+static int
+drift_report_make(anc_db *db, coll_ent *ce, contract_ent *e,
+                  anc_drift_report *out, anc_error *err)
+{
+	MDB_txn *txn = NULL;
+	int rv;
+	if (anc_drift_ref_stale(e->dr))
+		drift_ref_scores(e);
+	memset(out, 0, sizeof *out);
+	if ((rv = anc_drift_report_compute(e->dr, out, err)) != ANC_OK) {
+		anc_error_wrap(err, "collection '%s': contract %s: drift report",
+		               ce->sc.name, e->idstr);
+		return rv;
+	}
+	snprintf(out->collection, sizeof out->collection, "%s", ce->sc.name);
+	memcpy(out->contract, e->idstr, sizeof out->contract);
+	anc_drift_last_set(e->dr, out);
+	wlock(db);
+	if ((rv = store_txn_begin(db->st, 0, &txn, err)) == ANC_OK &&
+	    (rv = store_drift_put(db->st, txn, ce->sc.cid, e->id, out,
+	                          db->opt.drift_history, err)) == ANC_OK) {
+		rv = store_txn_commit(db->st, txn, err);
+		txn = NULL;
+	}
+	store_txn_abort(txn);
+	wunlock(db);
+	if (rv != ANC_OK)
+		anc_error_wrap(err, "collection '%s': contract %s: drift history",
+		               ce->sc.name, e->idstr);
+	return rv;
+}
+
+/* Every tracked contract, as of now. *out malloc'd. */
+static int
+drift_pairs(anc_db *db, drift_pair **out, uint32_t *n)
+{
+	uint32_t cap = 0, k = 0;
+	drift_pair *p;
+	cat_rd(db);
+	for (uint32_t i = 0; i < db->ncolls; i++)
+		cap += db->colls[i]->ncontracts;
+	p = malloc((cap ? cap : 1) * sizeof *p);
+	for (uint32_t i = 0; p != NULL && i < db->ncolls; i++)
+		for (uint32_t j = 0; j < db->colls[i]->ncontracts; j++) {
+			contract_ent *e = db->colls[i]->contracts[j];
+			if (e->dr != NULL && e->vx != NULL)
+				p[k++] = (drift_pair){db->colls[i], e};
+		}
+	cat_un(db);
+	*out = p;
+	*n = k;
+	return p != NULL ? ANC_OK : ANC_ENOMEM;
+}
+
+static void
+drift_tick(anc_db *db, int report_due)
+{
+	drift_pair *p;
+	uint32_t n;
+	double now = now_seconds();
+	if (drift_pairs(db, &p, &n) != ANC_OK)
+		return; /* out of memory: try again next second */
+	for (uint32_t i = 0; i < n; i++) {
+		contract_ent *e = p[i].e;
+		anc_drift_report last, rep;
+		anc_error err;
+		if (anc_drift_refresh_due(e->dr, now, DRIFT_QUIET, DRIFT_MAX_AGE))
+			drift_ref_scores(e);
+		if (!report_due)
+			continue;
+		int have = anc_drift_last(e->dr, &last);
+		if (have && last.queries_seen == anc_drift_queries_seen(e->dr))
+			continue; /* nothing new to say */
+		if (drift_report_make(db, p[i].ce, e, &rep, &err) != ANC_OK &&
+		    !db->opt.quiet)
+			fprintf(stderr, "anchorage: %s\n", err.msg);
+	}
+	free(p);
+}
+
+static void *
+drift_main(void *arg)
+{
+	anc_db *db = arg;
+	struct drift_bg *bg = db->dbg;
+	double next = now_seconds() + db->opt.drift_interval;
+	must(pthread_mutex_lock(&bg->mu), "drift lock");
+	while (!bg->stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		(void)pthread_cond_timedwait(&bg->cv, &bg->mu, &ts); /* timeout
+		                                      or signal: both re-check */
+		if (bg->stop)
+			break;
+		must(pthread_mutex_unlock(&bg->mu), "drift unlock");
+		double now = now_seconds();
+		int due = now >= next;
+		if (due)
+			next = now + db->opt.drift_interval;
+		drift_tick(db, due);
+		must(pthread_mutex_lock(&bg->mu), "drift lock");
+	}
+	must(pthread_mutex_unlock(&bg->mu), "drift unlock");
+	return NULL;
+}
+
+static int
+drift_open(anc_db *db, anc_error *err)
+{
+	struct drift_bg *bg;
+	MDB_txn *txn = NULL;
+	int rv = ANC_OK;
+
+	if (db->opt.drift_off)
+		return ANC_OK;
+	if (db->opt.drift_window == 0)
+		db->opt.drift_window = ANC_DRIFT_DEFAULT_WINDOW;
+	if (db->opt.drift_interval == 0)
+		db->opt.drift_interval = 60;
+	if (db->opt.drift_history == 0)
+		db->opt.drift_history = 1440;
+	if (db->opt.drift_window < 16 || db->opt.drift_window > 65536)
+		return anc_error_set(err, ANC_EINVAL,
+		                     "open: drift_window: expected 16..65536, got "
+		                     "%u",
+		                     db->opt.drift_window);
+	if ((rv = store_txn_begin(db->st, 1, &txn, err)) != ANC_OK)
+		return rv;
+	for (uint32_t i = 0; i < db->ncolls && rv == ANC_OK; i++) {
+		coll_ent *ce = db->colls[i];
+		for (uint32_t j = 0; j < ce->ncontracts && rv == ANC_OK; j++) {
+			contract_ent *e = ce->contracts[j];
+			if (e->vx == NULL)
+				continue;
+			if ((rv = drift_attach(db, e, err)) == ANC_OK)
+				rv = drift_ref_load(db, ce, e, txn, err);
+		}
+	}
+	store_txn_abort(txn);
+	if (rv != ANC_OK)
+		return rv;
+	if ((bg = calloc(1, sizeof *bg)) == NULL)
+		return anc_error_set(err, ANC_ENOMEM, "open: out of memory");
+	db->dbg = bg;
+	if (pthread_mutex_init(&bg->mu, NULL) != 0)
+		return anc_error_set(err, ANC_ENOMEM, "open: no drift mutex");
+	bg->mu_ok = 1;
+	if (pthread_cond_init(&bg->cv, NULL) != 0)
+		return anc_error_set(err, ANC_ENOMEM, "open: no drift condvar");
+	bg->cv_ok = 1;
+	if ((rv = pthread_create(&bg->thr, NULL, drift_main, db)) != 0)
+		return anc_error_set(err, ANC_EINTERNAL,
+		                     "open: drift thread: %s", strerror(rv));
+	bg->started = 1;
+	return ANC_OK;
+}
+
+/* Stop and free the drift thread; NULL and half-built are fine. */
+static void
+drift_stop(anc_db *db)
+{
+	struct drift_bg *bg = db->dbg;
+	if (bg == NULL)
+		return;
+	if (bg->started) {
+		must(pthread_mutex_lock(&bg->mu), "drift lock");
+		bg->stop = 1;
+		pthread_cond_signal(&bg->cv);
+		must(pthread_mutex_unlock(&bg->mu), "drift unlock");
+		pthread_join(bg->thr, NULL);
+	}
+	if (bg->cv_ok)
+		pthread_cond_destroy(&bg->cv);
+	if (bg->mu_ok)
+		pthread_mutex_destroy(&bg->mu);
+	free(bg);
+	db->dbg = NULL;
+}
+
+/* The tracked contract behind (collection, ref). */
+static int
+drift_lookup(anc_db *db, const char *collection, const char *ref,
+             coll_ent **ce, contract_ent **e, anc_error *err)
+{
+	int rv;
+	if (db == NULL)
+		return anc_error_set(err, ANC_EINVAL, "drift: db is NULL");
+	if (db->opt.drift_off)
+		return anc_error_set(err, ANC_EUNSUPPORTED,
+		                     "drift: tracking is off on this server");
+	if ((rv = coll_lookup(db, collection, ce, err)) != ANC_OK ||
+	    (rv = contract_lookup(db, *ce, ref, e, err)) != ANC_OK)
+		return rv;
+	if ((*e)->dr == NULL || (*e)->vx == NULL)
+		return anc_error_set(err, ANC_EINVAL,
+		                     "collection '%s': contract %s is retired: it "
+		                     "has no index and no drift statistics",
+		                     collection, (*e)->idstr);
+	return ANC_OK;
+}
+
+int
+anc_db_drift_report(anc_db *db, const char *collection,
+                    const char *contract_ref, int fresh,
+                    anc_drift_report *out, anc_error *err)
+{
+	coll_ent *ce;
+	contract_ent *e;
+	int rv;
+	if (out == NULL)
+		return anc_error_set(err, ANC_EINVAL, "drift: out is NULL");
+	if ((rv = drift_lookup(db, collection, contract_ref, &ce, &e, err)) !=
+	    ANC_OK)
+		return rv;
+	if (!fresh && anc_drift_last(e->dr, out))
+		return ANC_OK;
+	return drift_report_make(db, ce, e, out, err);
+}
+
+typedef struct {
+	anc_drift_report *v;
+	uint32_t n, cap;
+	const coll_ent *ce;
+	const contract_ent *e;
+} drift_hist;
+
+static int
+drift_hist_one(void *arg, const anc_drift_report *r, anc_error *err)
+{
+	drift_hist *h = arg;
+	if (h->n == h->cap) {
+		uint32_t nc = h->cap ? h->cap * 2 : 64;
+		anc_drift_report *p = realloc(h->v, nc * sizeof *p);
+		if (p == NULL)
+			return anc_error_set(err, ANC_ENOMEM,
+			                     "drift history: out of memory");
+		h->v = p;
+		h->cap = nc;
+	}
+	h->v[h->n] = *r;
+	snprintf(h->v[h->n].collection, sizeof h->v[h->n].collection, "%s",
+	         h->ce->sc.name);
+	memcpy(h->v[h->n].contract, h->e->idstr, sizeof h->e->idstr);
+	h->n++;
+	return ANC_OK;
+}
+
+int
+anc_db_drift_history(anc_db *db, const char *collection,
+                     const char *contract_ref, double since,
+                     anc_drift_report **out, uint32_t *n, anc_error *err)
+{
+	coll_ent *ce;
+	contract_ent *e;
+	MDB_txn *txn = NULL;
+	drift_hist h = {NULL, 0, 0, NULL, NULL};
+	int rv;
+	if (out == NULL || n == NULL)
+		return anc_error_set(err, ANC_EINVAL, "drift history: out is NULL");
+	*out = NULL;
+	*n = 0;
+	if ((rv = drift_lookup(db, collection, contract_ref, &ce, &e, err)) !=
+	    ANC_OK)
+		return rv;
+	h.ce = ce;
+	h.e = e;
+	if ((rv = store_txn_begin(db->st, 1, &txn, err)) == ANC_OK)
+		rv = store_drift_scan(db->st, txn, ce->sc.cid, e->id, since,
+		                      drift_hist_one, &h, err);
+	store_txn_abort(txn);
+	if (rv != ANC_OK) {
+		free(h.v);
+		return rv;
+	}
+	*out = h.v;
+	*n = h.n;
+	return ANC_OK;
+}
+
+int
+anc_db_drift_latest(anc_db *db, anc_drift_report **out, uint32_t *n,
+                    anc_error *err)
+{
+	drift_pair *p = NULL;
+	uint32_t np = 0, k = 0;
+	if (out == NULL || n == NULL || db == NULL)
+		return anc_error_set(err, ANC_EINVAL, "drift latest: NULL argument");
+	*out = NULL;
+	*n = 0;
+	if (db->opt.drift_off)
+		return ANC_OK;
+	if (drift_pairs(db, &p, &np) != ANC_OK ||
+	    (*out = malloc((np ? np : 1) * sizeof **out)) == NULL) {
+		free(p);
+		return anc_error_set(err, ANC_ENOMEM, "drift latest: out of memory");
+	}
+	for (uint32_t i = 0; i < np; i++)
+		if (anc_drift_last(p[i].e->dr, &(*out)[k]))
+			k++;
+	free(p);
+	*n = k;
+	return ANC_OK;
+}
+
+int
+anc_db_drift_configure(anc_db *db, const char *collection,
+                       const char *contract_ref, const anc_drift_config *cfg,
+                       anc_error *err)
+{
+	coll_ent *ce;
+	contract_ent *e;
+	int rv;
+	if ((rv = drift_lookup(db, collection, contract_ref, &ce, &e, err)) !=
+	    ANC_OK)
+		return rv;
+	if ((rv = anc_drift_configure(e->dr, cfg, err)) != ANC_OK)
+		anc_error_wrap(err, "collection '%s': contract %s", collection,
+		               e->idstr);
+	return rv;
 }

@@ -24,6 +24,7 @@
 struct store {
 	MDB_env *env;
 	MDB_dbi meta, colls, contracts, passages, vectors, labels;
+	MDB_dbi drift; /* drift report history (store.h) */
 	uint64_t map_size;
 };
 
@@ -172,7 +173,7 @@ store_open(const char *dir, uint64_t map_size, int nosync, store **out,
 		rv = mdb_fail(err, rc, "env_create");
 		goto fail;
 	}
-	if ((rc = mdb_env_set_maxdbs(st->env, 8)) != 0 ||
+	if ((rc = mdb_env_set_maxdbs(st->env, 16)) != 0 ||
 	    (rc = mdb_env_set_maxreaders(st->env, 1024)) != 0 ||
 	    (rc = mdb_env_set_mapsize(st->env, (size_t)map_size)) != 0) {
 		rv = mdb_fail(err, rc, "env_set");
@@ -207,7 +208,8 @@ store_open(const char *dir, uint64_t map_size, int nosync, store **out,
 	    (rc = mdb_dbi_open(txn, "passages", MDB_CREATE, &st->passages)) !=
 	        0 ||
 	    (rc = mdb_dbi_open(txn, "vectors", MDB_CREATE, &st->vectors)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "labels", MDB_CREATE, &st->labels)) != 0) {
+	    (rc = mdb_dbi_open(txn, "labels", MDB_CREATE, &st->labels)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "drift", MDB_CREATE, &st->drift)) != 0) {
 		rv = mdb_fail(err, rc, "dbi_open");
 		goto fail;
 	}
@@ -501,7 +503,8 @@ store_contract_put(store *st, MDB_txn *txn, const store_contract *c,
 	const char *s[4] = {c->c.name, c->c.model, c->c.revision,
 	                    c->c.preprocess};
 	uint8_t key[4 + ANC_CONTRACT_ID_RAW];
-	size_t len = 4 + 4 * 8 + 8, sl[4];
+	size_t len = 4 + 7 * 4 + 8, sl[4];
+	size_t vbytes = (size_t)c->c.dim * sizeof(float);
 	uint8_t *buf;
 	int rv;
 
@@ -509,6 +512,9 @@ store_contract_put(store *st, MDB_txn *txn, const store_contract *c,
 		sl[i] = strlen(s[i]);
 		len += 4 + sl[i];
 	}
+	len += 8 + 4 + 4 + 4;
+	for (uint32_t i = 0; i < c->ncanaries; i++)
+		len += 4 + strlen(c->canary_text[i]) + vbytes;
 	if ((buf = malloc(len)) == NULL)
 		return anc_error_set(err, ANC_ENOMEM, "contract: out of memory");
 	wr w = {buf};
@@ -526,6 +532,16 @@ store_contract_put(store *st, MDB_txn *txn, const store_contract *c,
 		wr_u32(&w, (uint32_t)sl[i]);
 		wr_bytes(&w, s[i], sl[i]);
 	}
+	wr_u64(&w, c->checked_at);
+	wr_u32(&w, (uint32_t)c->check_pass);
+	wr_bytes(&w, &c->check_min_cosine, sizeof(float));
+	wr_u32(&w, c->ncanaries);
+	for (uint32_t i = 0; i < c->ncanaries; i++) {
+		size_t tl = strlen(c->canary_text[i]);
+		wr_u32(&w, (uint32_t)tl);
+		wr_bytes(&w, c->canary_text[i], tl);
+		wr_bytes(&w, c->canary_vecs + (size_t)i * c->c.dim, vbytes);
+	}
 	be32(key, c->cid);
 	memcpy(key + 4, c->id, ANC_CONTRACT_ID_RAW);
 	rv = put(st, txn, st->contracts, key, sizeof key, buf, len, "contract",
@@ -539,6 +555,57 @@ typedef struct {
 	void *arg;
 } contract_scan_arg;
 
+/* Bytes of the fixed part of the optional tail. */
+#define CONTRACT_TAIL_FIXED (8 + 4 + 4 + 4)
+
+/* The optional tail of a contract value: last check and canaries. A value
+ * written before canaries existed has none: it ends after the strings, or
+ * 4 bytes later (that version sized its buffer 4 bytes too long and left
+ * them unwritten), so anything shorter than the fixed tail means none.
+ * On failure whatever was allocated stays in *c for the caller to free. */
+static int
+contract_tail_decode(rd *r, store_contract *c, anc_error *err)
+{
+	size_t vbytes = (size_t)c->c.dim * sizeof(float);
+
+	if (r->n < CONTRACT_TAIL_FIXED)
+		return ANC_OK;
+	c->checked_at = rd_u64(r);
+	c->check_pass = rd_u32(r) != 0;
+	rd_bytes(r, &c->check_min_cosine, sizeof(float));
+	c->ncanaries = rd_u32(r);
+	if (r->bad || c->ncanaries > ANC_CANARY_MAX)
+		goto bad;
+	if (c->ncanaries == 0)
+		return ANC_OK;
+	c->canary_text = calloc(c->ncanaries, sizeof *c->canary_text);
+	c->canary_vecs = malloc(c->ncanaries * vbytes);
+	if (c->canary_text == NULL || c->canary_vecs == NULL)
+		return anc_error_set(err, ANC_ENOMEM,
+		                     "lmdb contracts: out of memory for %u "
+		                     "canaries",
+		                     c->ncanaries);
+	for (uint32_t i = 0; i < c->ncanaries; i++) {
+		uint32_t n = rd_u32(r);
+		const uint8_t *p = rd_span(r, n);
+		if (p == NULL || n > ANC_CANARY_TEXT_MAX)
+			goto bad;
+		if ((c->canary_text[i] = malloc(n + 1)) == NULL)
+			return anc_error_set(err, ANC_ENOMEM,
+			                     "lmdb contracts: out of memory");
+		memcpy(c->canary_text[i], p, n);
+		c->canary_text[i][n] = '\0';
+		rd_bytes(r, (uint8_t *)c->canary_vecs + i * vbytes, vbytes);
+	}
+	if (!r->bad)
+		return ANC_OK;
+bad:
+	return anc_error_set(err, ANC_EMALFORMED,
+	                     "lmdb contracts: bad canary section in collection "
+	                     "#%u",
+	                     c->cid);
+}
+
 static int
 contract_scan_one(void *arg, const MDB_val *k, const MDB_val *v,
                   anc_error *err)
@@ -547,6 +614,7 @@ contract_scan_one(void *arg, const MDB_val *k, const MDB_val *v,
 	store_contract c;
 	char *s[4];
 	uint8_t b[4];
+	int rv;
 	rd r = {v->mv_data, v->mv_size, 0};
 	const uint8_t *kp = k->mv_data;
 
@@ -586,7 +654,13 @@ contract_scan_one(void *arg, const MDB_val *k, const MDB_val *v,
 		return anc_error_set(err, ANC_EMALFORMED,
 		                     "lmdb contracts: bad value in collection #%u",
 		                     c.cid);
-	return a->cb(a->arg, &c, err);
+	if ((rv = contract_tail_decode(&r, &c, err)) == ANC_OK)
+		rv = a->cb(a->arg, &c, err);
+	for (uint32_t i = 0; c.canary_text != NULL && i < c.ncanaries; i++)
+		free(c.canary_text[i]);
+	free(c.canary_text);
+	free(c.canary_vecs);
+	return rv;
 }
 
 int
@@ -951,4 +1025,181 @@ store_label_scan(store *st, MDB_txn *txn, uint32_t cid,
 	label_key(start, cid, id, after + 1);
 	return scan(txn, st->labels, start, 4 + ANC_CONTRACT_ID_RAW, start,
 	            sizeof start, label_scan_one, &a, "labels", err);
+}
+
+/* ---- drift history ------------------------------------------------------------ */
+
+#define DKEY (4 + ANC_CONTRACT_ID_RAW + 8)
+#define DRIFT_FMT 1u
+
+static void
+drift_key(uint8_t *k, uint32_t cid, const uint8_t id[ANC_CONTRACT_ID_RAW],
+          uint64_t usec)
+{
+	be32(k, cid);
+	memcpy(k + 4, id, ANC_CONTRACT_ID_RAW);
+	be64(k + 4 + ANC_CONTRACT_ID_RAW, usec);
+}
+
+static void
+wr_f64(wr *w, double v)
+{
+	wr_bytes(w, &v, sizeof v);
+}
+
+static double
+rd_f64(rd *r)
+{
+	double v;
+	rd_bytes(r, &v, sizeof v);
+	return v;
+}
+
+/* Value: u8 fmt, u8 status, u8 nstats, u8 0, u32 nfired, u32
+ * reference_sample, u32 reference_scores, u32 window, u32 window_flagged,
+ * u64 reference_count, queries_seen, queries_flagged, writes_seen, f64
+ * time, compute_seconds, write_centroid_distance, then per statistic f64
+ * value, threshold, detail, u8 fired, u8 computed. */
+#define DVAL (4 + 5 * 4 + 4 * 8 + 3 * 8 + ANC_DRIFT_NSTATS * (3 * 8 + 2))
+
+int
+store_drift_put(store *st, MDB_txn *txn, uint32_t cid,
+                const uint8_t id[ANC_CONTRACT_ID_RAW],
+                const anc_drift_report *r, uint32_t keep, anc_error *err)
+{
+	uint8_t k[DKEY], v[DVAL], hdr[4] = {DRIFT_FMT, 0, ANC_DRIFT_NSTATS, 0};
+	wr w = {v};
+	MDB_cursor *cur = NULL;
+	MDB_val mk, mv;
+	uint64_t n = 0;
+	int rc, rv;
+
+	hdr[1] = (uint8_t)r->status;
+	wr_bytes(&w, hdr, 4);
+	wr_u32(&w, r->nfired);
+	wr_u32(&w, r->reference_sample);
+	wr_u32(&w, r->reference_scores);
+	wr_u32(&w, r->window);
+	wr_u32(&w, r->window_flagged);
+	wr_u64(&w, r->reference_count);
+	wr_u64(&w, r->queries_seen);
+	wr_u64(&w, r->queries_flagged);
+	wr_u64(&w, r->writes_seen);
+	wr_f64(&w, r->time);
+	wr_f64(&w, r->compute_seconds);
+	wr_f64(&w, r->write_centroid_distance);
+	for (int i = 0; i < ANC_DRIFT_NSTATS; i++) {
+		uint8_t f[2] = {(uint8_t)(r->stats[i].fired != 0),
+		                (uint8_t)(r->stats[i].computed != 0)};
+		wr_f64(&w, r->stats[i].value);
+		wr_f64(&w, r->stats[i].threshold);
+		wr_f64(&w, r->stats[i].detail);
+		wr_bytes(&w, f, 2);
+	}
+	drift_key(k, cid, id, r->time > 0 ? (uint64_t)(r->time * 1e6) : 0);
+	if ((rv = put(st, txn, st->drift, k, sizeof k, v, sizeof v, "drift",
+	              err)) != ANC_OK)
+		return rv;
+	if (keep == 0)
+		return ANC_OK;
+	/* Bound the history: count this contract's entries from the newest
+	 * down and delete what lies beyond keep. */
+	if ((rc = mdb_cursor_open(txn, st->drift, &cur)) != 0)
+		return mdb_fail(err, rc, "drift cursor_open");
+	drift_key(k, cid, id, UINT64_MAX);
+	mk.mv_size = sizeof k;
+	mk.mv_data = k;
+	rc = mdb_cursor_get(cur, &mk, &mv, MDB_SET_RANGE);
+	if (rc == MDB_NOTFOUND)
+		rc = mdb_cursor_get(cur, &mk, &mv, MDB_LAST);
+	else if (rc == 0)
+		rc = mdb_cursor_get(cur, &mk, &mv, MDB_PREV);
+	rv = ANC_OK;
+	while (rc == 0) {
+		if (mk.mv_size != DKEY || memcmp(mk.mv_data, k, 4 +
+		                                 ANC_CONTRACT_ID_RAW) != 0)
+			break;
+		if (++n > keep) {
+			if ((rc = mdb_cursor_del(cur, 0)) != 0) {
+				rv = mdb_fail(err, rc, "drift trim");
+				break;
+			}
+		}
+		rc = mdb_cursor_get(cur, &mk, &mv, MDB_PREV);
+	}
+	if (rv == ANC_OK && rc != 0 && rc != MDB_NOTFOUND)
+		rv = mdb_fail(err, rc, "drift scan");
+	mdb_cursor_close(cur);
+	return rv;
+}
+
+typedef struct {
+	int (*cb)(void *arg, const anc_drift_report *r, anc_error *err);
+	void *arg;
+	uint64_t since_usec;
+} drift_scan_arg;
+
+static int
+drift_scan_one(void *arg, const MDB_val *k, const MDB_val *v, anc_error *err)
+{
+	drift_scan_arg *a = arg;
+	anc_drift_report r;
+	rd x = {v->mv_data, v->mv_size, 0};
+	uint8_t hdr[4];
+
+	if (k->mv_size != DKEY)
+		return anc_error_set(err, ANC_EMALFORMED,
+		                     "lmdb drift: key of %zu bytes", k->mv_size);
+	memset(&r, 0, sizeof r);
+	rd_bytes(&x, hdr, 4);
+	if (!x.bad && (hdr[0] != DRIFT_FMT || hdr[2] != ANC_DRIFT_NSTATS))
+		return anc_error_set(err, ANC_EMALFORMED,
+		                     "lmdb drift: format %u with %u statistics, "
+		                     "expected %u with %d",
+		                     hdr[0], hdr[2], DRIFT_FMT, ANC_DRIFT_NSTATS);
+	r.status = hdr[1];
+	r.nfired = rd_u32(&x);
+	r.reference_sample = rd_u32(&x);
+	r.reference_scores = rd_u32(&x);
+	r.window = rd_u32(&x);
+	r.window_flagged = rd_u32(&x);
+	r.reference_count = rd_u64(&x);
+	r.queries_seen = rd_u64(&x);
+	r.queries_flagged = rd_u64(&x);
+	r.writes_seen = rd_u64(&x);
+	r.time = rd_f64(&x);
+	r.compute_seconds = rd_f64(&x);
+	r.write_centroid_distance = rd_f64(&x);
+	for (int i = 0; i < ANC_DRIFT_NSTATS; i++) {
+		uint8_t f[2];
+		r.stats[i].value = rd_f64(&x);
+		r.stats[i].threshold = rd_f64(&x);
+		r.stats[i].detail = rd_f64(&x);
+		rd_bytes(&x, f, 2);
+		r.stats[i].fired = f[0];
+		r.stats[i].computed = f[1];
+	}
+	if (x.bad || x.n != 0 || r.status > ANC_DRIFT_INSUFFICIENT)
+		return anc_error_set(err, ANC_EMALFORMED,
+		                     "lmdb drift: value of %zu bytes does not "
+		                     "decode",
+		                     v->mv_size);
+	if (rd_be64((const uint8_t *)k->mv_data + 4 + ANC_CONTRACT_ID_RAW) <
+	    a->since_usec)
+		return ANC_OK;
+	return a->cb(a->arg, &r, err);
+}
+
+int
+store_drift_scan(store *st, MDB_txn *txn, uint32_t cid,
+                 const uint8_t id[ANC_CONTRACT_ID_RAW], double since,
+                 int (*cb)(void *arg, const anc_drift_report *r,
+                           anc_error *err),
+                 void *arg, anc_error *err)
+{
+	uint8_t start[DKEY];
+	drift_scan_arg a = {cb, arg, since > 0 ? (uint64_t)(since * 1e6) : 0};
+	drift_key(start, cid, id, a.since_usec);
+	return scan(txn, st->drift, start, 4 + ANC_CONTRACT_ID_RAW, start,
+	            sizeof start, drift_scan_one, &a, "drift", err);
 }

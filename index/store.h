@@ -15,7 +15,11 @@
  *                              u32 metric, u32 normalize, u32 kind, u32 m,
  *                              u32 efc, u32 efs, u64 created_seq,
  *                              4 x (u32 len, bytes) name model revision
- *                              preprocess}
+ *                              preprocess,
+ *                              then, optional (older records end here):
+ *                              u64 checked_at, u32 check_pass,
+ *                              f32 check_min_cosine, u32 ncanaries,
+ *                              ncanaries x (u32 len, text, f32[dim])}
  *   passages     cid(4) anchor(16) -> {u8 fmt, u8 deleted, u16 0,
  *                              u32 source_len, u32 chunk_len, u32 text_len,
  *                              u32 meta_len, u64 revision, u64 seq,
@@ -95,6 +99,17 @@ typedef struct store_contract {
 	anc_contract c;
 	int state;
 	uint64_t created_seq;
+	/* Last canary check (checked_at 0: never). */
+	uint64_t checked_at;
+	int check_pass;
+	float check_min_cosine;
+	/* Canary probes: ncanaries texts (NUL-terminated) and ncanaries * dim
+	 * floats. Borrowed by store_contract_put; in a scan callback they are
+	 * malloc'd by the store and freed after the callback returns (copy
+	 * what you keep). */
+	uint32_t ncanaries;
+	char **canary_text;
+	float *canary_vecs;
 } store_contract;
 
 int store_contract_put(store *st, MDB_txn *txn, const store_contract *c,
@@ -178,6 +193,23 @@ int store_label_scan(store *st, MDB_txn *txn, uint32_t cid,
                      const uint8_t id[ANC_CONTRACT_ID_RAW], uint64_t after,
                      int (*cb)(void *arg, uint64_t label,
                                const uint8_t *anchor, anc_error *err),
+                     void *arg, anc_error *err);
+
+/* ---- drift history ---- */
+/* drift  cid(4) id(8) usec_be(8) -> a drift report (fixed layout, see
+ *        store.c), keyed by the report's time in microseconds.
+ * Put a report, then delete this contract's oldest entries beyond keep
+ * (0: keep everything). */
+int store_drift_put(store *st, MDB_txn *txn, uint32_t cid,
+                    const uint8_t id[ANC_CONTRACT_ID_RAW],
+                    const anc_drift_report *r, uint32_t keep,
+                    anc_error *err);
+/* Reports of a contract no older than since (Unix seconds; 0: all), oldest
+ * first. collection and contract are left empty for the caller. */
+int store_drift_scan(store *st, MDB_txn *txn, uint32_t cid,
+                     const uint8_t id[ANC_CONTRACT_ID_RAW], double since,
+                     int (*cb)(void *arg, const anc_drift_report *r,
+                               anc_error *err),
                      void *arg, anc_error *err);
 
 #endif /* ANC_STORE_H */

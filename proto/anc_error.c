@@ -36,6 +36,10 @@ static const struct {
 	[ANC_ERETIRED] = {"CONTRACT_RETIRED", "contract retired"},
 	[ANC_EPRECONDITION] = {"FAILED_PRECONDITION",
 	                       "operation not allowed in the current state"},
+	[ANC_EUNAUTHENTICATED] = {"UNAUTHENTICATED",
+	                          "missing or invalid API key"},
+	[ANC_EPERMISSION] = {"PERMISSION_DENIED",
+	                     "the API key's role does not allow it"},
 };
 
 const char *

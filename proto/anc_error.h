@@ -51,7 +51,9 @@ typedef enum {
 	ANC_EUNAVAILABLE = 20, /* UNAVAILABLE: shutting down / not ready */
 	ANC_ERETIRED = 21,     /* CONTRACT_RETIRED: the contract was retired */
 	ANC_EPRECONDITION = 22, /* FAILED_PRECONDITION: state forbids it now */
-	ANC_ECODE_MAX = 23
+	ANC_EUNAUTHENTICATED = 23, /* UNAUTHENTICATED: missing or bad key */
+	ANC_EPERMISSION = 24,  /* PERMISSION_DENIED: the key's role is too weak */
+	ANC_ECODE_MAX = 25
 } anc_code;
 
 #define ANC_ERRMSG_MAX 512

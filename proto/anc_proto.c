@@ -38,6 +38,7 @@ static const char *const op_names[ANC_OP__COUNT] = {
 	[ANC_OP_CONTRACT_PROMOTE] = "contract_promote",
 	[ANC_OP_CONTRACT_RETIRE] = "contract_retire",
 	[ANC_OP_CONTRACT_CHECK] = "contract_check",
+	[ANC_OP_DRIFT] = "drift",
 };
 
 const char *
@@ -618,6 +619,8 @@ dec_body(const mpk_dec *d, const msgpack_object *body, anc_req *req)
 		return dec_anchors(d, body, &req->u.resolve);
 	case ANC_OP_DELETE:
 		return dec_anchors(d, body, &req->u.del);
+	case ANC_OP_DRIFT:
+		return pr_drift_req_decode(d, body, &req->u.drift);
 	default:
 		return anc_error_set(d->err, ANC_EINTERNAL,
 		    "op %d has no decoder", (int)req->op);
@@ -695,6 +698,9 @@ anc_req_decode(const void *buf, size_t len, const anc_limits *lim,
 		goto leave;
 	}
 	req->op = (anc_op)op;
+	if ((rv = mpk_get_str(&d, root, "", "auth", 0, ANC_AUTH_MAX, ANC_EINVAL,
+	         &req->auth, NULL)) != ANC_OK)
+		goto leave;
 	/* ping and info carry nothing: their body may be left out. */
 	if ((rv = mpk_get_map(&d, root, "", "body",
 	         op != ANC_OP_PING && op != ANC_OP_INFO, &body, &present)))
@@ -972,6 +978,8 @@ enc_body(mpk_w *w, const anc_req *req, anc_error *err)
 		return enc_anchors(w, &req->u.resolve, err);
 	case ANC_OP_DELETE:
 		return enc_anchors(w, &req->u.del, err);
+	case ANC_OP_DRIFT:
+		return pr_drift_req_encode(w, &req->u.drift, err);
 	default:
 		return anc_error_set(err, ANC_EINVAL,
 		    "op: %d is not an operation", (int)req->op);
@@ -993,10 +1001,16 @@ anc_req_encode(const anc_req *req, anc_buf *out, anc_error *err)
 		    "op: %d is not an operation", (int)req->op);
 	start = out->len;
 	mpk_w_init(&w, out);
-	mpk_w_map(&w, 4);
+	if (req->auth != NULL && (req->auth[0] == '\0' ||
+	                          strlen(req->auth) > ANC_AUTH_MAX))
+		return anc_error_set(err, ANC_EINVAL,
+		    "auth: the API key must be 1..%d bytes", ANC_AUTH_MAX);
+	mpk_w_map(&w, req->auth != NULL ? 5 : 4);
 	mpk_w_kuint(&w, "v", ANC_PROTO_VERSION);
 	mpk_w_kstr(&w, "op", anc_op_name(req->op));
 	mpk_w_kuint(&w, "id", req->id);
+	if (req->auth != NULL)
+		mpk_w_kstr(&w, "auth", req->auth);
 	mpk_w_key(&w, "body");
 	if ((rv = enc_body(&w, req, err)) == ANC_OK && w.oom)
 		rv = anc_error_set(err, ANC_ENOMEM,

@@ -40,6 +40,7 @@ extern "C" {
 #endif
 
 #define ANC_PROTO_VERSION 1
+#define ANC_AUTH_MAX 256 /* bytes of an API key */
 
 typedef enum {
 	ANC_OP_PING = 0,
@@ -53,6 +54,7 @@ typedef enum {
 	ANC_OP_CONTRACT_PROMOTE,
 	ANC_OP_CONTRACT_RETIRE,
 	ANC_OP_CONTRACT_CHECK,
+	ANC_OP_DRIFT,    /* drift report of one contract (issue 4) */
 	ANC_OP__COUNT
 } anc_op;
 
@@ -145,6 +147,15 @@ typedef struct anc_req_check { /* contract_check */
 	uint32_t dim;
 } anc_req_check;
 
+/* drift: {"collection", "contract"?, "fresh"?}. fresh 1 computes a new
+ * report now (and records it in the history); 0 returns the latest one,
+ * computing it only when there is none yet. */
+typedef struct anc_req_drift {
+	const char *collection;
+	const char *contract; /* "" for the default */
+	int fresh;
+} anc_req_drift;
+
 typedef struct anc_req {
 	uint64_t id;
 	anc_op op;
@@ -166,7 +177,10 @@ typedef struct anc_req {
 		anc_req_query query;
 		anc_req_anchors resolve;
 		anc_req_anchors del;
+		anc_req_drift drift;
 	} u;
+	const char *auth; /* envelope "auth": the API key, or NULL (at most
+	                     ANC_AUTH_MAX bytes; never logged or echoed) */
 	void *arena_; /* private */
 } anc_req;
 
@@ -222,6 +236,7 @@ typedef struct anc_resp {
 		/* contract_check: {"contract", "results":[{probe, cosine,
 		 * pass}], "threshold", "min_cosine", "pass", "checked_at"} */
 		anc_check_result check;
+		anc_drift_report drift; /* body {"report": {...}} */
 	} u;
 	void *arena_; /* private */
 } anc_resp;

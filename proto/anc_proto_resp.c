@@ -161,7 +161,9 @@ enc_body(mpk_w *w, const anc_resp *r, anc_error *err)
 				return anc_error_set(err, ANC_EINVAL,
 				    "body.results[%u].hits: NULL with %u "
 				    "entries", i, l->nhits);
-			mpk_w_map(w, 1);
+			mpk_w_map(w, 3);
+			mpk_w_kbool(w, "drift", l->drift_flag);
+			mpk_w_kfloat(w, "drift_score", l->drift_score);
 			mpk_w_key(w, "hits");
 			mpk_w_array(w, l->nhits);
 			for (uint32_t j = 0; j < l->nhits; j++) {
@@ -285,6 +287,8 @@ enc_body(mpk_w *w, const anc_resp *r, anc_error *err)
 		}
 		mpk_w_kuint(w, "seq", r->u.del.seq);
 		return ANC_OK;
+	case ANC_OP_DRIFT:
+		return pr_drift_resp_encode(w, &r->u.drift, err);
 	default:
 		return anc_error_set(err, ANC_EINVAL,
 		    "op: %d is not an operation", (int)r->op);
@@ -590,6 +594,12 @@ dec_query(const mpk_dec *d, const msgpack_object *body, anc_resp *resp)
 			    "%s: %llu hits in all, over the limit max_hits=%u", q,
 			    (unsigned long long)total, d->lim->max_hits);
 		l->nhits = hits->size;
+		/* per-query drift flag: optional, for servers before it */
+		if ((rv = mpk_get_bool(d, o, p, "drift", 0, &l->drift_flag,
+		         NULL)) ||
+		    (rv = mpk_get_float(d, o, p, "drift_score", 0,
+		         &l->drift_score, NULL)))
+			return rv;
 		if (hits->size > 0 &&
 		    (l->hits = arr_alloc(d, hits->size, sizeof(anc_hit), q,
 		         &rv)) == NULL)
@@ -773,6 +783,8 @@ dec_body(const mpk_dec *d, const msgpack_object *body, anc_resp *resp)
 				return rv;
 		}
 		return ANC_OK;
+	case ANC_OP_DRIFT:
+		return pr_drift_resp_decode(d, body, &resp->u.drift);
 	default:
 		return anc_error_set(d->err, ANC_EINTERNAL,
 		    "op %d has no decoder", (int)resp->op);

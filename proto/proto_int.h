@@ -40,4 +40,13 @@ int pr_str_check(const char *s, const char *path, size_t max, int required,
  * unknown. */
 int pr_name_parse(const char *(*name)(int), int n, const char *s);
 
+/* The drift op (drift_wire.c). */
+int pr_drift_req_decode(const mpk_dec *d, const msgpack_object *body,
+                        anc_req_drift *q);
+int pr_drift_req_encode(mpk_w *w, const anc_req_drift *q, anc_error *err);
+int pr_drift_resp_encode(mpk_w *w, const anc_drift_report *r,
+                         anc_error *err);
+int pr_drift_resp_decode(const mpk_dec *d, const msgpack_object *body,
+                         anc_drift_report *r);
+
 #endif /* ANC_PROTO_INT_H */

@@ -6,7 +6,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config
       libfaiss-dev libopenblas-dev liblmdb-dev libnng-dev libmsgpack-dev
-      libcriterion-dev libjansson-dev libssl-dev zlib1g-dev)
+      libcriterion-dev libjansson-dev libssl-dev zlib1g-dev openssl)
 
 missing=()
 for p in "${pkgs[@]}"; do

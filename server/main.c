@@ -1,11 +1,17 @@
 /*
  * main.c — anchorage-server: command line, signals, start and stop.
  *
- * SIGINT and SIGTERM are blocked in every thread and taken synchronously by
- * main with sigwait, so shutdown runs on an ordinary thread: no work in a
- * signal handler.
+ * SIGINT and SIGTERM: the handler only writes the signal number to a pipe
+ * (async-signal-safe), and main, blocked reading that pipe, runs the
+ * shutdown on an ordinary thread. Blocking the signals and using sigwait
+ * would not do: OpenBLAS starts its thread pool from a library constructor,
+ * before main can block anything, and a process-directed signal may land on
+ * one of those threads and kill the process with the default action. A
+ * handler runs on whichever thread receives the signal.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -14,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "srv_http.h"
 #include "srv_server.h"
 
 #define DEFAULT_DATA "./var/anchorage"
@@ -28,23 +35,121 @@ usage(FILE *f)
 "Serve an Anchorage vector store over nng REQ/REP.\n"
 "\n"
 "options:\n"
+"  --config FILE         JSON file with API keys, TLS and limits (see\n"
+"                        README, \"Durability and security\")\n"
 "  --data DIR            data directory (default " DEFAULT_DATA ")\n"
 "  --listen URL          listen on URL; repeatable: tcp://HOST:PORT,\n"
 "                        ipc:///path (default " DEFAULT_LISTEN ")\n"
 "  --workers N           worker threads (default 2 x CPUs, at least 4)\n"
 "  --max-message BYTES   largest request accepted (default 64 MiB)\n"
 "  --max-k N             largest k of a query (default 1000)\n"
+"  --max-connections N   open connections at once (default 1024)\n"
 "  --map-size BYTES      LMDB map size (default 64 GiB, sparse)\n"
 "  --snapshot-every N    snapshot an index after N added vectors\n"
 "                        (default 100000; 0 = only at shutdown)\n"
 "  --nosync              do not fsync commits (benchmarks only: an\n"
 "                        acknowledged write may be lost on power failure)\n"
 "  --quiet               only errors on stderr\n"
+"  --http ADDR           HTTP listener for /metrics, /healthz, /readyz,\n"
+"                        /api/v1/drift and the status page at /\n"
+"                        (default 127.0.0.1:7701; \"off\" to disable; a\n"
+"                        busy default port is a warning, not an error)\n"
+"  --drift-window N      query vectors per contract in the drift window\n"
+"                        (default 1024)\n"
+"  --drift-interval S    seconds between background drift reports\n"
+"                        (default 60)\n"
+"  --drift-history N     drift reports kept per contract (default 1440)\n"
+"  --drift-off           no drift tracking (benchmarks)\n"
 "  --help                this text\n"
 "  --version             print the version\n"
+"  --gen-key ID ROLE     make a new API key with role read, write or\n"
+"                        admin: prints the key once, and the entry to put\n"
+"                        in the --config file's \"keys\" (the server keeps\n"
+"                        only the salted hash)\n"
+"\n"
+"Without API keys the server accepts only loopback and ipc:// listeners.\n"
 "\n"
 "SIGINT/SIGTERM: stop accepting, answer in-flight requests, snapshot the\n"
 "indexes, exit 0.\n");
+}
+
+/* --gen-key ID ROLE: print a new key and its config entry. */
+static int
+gen_key(const char *id, int nrest, char **rest)
+{
+	char key[64], salt[33], hash[65];
+	anc_error err;
+	anc_auth *probe = NULL;
+
+	anc_error_clear(&err);
+	if (nrest != 1) {
+		fprintf(stderr, "anchorage-server: error: --gen-key ID ROLE: "
+		        "expected one ROLE (read, write or admin) after the "
+		        "ID\n");
+		return 2;
+	}
+	/* Validate id and role exactly as the config loader will. */
+	if (anc_auth_keygen(key, salt, hash, &err) != ANC_OK ||
+	    anc_auth_create(&probe, &err) != ANC_OK ||
+	    anc_auth_add(probe, id, rest[0], salt, hash, &err) != ANC_OK) {
+		anc_auth_free(probe);
+		fprintf(stderr, "anchorage-server: error: %s: %s\n",
+		        anc_errname(err.code), err.msg);
+		return 2;
+	}
+	anc_auth_free(probe);
+	printf("API key (give it to the client; it is not stored anywhere):\n"
+	       "  %s\n"
+	       "Entry for the \"keys\" array of the --config file:\n"
+	       "  {\"id\": \"%s\", \"role\": \"%s\", \"salt\": \"%s\", "
+	       "\"sha256\": \"%s\"}\n", key, id, rest[0], salt, hash);
+	return 0;
+}
+
+static int stop_pipe[2] = {-1, -1};
+
+static void
+on_stop_signal(int sig)
+{
+	int saved = errno;
+	unsigned char b = (unsigned char)sig;
+	/* A full pipe means a stop is already pending: nothing to add. */
+	(void)!write(stop_pipe[1], &b, 1);
+	errno = saved;
+}
+
+static int
+install_stop_handlers(void)
+{
+	struct sigaction sa;
+	if (pipe(stop_pipe) != 0 ||
+	    fcntl(stop_pipe[0], F_SETFD, FD_CLOEXEC) != 0 ||
+	    fcntl(stop_pipe[1], F_SETFD, FD_CLOEXEC) != 0 ||
+	    fcntl(stop_pipe[1], F_SETFL, O_NONBLOCK) != 0)
+		return -1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	if (sigaction(SIGINT, &sa, NULL) != 0 ||
+	    sigaction(SIGTERM, &sa, NULL) != 0)
+		return -1;
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+static int
+wait_stop_signal(void)
+{
+	unsigned char b = 0;
+	for (;;) {
+		ssize_t n = read(stop_pipe[0], &b, 1);
+		if (n == 1)
+			return b;
+		if (n < 0 && errno == EINTR)
+			continue;
+		return SIGTERM; /* cannot happen: treat as a stop */
+	}
 }
 
 static int
@@ -69,9 +174,13 @@ parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi,
 int
 main(int argc, char **argv)
 {
-	enum { O_DATA = 256, O_LISTEN, O_WORKERS, O_MAXMSG, O_MAXK, O_MAP,
-	       O_SNAP, O_NOSYNC, O_QUIET, O_HELP, O_VERSION };
+	enum { O_CONFIG = 200, O_MAXCONN, O_GENKEY, O_DATA = 256, O_LISTEN, O_WORKERS, O_MAXMSG, O_MAXK, O_MAP,
+	       O_SNAP, O_NOSYNC, O_QUIET, O_HELP, O_VERSION, O_HTTP = 300,
+	       O_DWIN, O_DINT, O_DHIST, O_DOFF };
 	static const struct option opts[] = {
+		{"config", required_argument, NULL, O_CONFIG},
+		{"max-connections", required_argument, NULL, O_MAXCONN},
+		{"gen-key", required_argument, NULL, O_GENKEY},
 		{"data", required_argument, NULL, O_DATA},
 		{"listen", required_argument, NULL, O_LISTEN},
 		{"workers", required_argument, NULL, O_WORKERS},
@@ -81,6 +190,11 @@ main(int argc, char **argv)
 		{"snapshot-every", required_argument, NULL, O_SNAP},
 		{"nosync", no_argument, NULL, O_NOSYNC},
 		{"quiet", no_argument, NULL, O_QUIET},
+		{"http", required_argument, NULL, O_HTTP},
+		{"drift-window", required_argument, NULL, O_DWIN},
+		{"drift-interval", required_argument, NULL, O_DINT},
+		{"drift-history", required_argument, NULL, O_DHIST},
+		{"drift-off", no_argument, NULL, O_DOFF},
 		{"help", no_argument, NULL, O_HELP},
 		{"version", no_argument, NULL, O_VERSION},
 		{NULL, 0, NULL, 0},
@@ -88,12 +202,31 @@ main(int argc, char **argv)
 	anc_server_config cfg;
 	anc_server_config_default(&cfg);
 	cfg.data_dir = DEFAULT_DATA;
+	cfg.http = SRV_HTTP_DEFAULT;
+	cfg.http_optional = 1;
 	uint64_t v;
 	int c;
+	const char *config = NULL, *genkey = NULL;
+	uint32_t maxconn = 0;
+	anc_auth *auth = NULL;
+	char *strings = NULL;
+	int status = 1;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
+		case O_CONFIG:
+			config = optarg;
+			break;
+		case O_MAXCONN:
+			if (parse_u64("--max-connections", optarg, 1, 1000000,
+			              &v))
+				return 2;
+			maxconn = (uint32_t)v;
+			break;
+		case O_GENKEY:
+			genkey = optarg;
+			break;
 		case O_DATA:
 			cfg.data_dir = optarg;
 			break;
@@ -137,6 +270,28 @@ main(int argc, char **argv)
 		case O_NOSYNC:
 			cfg.db.nosync = 1;
 			break;
+		case O_HTTP:
+			cfg.http = optarg;
+			cfg.http_optional = 0;
+			break;
+		case O_DWIN:
+			if (parse_u64("--drift-window", optarg, 16, 65536, &v))
+				return 2;
+			cfg.db.drift_window = (uint32_t)v;
+			break;
+		case O_DINT:
+			if (parse_u64("--drift-interval", optarg, 1, 86400, &v))
+				return 2;
+			cfg.db.drift_interval = (uint32_t)v;
+			break;
+		case O_DHIST:
+			if (parse_u64("--drift-history", optarg, 1, 1000000, &v))
+				return 2;
+			cfg.db.drift_history = (uint32_t)v;
+			break;
+		case O_DOFF:
+			cfg.db.drift_off = 1;
+			break;
 		case O_QUIET:
 			cfg.quiet = 1;
 			cfg.db.quiet = 1;
@@ -154,32 +309,42 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (genkey != NULL)
+		return gen_key(genkey, argc - optind, argv + optind);
 	if (optind < argc) {
 		fprintf(stderr, "anchorage-server: error: unexpected argument "
 		        "'%s' (see --help)\n", argv[optind]);
 		return 2;
 	}
+	anc_error err;
+	anc_error_clear(&err);
+	if (config != NULL) {
+		/* Command-line --listen URLs come first; the file's follow. */
+		if (anc_server_config_load(&cfg, config, &auth, &strings, &err)
+		    != ANC_OK) {
+			fprintf(stderr, "anchorage-server: error: %s: %s\n",
+			        anc_errname(err.code), err.msg);
+			return 2;
+		}
+	}
+	if (maxconn != 0)
+		cfg.max_connections = maxconn;
 	if (cfg.nlisten == 0)
 		cfg.listen[cfg.nlisten++] = DEFAULT_LISTEN;
 
-	/* Block the stop signals before any thread exists, so that every
-	 * thread inherits the mask and only sigwait below takes them. */
-	sigset_t stop;
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &stop, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	if (install_stop_handlers() != 0) {
+		fprintf(stderr, "anchorage-server: error: INTERNAL: signal "
+		        "handlers: %s\n", strerror(errno));
+		goto leave;
+	}
 
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	anc_error err;
-	anc_error_clear(&err);
 	anc_server *srv;
 	if (anc_server_start(&cfg, &srv, &err) != ANC_OK) {
 		fprintf(stderr, "anchorage-server: error: %s: %s\n",
 		        anc_errname(err.code), err.msg);
-		return 1;
+		goto leave;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (!cfg.quiet) {
@@ -195,20 +360,34 @@ main(int argc, char **argv)
 		for (int i = 0; i < cfg.nlisten; i++)
 			fprintf(stderr, "anchorage-server: listening on %s\n",
 			        cfg.listen[i]);
+		if (anc_server_http_url(srv) != NULL)
+			fprintf(stderr, "anchorage-server: http on %s (status "
+			        "page, /metrics, /api/v1/drift)\n",
+			        anc_server_http_url(srv));
+		if (anc_auth_count(auth) == 0)
+			fprintf(stderr, "anchorage-server: no API keys "
+			        "configured: every client is trusted, so only "
+			        "loopback and ipc:// listeners are allowed\n");
+		else
+			fprintf(stderr, "anchorage-server: %u API keys "
+			        "configured: every request must carry one\n",
+			        anc_auth_count(auth));
 	}
 
-	int sig = 0;
-	while (sigwait(&stop, &sig) != 0)
-		;
+	int sig = wait_stop_signal();
 	if (!cfg.quiet)
 		fprintf(stderr, "anchorage-server: %s received, shutting "
 		        "down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	if (anc_server_stop(srv, &err) != ANC_OK) {
 		fprintf(stderr, "anchorage-server: error: shutdown: %s: %s\n",
 		        anc_errname(err.code), err.msg);
-		return 1;
+		goto leave;
 	}
 	if (!cfg.quiet)
 		fprintf(stderr, "anchorage-server: stopped cleanly\n");
-	return 0;
+	status = 0;
+leave:
+	anc_auth_free(auth);
+	free(strings);
+	return status;
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "srv_metrics.h"
 #include "srv_server.h"
 
 static int
@@ -56,8 +57,8 @@ do_delete(anc_db *db, const anc_req_anchors *a, anc_resp *resp,
 }
 
 int
-anc_server_handle(anc_db *db, const anc_limits *lim, const void *msg,
-                  size_t len, anc_buf *out)
+anc_server_handle(anc_db *db, const anc_auth *auth, const anc_limits *lim,
+                  const void *msg, size_t len, anc_buf *out)
 {
 	anc_error err;
 	anc_req *req = NULL;
@@ -69,6 +70,8 @@ anc_server_handle(anc_db *db, const anc_limits *lim, const void *msg,
 	uint32_t nresolved = 0;
 	anc_upsert_result *ures = NULL;
 	anc_delete_result *dres = NULL;
+	anc_check_result *cres = NULL;
+	double t0 = srv_metrics_now();
 	int rv;
 
 	anc_error_clear(&err);
@@ -80,6 +83,10 @@ anc_server_handle(anc_db *db, const anc_limits *lim, const void *msg,
 		goto reply;
 	resp.id = req->id;
 	resp.op = req->op;
+	/* Before the store is touched, so that a refusal reveals nothing
+	 * about what exists. */
+	if ((rv = anc_auth_authorize(auth, req->op, req->auth, &err)) != ANC_OK)
+		goto reply;
 
 	switch (req->op) {
 	case ANC_OP_PING:
@@ -96,12 +103,36 @@ anc_server_handle(anc_db *db, const anc_limits *lim, const void *msg,
 		    &resp.u.collection_create.created, &err);
 		break;
 	case ANC_OP_CONTRACT_REGISTER:
-		rv = anc_db_contract_register(db,
+		rv = anc_db_contract_register_canaries(db,
 		    req->u.contract_register.collection,
 		    &req->u.contract_register.contract,
+		    req->u.contract_register.canaries,
+		    req->u.contract_register.ncanaries,
 		    resp.u.contract_register.id,
 		    &resp.u.contract_register.created, &err);
 		break;
+	case ANC_OP_CONTRACT_PROMOTE:
+		rv = anc_db_contract_promote(db,
+		    req->u.contract_state.collection,
+		    req->u.contract_state.contract, req->u.contract_state.force,
+		    resp.u.contract_state.id, resp.u.contract_state.previous,
+		    &err);
+		resp.u.contract_state.state = ANC_CSTATE_DEFAULT;
+		break;
+	case ANC_OP_CONTRACT_RETIRE:
+		rv = anc_db_contract_retire(db, req->u.contract_state.collection,
+		    req->u.contract_state.contract, resp.u.contract_state.id,
+		    &err);
+		resp.u.contract_state.state = ANC_CSTATE_RETIRED;
+		break;
+	case ANC_OP_CONTRACT_CHECK: {
+		const anc_req_check *c = &req->u.contract_check;
+		rv = anc_db_contract_check(db, c->collection, c->contract,
+		                           c->vectors, c->n, c->dim, &cres, &err);
+		if (rv == ANC_OK)
+			resp.u.check = *cres;
+		break;
+	}
 	case ANC_OP_UPSERT:
 		rv = do_upsert(db, &req->u.upsert, &resp, &ures, &err);
 		break;
@@ -129,6 +160,11 @@ anc_server_handle(anc_db *db, const anc_limits *lim, const void *msg,
 	case ANC_OP_DELETE:
 		rv = do_delete(db, &req->u.del, &resp, &dres, &err);
 		break;
+	case ANC_OP_DRIFT:
+		rv = anc_db_drift_report(db, req->u.drift.collection,
+		                         req->u.drift.contract, req->u.drift.fresh,
+		                         &resp.u.drift, &err);
+		break;
 	default:
 		rv = anc_error_set(&err, ANC_EUNSUPPORTED,
 		    "op %d is not handled by this server", (int)req->op);
@@ -144,11 +180,20 @@ reply:
 		anc_buf_reset(out);
 		rv = anc_resp_encode_error(req ? req->id : id, &err, out);
 	}
+	if (qres != NULL) {
+		uint32_t flagged = 0;
+		for (uint32_t q = 0; q < qres->nq; q++)
+			flagged += qres->lists[q].drift_flag != 0;
+		srv_metrics_drift_flags(flagged, qres->nq);
+	}
+	srv_metrics_request(req != NULL ? (int)req->op : -1, err.code,
+	                    srv_metrics_now() - t0);
 	anc_query_result_free(qres);
 	anc_info_free(info);
 	anc_resolved_free(resolved, nresolved);
 	free(ures);
 	free(dres);
+	anc_check_result_free(cres);
 	anc_req_free(req);
 	return rv;
 }

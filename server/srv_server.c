@@ -18,6 +18,7 @@
  * while receiving" exact: a reply is never cancelled.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -30,7 +31,9 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
+#include <nng/supplemental/tls/tls.h>
 
+#include "srv_http.h"
 #include "srv_server.h"
 
 enum wstate { W_IDLE, W_RECV, W_BUSY };
@@ -57,7 +60,9 @@ struct anc_server {
 	int nlst;
 	worker *w;
 	int nw;
+	atomic_uint npipes; /* open connections, for max_connections */
 	volatile int stopping; /* written under each worker's mtx */
+	srv_http *http;        /* NULL when off */
 };
 
 void
@@ -66,6 +71,8 @@ anc_server_config_default(anc_server_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	anc_limits_default(&cfg->limits);
 	anc_db_options_default(&cfg->db);
+	cfg->max_connections = 1024;
+	cfg->send_timeout_ms = 10000;
 }
 
 static int
@@ -140,6 +147,8 @@ worker_recv(worker *w)
 		return NULL;
 	}
 	w->state = W_RECV;
+	/* Waiting for a request may take forever; only replies time out. */
+	nng_aio_set_timeout(w->aio, NNG_DURATION_INFINITE);
 	nng_ctx_recv(w->ctx, w->aio);
 	pthread_mutex_unlock(&w->mtx);
 
@@ -175,7 +184,8 @@ worker_main(void *arg)
 			 * went away): keep serving. */
 			continue;
 		}
-		int rv = anc_server_handle(srv->db, &srv->cfg.limits,
+		int rv = anc_server_handle(srv->db, srv->cfg.auth,
+		                           &srv->cfg.limits,
 		                           nng_msg_body(msg), nng_msg_len(msg),
 		                           &w->out);
 		if (rv != ANC_OK) {
@@ -193,6 +203,9 @@ worker_main(void *arg)
 			continue;
 		}
 		nng_aio_set_msg(w->aio, msg);
+		/* A peer that never reads its reply must not hold this
+		 * worker: the send gives up after send_timeout_ms. */
+		nng_aio_set_timeout(w->aio, srv->cfg.send_timeout_ms);
 		nng_ctx_send(w->ctx, w->aio);
 		nng_aio_wait(w->aio);
 		if ((rv = nng_aio_result(w->aio)) != 0) {
@@ -205,6 +218,102 @@ worker_main(void *arg)
 			anc_buf_free(&w->out);
 	}
 	return NULL;
+}
+
+/*
+ * Connection cap: a pipe over the limit is closed before the socket sees
+ * it (NNG_PIPE_EV_ADD_PRE), and then no further event comes for it, so the
+ * count is undone right there. Runs on nng's threads: it only counts.
+ */
+static void
+pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	anc_server *srv = arg;
+	if (ev == NNG_PIPE_EV_ADD_PRE) {
+		unsigned n = atomic_fetch_add(&srv->npipes, 1) + 1;
+		if (n > srv->cfg.max_connections) {
+			atomic_fetch_sub(&srv->npipes, 1);
+			(void)nng_pipe_close(p); /* already closing is fine */
+		}
+	} else if (ev == NNG_PIPE_EV_REM_POST) {
+		atomic_fetch_sub(&srv->npipes, 1);
+	}
+}
+
+static int
+read_file(const char *path, char **out, anc_error *err)
+{
+	FILE *f = fopen(path, "rb");
+	long n;
+	char *buf = NULL;
+	if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
+	    n > (1 << 20) || fseek(f, 0, SEEK_SET) != 0 ||
+	    (buf = malloc((size_t)n + 1)) == NULL ||
+	    fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		int e = errno;
+		if (f != NULL)
+			fclose(f);
+		free(buf);
+		return anc_error_set(err, ANC_EIO, "read %s: %s", path,
+		                     e ? strerror(e) : "empty or over 1 MiB");
+	}
+	fclose(f);
+	buf[n] = '\0';
+	*out = buf;
+	return ANC_OK;
+}
+
+/* One listener; tls+tcp:// gets the server certificate and key. */
+static int
+server_listen(anc_server *srv, const char *url, nng_listener *l,
+              anc_error *err)
+{
+	char what[600];
+	nng_tls_config *tls = NULL;
+	char *cert = NULL, *key = NULL;
+	int rv, code = ANC_OK;
+
+	snprintf(what, sizeof(what), "listen on %s", url);
+	if ((rv = nng_listener_create(l, srv->sock, url)) != 0)
+		return nng_fail(err, rv, what);
+	if (strncmp(url, "tls+", 4) == 0) {
+		const anc_server_config *c = &srv->cfg;
+		if (c->tls_cert_file == NULL || c->tls_key_file == NULL) {
+			code = anc_error_set(err, ANC_EINVAL,
+			    "%s: a tls+tcp:// listener needs tls.cert and "
+			    "tls.key in the --config file", what);
+			goto leave;
+		}
+		if ((code = read_file(c->tls_cert_file, &cert, err)) ||
+		    (code = read_file(c->tls_key_file, &key, err)))
+			goto leave;
+		if ((rv = nng_tls_config_alloc(&tls, NNG_TLS_MODE_SERVER)) ||
+		    (rv = nng_tls_config_own_cert(tls, cert, key,
+		                                  c->tls_key_password))) {
+			code = anc_error_set(err, ANC_EINVAL,
+			    "%s: certificate %s / key %s: %s", what,
+			    c->tls_cert_file, c->tls_key_file,
+			    nng_strerror(rv));
+			goto leave;
+		}
+		if ((rv = nng_listener_set_ptr(*l, NNG_OPT_TLS_CONFIG, tls))) {
+			code = nng_fail(err, rv, what);
+			goto leave;
+		}
+	}
+	if ((rv = nng_listener_start(*l, 0)) != 0)
+		code = nng_fail(err, rv, what);
+leave:
+	if (tls != NULL)
+		nng_tls_config_free(tls); /* the listener holds a reference */
+	if (key != NULL) {
+		memset(key, 0, strlen(key));
+		free(key);
+	}
+	free(cert);
+	if (code != ANC_OK)
+		nng_listener_close(*l);
+	return code;
 }
 
 static void
@@ -277,6 +386,17 @@ anc_server_start(const anc_server_config *cfg, anc_server **out,
 	}
 	if (srv->cfg.workers > 256)
 		srv->cfg.workers = 256;
+	if (anc_auth_count(cfg->auth) == 0) {
+		for (int i = 0; i < cfg->nlisten; i++)
+			if (!anc_url_is_local(cfg->listen[i])) {
+				rv = anc_error_set(err, ANC_EINVAL,
+				    "listen on %s: no API keys are configured, "
+				    "so only loopback (127.0.0.0/8, localhost, "
+				    "[::1]) and ipc:// listeners are allowed; add "
+				    "keys with --config", cfg->listen[i]);
+				goto fail;
+			}
+	}
 
 	if ((rv = mkdir_p(cfg->data_dir, err)) != ANC_OK ||
 	    (rv = lock_data_dir(cfg->data_dir, &srv->lockfd, err)) != ANC_OK)
@@ -319,15 +439,17 @@ anc_server_start(const anc_server_config *cfg, anc_server **out,
 		}
 		w->ctx_open = 1;
 	}
+	if ((rv = nng_pipe_notify(srv->sock, NNG_PIPE_EV_ADD_PRE, pipe_event,
+	                          srv)) != 0 ||
+	    (rv = nng_pipe_notify(srv->sock, NNG_PIPE_EV_REM_POST, pipe_event,
+	                          srv)) != 0) {
+		rv = nng_fail(err, rv, "nng_pipe_notify");
+		goto fail;
+	}
 	for (int i = 0; i < cfg->nlisten; i++) {
-		rv = nng_listen(srv->sock, cfg->listen[i], &srv->lst[i], 0);
-		if (rv != 0) {
-			char what[600];
-			snprintf(what, sizeof(what), "listen on %s",
-			         cfg->listen[i]);
-			rv = nng_fail(err, rv, what);
+		if ((rv = server_listen(srv, cfg->listen[i], &srv->lst[i],
+		                        err)) != ANC_OK)
 			goto fail;
-		}
 		srv->nlst++;
 	}
 	for (int i = 0; i < srv->nw; i++) {
@@ -338,6 +460,22 @@ anc_server_start(const anc_server_config *cfg, anc_server **out,
 			goto fail;
 		}
 		w->started = 1;
+	}
+	if (cfg->http != NULL && strcmp(cfg->http, "off") != 0) {
+		anc_error herr;
+		anc_error_clear(&herr);
+		rv = srv_http_start(cfg->http, srv->db, cfg->data_dir, &srv->http,
+		                    &herr);
+		if (rv != ANC_OK && !(cfg->http_optional && rv == ANC_ETRANSPORT)) {
+			if (err != NULL)
+				*err = herr;
+			goto fail;
+		}
+		if (rv != ANC_OK && !cfg->quiet)
+			fprintf(stderr, "anchorage-server: warning: no HTTP "
+			        "listener: %s\n", herr.msg);
+		rv = ANC_OK;
+		srv_http_set_ready(srv->http, 1);
 	}
 	*out = srv;
 	return ANC_OK;
@@ -356,12 +494,21 @@ anc_server_db(anc_server *srv)
 	return srv->db;
 }
 
+const char *
+anc_server_http_url(anc_server *srv)
+{
+	return srv->http != NULL ? srv_http_url(srv->http) : NULL;
+}
+
 int
 anc_server_stop(anc_server *srv, anc_error *err)
 {
 	if (srv == NULL)
 		return ANC_OK;
+	srv_http_set_ready(srv->http, 0);
 	server_quiesce(srv);
+	srv_http_stop(srv->http); /* it reads the engine: before closing it */
+	srv->http = NULL;
 	int rv = anc_db_close(srv->db, err);
 	srv->db = NULL;
 	server_free(srv);

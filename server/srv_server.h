@@ -16,6 +16,7 @@
 #include "anc_error.h"
 #include "anc_index.h"
 #include "anc_proto.h"
+#include "srv_auth.h"
 
 #define ANC_SERVER_MAX_LISTEN 16
 
@@ -27,7 +28,42 @@ typedef struct anc_server_config {
 	anc_limits limits;     /* limits.max_message also set on the socket */
 	anc_db_options db;     /* engine options */
 	int quiet;             /* no informational lines on stderr */
+
+	/* Security. With no keys, every listener must be loopback or ipc://
+	 * (anc_server_start refuses others). auth is borrowed: it must
+	 * outlive the server. */
+	const anc_auth *auth;        /* NULL or no keys: authentication off */
+	const char *tls_cert_file;   /* PEM certificate (chain) for tls+tcp:// */
+	const char *tls_key_file;    /* PEM private key for tls+tcp:// */
+	const char *tls_key_password;/* NULL if the key is not encrypted */
+
+	/* Resources. */
+	uint32_t max_connections;  /* open connections at once; default 1024 */
+	int send_timeout_ms;       /* a reply the peer does not take within
+	                              this frees its worker; default 10000 */
+
+	/* HTTP listener (srv_http.h): "HOST:PORT" for /metrics, /healthz,
+	 * /readyz, /api/v1/drift and the status page; NULL or "off": none.
+	 * http_optional 1: a port already in use is a warning, not an error
+	 * (the built-in default, so that several servers on one machine, as
+	 * in the tests, still start). */
+	const char *http;
+	int http_optional;
 } anc_server_config;
+
+/* Read a JSON configuration file into cfg (see README "Durability and
+ * security"): {"keys":[{"id","role","salt","sha256"}], "tls":{"cert","key",
+ * "password"?}, "listen":[URL...], "limits":{...}}. Unknown keys are
+ * refused, naming them. *auth_out receives the keys (free with
+ * anc_auth_free after the server stops); strings are copied into *strings
+ * (free() it after the server stops). */
+int anc_server_config_load(anc_server_config *cfg, const char *path,
+                           anc_auth **auth_out, char **strings,
+                           anc_error *err);
+
+/* Is url loopback-only (ipc://, inproc://, tcp:// or tls+tcp:// on
+ * 127.0.0.0/8, localhost or [::1])? */
+int anc_url_is_local(const char *url);
 
 /* Fill defaults: no listeners, workers 0, anc_limits_default,
  * anc_db_options_default. */
@@ -47,11 +83,16 @@ int anc_server_stop(anc_server *srv, anc_error *err);
 /* The engine the server runs on (for start-up statistics). */
 anc_db *anc_server_db(anc_server *srv);
 
+/* The URL the HTTP listener is bound to ("http://HOST:PORT"), or NULL
+ * when there is none. */
+const char *anc_server_http_url(anc_server *srv);
+
 /* Handle one request message: decode, dispatch to the engine, encode the
  * reply into out (reset first). Always produces a reply, an error response
  * when anything goes wrong; returns ANC_OK unless even that could not be
  * encoded (ANC_ENOMEM). Thread-safe. Exposed for tests and benchmarks. */
-int anc_server_handle(anc_db *db, const anc_limits *lim, const void *req,
-                      size_t len, anc_buf *out);
+int anc_server_handle(anc_db *db, const anc_auth *auth,
+                      const anc_limits *lim, const void *req, size_t len,
+                      anc_buf *out);
 
 #endif /* ANC_SRV_SERVER_H */

@@ -1241,3 +1241,572 @@ Test(engine, queries_during_writes)
 	db_close(db);
 	tu_sotu_free(&s);
 }
+
+/* ---- contract versions: two real models side by side ------------------------------
+ *
+ * The SOTU passages embedded by all-MiniLM-L6-v2 (384-d, normalised) and by
+ * a 4096-d model (not normalised, norms 94-117). MiniLM is loaded with the
+ * text; the 4096-d vectors are attached by (source, chunk) only, text NULL,
+ * the way `anchorage load --contract V2` sends a JSONL without text.
+ */
+
+#define LLAMA_FVECS "sotu-2models/sotu_llamacpp_4096.fvecs"
+
+static void
+contract_llama(anc_contract *c)
+{
+	anc_contract_init(c);
+	snprintf(c->name, sizeof c->name, "llama");
+	snprintf(c->model, sizeof c->model, "llama.cpp 4096-d embedder");
+	snprintf(c->revision, sizeof c->revision, "1");
+	c->dim = 4096;
+	c->metric = ANC_METRIC_COSINE;
+	c->normalize = 0; /* the model's vectors are not unit length */
+}
+
+static float *
+llama_read(uint32_t *n)
+{
+	float *v = NULL;
+	uint32_t d = 0;
+	anc_error err;
+	cr_assert_eq(anc_fvecs_read(tu_data_path(LLAMA_FVECS), 0, UINT32_MAX, &v,
+	                            n, &d, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_assert_eq(d, 4096);
+	cr_assert_eq(*n, TU_SOTU_ROWS);
+	return v;
+}
+
+/* A fixed random Gaussian projection 4096 -> 384 (seeded LCG + Box-Muller)
+ * of n rows; normalised to unit length when normalise is set. */
+static float *
+project_384(const float *x, uint32_t n, int normalise)
+{
+	float *p = malloc((size_t)4096 * 384 * sizeof *p);
+	float *y = calloc((size_t)n * 384, sizeof *y);
+	uint64_t st = 0x5eed1234abcdULL;
+	cr_assert(p && y);
+	for (size_t i = 0; i < (size_t)4096 * 384; i += 2) {
+		double u1, u2;
+		st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+		u1 = ((double)(st >> 11) + 1.0) / 9007199254740993.0;
+		st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+		u2 = (double)(st >> 11) / 9007199254740992.0;
+		double r = sqrt(-2.0 * log(u1));
+		p[i] = (float)(r * cos(2 * M_PI * u2));
+		p[i + 1] = (float)(r * sin(2 * M_PI * u2));
+	}
+	for (uint32_t r = 0; r < n; r++) {
+		for (uint32_t j = 0; j < 384; j++) {
+			double acc = 0;
+			for (uint32_t k = 0; k < 4096; k++)
+				acc += (double)x[(size_t)r * 4096 + k] *
+				       p[(size_t)k * 384 + j];
+			y[(size_t)r * 384 + j] = (float)(acc / sqrt(384.0));
+		}
+		if (normalise) {
+			double nn = anc_vector_norm(y + (size_t)r * 384, 384);
+			for (uint32_t j = 0; j < 384; j++)
+				y[(size_t)r * 384 + j] =
+				    (float)(y[(size_t)r * 384 + j] / nn);
+		}
+	}
+	free(p);
+	return y;
+}
+
+/* Attach the 4096-d vectors to the existing passages, text NULL. */
+static void
+llama_load(anc_db *db, const tu_sotu *s, const float *lv, const char *ref)
+{
+	anc_record *r = calloc(s->n, sizeof *r);
+	anc_upsert_result *res = calloc(s->n, sizeof *res);
+	anc_error err;
+	uint64_t seq;
+	cr_assert(r && res);
+	for (uint32_t i = 0; i < s->n; i++) {
+		r[i].source = s->source[i];
+		r[i].chunk = s->chunk[i];
+		r[i].text = NULL;
+		r[i].vec = lv + (size_t)i * 4096;
+		r[i].dim = 4096;
+	}
+	cr_assert_eq(anc_db_upsert(db, COLL, ref, r, s->n, res, &seq, &err),
+	             ANC_OK, "%s", err.msg);
+	for (uint32_t i = 0; i < s->n; i++) {
+		/* Same anchor as under MiniLM: the passage is shared, never
+		 * created (unchanged when this vector was attached before). */
+		cr_assert_str_eq(res[i].anchor, s->anchors[i]);
+		cr_assert_neq(res[i].status, ANC_UPSERT_CREATED);
+	}
+	free(r);
+	free(res);
+}
+
+static const anc_contract_info *
+info_contract(const anc_info *in, const char *id, uint64_t *live)
+{
+	for (uint32_t i = 0; i < in->ncollections; i++)
+		for (uint32_t j = 0; j < in->collections[i].ncontracts; j++)
+			if (strcmp(in->collections[i].contracts[j].id, id) == 0) {
+				*live = in->collections[i].live;
+				return &in->collections[i].contracts[j];
+			}
+	cr_assert_fail("contract %s not in info", id);
+	return NULL;
+}
+
+/* Query contract ref with vecs (n x dim): row i must find passage i
+ * first. */
+static void
+self_first(anc_db *db, const tu_sotu *s, const char *ref, const float *vecs,
+           uint32_t dim, const char *expect_id)
+{
+	anc_query_result *qr = NULL;
+	anc_error err;
+	cr_assert_eq(anc_db_query(db, COLL, ref, vecs, s->n, dim, 5, 1, &qr,
+	                          &err),
+	             ANC_OK, "%s", err.msg);
+	cr_assert_str_eq(qr->prov.contract, expect_id);
+	for (uint32_t i = 0; i < s->n; i++) {
+		cr_assert_str_eq(qr->lists[i].hits[0].anchor, s->anchors[i],
+		                 "contract %s, query %u", expect_id, i);
+		cr_assert_str_eq(qr->lists[i].hits[0].text, s->text[i]);
+	}
+	anc_query_result_free(qr);
+}
+
+Test(engine, contracts_two_models_share_passages)
+{
+	const char *dir = tu_tmpdir();
+	tu_sotu s;
+	anc_contract_id_str mid, lid, got;
+	anc_contract c;
+	anc_error err;
+	anc_info *in = NULL;
+	anc_resolved *before = NULL, *after = NULL;
+	uint64_t live = 0;
+	uint32_t ln;
+	int created;
+
+	tu_sotu_read(&s, COLL);
+	float *lv = llama_read(&ln);
+	anc_db *db = db_open(dir);
+	sotu_setup(db, ANC_INDEX_FLAT, mid);
+	contract_llama(&c);
+	cr_assert_eq(anc_db_contract_register(db, COLL, &c, lid, &created, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_assert_eq(created, 1);
+	/* Re-registering the same content: same ID, not created. */
+	cr_assert_eq(anc_db_contract_register(db, COLL, &c, got, &created, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_assert_eq(created, 0);
+	cr_assert_str_eq(got, lid);
+	/* A changed field is another contract. */
+	snprintf(c.revision, sizeof c.revision, "2");
+	cr_assert_eq(anc_db_contract_register(db, COLL, &c, got, &created, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_assert_eq(created, 1);
+	cr_assert_str_neq(got, lid);
+
+	sotu_load(db, &s, 0, s.n);
+	/* Before the 4096-d load: 0% coverage for llama. */
+	cr_assert_eq(anc_db_info(db, &in, &err), ANC_OK, "%s", err.msg);
+	cr_assert_eq(info_contract(in, lid, &live)->vectors, 0);
+	cr_assert_eq(info_contract(in, lid, &live)->state, ANC_CSTATE_MIGRATING);
+	cr_assert_eq(info_contract(in, mid, &live)->state, ANC_CSTATE_DEFAULT);
+	anc_info_free(in);
+	cr_assert_eq(anc_db_resolve(db, COLL, s.anchors, s.n, &before, &err),
+	             ANC_OK, "%s", err.msg);
+
+	llama_load(db, &s, lv, "llama@1");
+
+	/* Both contracts cover every live passage; text stored once. */
+	cr_assert_eq(anc_db_info(db, &in, &err), ANC_OK, "%s", err.msg);
+	cr_assert_eq(info_contract(in, mid, &live)->vectors, 90);
+	cr_assert_eq(info_contract(in, lid, &live)->vectors, 90);
+	cr_assert_eq(live, 90);
+	cr_assert_eq(in->collections[0].live, 90);
+	anc_info_free(in);
+
+	/* Each contract answers its own vectors with the passage itself. */
+	self_first(db, &s, mid, s.vecs, 384, mid);
+	self_first(db, &s, "minilm@1", s.vecs, 384, mid);
+	self_first(db, &s, NULL, s.vecs, 384, mid); /* default */
+	self_first(db, &s, lid, lv, 4096, lid);
+
+	/* Cut over: the default moves, anchors resolve identically. */
+	cr_assert_eq(anc_db_contract_promote(db, COLL, "llama@1", 0, got, NULL,
+	                                     &err),
+	             ANC_OK, "%s", err.msg);
+	self_first(db, &s, NULL, lv, 4096, lid);
+	self_first(db, &s, mid, s.vecs, 384, mid); /* old one still served */
+	cr_assert_eq(anc_db_resolve(db, COLL, s.anchors, s.n, &after, &err),
+	             ANC_OK, "%s", err.msg);
+	for (uint32_t i = 0; i < s.n; i++) {
+		cr_assert_eq(after[i].status, ANC_ANCHOR_LIVE);
+		cr_assert_eq(after[i].revision, before[i].revision,
+		             "attaching another contract's vector is not an "
+		             "edit");
+		cr_assert_str_eq(after[i].text, before[i].text);
+		cr_assert_str_eq(after[i].hash, before[i].hash);
+	}
+	anc_resolved_free(before, s.n);
+	anc_resolved_free(after, s.n);
+
+	/* Durable: states and coverage after reopen. */
+	db_close(db);
+	db = db_open(dir);
+	cr_assert_eq(anc_db_info(db, &in, &err), ANC_OK, "%s", err.msg);
+	cr_assert_str_eq(in->collections[0].default_contract, lid);
+	cr_assert_eq(info_contract(in, lid, &live)->state, ANC_CSTATE_DEFAULT);
+	cr_assert_eq(info_contract(in, mid, &live)->state, ANC_CSTATE_MIGRATING);
+	cr_assert_eq(info_contract(in, lid, &live)->vectors, 90);
+	anc_info_free(in);
+	self_first(db, &s, NULL, lv, 4096, lid);
+	db_close(db);
+	free(lv);
+	tu_sotu_free(&s);
+}
+
+Test(engine, contract_violations_name_the_default)
+{
+	const char *dir = tu_tmpdir();
+	tu_sotu s;
+	anc_contract_id_str mid, lid;
+	anc_contract c;
+	anc_error err;
+	anc_query_result *qr = NULL;
+	uint32_t ln;
+
+	tu_sotu_read(&s, COLL);
+	float *lv = llama_read(&ln);
+	anc_db *db = db_open(dir);
+	sotu_setup(db, ANC_INDEX_FLAT, mid);
+	contract_llama(&c);
+	cr_assert_eq(anc_db_contract_register(db, COLL, &c, lid, NULL, &err),
+	             ANC_OK, "%s", err.msg);
+	sotu_load(db, &s, 0, s.n);
+
+	/* A 4096-d vector under the MiniLM contract: dimension error naming
+	 * the default contract. */
+	cr_assert_eq(anc_db_query(db, COLL, "minilm@1", lv, 1, 4096, 5, 0, &qr,
+	                          &err),
+	             ANC_EDIM);
+	cr_assert(strstr(err.msg, "expects dim 384, got 4096") != NULL, "%s",
+	          err.msg);
+	cr_assert(strstr(err.msg, "default contract of collection 'sotu' is") &&
+	              strstr(err.msg, mid) && strstr(err.msg, "minilm@1"),
+	          "%s", err.msg);
+
+	/* A 384-d vector made from the 4096-d model by a fixed Gaussian
+	 * projection, NOT normalised: its norm is nowhere near 1, so the
+	 * normalize:true MiniLM contract refuses it (CONTRACT_VIOLATION) on
+	 * queries as on upserts. Models differ in norm: this alone catches
+	 * most same-dimension swaps. */
+	float *pu = project_384(lv, 8, 0);
+	cr_assert_eq(anc_db_query(db, COLL, mid, pu, 1, 384, 5, 0, &qr, &err),
+	             ANC_EVIOLATION);
+	cr_assert(strstr(err.msg, "requires unit vectors") && strstr(err.msg, mid),
+	          "%s", err.msg);
+	anc_record r = {.source = "x", .chunk = "1", .text = "t", .vec = pu,
+	                .dim = 384};
+	anc_upsert_result ur;
+	cr_assert_eq(anc_db_upsert(db, COLL, mid, &r, 1, &ur, NULL, &err),
+	             ANC_EVIOLATION, "%s", err.msg);
+
+	/* The same projection, normalised: per vector it is a perfectly
+	 * valid MiniLM-shaped vector (right dim, unit norm, finite), so the
+	 * per-vector contract check CANNOT tell it apart and accepts it. It
+	 * is caught by the canary check (contract_canaries test below:
+	 * cosine with the registered MiniLM probes far below 0.99) and, on
+	 * live traffic, by drift detection. */
+	float *pn = project_384(lv, 8, 1);
+	cr_assert_eq(anc_db_query(db, COLL, mid, pn, 8, 384, 5, 0, &qr, &err),
+	             ANC_OK, "%s", err.msg);
+	anc_query_result_free(qr);
+	qr = NULL;
+
+	/* Unknown contract: names the default. */
+	cr_assert_eq(anc_db_query(db, COLL, "minilm@9", s.vecs, 1, 384, 5, 0,
+	                          &qr, &err),
+	             ANC_ENOCONTRACT);
+	cr_assert(strstr(err.msg, "minilm@9") && strstr(err.msg, mid), "%s",
+	          err.msg);
+
+	/* Retired: CONTRACT_RETIRED naming the default, for query and upsert. */
+	cr_assert_eq(anc_db_contract_retire(db, COLL, lid, NULL, &err), ANC_OK,
+	             "%s", err.msg);
+	cr_assert_eq(anc_db_query(db, COLL, lid, lv, 1, 4096, 5, 0, &qr, &err),
+	             ANC_ERETIRED);
+	cr_assert(strstr(err.msg, "retired") && strstr(err.msg, mid) &&
+	              strstr(err.msg, "minilm@1"),
+	          "%s", err.msg);
+	anc_record lr = {.source = s.source[0], .chunk = s.chunk[0],
+	                 .vec = lv, .dim = 4096};
+	cr_assert_eq(anc_db_upsert(db, COLL, "llama@1", &lr, 1, &ur, NULL, &err),
+	             ANC_ERETIRED);
+	cr_assert_eq(strcmp(anc_errname(ANC_ERETIRED), "CONTRACT_RETIRED"), 0);
+	cr_assert_eq(strcmp(anc_errname(ANC_EPRECONDITION),
+	                    "FAILED_PRECONDITION"),
+	             0);
+	/* Nothing stored was damaged by the refusals. */
+	self_query_all(db, &s, NULL, NULL);
+	free(pu);
+	free(pn);
+	free(lv);
+	db_close(db);
+	tu_sotu_free(&s);
+}
+
+#define NPROBE 8
+
+Test(engine, contract_canaries)
+{
+	const char *dir = tu_tmpdir();
+	tu_sotu s;
+	anc_contract_id_str mid, got;
+	anc_contract c;
+	anc_error err;
+	anc_canary cs[NPROBE + 1];
+	anc_check_result *cr = NULL;
+	anc_info *in = NULL;
+	uint64_t live;
+	uint32_t ln;
+	int created;
+
+	tu_sotu_read(&s, COLL);
+	float *lv = llama_read(&ln);
+	anc_db *db = db_open(dir);
+	cr_assert_eq(anc_db_collection_create(db, COLL, NULL, &err), ANC_OK);
+	contract_minilm(&c, ANC_INDEX_FLAT);
+	/* The probes: the first passages' texts with their MiniLM vectors. */
+	for (uint32_t i = 0; i < NPROBE; i++) {
+		cs[i].text = s.text[i];
+		cs[i].vec = s.vecs + (size_t)i * 384;
+		cs[i].dim = 384;
+	}
+	/* Bad probes are refused, naming the probe. */
+	float *pu = project_384(lv, NPROBE, 0);
+	cs[3].vec = pu;
+	cr_assert_eq(anc_db_contract_register_canaries(db, COLL, &c, cs, NPROBE,
+	                                               mid, NULL, &err),
+	             ANC_EVIOLATION);
+	cr_assert(strstr(err.msg, "canaries[3]") != NULL, "%s", err.msg);
+	cs[3].vec = lv;
+	cs[3].dim = 4096;
+	cr_assert_eq(anc_db_contract_register_canaries(db, COLL, &c, cs, NPROBE,
+	                                               mid, NULL, &err),
+	             ANC_EDIM);
+	cs[3].vec = s.vecs + 3 * 384;
+	cs[3].dim = 384;
+	cs[2].text = "";
+	cr_assert_eq(anc_db_contract_register_canaries(db, COLL, &c, cs, NPROBE,
+	                                               mid, NULL, &err),
+	             ANC_EINVAL);
+	cr_assert(strstr(err.msg, "canaries[2].text") != NULL, "%s", err.msg);
+	cs[2].text = s.text[2];
+	cr_assert_eq(anc_db_contract_register_canaries(db, COLL, &c, cs,
+	                                               ANC_CANARY_MAX + 1, mid,
+	                                               NULL, &err),
+	             ANC_ETOOBIG);
+	/* Nothing was registered by the refusals. */
+	cr_assert_eq(anc_db_info(db, &in, &err), ANC_OK);
+	cr_assert_eq(in->collections[0].ncontracts, 0);
+	anc_info_free(in);
+
+	cr_assert_eq(anc_db_contract_register_canaries(db, COLL, &c, cs, NPROBE,
+	                                               mid, &created, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_assert_eq(created, 1);
+	/* Same contract, same probes: idempotent. */
+	cr_assert_eq(anc_db_contract_register_canaries(db, COLL, &c, cs, NPROBE,
+	                                               got, &created, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_assert_eq(created, 0);
+	cr_assert_str_eq(got, mid);
+	/* Other probes (or none) for the same contract: CONFLICT. */
+	cr_assert_eq(anc_db_contract_register_canaries(db, COLL, &c, cs + 1,
+	                                               NPROBE - 1, got, NULL, &err),
+	             ANC_ECONFLICT);
+	cr_assert_eq(anc_db_contract_register(db, COLL, &c, got, NULL, &err),
+	             ANC_ECONFLICT);
+	cr_assert(strstr(err.msg, mid) != NULL, "%s", err.msg);
+
+	/* Never checked yet. */
+	cr_assert_eq(anc_db_info(db, &in, &err), ANC_OK);
+	cr_assert_eq(info_contract(in, mid, &live)->canaries, NPROBE);
+	cr_assert_eq(info_contract(in, mid, &live)->checked_at, 0);
+	anc_info_free(in);
+
+	/* Today's embedder is the same model: every probe passes. */
+	cr_assert_eq(anc_db_contract_check(db, COLL, mid, s.vecs, NPROBE, 384,
+	                                   &cr, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_assert_eq(cr->pass, 1);
+	cr_assert_eq(cr->n, NPROBE);
+	cr_assert_float_eq(cr->threshold, 0.99f, 1e-6);
+	for (uint32_t i = 0; i < NPROBE; i++) {
+		cr_assert_eq(cr->results[i].probe, i);
+		cr_assert_geq(cr->results[i].cosine, 0.9999f);
+		cr_assert(cr->results[i].pass);
+	}
+	cr_assert_gt(cr->checked_at, 0);
+	anc_check_result_free(cr);
+	cr = NULL;
+
+	/* The provider swapped the model behind the same name: the 4096-d
+	 * model's vectors of the same texts, projected to 384-d and
+	 * normalised (they pass every per-vector check, see above). The
+	 * canaries catch it. */
+	float *pn = project_384(lv, NPROBE, 1);
+	cr_assert_eq(anc_db_contract_check(db, COLL, "minilm@1", pn, NPROBE, 384,
+	                                   &cr, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_assert_eq(cr->pass, 0);
+	for (uint32_t i = 0; i < NPROBE; i++)
+		cr_assert_lt(cr->results[i].cosine, 0.5f, "probe %u: %f", i,
+		             cr->results[i].cosine);
+	float minc = cr->min_cosine;
+	printf("canary check, projected 4096-d model vs MiniLM probes: min "
+	       "cosine %.4f (threshold 0.99): fail\n",
+	       (double)minc);
+	anc_check_result_free(cr);
+	cr = NULL;
+
+	/* Bad checks. */
+	cr_assert_eq(anc_db_contract_check(db, COLL, mid, s.vecs, NPROBE - 1, 384,
+	                                   &cr, &err),
+	             ANC_EINVAL);
+	cr_assert(strstr(err.msg, "expected 8") != NULL, "%s", err.msg);
+	cr_assert_eq(anc_db_contract_check(db, COLL, mid, lv, NPROBE, 4096, &cr,
+	                                   &err),
+	             ANC_EDIM);
+	cr_assert_null(cr);
+
+	/* The last result is durable. */
+	db_close(db);
+	db = db_open(dir);
+	cr_assert_eq(anc_db_info(db, &in, &err), ANC_OK);
+	const anc_contract_info *k = info_contract(in, mid, &live);
+	cr_assert_eq(k->canaries, NPROBE);
+	cr_assert_gt(k->checked_at, 0);
+	cr_assert_eq(k->check_pass, 0);
+	cr_assert_float_eq(k->check_min_cosine, minc, 1e-6);
+	anc_info_free(in);
+	/* A contract without probes cannot be checked. */
+	anc_contract l;
+	anc_contract_id_str lid;
+	contract_llama(&l);
+	cr_assert_eq(anc_db_contract_register(db, COLL, &l, lid, NULL, &err),
+	             ANC_OK);
+	cr_assert_eq(anc_db_contract_check(db, COLL, lid, lv, 1, 4096, &cr, &err),
+	             ANC_EPRECONDITION);
+	free(pu);
+	free(pn);
+	free(lv);
+	db_close(db);
+	tu_sotu_free(&s);
+}
+
+Test(engine, contract_promote_retire_states)
+{
+	const char *dir = tu_tmpdir();
+	tu_sotu s;
+	anc_contract_id_str mid, lid, got, prev;
+	anc_contract c;
+	anc_error err;
+	anc_info *in = NULL;
+	anc_query_result *qr = NULL;
+	anc_db_open_stats os;
+	uint64_t live;
+	uint32_t ln;
+
+	tu_sotu_read(&s, COLL);
+	float *lv = llama_read(&ln);
+	anc_db *db = db_open(dir);
+	sotu_setup(db, ANC_INDEX_FLAT, mid);
+	contract_llama(&c);
+	cr_assert_eq(anc_db_contract_register(db, COLL, &c, lid, NULL, &err),
+	             ANC_OK);
+	sotu_load(db, &s, 0, s.n);
+
+	/* Half loaded under llama: promotion refused, unless forced. */
+	tu_sotu half = s;
+	half.n = 45;
+	llama_load(db, &half, lv, lid);
+	cr_assert_eq(anc_db_contract_promote(db, COLL, lid, 0, got, prev, &err),
+	             ANC_EPRECONDITION);
+	cr_assert(strstr(err.msg, "covers 45 of 90") != NULL, "%s", err.msg);
+	/* Retiring the default: refused. */
+	cr_assert_eq(anc_db_contract_retire(db, COLL, mid, NULL, &err),
+	             ANC_EPRECONDITION);
+	cr_assert(strstr(err.msg, "default") != NULL, "%s", err.msg);
+	/* Missing or unknown references. */
+	cr_assert_eq(anc_db_contract_promote(db, COLL, "", 0, got, prev, &err),
+	             ANC_EINVAL);
+	cr_assert_eq(anc_db_contract_promote(db, COLL, "nope@1", 0, got, prev,
+	                                     &err),
+	             ANC_ENOCONTRACT);
+	cr_assert_eq(anc_db_contract_retire(db, "nope", lid, NULL, &err),
+	             ANC_ENOCOLL);
+
+	/* Forced promotion of a partial contract, then back. */
+	cr_assert_eq(anc_db_contract_promote(db, COLL, lid, 1, got, prev, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_assert_str_eq(got, lid);
+	cr_assert_str_eq(prev, mid);
+	cr_assert_eq(anc_db_contract_promote(db, COLL, mid, 0, got, prev, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_assert_str_eq(prev, lid);
+	/* Promoting the default again: no change. */
+	cr_assert_eq(anc_db_contract_promote(db, COLL, mid, 0, got, prev, &err),
+	             ANC_OK);
+	cr_assert_str_eq(prev, "");
+
+	/* Complete the load: promotion goes through without force. */
+	llama_load(db, &s, lv, lid);
+	cr_assert_eq(anc_db_contract_promote(db, COLL, lid, 0, got, prev, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_assert_eq(anc_db_contract_retire(db, COLL, lid, NULL, &err),
+	             ANC_EPRECONDITION);
+	cr_assert_eq(anc_db_contract_retire(db, COLL, "minilm@1", got, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_assert_str_eq(got, mid);
+	cr_assert_eq(anc_db_contract_retire(db, COLL, mid, NULL, &err), ANC_OK,
+	             "retiring twice is not an error");
+	/* Retirement is final. */
+	cr_assert_eq(anc_db_contract_promote(db, COLL, mid, 1, got, prev, &err),
+	             ANC_ERETIRED);
+	cr_assert_eq(anc_db_query(db, COLL, mid, s.vecs, 1, 384, 5, 0, &qr, &err),
+	             ANC_ERETIRED);
+	/* A canary-less retired contract can still be looked at in info. */
+	cr_assert_eq(anc_db_info(db, &in, &err), ANC_OK);
+	cr_assert_eq(info_contract(in, mid, &live)->state, ANC_CSTATE_RETIRED);
+	cr_assert_eq(info_contract(in, lid, &live)->state, ANC_CSTATE_DEFAULT);
+	anc_info_free(in);
+
+	/* After a restart the retired index is not loaded; delete still
+	 * removes the passage (and the retired contract's vector). */
+	db_close(db);
+	db = db_open(dir);
+	anc_db_get_open_stats(db, &os);
+	cr_assert_eq(os.indexes, 1, "retired index loaded: %u", os.indexes);
+	cr_assert_eq(anc_db_query(db, COLL, mid, s.vecs, 1, 384, 5, 0, &qr, &err),
+	             ANC_ERETIRED);
+	self_first(db, &s, NULL, lv, 4096, lid);
+	anc_delete_result dr;
+	cr_assert_eq(anc_db_delete(db, COLL, &s.anchors[7], 1, &dr, NULL, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_assert_eq(dr.status, ANC_DELETE_DELETED);
+	cr_assert_eq(anc_db_info(db, &in, &err), ANC_OK);
+	cr_assert_eq(info_contract(in, lid, &live)->vectors, 89);
+	cr_assert_eq(live, 89);
+	cr_assert_eq(info_contract(in, mid, &live)->vectors, 0);
+	anc_info_free(in);
+	cr_assert_eq(anc_db_snapshot(db, &err), ANC_OK, "%s", err.msg);
+	free(lv);
+	db_close(db);
+	tu_sotu_free(&s);
+}

@@ -1,0 +1,487 @@
+/*
+ * load_bench.c — bulk-load throughput: the same Fashion-MNIST train set
+ * (60000 x 784, uint8 converted to float32) loaded
+ *   (a) in-process through anc_db_upsert (LMDB + faiss, same batch size,
+ *       same sync setting), and
+ *   (b) through a real anchorage-server and the `anchorage load` CLI
+ *       (the pipelined loader), from a .npy + ids JSONL written to a
+ *       temporary directory,
+ * and prints one JSON line per measurement plus the ratio (b)/(a). The
+ * CLI's peak RSS (wait4's ru_maxrss) is reported for 10k and 60k records,
+ * to show that the loader's memory does not grow with the input. With
+ * --hnsw it also measures the same two paths into an HNSW index and faiss's
+ * own HNSW add of the same vectors (faiss C API, IDMap2,HNSW M), and the
+ * ratios.
+ *
+ * usage: load_bench [--server-bin PATH] [--cli-bin PATH] [--data DIR]
+ *                   [--n N] [--batch B] [--inflight K] [--nosync]
+ *                   [--hnsw] [--hnsw-n N] [--keep]
+ * The binaries default to anchorage-server and anchorage next to this
+ * executable (the build directory); --data defaults to ../shared/data as
+ * seen from the source tree (compile definition) or $ANC_DATA_DIR.
+ *
+ * Goals (measured, not asserted): (b) >= 0.8 x (a) and >= 50,000
+ * vectors/s for the flat index; HNSW ratio >= 0.8.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <faiss/c_api/Index_c.h>
+#include <faiss/c_api/index_factory_c.h>
+#include <zlib.h>
+
+#include "anc_client.h"
+#include "anc_index.h"
+
+#ifndef ANC_DATA_DIR
+#define ANC_DATA_DIR "../shared/data"
+#endif
+
+#define DIM 784
+
+static double last_cli_cpu; /* CPU seconds of the last CLI run */
+
+static double
+now_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void
+die(const char *fmt, const char *a, const char *b)
+{
+	fprintf(stderr, "load_bench: ");
+	fprintf(stderr, fmt, a, b);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+static uint32_t
+be32(const unsigned char *b)
+{
+	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
+	    (uint32_t)b[2] << 8 | b[3];
+}
+
+/* Read an IDX images file (gzip) as float32 rows. */
+static float *
+idx_read(const char *path, uint32_t want, uint32_t *n)
+{
+	gzFile gz = gzopen(path, "rb");
+	unsigned char hdr[16], *u8;
+	float *f;
+	uint32_t rows, r, c;
+	size_t i, total;
+
+	if (gz == NULL)
+		die("cannot open %s%s", path, "");
+	if (gzread(gz, hdr, 16) != 16 || be32(hdr) != 0x803)
+		die("%s: not an IDX images file%s", path, "");
+	rows = be32(hdr + 4);
+	r = be32(hdr + 8);
+	c = be32(hdr + 12);
+	if (r * c != DIM)
+		die("%s: expected 28x28 images%s", path, "");
+	if (want < rows)
+		rows = want;
+	total = (size_t)rows * DIM;
+	u8 = malloc(total);
+	f = malloc(total * sizeof(float));
+	if (u8 == NULL || f == NULL)
+		die("out of memory%s%s", "", "");
+	if (gzread(gz, u8, (unsigned)total) != (int)total)
+		die("%s: truncated%s", path, "");
+	gzclose(gz);
+	for (i = 0; i < total; i++)
+		f[i] = (float)u8[i];
+	free(u8);
+	*n = rows;
+	return f;
+}
+
+static void
+npy_write(const char *path, const float *x, uint32_t n)
+{
+	char hdr[128];
+	int hl;
+	FILE *fp = fopen(path, "wb");
+	unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 0, 0};
+
+	if (fp == NULL)
+		die("cannot write %s%s", path, "");
+	hl = snprintf(hdr, sizeof(hdr),
+	    "{'descr': '<f4', 'fortran_order': False, 'shape': (%u, %d), }",
+	    n, DIM);
+	/* Pad so that the data starts on a 64-byte boundary. */
+	while ((10 + hl + 1) % 64 != 0)
+		hdr[hl++] = ' ';
+	hdr[hl++] = '\n';
+	pre[8] = (unsigned char)(hl & 0xff);
+	pre[9] = (unsigned char)(hl >> 8);
+	if (fwrite(pre, 1, 10, fp) != 10 ||
+	    fwrite(hdr, 1, (size_t)hl, fp) != (size_t)hl ||
+	    fwrite(x, sizeof(float), (size_t)n * DIM, fp) != (size_t)n * DIM ||
+	    fclose(fp) != 0)
+		die("cannot write %s%s", path, "");
+}
+
+static void
+ids_write(const char *path, uint32_t n)
+{
+	FILE *fp = fopen(path, "w");
+	uint32_t i;
+
+	if (fp == NULL)
+		die("cannot write %s%s", path, "");
+	for (i = 0; i < n; i++)
+		fprintf(fp, "{\"source\":\"fashion-mnist-train\",\"chunk\":%u}\n",
+		    i);
+	if (fclose(fp) != 0)
+		die("cannot write %s%s", path, "");
+}
+
+static void
+contract_fill(anc_contract *c, int hnsw, uint32_t m)
+{
+	anc_contract_init(c);
+	snprintf(c->name, sizeof(c->name), "fmnist%s", hnsw ? "-hnsw" : "");
+	snprintf(c->model, sizeof(c->model), "raw-pixels");
+	snprintf(c->revision, sizeof(c->revision), "1");
+	c->dim = DIM;
+	c->metric = ANC_METRIC_L2;
+	c->normalize = 0;
+	c->index.kind = hnsw ? ANC_INDEX_HNSW : ANC_INDEX_FLAT;
+	if (hnsw)
+		c->index.m = m;
+}
+
+/* (a) in-process. Returns seconds. */
+static double
+bench_inproc(const char *dir, const float *x, uint32_t n, uint32_t batch,
+             int nosync, int hnsw)
+{
+	anc_db_options opt;
+	anc_db *db = NULL;
+	anc_error err = {0};
+	anc_contract c;
+	anc_contract_id_str id;
+	anc_record *recs = calloc(batch, sizeof(*recs));
+	anc_upsert_result *res = calloc(batch, sizeof(*res));
+	char (*chunks)[16] = calloc(batch, 16);
+	uint32_t i, j, m;
+	double t0, t;
+
+	if (!recs || !res || !chunks)
+		die("out of memory%s%s", "", "");
+	anc_db_options_default(&opt);
+	opt.nosync = nosync;
+	opt.quiet = 1;
+	if (anc_db_open(dir, &opt, &db, &err) ||
+	    anc_db_collection_create(db, "fm", NULL, &err))
+		die("in-process: %s%s", err.msg, "");
+	contract_fill(&c, hnsw, 32);
+	if (anc_db_contract_register(db, "fm", &c, id, NULL, &err))
+		die("in-process: %s%s", err.msg, "");
+	t0 = now_s();
+	for (i = 0; i < n; i += m) {
+		m = n - i < batch ? n - i : batch;
+		for (j = 0; j < m; j++) {
+			snprintf(chunks[j], 16, "%u", i + j);
+			recs[j].source = "fashion-mnist-train";
+			recs[j].chunk = chunks[j];
+			recs[j].text = NULL;
+			recs[j].vec = x + (size_t)(i + j) * DIM;
+			recs[j].dim = DIM;
+		}
+		if (anc_db_upsert(db, "fm", id, recs, m, res, NULL, &err))
+			die("in-process upsert: %s%s", err.msg, "");
+	}
+	t = now_s() - t0;
+	(void)anc_db_close(db, NULL); /* snapshot time is not load time */
+	free(recs);
+	free(res);
+	free(chunks);
+	return t;
+}
+
+/* faiss's own HNSW add, same vectors, same M / efConstruction. */
+static double
+bench_faiss_hnsw(const float *x, uint32_t n)
+{
+	FaissIndex *idx = NULL;
+	idx_t *ids = malloc(n * sizeof(idx_t));
+	uint32_t i;
+	double t0, t;
+
+	if (ids == NULL || faiss_index_factory(&idx, DIM, "IDMap2,HNSW32",
+	        METRIC_L2) != 0)
+		die("faiss index_factory failed%s%s", "", "");
+	for (i = 0; i < n; i++)
+		ids[i] = i + 1;
+	t0 = now_s();
+	if (faiss_Index_add_with_ids(idx, n, x, ids) != 0)
+		die("faiss add failed%s%s", "", "");
+	t = now_s() - t0;
+	faiss_Index_free(idx);
+	free(ids);
+	return t;
+}
+
+static pid_t
+spawn(char *const argv[], const char *log)
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid < 0)
+		die("fork: %s%s", strerror(errno), "");
+	if (pid == 0) {
+		fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Run the CLI load; returns seconds, *rss_kb the child's peak RSS. */
+static double
+bench_cli(const char *cli, const char *url, const char *coll,
+          const char *ids, const char *npy, uint32_t batch,
+          uint32_t inflight, const char *log, long *rss_kb)
+{
+	char b[16], k[16];
+	char *argv[] = {(char *)cli, "--server", (char *)url, "--timeout",
+	    "600000", "load", (char *)coll, (char *)ids, "--vectors",
+	    (char *)npy, "--batch", b, "--inflight", k, "--quiet", NULL};
+	struct rusage ru;
+	double t0, t;
+	pid_t pid;
+	int st;
+
+	snprintf(b, sizeof(b), "%u", batch);
+	snprintf(k, sizeof(k), "%u", inflight);
+	t0 = now_s();
+	pid = spawn(argv, log);
+	if (wait4(pid, &st, 0, &ru) != pid || !WIFEXITED(st) ||
+	    WEXITSTATUS(st) != 0)
+		die("the CLI load failed: see %s%s", log, "");
+	t = now_s() - t0;
+	*rss_kb = ru.ru_maxrss;
+	last_cli_cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+	return t;
+}
+
+static void
+setup_collection(anc_client *cl, const char *coll, int hnsw)
+{
+	anc_resp *r = NULL;
+	anc_error err = {0};
+	anc_contract c;
+	int i;
+
+	/* The server may still be starting: ping until it answers. */
+	for (i = 0; i < 300; i++) {
+		if (anc_client_ping(cl, &r, &err) == 0)
+			break;
+		usleep(100000);
+	}
+	anc_resp_free(r);
+	r = NULL;
+	if (anc_client_collection_create(cl, coll, &r, &err))
+		die("collection create: %s%s", err.msg, "");
+	anc_resp_free(r);
+	r = NULL;
+	contract_fill(&c, hnsw, 32);
+	if (anc_client_contract_register(cl, coll, &c, &r, &err))
+		die("contract register: %s%s", err.msg, "");
+	anc_resp_free(r);
+}
+
+static void
+emit(const char *kase, const char *index, uint32_t n, double secs,
+     uint32_t batch, uint32_t inflight, int nosync, long rss_kb)
+{
+	printf("{\"bench\":\"load\",\"case\":\"%s\",\"index\":\"%s\","
+	    "\"n\":%u,\"dim\":%d,\"seconds\":%.3f,\"vectors_per_s\":%.0f,"
+	    "\"batch\":%u,\"inflight\":%u,\"sync\":%s", kase, index, n, DIM,
+	    secs, (double)n / secs, batch, inflight,
+	    nosync ? "false" : "true");
+	if (rss_kb > 0)
+		printf(",\"peak_rss_kb\":%ld,\"cli_cpu_s\":%.3f", rss_kb,
+		    last_cli_cpu);
+	printf("}\n");
+	fflush(stdout);
+}
+
+int
+main(int argc, char **argv)
+{
+	char self[PATH_MAX], bindir[PATH_MAX], srvbin[PATH_MAX + 32];
+	char clibin[PATH_MAX + 32], tmpl[] = "/tmp/anc-loadbench-XXXXXX";
+	char p_npy[PATH_MAX], p_ids[PATH_MAX], p_npy10[PATH_MAX];
+	char p_ids10[PATH_MAX], p_in[PATH_MAX], p_srv[PATH_MAX];
+	char url[PATH_MAX + 16], log[PATH_MAX], cmd[PATH_MAX + 16];
+	const char *data = getenv("ANC_DATA_DIR");
+	const char *sb = NULL, *cb = NULL;
+	uint32_t n = 60000, batch = 2048, inflight = 4, hnsw_n = 20000, got;
+	int nosync = 0, hnsw = 0, keep = 0, i, st;
+	char *tmp;
+	float *x;
+	double ta, tb, t10, th_a, th_b, th_f;
+	long rss60, rss10, rssh;
+	anc_client *cl = NULL;
+	anc_error err = {0};
+	pid_t srv;
+	ssize_t sl;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strcmp(a, "--server-bin") == 0 && v) sb = v, i++;
+		else if (strcmp(a, "--cli-bin") == 0 && v) cb = v, i++;
+		else if (strcmp(a, "--data") == 0 && v) data = v, i++;
+		else if (strcmp(a, "--n") == 0 && v) n = (uint32_t)atoi(v), i++;
+		else if (strcmp(a, "--batch") == 0 && v)
+			batch = (uint32_t)atoi(v), i++;
+		else if (strcmp(a, "--inflight") == 0 && v)
+			inflight = (uint32_t)atoi(v), i++;
+		else if (strcmp(a, "--hnsw-n") == 0 && v)
+			hnsw_n = (uint32_t)atoi(v), i++;
+		else if (strcmp(a, "--nosync") == 0) nosync = 1;
+		else if (strcmp(a, "--hnsw") == 0) hnsw = 1;
+		else if (strcmp(a, "--keep") == 0) keep = 1;
+		else {
+			fprintf(stderr, "usage: load_bench [--server-bin PATH] "
+			    "[--cli-bin PATH] [--data DIR] [--n N] [--batch B] "
+			    "[--inflight K] [--nosync] [--hnsw] [--hnsw-n N] "
+			    "[--keep]\n");
+			return 2;
+		}
+	}
+	if (n == 0 || batch == 0 || inflight == 0 || batch > 10000)
+		die("bad --n/--batch/--inflight%s%s", "", "");
+	if (data == NULL || data[0] == '\0')
+		data = ANC_DATA_DIR;
+	if ((sl = readlink("/proc/self/exe", self, sizeof(self) - 1)) < 0)
+		die("readlink /proc/self/exe: %s%s", strerror(errno), "");
+	self[sl] = '\0';
+	snprintf(bindir, sizeof(bindir), "%s", dirname(self));
+	snprintf(srvbin, sizeof(srvbin), "%s/anchorage-server", bindir);
+	snprintf(clibin, sizeof(clibin), "%s/anchorage", bindir);
+	if (sb == NULL)
+		sb = srvbin;
+	if (cb == NULL)
+		cb = clibin;
+	if ((tmp = mkdtemp(tmpl)) == NULL)
+		die("mkdtemp: %s%s", strerror(errno), "");
+
+	snprintf(p_in, sizeof(p_in), "%s/fashion-mnist/train-images-idx3-ubyte.gz",
+	    data);
+	x = idx_read(p_in, n, &got);
+	n = got;
+	snprintf(p_npy, sizeof(p_npy), "%s/train.npy", tmp);
+	snprintf(p_ids, sizeof(p_ids), "%s/train.jsonl", tmp);
+	snprintf(p_npy10, sizeof(p_npy10), "%s/train10k.npy", tmp);
+	snprintf(p_ids10, sizeof(p_ids10), "%s/train10k.jsonl", tmp);
+	npy_write(p_npy, x, n);
+	ids_write(p_ids, n);
+	npy_write(p_npy10, x, n < 10000 ? n : 10000);
+	ids_write(p_ids10, n < 10000 ? n : 10000);
+
+	/* (a) in-process */
+	snprintf(p_in, sizeof(p_in), "%s/inproc", tmp);
+	ta = bench_inproc(p_in, x, n, batch, nosync, 0);
+	emit("in_process", "flat", n, ta, batch, 1, nosync, 0);
+
+	/* (b) server + CLI. The vectors are released first: a forked
+	 * child's peak RSS (ru_maxrss) includes the pages it shares with
+	 * its parent until exec, which would hide the CLI's own figure. */
+	free(x);
+	x = NULL;
+
+	snprintf(p_srv, sizeof(p_srv), "%s/srv", tmp);
+	snprintf(url, sizeof(url), "ipc://%s/s.sock", tmp);
+	snprintf(log, sizeof(log), "%s/server.log", tmp);
+	{
+		char *sargv[] = {(char *)sb, "--data", p_srv, "--listen", url,
+		    nosync ? "--nosync" : NULL, NULL};
+		srv = spawn(sargv, log);
+	}
+	if (anc_client_open(url, NULL, &cl, &err))
+		die("client: %s%s", err.msg, "");
+	setup_collection(cl, "fm", 0);
+	setup_collection(cl, "fm10k", 0);
+	snprintf(log, sizeof(log), "%s/cli.log", tmp);
+	t10 = bench_cli(cb, url, "fm10k", p_ids10, p_npy10, batch, inflight,
+	    log, &rss10);
+	emit("server_cli", "flat", n < 10000 ? n : 10000, t10, batch,
+	    inflight, nosync, rss10);
+	tb = bench_cli(cb, url, "fm", p_ids, p_npy, batch, inflight, log,
+	    &rss60);
+	emit("server_cli", "flat", n, tb, batch, inflight, nosync, rss60);
+	printf("{\"bench\":\"load\",\"case\":\"ratio\",\"index\":\"flat\","
+	    "\"server_cli_over_in_process\":%.3f,\"goal_ratio\":0.8,"
+	    "\"goal_vectors_per_s\":50000,\"rss_kb_10k\":%ld,"
+	    "\"rss_kb_%uk\":%ld}\n", ta / tb, rss10, n / 1000, rss60);
+	fflush(stdout);
+
+	if (hnsw) {
+		uint32_t hn = hnsw_n < n ? hnsw_n : n;
+
+		snprintf(p_in, sizeof(p_in),
+		    "%s/fashion-mnist/train-images-idx3-ubyte.gz", data);
+		x = idx_read(p_in, hn, &hn);
+
+		snprintf(p_in, sizeof(p_in), "%s/inproc-hnsw", tmp);
+		th_f = bench_faiss_hnsw(x, hn);
+		emit("faiss_add", "hnsw", hn, th_f, hn, 1, 1, 0);
+		th_a = bench_inproc(p_in, x, hn, batch, nosync, 1);
+		emit("in_process", "hnsw", hn, th_a, batch, 1, nosync, 0);
+		setup_collection(cl, "fmh", 1);
+		snprintf(p_npy, sizeof(p_npy), "%s/h.npy", tmp);
+		snprintf(p_ids, sizeof(p_ids), "%s/h.jsonl", tmp);
+		npy_write(p_npy, x, hn);
+		ids_write(p_ids, hn);
+		th_b = bench_cli(cb, url, "fmh", p_ids, p_npy, batch, inflight,
+		    log, &rssh);
+		emit("server_cli", "hnsw", hn, th_b, batch, inflight, nosync,
+		    rssh);
+		printf("{\"bench\":\"load\",\"case\":\"ratio\",\"index\":\"hnsw\","
+		    "\"server_cli_over_faiss_add\":%.3f,"
+		    "\"in_process_over_faiss_add\":%.3f,\"goal_ratio\":0.8}\n",
+		    th_f / th_b, th_f / th_a);
+		fflush(stdout);
+	}
+
+	anc_client_close(cl);
+	kill(srv, SIGTERM);
+	waitpid(srv, &st, 0);
+	free(x);
+	if (!keep) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
+		if (system(cmd) != 0)
+			fprintf(stderr, "load_bench: could not remove %s\n", tmp);
+	} else {
+		fprintf(stderr, "load_bench: kept %s\n", tmp);
+	}
+	return 0;
+}

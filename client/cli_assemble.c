@@ -1,0 +1,388 @@
+/*
+ * cli_assemble.c — `anchorage assemble`: the context assembler
+ * (client/anc_assemble.h) on the command line.
+ *
+ * Design note: the hits come from `anchorage --json query ... --text`
+ * output (one JSON object per query, several queries allowed, from a file
+ * or stdin), the pinned anchors are resolved through the server to get
+ * their current text and revision, and anc_assemble does the rest. The
+ * metric that says how scores compare is read from each line's
+ * provenance.metric; lines that disagree are refused, because merging l2
+ * distances with similarities would rank garbage. Without it (output of an
+ * older CLI) --metric or an info lookup of provenance.contract supplies it.
+ * The rendered context is written to stdout byte for byte (fwrite, no
+ * trailing newline added), so two runs on the same input can be compared
+ * with cmp.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "anc_assemble.h"
+#include "cli.h"
+
+int
+anc_cli_contract_metric(anc_cli_ctx *ctx, const char *id, anc_metric *out,
+                        anc_error *err)
+{
+	anc_resp *resp = NULL;
+	const anc_info *info;
+	uint32_t i, j;
+	int code;
+
+	if ((code = anc_cli_connect(ctx, err)) ||
+	    (code = anc_client_info(ctx->client, &resp, err)))
+		return code;
+	info = &resp->u.info;
+	for (i = 0; i < info->ncollections; i++)
+		for (j = 0; j < info->collections[i].ncontracts; j++)
+			if (strcmp(info->collections[i].contracts[j].id, id) ==
+			    0) {
+				*out = info->collections[i].contracts[j]
+				           .contract.metric;
+				anc_resp_free(resp);
+				return ANC_OK;
+			}
+	anc_resp_free(resp);
+	return anc_error_set(err, ANC_ENOCONTRACT,
+	    "contract %s: not registered on %s", id, ctx->server);
+}
+
+typedef struct hitvec {
+	anc_asm_passage *v;
+	uint32_t n, cap;
+} hitvec;
+
+static void
+hitvec_free(hitvec *h)
+{
+	uint32_t i;
+
+	for (i = 0; i < h->n; i++)
+		free((char *)h->v[i].text);
+	free(h->v);
+	memset(h, 0, sizeof(*h));
+}
+
+/* One line of `query --json` output: append its hits. *metric is -1 until
+ * a line names one; *cid gets the first provenance.contract. */
+static int
+hits_line(hitvec *h, const char *origin, uint64_t lineno, const char *line,
+          size_t len, int *metric, anc_contract_id_str cid, anc_error *err)
+{
+	json_error_t je;
+	json_t *o, *hits, *hit, *prov, *v;
+	uint8_t raw[ANC_ANCHOR_RAW];
+	anc_asm_passage *p;
+	size_t i;
+	int m, code = ANC_OK;
+
+	if ((o = json_loadb(line, len, 0, &je)) == NULL)
+		return anc_error_set(err, ANC_EMALFORMED,
+		    "%s:%llu: invalid JSON at column %d: %s", origin,
+		    (unsigned long long)lineno, je.column, je.text);
+	hits = json_object_get(o, "hits");
+	prov = json_object_get(o, "provenance");
+	if (!json_is_array(hits)) {
+		code = anc_error_set(err, ANC_EINVAL,
+		    "%s:%llu: \"hits\": expected an array (output of anchorage "
+		    "--json query --text)", origin, (unsigned long long)lineno);
+		goto leave;
+	}
+	v = json_object_get(prov, "metric");
+	if (v != NULL) {
+		if (!json_is_string(v) ||
+		    (m = anc_metric_parse(json_string_value(v))) < 0) {
+			code = anc_error_set(err, ANC_EINVAL,
+			    "%s:%llu: provenance.metric: expected \"l2\", \"ip\" "
+			    "or \"cosine\"", origin, (unsigned long long)lineno);
+			goto leave;
+		}
+		if (*metric >= 0 && *metric != m) {
+			code = anc_error_set(err, ANC_EINVAL,
+			    "%s:%llu: provenance.metric: %s, but earlier lines "
+			    "are %s: scores of different metrics cannot be "
+			    "ranked together", origin,
+			    (unsigned long long)lineno, json_string_value(v),
+			    anc_metric_name((anc_metric)*metric));
+			goto leave;
+		}
+		*metric = m;
+	}
+	v = json_object_get(prov, "contract");
+	if (cid[0] == '\0' && json_is_string(v) &&
+	    json_string_length(v) == ANC_CONTRACT_ID_LEN)
+		memcpy(cid, json_string_value(v), ANC_CONTRACT_ID_LEN + 1);
+	json_array_foreach(hits, i, hit) {
+		json_t *a = json_object_get(hit, "anchor");
+		json_t *s = json_object_get(hit, "score");
+		json_t *r = json_object_get(hit, "revision");
+		json_t *t = json_object_get(hit, "text");
+
+		if (!json_is_string(a) ||
+		    anc_anchor_parse(json_string_value(a), raw, err) != ANC_OK ||
+		    !(json_is_number(s) || json_is_null(s)) ||
+		    !json_is_integer(r) || json_integer_value(r) < 0 ||
+		    (t != NULL && !json_is_string(t))) {
+			code = anc_error_set(err, ANC_EINVAL,
+			    "%s:%llu: hits[%zu]: expected {\"anchor\": 26-char "
+			    "anchor, \"score\": number, \"revision\": integer, "
+			    "\"text\": string}", origin,
+			    (unsigned long long)lineno, i);
+			goto leave;
+		}
+		if (h->n == h->cap) {
+			uint32_t nc = h->cap ? h->cap * 2 : 64;
+			anc_asm_passage *nv = realloc(h->v, nc * sizeof(*nv));
+
+			if (nv == NULL) {
+				code = anc_error_set(err, ANC_ENOMEM,
+				    "%s: out of memory for %u hits", origin,
+				    nc);
+				goto leave;
+			}
+			h->v = nv;
+			h->cap = nc;
+		}
+		p = &h->v[h->n];
+		memset(p, 0, sizeof(*p));
+		anc_anchor_format(raw, p->anchor);
+		p->score = json_is_null(s) ? NAN : (float)json_number_value(s);
+		p->revision = (uint64_t)json_integer_value(r);
+		if (t != NULL && (p->text = strdup(json_string_value(t))) ==
+		    NULL) {
+			code = anc_error_set(err, ANC_ENOMEM,
+			    "%s: out of memory", origin);
+			goto leave;
+		}
+		h->n++;
+	}
+leave:
+	json_decref(o);
+	return code;
+}
+
+static json_t *
+item_json(const anc_asm_item *it)
+{
+	json_t *o = json_pack("{s:s,s:I,s:b,s:s,s:I}", "anchor", it->anchor,
+	    "revision", (json_int_t)it->revision, "pinned", it->pinned,
+	    "reason", anc_asm_reason_name(it->reason), "tokens",
+	    (json_int_t)it->tokens);
+
+	if (o != NULL && !it->pinned)
+		json_object_set_new(o, "score", isfinite(it->score)
+		    ? json_real((double)it->score) : json_null());
+	return o;
+}
+
+static const char assemble_usage[] =
+    "usage: anchorage assemble COLLECTION --budget TOKENS [--hits FILE|-]\n"
+    "                          [--pin ANCHOR]... [--metric l2|ip|cosine]\n\n"
+    "Pick the passages for a prompt: the pinned anchors first (resolved "
+    "through the\nserver, in the order given, never evicted while they fit), "
+    "then the hits of\n`anchorage --json query ... --text` (one JSON object "
+    "per line, several queries\nallowed; --hits defaults to stdin) by score, "
+    "best first (l2: lowest), each anchor\nonce, ties by anchor ID. The "
+    "budget counts tokens as ceil(bytes / 4) of each\nrendered block. The "
+    "output is the context itself, byte-identical for identical\ninputs, "
+    "each passage rendered as\n\n    [ANCHOR rev N]\\n<text>\\n\\n\n\n"
+    "With --json: {\"passages\":[...], \"dropped\":[...], \"tokens\", "
+    "\"budget\", \"rendered\"}.\n";
+
+int
+anc_cli_cmd_assemble(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
+{
+	const char *budget = NULL, *hitsf = NULL, *pin = NULL, *mstr = NULL;
+	int want_help = 0;
+	const anc_cli_optspec specs[] = {
+		{"--budget", &budget, NULL}, {"--hits", &hitsf, NULL},
+		{"--pin", &pin, NULL}, {"--metric", &mstr, NULL},
+		{"--help", NULL, &want_help}, {"-h", NULL, &want_help},
+		{NULL, NULL, NULL}};
+	const char *pos[1];
+	anc_cli_lines *in = NULL;
+	anc_anchor_str *pins = NULL;
+	anc_asm_passage *pp = NULL;
+	anc_resp *resp = NULL;
+	anc_asm_result *res = NULL;
+	anc_asm_input ai;
+	hitvec h = {NULL, 0, 0};
+	anc_contract_id_str cid = "";
+	uint8_t raw[ANC_ANCHOR_RAW];
+	const char *line, *origin;
+	size_t len;
+	uint32_t b, npins = 0, i, j;
+	int npos, metric = -1, m = 0, code;
+	json_t *o, *arr;
+
+	memset(&ai, 0, sizeof(ai));
+	if ((code = anc_cli_args_parse(ctx, argc, argv, specs, pos, 1, &npos,
+	         err)))
+		goto leave;
+	if (want_help) {
+		fputs(assemble_usage, stdout);
+		goto leave;
+	}
+	if (npos < 1 || budget == NULL) {
+		code = anc_cli_usage(ctx, err, "assemble: missing %s (see "
+		    "anchorage assemble --help)", npos < 1 ? "COLLECTION" :
+		    "--budget TOKENS");
+		goto leave;
+	}
+	if ((code = anc_cli_u32_parse(budget, "--budget", 1, UINT32_MAX - 1,
+	         &b, err))) {
+		ctx->usage_error = 1;
+		goto leave;
+	}
+	if (mstr != NULL && (m = anc_metric_parse(mstr)) < 0) {
+		code = anc_cli_usage(ctx, err, "--metric: expected l2, ip or "
+		    "cosine, got '%s'", mstr);
+		goto leave;
+	}
+	if ((code = anc_collection_name_check(pos[0], err)))
+		goto leave;
+	/* Every --pin, in order (the scanner keeps only the last one). */
+	if ((pins = calloc((size_t)argc, sizeof(*pins))) == NULL) {
+		code = anc_error_set(err, ANC_ENOMEM, "out of memory");
+		goto leave;
+	}
+	for (i = 1; i < (uint32_t)argc; i++) {
+		const char *a = NULL;
+
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "--pin") == 0 && i + 1 < (uint32_t)argc)
+			a = argv[++i];
+		else if (strncmp(argv[i], "--pin=", 6) == 0)
+			a = argv[i] + 6;
+		else if (strcmp(argv[i], "--budget") == 0 ||
+		         strcmp(argv[i], "--hits") == 0 ||
+		         strcmp(argv[i], "--metric") == 0)
+			i++; /* skip the value */
+		if (a == NULL)
+			continue;
+		if ((code = anc_anchor_parse(a, raw, err))) {
+			anc_error_wrap(err, "--pin");
+			ctx->usage_error = 1;
+			goto leave;
+		}
+		anc_anchor_format(raw, pins[npins++]);
+	}
+	origin = hitsf == NULL || strcmp(hitsf, "-") == 0 ? "stdin" : hitsf;
+	if ((code = anc_cli_lines_open(hitsf ? hitsf : "-", &in, err)))
+		goto leave;
+	for (;;) {
+		if ((code = anc_cli_lines_next(in, &line, &len, err)))
+			goto leave;
+		if (line == NULL)
+			break;
+		if (strspn(line, " \t") == len)
+			continue;
+		if ((code = hits_line(&h, origin, anc_cli_lines_lineno(in),
+		         line, len, &metric, cid, err)))
+			goto leave;
+	}
+	if (mstr != NULL) {
+		if (metric >= 0 && metric != m) {
+			code = anc_error_set(err, ANC_EINVAL,
+			    "--metric %s, but the hits say %s", mstr,
+			    anc_metric_name((anc_metric)metric));
+			goto leave;
+		}
+		metric = m;
+	}
+	if (metric < 0 && h.n > 0) {
+		anc_metric mm;
+
+		if (cid[0] == '\0') {
+			code = anc_cli_usage(ctx, err, "assemble: the hits name "
+			    "no metric or contract: give --metric");
+			goto leave;
+		}
+		if ((code = anc_cli_contract_metric(ctx, cid, &mm, err)))
+			goto leave;
+		metric = (int)mm;
+	}
+	if ((pp = calloc(npins ? npins : 1, sizeof(*pp))) == NULL) {
+		code = anc_error_set(err, ANC_ENOMEM, "out of memory");
+		goto leave;
+	}
+	if (npins > 0) {
+		anc_limits lim;
+
+		anc_limits_default(&lim);
+		if (npins > lim.max_anchors) {
+			code = anc_error_set(err, ANC_ETOOBIG,
+			    "--pin: %u anchors, at most %u", npins,
+			    lim.max_anchors);
+			goto leave;
+		}
+		if ((code = anc_cli_connect(ctx, err)) ||
+		    (code = anc_client_resolve(ctx->client, pos[0], pins, npins,
+		         &resp, err)))
+			goto leave;
+		if (resp->u.resolve.n != npins) {
+			code = anc_error_set(err, ANC_EMALFORMED,
+			    "resolve reply: expected %u results, got %u", npins,
+			    resp->u.resolve.n);
+			goto leave;
+		}
+		for (i = 0; i < npins; i++) {
+			const anc_resolved *r = &resp->u.resolve.results[i];
+
+			memcpy(pp[i].anchor, pins[i], sizeof(pp[i].anchor));
+			pp[i].revision = r->revision;
+			pp[i].text = r->status == ANC_ANCHOR_LIVE ? r->text : NULL;
+		}
+	}
+	ai.pins = pp;
+	ai.npins = npins;
+	ai.hits = h.v;
+	ai.nhits = h.n;
+	ai.metric = metric >= 0 ? (anc_metric)metric : ANC_METRIC_L2;
+	ai.budget = b;
+	if ((code = anc_assemble(&ai, &res, err)))
+		goto leave;
+	if (ctx->json) {
+		o = json_pack("{s:I,s:I,s:s}", "budget", (json_int_t)b, "tokens",
+		    (json_int_t)res->tokens, "metric",
+		    anc_metric_name(ai.metric));
+		for (j = 0; o != NULL && j < 2; j++) {
+			const anc_asm_item *v = j ? res->dropped : res->kept;
+			uint32_t n = j ? res->ndropped : res->nkept;
+
+			arr = json_array();
+			for (i = 0; arr != NULL && i < n; i++)
+				if (json_array_append_new(arr, item_json(&v[i])))
+					json_decref(arr), arr = NULL;
+			if (arr == NULL || json_object_set_new(o,
+			        j ? "dropped" : "passages", arr) != 0)
+				json_decref(o), o = NULL;
+		}
+		if (o != NULL) {
+			json_t *rs = json_stringn(res->rendered,
+			    res->rendered_len);
+
+			if (rs == NULL) /* invalid UTF-8 in a passage */
+				rs = anc_cli_json_str(res->rendered);
+			if (json_object_set_new(o, "rendered", rs) != 0)
+				json_decref(o), o = NULL;
+		}
+		code = anc_cli_json_emit(stdout, o, err);
+	} else if (res->rendered_len > 0 &&
+	           fwrite(res->rendered, 1, res->rendered_len, stdout) !=
+	               res->rendered_len) {
+		code = anc_error_set(err, ANC_EIO, "cannot write to stdout: %s",
+		    strerror(errno));
+	}
+leave:
+	anc_asm_result_free(res);
+	anc_resp_free(resp);
+	anc_cli_lines_close(in);
+	hitvec_free(&h);
+	free(pp);
+	free(pins);
+	return code;
+}

@@ -1,0 +1,284 @@
+/*
+ * srv_config.c — the server's JSON configuration file, and the loopback
+ * test that decides whether a server without keys may listen on a URL.
+ *
+ * The file holds what does not belong on a command line: API key hashes,
+ * TLS files, limits. It is parsed strictly: an unknown key is an error that
+ * names it, so a typo ("max_mesage") cannot silently leave a default in
+ * place.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "srv_server.h"
+
+/* Strings from the file are copied into one block that outlives the
+ * json_t tree; cfg points into it. */
+typedef struct strpool {
+	char *buf;
+	size_t len, cap;
+} strpool;
+
+static const char *
+pool_dup(strpool *p, const char *s, anc_error *err)
+{
+	size_t n = strlen(s) + 1;
+	(void)err;
+	if (p->len + n > p->cap)
+		return NULL; /* sized up front: cannot happen */
+	char *d = p->buf + p->len;
+	memcpy(d, s, n);
+	p->len += n;
+	return d;
+}
+
+static int
+unknown_keys(json_t *obj, const char *where, const char *const *known,
+             anc_error *err)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(obj, k, v) {
+		int ok = 0;
+		for (size_t i = 0; known[i] != NULL; i++)
+			if (strcmp(k, known[i]) == 0)
+				ok = 1;
+		if (!ok)
+			return anc_error_set(err, ANC_EINVAL,
+			    "%s: unknown key '%s'", where, k);
+	}
+	return ANC_OK;
+}
+
+static int
+get_str(json_t *obj, const char *where, const char *key, int required,
+        strpool *pool, const char **out, anc_error *err)
+{
+	json_t *v = json_object_get(obj, key);
+	if (v == NULL) {
+		if (required)
+			return anc_error_set(err, ANC_EINVAL,
+			    "%s.%s: required", where, key);
+		return ANC_OK;
+	}
+	if (!json_is_string(v) || json_string_length(v) == 0)
+		return anc_error_set(err, ANC_EINVAL,
+		    "%s.%s: expected a non-empty string", where, key);
+	*out = pool_dup(pool, json_string_value(v), err);
+	return ANC_OK;
+}
+
+static int
+get_u32(json_t *obj, const char *where, const char *key, uint32_t lo,
+        uint32_t hi, uint32_t *out, anc_error *err)
+{
+	json_t *v = json_object_get(obj, key);
+	if (v == NULL)
+		return ANC_OK;
+	if (!json_is_integer(v) || json_integer_value(v) < lo ||
+	    json_integer_value(v) > hi)
+		return anc_error_set(err, ANC_EINVAL,
+		    "%s.%s: expected an integer in %u..%u", where, key, lo, hi);
+	*out = (uint32_t)json_integer_value(v);
+	return ANC_OK;
+}
+
+static int
+load_limits(json_t *l, anc_server_config *cfg, anc_error *err)
+{
+	static const char *const known[] = {"max_message", "max_records",
+	    "max_queries", "max_k", "max_text", "max_meta", "max_anchors",
+	    "max_connections", "send_timeout_ms", NULL};
+	uint32_t to = (uint32_t)cfg->send_timeout_ms;
+	int rv;
+	if (!json_is_object(l))
+		return anc_error_set(err, ANC_EINVAL,
+		                     "limits: expected an object");
+	if ((rv = unknown_keys(l, "limits", known, err)) ||
+	    (rv = get_u32(l, "limits", "max_message", 1024, UINT32_MAX,
+	                  &cfg->limits.max_message, err)) ||
+	    (rv = get_u32(l, "limits", "max_records", 1, 1000000,
+	                  &cfg->limits.max_records, err)) ||
+	    (rv = get_u32(l, "limits", "max_queries", 1, 100000,
+	                  &cfg->limits.max_queries, err)) ||
+	    (rv = get_u32(l, "limits", "max_k", 1, 100000, &cfg->limits.max_k,
+	                  err)) ||
+	    (rv = get_u32(l, "limits", "max_text", 1, 1u << 30,
+	                  &cfg->limits.max_text, err)) ||
+	    (rv = get_u32(l, "limits", "max_meta", 1, 1u << 24,
+	                  &cfg->limits.max_meta, err)) ||
+	    (rv = get_u32(l, "limits", "max_anchors", 1, 1000000,
+	                  &cfg->limits.max_anchors, err)) ||
+	    (rv = get_u32(l, "limits", "max_connections", 1, 1000000,
+	                  &cfg->max_connections, err)) ||
+	    (rv = get_u32(l, "limits", "send_timeout_ms", 1, 3600000, &to,
+	                  err)))
+		return rv;
+	cfg->send_timeout_ms = (int)to;
+	return ANC_OK;
+}
+
+int
+anc_server_config_load(anc_server_config *cfg, const char *path,
+                       anc_auth **auth_out, char **strings, anc_error *err)
+{
+	static const char *const known[] = {"keys", "tls", "listen", "limits",
+	                                    NULL};
+	json_error_t je;
+	json_t *root = NULL, *v;
+	anc_auth *auth = NULL;
+	strpool pool = {0};
+	FILE *f = NULL;
+	long size;
+	int rv;
+
+	*auth_out = NULL;
+	*strings = NULL;
+	/* Every string in the tree is shorter than the file: one block of
+	 * the file's size (plus NULs) holds them all. */
+	if ((f = fopen(path, "rb")) == NULL ||
+	    fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0) {
+		rv = anc_error_set(err, ANC_EIO, "config %s: cannot read: %m",
+		                   path);
+		goto leave;
+	}
+	if (size > (1 << 24)) {
+		rv = anc_error_set(err, ANC_ETOOBIG,
+		    "config %s: %ld bytes, at most 16 MiB", path, size);
+		goto leave;
+	}
+	fclose(f);
+	f = NULL;
+	pool.cap = 2 * (size_t)size + 64;
+	if ((pool.buf = malloc(pool.cap)) == NULL) {
+		rv = anc_error_set(err, ANC_ENOMEM, "config: out of memory");
+		goto leave;
+	}
+	if ((root = json_load_file(path, JSON_REJECT_DUPLICATES, &je)) ==
+	    NULL) {
+		rv = anc_error_set(err, ANC_EMALFORMED,
+		    "config %s:%d:%d: %s", path, je.line, je.column, je.text);
+		goto leave;
+	}
+	if (!json_is_object(root)) {
+		rv = anc_error_set(err, ANC_EINVAL,
+		    "config %s: expected a JSON object", path);
+		goto leave;
+	}
+	if ((rv = unknown_keys(root, "config", known, err)) != ANC_OK ||
+	    (rv = anc_auth_create(&auth, err)) != ANC_OK)
+		goto leave;
+
+	if ((v = json_object_get(root, "keys")) != NULL) {
+		static const char *const kk[] = {"id", "role", "salt", "sha256",
+		                                 NULL};
+		size_t i;
+		json_t *k;
+		if (!json_is_array(v)) {
+			rv = anc_error_set(err, ANC_EINVAL,
+			    "keys: expected an array of {id, role, salt, "
+			    "sha256}");
+			goto leave;
+		}
+		json_array_foreach(v, i, k) {
+			char where[32];
+			snprintf(where, sizeof(where), "keys[%zu]", i);
+			const char *id = NULL, *role = NULL, *salt = NULL,
+			           *hash = NULL;
+			if (!json_is_object(k)) {
+				rv = anc_error_set(err, ANC_EINVAL,
+				    "%s: expected an object", where);
+				goto leave;
+			}
+			if ((rv = unknown_keys(k, where, kk, err)) ||
+			    (rv = get_str(k, where, "id", 1, &pool, &id, err)) ||
+			    (rv = get_str(k, where, "role", 1, &pool, &role,
+			                  err)) ||
+			    (rv = get_str(k, where, "salt", 1, &pool, &salt,
+			                  err)) ||
+			    (rv = get_str(k, where, "sha256", 1, &pool, &hash,
+			                  err)) ||
+			    (rv = anc_auth_add(auth, id, role, salt, hash, err)))
+				goto leave;
+		}
+	}
+	if ((v = json_object_get(root, "tls")) != NULL) {
+		static const char *const tk[] = {"cert", "key", "password",
+		                                 NULL};
+		if (!json_is_object(v)) {
+			rv = anc_error_set(err, ANC_EINVAL,
+			                   "tls: expected an object");
+			goto leave;
+		}
+		if ((rv = unknown_keys(v, "tls", tk, err)) ||
+		    (rv = get_str(v, "tls", "cert", 1, &pool,
+		                  &cfg->tls_cert_file, err)) ||
+		    (rv = get_str(v, "tls", "key", 1, &pool,
+		                  &cfg->tls_key_file, err)) ||
+		    (rv = get_str(v, "tls", "password", 0, &pool,
+		                  &cfg->tls_key_password, err)))
+			goto leave;
+	}
+	if ((v = json_object_get(root, "listen")) != NULL) {
+		size_t i;
+		json_t *u;
+		if (!json_is_array(v)) {
+			rv = anc_error_set(err, ANC_EINVAL,
+			                   "listen: expected an array of URLs");
+			goto leave;
+		}
+		json_array_foreach(v, i, u) {
+			if (!json_is_string(u)) {
+				rv = anc_error_set(err, ANC_EINVAL,
+				    "listen[%zu]: expected a URL string", i);
+				goto leave;
+			}
+			if (cfg->nlisten == ANC_SERVER_MAX_LISTEN) {
+				rv = anc_error_set(err, ANC_ETOOBIG,
+				    "listen: at most %d URLs",
+				    ANC_SERVER_MAX_LISTEN);
+				goto leave;
+			}
+			cfg->listen[cfg->nlisten++] =
+			    pool_dup(&pool, json_string_value(u), err);
+		}
+	}
+	if ((v = json_object_get(root, "limits")) != NULL &&
+	    (rv = load_limits(v, cfg, err)) != ANC_OK)
+		goto leave;
+
+	cfg->auth = auth;
+	*auth_out = auth;
+	*strings = pool.buf;
+	auth = NULL;
+	pool.buf = NULL;
+	rv = ANC_OK;
+leave:
+	if (f != NULL)
+		fclose(f);
+	json_decref(root);
+	anc_auth_free(auth);
+	free(pool.buf);
+	return rv;
+}
+
+int
+anc_url_is_local(const char *url)
+{
+	if (strncmp(url, "ipc://", 6) == 0 || strncmp(url, "inproc://", 9) == 0)
+		return 1;
+	const char *h = NULL;
+	if (strncmp(url, "tcp://", 6) == 0)
+		h = url + 6;
+	else if (strncmp(url, "tls+tcp://", 10) == 0)
+		h = url + 10;
+	if (h == NULL)
+		return 0;
+	if (strncmp(h, "127.", 4) == 0 || strncmp(h, "localhost:", 10) == 0 ||
+	    strncmp(h, "[::1]:", 6) == 0)
+		return 1;
+	return 0;
+}

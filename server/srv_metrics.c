@@ -1,0 +1,339 @@
+/*
+ * srv_metrics.c — the Prometheus registry and /metrics text (see
+ * srv_metrics.h for the design note).
+ */
+#include "srv_metrics.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+/* Buckets from 100 us to 10 s, the range of a query against a flat index
+ * of a few million vectors. */
+static const double buckets[SRV_METRICS_NBUCKETS] = {
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+	0.025,  0.05,    0.1,    0.25,  0.5,    1.0,   10.0};
+
+/* Slot ANC_OP__COUNT collects requests that did not decode. */
+#define NOPS (ANC_OP__COUNT + 1)
+
+static struct {
+	atomic_uint_fast64_t requests[NOPS];
+	atomic_uint_fast64_t errors[NOPS][ANC_ECODE_MAX];
+	atomic_uint_fast64_t hist[NOPS][SRV_METRICS_NBUCKETS + 1];
+	atomic_uint_fast64_t sum_ns[NOPS];
+	atomic_uint_fast64_t drift_flagged, drift_queries;
+} reg;
+
+double
+srv_metrics_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void
+srv_metrics_request(int op, int code, double seconds)
+{
+	int o = op >= 0 && op < ANC_OP__COUNT ? op : ANC_OP__COUNT;
+	int b = 0;
+	atomic_fetch_add_explicit(&reg.requests[o], 1, memory_order_relaxed);
+	if (code > 0 && code < ANC_ECODE_MAX)
+		atomic_fetch_add_explicit(&reg.errors[o][code], 1,
+		                          memory_order_relaxed);
+	while (b < SRV_METRICS_NBUCKETS && seconds > buckets[b])
+		b++;
+	atomic_fetch_add_explicit(&reg.hist[o][b], 1, memory_order_relaxed);
+	if (seconds > 0)
+		atomic_fetch_add_explicit(&reg.sum_ns[o],
+		                          (uint_fast64_t)(seconds * 1e9),
+		                          memory_order_relaxed);
+}
+
+void
+srv_metrics_drift_flags(uint32_t flagged, uint32_t total)
+{
+	atomic_fetch_add_explicit(&reg.drift_flagged, flagged,
+	                          memory_order_relaxed);
+	atomic_fetch_add_explicit(&reg.drift_queries, total,
+	                          memory_order_relaxed);
+}
+
+void
+srv_metrics_reset(void)
+{
+	memset(&reg, 0, sizeof reg);
+}
+
+static uint64_t
+ld(atomic_uint_fast64_t *a)
+{
+	return (uint64_t)atomic_load_explicit(a, memory_order_relaxed);
+}
+
+/* printf into the buffer; remembers the first allocation failure. */
+typedef struct {
+	anc_buf *b;
+	int oom;
+} pw;
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static void
+pf(pw *w, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+	if (w->oom)
+		return;
+	for (;;) {
+		size_t room = w->b->cap - w->b->len;
+		va_start(ap, fmt);
+		n = vsnprintf(w->b->cap ? (char *)w->b->data + w->b->len : NULL,
+		              room, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			w->oom = 1;
+			return;
+		}
+		if ((size_t)n < room) {
+			w->b->len += (size_t)n;
+			return;
+		}
+		size_t ncap = w->b->cap ? w->b->cap * 2 : 8192;
+		while (ncap - w->b->len <= (size_t)n)
+			ncap *= 2;
+		uint8_t *p = realloc(w->b->data, ncap);
+		if (p == NULL) {
+			w->oom = 1;
+			return;
+		}
+		w->b->data = p;
+		w->b->cap = ncap;
+	}
+}
+
+/* Label values here are collection names ([A-Za-z0-9_.-]) and hex IDs:
+ * nothing to escape. */
+
+static void
+render_requests(pw *w)
+{
+	pf(w, "# HELP anchorage_requests_total Requests handled, by "
+	      "operation.\n# TYPE anchorage_requests_total counter\n");
+	for (int o = 0; o < NOPS; o++)
+		pf(w, "anchorage_requests_total{op=\"%s\"} %llu\n",
+		   o < ANC_OP__COUNT ? anc_op_name((anc_op)o) : "undecodable",
+		   (unsigned long long)ld(&reg.requests[o]));
+	pf(w, "# HELP anchorage_errors_total Requests answered with an "
+	      "error, by operation and error code.\n"
+	      "# TYPE anchorage_errors_total counter\n");
+	for (int o = 0; o < NOPS; o++)
+		for (int c = 1; c < ANC_ECODE_MAX; c++) {
+			uint64_t v = ld(&reg.errors[o][c]);
+			if (v == 0)
+				continue;
+			pf(w, "anchorage_errors_total{op=\"%s\",code=\"%s\"} "
+			      "%llu\n",
+			   o < ANC_OP__COUNT ? anc_op_name((anc_op)o)
+			                     : "undecodable",
+			   anc_errname(c), (unsigned long long)v);
+		}
+	pf(w, "# HELP anchorage_request_duration_seconds Time from "
+	      "request decoded to reply encoded, by operation.\n"
+	      "# TYPE anchorage_request_duration_seconds histogram\n");
+	for (int o = 0; o < NOPS; o++) {
+		const char *name = o < ANC_OP__COUNT ? anc_op_name((anc_op)o)
+		                                     : "undecodable";
+		uint64_t cum = 0;
+		for (int b = 0; b < SRV_METRICS_NBUCKETS; b++) {
+			cum += ld(&reg.hist[o][b]);
+			pf(w, "anchorage_request_duration_seconds_bucket{op=\"%s\","
+			      "le=\"%g\"} %llu\n",
+			   name, buckets[b], (unsigned long long)cum);
+		}
+		cum += ld(&reg.hist[o][SRV_METRICS_NBUCKETS]);
+		pf(w, "anchorage_request_duration_seconds_bucket{op=\"%s\","
+		      "le=\"+Inf\"} %llu\n",
+		   name, (unsigned long long)cum);
+		pf(w, "anchorage_request_duration_seconds_sum{op=\"%s\"} %.9f\n",
+		   name, (double)ld(&reg.sum_ns[o]) / 1e9);
+		pf(w, "anchorage_request_duration_seconds_count{op=\"%s\"} "
+		      "%llu\n",
+		   name, (unsigned long long)cum);
+	}
+	pf(w, "# HELP anchorage_query_vectors_flagged_total Query vectors "
+	      "flagged as outliers against their contract's reference.\n"
+	      "# TYPE anchorage_query_vectors_flagged_total counter\n"
+	      "anchorage_query_vectors_flagged_total %llu\n"
+	      "# HELP anchorage_query_vectors_total Query vectors answered.\n"
+	      "# TYPE anchorage_query_vectors_total counter\n"
+	      "anchorage_query_vectors_total %llu\n",
+	   (unsigned long long)ld(&reg.drift_flagged),
+	   (unsigned long long)ld(&reg.drift_queries));
+}
+
+static void
+render_info(pw *w, const anc_info *info, const char *data_dir)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	pf(w, "# HELP anchorage_last_seq Last committed write sequence.\n"
+	      "# TYPE anchorage_last_seq gauge\nanchorage_last_seq %llu\n",
+	   (unsigned long long)info->seq);
+	pf(w, "# HELP anchorage_passages Passages per collection and state.\n"
+	      "# TYPE anchorage_passages gauge\n");
+	for (uint32_t i = 0; i < info->ncollections; i++) {
+		const anc_collection_info *c = &info->collections[i];
+		pf(w, "anchorage_passages{collection=\"%s\",state=\"live\"} "
+		      "%llu\n",
+		   c->name, (unsigned long long)c->live);
+		pf(w, "anchorage_passages{collection=\"%s\",state=\"deleted\"} "
+		      "%llu\n",
+		   c->name, (unsigned long long)c->deleted);
+	}
+	pf(w, "# HELP anchorage_index_vectors Live vectors per index.\n"
+	      "# TYPE anchorage_index_vectors gauge\n");
+	for (uint32_t i = 0; i < info->ncollections; i++)
+		for (uint32_t j = 0; j < info->collections[i].ncontracts; j++) {
+			const anc_contract_info *k =
+			    &info->collections[i].contracts[j];
+			pf(w, "anchorage_index_vectors{collection=\"%s\","
+			      "contract=\"%s\"} %llu\n",
+			   info->collections[i].name, k->id,
+			   (unsigned long long)k->vectors);
+		}
+	pf(w, "# HELP anchorage_index_entries Entries per faiss index, stale "
+	      "ones included.\n# TYPE anchorage_index_entries gauge\n");
+	for (uint32_t i = 0; i < info->ncollections; i++)
+		for (uint32_t j = 0; j < info->collections[i].ncontracts; j++) {
+			const anc_contract_info *k =
+			    &info->collections[i].contracts[j];
+			pf(w, "anchorage_index_entries{collection=\"%s\","
+			      "contract=\"%s\"} %llu\n",
+			   info->collections[i].name, k->id,
+			   (unsigned long long)k->index_ntotal);
+		}
+	/* st_blocks, not st_size: the map is a sparse file of map_size
+	 * bytes; what the disk holds is what matters. */
+	snprintf(path, sizeof path, "%s/lmdb/data.mdb", data_dir);
+	if (stat(path, &st) == 0)
+		pf(w, "# HELP anchorage_lmdb_bytes Disk used by the LMDB data "
+		      "file.\n# TYPE anchorage_lmdb_bytes gauge\n"
+		      "anchorage_lmdb_bytes %llu\n",
+		   (unsigned long long)st.st_blocks * 512ull);
+}
+
+static void
+render_drift(pw *w, const anc_drift_report *r, uint32_t n)
+{
+	static const char *const help[ANC_DRIFT_NSTATS] = {
+	    "distance between reference and window centroids",
+	    "share of dimensions whose normalised Wasserstein-1 exceeds the "
+	    "component threshold",
+	    "MMD permutation test p-value",
+	    "domain classifier cross-validated ROC AUC",
+	    "share of window queries with a top-1 score worse than the "
+	    "reference's 5th percentile"};
+	pf(w, "# HELP anchorage_drift_status Drift status per contract: 0 ok, "
+	      "1 warn, 2 drift, 3 insufficient_data.\n"
+	      "# TYPE anchorage_drift_status gauge\n");
+	for (uint32_t i = 0; i < n; i++)
+		pf(w, "anchorage_drift_status{collection=\"%s\",contract=\"%s\","
+		      "status=\"%s\"} %d\n",
+		   r[i].collection, r[i].contract,
+		   anc_drift_status_name(r[i].status), r[i].status);
+	for (int s = 0; s < ANC_DRIFT_NSTATS; s++) {
+		const char *name = anc_drift_stat_name(s);
+		pf(w, "# HELP anchorage_drift_%s Drift statistic: %s.\n"
+		      "# TYPE anchorage_drift_%s gauge\n",
+		   name, help[s], name);
+		for (uint32_t i = 0; i < n; i++)
+			if (r[i].stats[s].computed)
+				pf(w, "anchorage_drift_%s{collection=\"%s\","
+				      "contract=\"%s\"} %.9g\n",
+				   name, r[i].collection, r[i].contract,
+				   r[i].stats[s].value);
+		pf(w, "# HELP anchorage_drift_%s_threshold Threshold of "
+		      "anchorage_drift_%s.\n# TYPE anchorage_drift_%s_threshold "
+		      "gauge\n",
+		   name, name, name);
+		for (uint32_t i = 0; i < n; i++)
+			if (r[i].stats[s].computed)
+				pf(w, "anchorage_drift_%s_threshold{collection="
+				      "\"%s\",contract=\"%s\"} %.9g\n",
+				   name, r[i].collection, r[i].contract,
+				   r[i].stats[s].threshold);
+	}
+	pf(w, "# HELP anchorage_drift_fired Statistics past their threshold "
+	      "in the latest report.\n# TYPE anchorage_drift_fired gauge\n");
+	for (uint32_t i = 0; i < n; i++)
+		pf(w, "anchorage_drift_fired{collection=\"%s\",contract=\"%s\"} "
+		      "%u\n",
+		   r[i].collection, r[i].contract, r[i].nfired);
+	pf(w, "# HELP anchorage_drift_window_queries Queries in the drift "
+	      "window.\n# TYPE anchorage_drift_window_queries gauge\n");
+	for (uint32_t i = 0; i < n; i++)
+		pf(w, "anchorage_drift_window_queries{collection=\"%s\","
+		      "contract=\"%s\"} %u\n",
+		   r[i].collection, r[i].contract, r[i].window);
+	pf(w, "# HELP anchorage_drift_window_flagged Window queries flagged "
+	      "per query.\n# TYPE anchorage_drift_window_flagged gauge\n");
+	for (uint32_t i = 0; i < n; i++)
+		pf(w, "anchorage_drift_window_flagged{collection=\"%s\","
+		      "contract=\"%s\"} %u\n",
+		   r[i].collection, r[i].contract, r[i].window_flagged);
+	pf(w, "# HELP anchorage_drift_reference_vectors Vectors in the drift "
+	      "reference.\n# TYPE anchorage_drift_reference_vectors gauge\n");
+	for (uint32_t i = 0; i < n; i++)
+		pf(w, "anchorage_drift_reference_vectors{collection=\"%s\","
+		      "contract=\"%s\"} %llu\n",
+		   r[i].collection, r[i].contract,
+		   (unsigned long long)r[i].reference_count);
+	pf(w, "# HELP anchorage_drift_report_timestamp_seconds Unix time of "
+	      "the latest report.\n"
+	      "# TYPE anchorage_drift_report_timestamp_seconds gauge\n");
+	for (uint32_t i = 0; i < n; i++)
+		pf(w, "anchorage_drift_report_timestamp_seconds{collection=\"%s\","
+		      "contract=\"%s\"} %.3f\n",
+		   r[i].collection, r[i].contract, r[i].time);
+	pf(w, "# HELP anchorage_drift_report_seconds Time the latest report "
+	      "took to compute.\n# TYPE anchorage_drift_report_seconds gauge\n");
+	for (uint32_t i = 0; i < n; i++)
+		pf(w, "anchorage_drift_report_seconds{collection=\"%s\","
+		      "contract=\"%s\"} %.6f\n",
+		   r[i].collection, r[i].contract, r[i].compute_seconds);
+}
+
+int
+srv_metrics_render(anc_db *db, const char *data_dir, anc_buf *out,
+                   anc_error *err)
+{
+	anc_info *info = NULL;
+	anc_drift_report *reps = NULL;
+	uint32_t nrep = 0;
+	pw w = {out, 0};
+	int rv;
+
+	if ((rv = anc_db_info(db, &info, err)) != ANC_OK)
+		return rv;
+	if ((rv = anc_db_drift_latest(db, &reps, &nrep, err)) != ANC_OK) {
+		anc_info_free(info);
+		return rv;
+	}
+	render_requests(&w);
+	render_info(&w, info, data_dir);
+	render_drift(&w, reps, nrep);
+	anc_info_free(info);
+	free(reps);
+	if (w.oom)
+		return anc_error_set(err, ANC_ENOMEM, "metrics: out of memory");
+	return ANC_OK;
+}

@@ -1,0 +1,287 @@
+/*
+ * e2e_security_test.c — API keys and roles, the loopback rule for servers
+ * without keys, strict config files, and TLS with a certificate made at
+ * test time (openssl CLI), verified by the client against its CA.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "anc_client.h"
+#include "srv_auth.h"
+#include "srv_server.h"
+#include "testutil.h"
+
+TestSuite(e2e_security, .fini = tu_cleanup, .timeout = 120);
+
+static tu_server srv;
+
+typedef struct {
+	char key[64], salt[33], hash[65];
+} genkey;
+
+static void
+make_key(genkey *k)
+{
+	anc_error err;
+	cr_assert_eq(anc_auth_keygen(k->key, k->salt, k->hash, &err), ANC_OK,
+	             "%s", err.msg);
+}
+
+static anc_client *
+client_with(const char *url, const char *key, const char *ca)
+{
+	anc_client_options opt;
+	anc_client *c = NULL;
+	anc_error err;
+	anc_client_options_default(&opt);
+	opt.timeout_ms = 5000;
+	opt.api_key = key;
+	opt.tls_ca_file = ca;
+	cr_assert_eq(anc_client_open(url, &opt, &c, &err), ANC_OK, "%s",
+	             err.msg);
+	return c;
+}
+
+static int
+try_create(anc_client *c, const char *name, anc_error *err)
+{
+	anc_resp *r = NULL;
+	int rv = anc_client_collection_create(c, name, &r, err);
+	anc_resp_free(r);
+	return rv;
+}
+
+static int
+try_info(anc_client *c, anc_error *err)
+{
+	anc_resp *r = NULL;
+	int rv = anc_client_info(c, &r, err);
+	anc_resp_free(r);
+	return rv;
+}
+
+static int
+try_delete(anc_client *c, const char *coll, anc_error *err)
+{
+	anc_resp *r = NULL;
+	anc_anchor_str a[1] = {"aaaaaaaaaaaaaaaaaaaaaaaaaa"};
+	int rv = anc_client_delete(c, coll, a, 1, &r, err);
+	anc_resp_free(r);
+	return rv;
+}
+
+Test(e2e_security, keys_and_roles)
+{
+	genkey rk, wk, ak;
+	make_key(&rk);
+	make_key(&wk);
+	make_key(&ak);
+	const char *tmp = tu_tmpdir();
+	char conf[TU_PATH_MAX], json[2048];
+	snprintf(conf, sizeof conf, "%s", tu_path(tmp, "server.json"));
+	snprintf(json, sizeof json,
+	    "{\"keys\": ["
+	    "{\"id\":\"reader\",\"role\":\"read\",\"salt\":\"%s\",\"sha256\":\"%s\"},"
+	    "{\"id\":\"loader\",\"role\":\"write\",\"salt\":\"%s\",\"sha256\":\"%s\"},"
+	    "{\"id\":\"ops\",\"role\":\"admin\",\"salt\":\"%s\",\"sha256\":\"%s\"}]}",
+	    rk.salt, rk.hash, wk.salt, wk.hash, ak.salt, ak.hash);
+	tu_file_write(conf, json, strlen(json));
+	/* The server's configuration holds hashes only. */
+	cr_assert_null(strstr(json, ak.key + 4));
+
+	tu_server_start(&srv, tu_path(tmp, "data"), tu_ipc_url(tmp, "s.sock"),
+	                "--config", conf, NULL);
+	anc_error err;
+	anc_client *none = client_with(srv.url, NULL, NULL);
+	anc_client *bad = client_with(srv.url,
+	    "anc_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", NULL);
+	anc_client *reader = client_with(srv.url, rk.key, NULL);
+	anc_client *loader = client_with(srv.url, wk.key, NULL);
+	anc_client *ops = client_with(srv.url, ak.key, NULL);
+
+	/* ping is a liveness probe: open to all. */
+	anc_resp *r = NULL;
+	cr_assert_eq(anc_client_ping(none, &r, &err), ANC_OK, "%s", err.msg);
+	anc_resp_free(r);
+
+	cr_expect_eq(try_info(none, &err), ANC_EUNAUTHENTICATED, "%s", err.msg);
+	cr_expect_eq(try_info(bad, &err), ANC_EUNAUTHENTICATED, "%s", err.msg);
+	cr_expect_eq(try_info(reader, &err), ANC_OK, "%s", err.msg);
+
+	cr_expect_eq(try_create(reader, "docs", &err), ANC_EPERMISSION, "%s",
+	             err.msg);
+	cr_expect(strstr(err.msg, "admin") != NULL, "%s", err.msg);
+	cr_expect_eq(try_create(loader, "docs", &err), ANC_EPERMISSION, "%s",
+	             err.msg);
+	cr_expect_eq(try_create(ops, "docs", &err), ANC_OK, "%s", err.msg);
+
+	cr_expect_eq(try_delete(reader, "docs", &err), ANC_EPERMISSION, "%s",
+	             err.msg);
+	cr_expect_eq(try_delete(loader, "docs", &err), ANC_OK, "%s", err.msg);
+	cr_expect_eq(try_delete(ops, "docs", &err), ANC_OK, "%s", err.msg);
+
+	/* Refusals do not tell whether a collection exists. */
+	anc_error e1, e2;
+	cr_expect_eq(try_delete(none, "docs", &e1), ANC_EUNAUTHENTICATED);
+	cr_expect_eq(try_delete(none, "nosuch", &e2), ANC_EUNAUTHENTICATED);
+	cr_expect_str_eq(e1.msg, e2.msg);
+	cr_expect_eq(try_delete(reader, "docs", &e1), ANC_EPERMISSION);
+	cr_expect_eq(try_delete(reader, "nosuch", &e2), ANC_EPERMISSION);
+	cr_expect_str_eq(e1.msg, e2.msg);
+	/* ... and never echo the key. */
+	cr_expect_null(strstr(e1.msg, rk.key));
+
+	anc_client_close(none);
+	anc_client_close(bad);
+	anc_client_close(reader);
+	anc_client_close(loader);
+	anc_client_close(ops);
+	tu_server_stop(&srv);
+	char *log = tu_server_log_tail(&srv, 1 << 16);
+	cr_expect_not_null(strstr(log, "3 API keys"), "%s", log);
+	cr_expect_null(strstr(log, ak.key), "the log shows a key");
+	free(log);
+}
+
+static int
+run_server(const char *const *argv, char **err)
+{
+	char *out = NULL;
+	int st = tu_run(argv, NULL, &out, err, 20);
+	free(out);
+	return st;
+}
+
+Test(e2e_security, no_keys_means_loopback_only)
+{
+	const char *tmp = tu_tmpdir();
+	char data[TU_PATH_MAX];
+	snprintf(data, sizeof data, "%s", tu_path(tmp, "data"));
+	const char *argv[] = {tu_server_bin(), "--data", data, "--listen",
+	                      "tcp://0.0.0.0:7791", NULL};
+	char *err = NULL;
+	cr_assert_eq(run_server(argv, &err), 1, "%s", err);
+	cr_expect(strstr(err, "no API keys") != NULL, "%s", err);
+	cr_expect_eq(tu_line_count(err), 1, "%s", err);
+	free(err);
+
+	cr_expect(anc_url_is_local("ipc:///tmp/x"));
+	cr_expect(anc_url_is_local("tcp://127.0.0.1:7700"));
+	cr_expect(anc_url_is_local("tcp://localhost:7700"));
+	cr_expect(anc_url_is_local("tcp://[::1]:7700"));
+	cr_expect(!anc_url_is_local("tcp://0.0.0.0:7700"));
+	cr_expect(!anc_url_is_local("tcp://10.0.0.1:7700"));
+	cr_expect(!anc_url_is_local("tcp://*:7700"));
+}
+
+Test(e2e_security, config_file_is_strict)
+{
+	const char *tmp = tu_tmpdir();
+	const char *bad[][2] = {
+		{"{\"keyz\": []}", "keyz"},
+		{"{\"keys\": [{\"id\":\"a\",\"role\":\"root\",\"salt\":\"00\","
+		 "\"sha256\":\"00\"}]}", "role"},
+		{"{\"keys\": [{\"id\":\"a\",\"role\":\"read\",\"salt\":\"00\","
+		 "\"sha256\":\"00\"}]}", "salt"},
+		{"{\"limits\": {\"max_mesage\": 5}}", "max_mesage"},
+		{"{\"limits\": {\"max_k\": 0}}", "max_k"},
+		{"{\"tls\": {\"cert\": \"x.pem\"}}", "tls.key"},
+		{"{\"keys\": [", "config"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char conf[TU_PATH_MAX], data[TU_PATH_MAX];
+		snprintf(conf, sizeof conf, "%s", tu_path(tmp, "c.json"));
+		snprintf(data, sizeof data, "%s", tu_path(tmp, "data"));
+		tu_file_write(conf, bad[i][0], strlen(bad[i][0]));
+		const char *argv[] = {tu_server_bin(), "--data", data, "--listen",
+		                      tu_ipc_url(tmp, "s.sock"), "--config", conf,
+		                      NULL};
+		char *err = NULL;
+		int st = run_server(argv, &err);
+		cr_expect_eq(st, 2, "%s: exit %d", bad[i][0], st);
+		cr_expect(strstr(err, bad[i][1]) != NULL, "%s: %s", bad[i][0],
+		          err);
+		cr_expect_eq(tu_line_count(err), 1, "%s", err);
+		free(err);
+	}
+}
+
+/* Make a CA and a server certificate for localhost with the openssl CLI.
+ * The client checks the name by DNS name: Debian's mbedTLS 2.28 (under
+ * nng) does not match IP-address subjectAltNames, so TLS URLs name hosts. */
+static void
+make_certs(const char *dir, const char *prefix)
+{
+	char cmd[4096];
+	snprintf(cmd, sizeof cmd,
+	    "cd '%s' && "
+	    "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=%s-ca "
+	    "-keyout %s-ca.key -out %s-ca.pem 2>/dev/null && "
+	    "openssl req -newkey rsa:2048 -nodes -subj /CN=localhost "
+	    "-keyout %s-server.key -out %s-server.csr 2>/dev/null && "
+	    "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > %s-ext && "
+	    "openssl x509 -req -in %s-server.csr -CA %s-ca.pem -CAkey %s-ca.key "
+	    "-CAcreateserial -days 2 -extfile %s-ext -out %s-server.pem "
+	    "2>/dev/null",
+	    dir, prefix, prefix, prefix, prefix, prefix, prefix, prefix, prefix,
+	    prefix, prefix, prefix);
+	cr_assert_eq(system(cmd), 0, "openssl failed: %s", cmd);
+}
+
+Test(e2e_security, tls_verified_by_ca)
+{
+	const char *tmp = tu_tmpdir();
+	make_certs(tmp, "good");
+	make_certs(tmp, "other");
+	char conf[TU_PATH_MAX], json[2048], ca[TU_PATH_MAX], other[TU_PATH_MAX];
+	char tls_url[64], dial_url[64];
+	snprintf(conf, sizeof conf, "%s", tu_path(tmp, "server.json"));
+	snprintf(ca, sizeof ca, "%s", tu_path(tmp, "good-ca.pem"));
+	snprintf(other, sizeof other, "%s", tu_path(tmp, "other-ca.pem"));
+	snprintf(json, sizeof json,
+	    "{\"tls\": {\"cert\": \"%s/good-server.pem\", "
+	    "\"key\": \"%s/good-server.key\"}}", tmp, tmp);
+	tu_file_write(conf, json, strlen(json));
+
+	srand((unsigned)time(NULL) ^ (unsigned)getpid());
+	int port = 20000 + rand() % 30000;
+	snprintf(tls_url, sizeof tls_url, "tls+tcp://127.0.0.1:%d", port);
+	snprintf(dial_url, sizeof dial_url, "tls+tcp://localhost:%d", port);
+	/* The ipc listener is for readiness; the test talks TLS. */
+	tu_server_start(&srv, tu_path(tmp, "data"), tu_ipc_url(tmp, "s.sock"),
+	                "--config", conf, "--listen", tls_url, NULL);
+
+	anc_error err;
+	anc_resp *r = NULL;
+	anc_client *c = client_with(dial_url, NULL, ca);
+	int rv = ANC_ETIMEOUT;
+	for (int i = 0; i < 3 && rv != ANC_OK; i++)
+		rv = anc_client_ping(c, &r, &err);
+	cr_assert_eq(rv, ANC_OK, "TLS ping: %s", err.msg);
+	anc_resp_free(r);
+	r = NULL;
+	cr_expect_eq(try_info(c, &err), ANC_OK, "%s", err.msg);
+	anc_client_close(c);
+
+	/* A client that cannot verify the server does not talk to it. */
+	anc_client_options opt;
+	anc_client_options_default(&opt);
+	anc_client *nc = NULL;
+	cr_expect_eq(anc_client_open(dial_url, &opt, &nc, &err), ANC_EINVAL,
+	             "no CA accepted");
+	cr_expect(strstr(err.msg, "CA") != NULL, "%s", err.msg);
+
+	anc_client *wrong = NULL;
+	opt.timeout_ms = 1500;
+	opt.tls_ca_file = other;
+	cr_assert_eq(anc_client_open(dial_url, &opt, &wrong, &err), ANC_OK);
+	rv = anc_client_ping(wrong, &r, &err);
+	cr_expect_neq(rv, ANC_OK, "a server signed by another CA answered");
+	anc_resp_free(r);
+	anc_client_close(wrong);
+	tu_server_stop(&srv);
+}

@@ -1,0 +1,417 @@
+/*
+ * drift_test.c — the drift statistics of index/drift.c on synthetic data
+ * with known answers: Wasserstein-1, ROC AUC, MMD and its permutation
+ * test, the domain classifier, Welford moments, the reservoir, the
+ * per-query flag, the report's status rule, and the configuration checks.
+ */
+#include <criterion/criterion.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "drift.h"
+
+/* Deterministic Gaussian samples (Box-Muller over splitmix64). */
+static uint64_t g_rng = 42;
+
+static double
+unif(void)
+{
+	uint64_t z = (g_rng += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	z ^= z >> 31;
+	return ((double)(z >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static double
+gauss(void)
+{
+	return sqrt(-2 * log(unif())) * cos(2 * M_PI * unif());
+}
+
+/* n x dim Gaussian vectors with mean mu in dimension 0..shift_dims-1. */
+static float *
+gaussians(uint32_t n, uint32_t dim, double mu, uint32_t shift_dims)
+{
+	float *v = malloc((size_t)n * dim * sizeof(float));
+	cr_assert_not_null(v);
+	for (uint32_t i = 0; i < n; i++)
+		for (uint32_t j = 0; j < dim; j++)
+			v[(size_t)i * dim + j] =
+			    (float)(gauss() + (j < shift_dims ? mu : 0));
+	return v;
+}
+
+static void
+normalise(float *v, uint32_t n, uint32_t dim)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		double s = 0;
+		for (uint32_t j = 0; j < dim; j++)
+			s += (double)v[(size_t)i * dim + j] * v[(size_t)i * dim + j];
+		s = sqrt(s);
+		for (uint32_t j = 0; j < dim; j++)
+			v[(size_t)i * dim + j] = (float)(v[(size_t)i * dim + j] / s);
+	}
+}
+
+Test(drift, wasserstein_known_answers)
+{
+	double a[] = {0, 1, 2, 3}, b[] = {0, 1, 2, 3};
+	cr_assert_float_eq(anc_drift_wasserstein1(a, 4, b, 4), 0.0, 1e-12);
+	double c[] = {3, 1, 2, 0}, e[] = {5.5, 2.5, 4.5, 3.5};
+	/* a shift by 2.5 moves every quantile by 2.5 */
+	cr_assert_float_eq(anc_drift_wasserstein1(c, 4, e, 4), 2.5, 1e-12);
+	double f[] = {0}, g[] = {1, 1, 1};
+	cr_assert_float_eq(anc_drift_wasserstein1(f, 1, g, 3), 1.0, 1e-12);
+	/* {0,1} vs {0}: half the mass moves by 1 */
+	double h[] = {0, 1}, k[] = {0};
+	cr_assert_float_eq(anc_drift_wasserstein1(h, 2, k, 1), 0.5, 1e-12);
+	cr_assert_float_eq(anc_drift_wasserstein1(h, 0, k, 1), 0.0, 1e-12);
+}
+
+Test(drift, auc_known_answers)
+{
+	float s[] = {0.1f, 0.2f, 0.8f, 0.9f};
+	uint8_t y[] = {0, 0, 1, 1}, yr[] = {1, 1, 0, 0}, one[] = {1, 1, 1, 1};
+	cr_assert_float_eq(anc_drift_auc(s, y, 4, NULL), 1.0, 1e-12);
+	cr_assert_float_eq(anc_drift_auc(s, yr, 4, NULL), 0.0, 1e-12);
+	float t[] = {0.5f, 0.5f, 0.5f, 0.5f};
+	cr_assert_float_eq(anc_drift_auc(t, y, 4, NULL), 0.5, 1e-12);
+	/* one class only: undefined, reported as chance */
+	cr_assert_float_eq(anc_drift_auc(s, one, 4, NULL), 0.5, 1e-12);
+	/* 0.1(0) 0.5(1) 0.5(0) 0.9(1): pairs (pos>neg) 0.5>0.1, 0.9>both,
+	 * 0.5=0.5 half -> (1 + 2 + 0.5) / 4 */
+	float u[] = {0.1f, 0.5f, 0.5f, 0.9f};
+	uint8_t yu[] = {0, 1, 0, 1};
+	cr_assert_float_eq(anc_drift_auc(u, yu, 4, NULL), 0.875, 1e-12);
+}
+
+Test(drift, mmd_same_and_shifted)
+{
+	anc_error err;
+	double m2, p;
+	uint32_t dim = 16;
+	float *x = gaussians(200, dim, 0, 0), *y = gaussians(200, dim, 0, 0);
+	float *z = gaussians(200, dim, 1.0, dim);
+	cr_assert_eq(anc_drift_mmd(x, 200, y, 200, dim, 100, 7, &m2, &p, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_expect_gt(p, 0.05, "same distribution: p %g", p);
+	cr_expect_lt(fabs(m2), 0.01, "mmd2 %g", m2);
+	cr_assert_eq(anc_drift_mmd(x, 200, z, 200, dim, 100, 7, &m2, &p, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_expect_eq(p, 0.0, "shifted: p %g", p);
+	cr_expect_gt(m2, 0.1, "mmd2 %g", m2);
+	/* identical sets: no distance at all, nothing to tell apart */
+	cr_assert_eq(anc_drift_mmd(x, 200, x, 200, dim, 20, 7, &m2, &p, &err),
+	             ANC_OK);
+	cr_expect_gt(p, 0.05);
+	/* too small */
+	cr_assert_eq(anc_drift_mmd(x, 1, y, 200, dim, 20, 7, &m2, &p, &err),
+	             ANC_EINVAL);
+	cr_expect(strstr(err.msg, "at least 2") != NULL, "%s", err.msg);
+	free(x);
+	free(y);
+	free(z);
+}
+
+Test(drift, mmd_false_alarm_rate_is_near_alpha)
+{
+	anc_error err;
+	uint32_t dim = 8, fired = 0, runs = 40;
+	for (uint32_t r = 0; r < runs; r++) {
+		double m2, p;
+		float *x = gaussians(64, dim, 0, 0), *y = gaussians(64, dim, 0, 0);
+		cr_assert_eq(anc_drift_mmd(x, 64, y, 64, dim, 100, r, &m2, &p,
+		                           &err), ANC_OK);
+		fired += p < 0.05;
+		free(x);
+		free(y);
+	}
+	/* 5% expected: 2 of 40; 7 or more would be a 0.2% event */
+	cr_expect_leq(fired, 6, "%u of %u null runs fired", fired, runs);
+}
+
+Test(drift, classifier_separable_and_not)
+{
+	anc_error err;
+	double auc;
+	uint32_t dim = 32;
+	float *x = gaussians(300, dim, 0, 0), *y = gaussians(300, dim, 0, 0);
+	float *z = gaussians(300, dim, 1.5, 4);
+	cr_assert_eq(anc_drift_classifier_auc(x, 300, z, 300, dim, 5, 8, 1,
+	                                      &auc, &err), ANC_OK, "%s", err.msg);
+	cr_expect_gt(auc, 0.9, "separable: auc %g", auc);
+	cr_assert_eq(anc_drift_classifier_auc(x, 300, y, 300, dim, 5, 8, 1,
+	                                      &auc, &err), ANC_OK);
+	cr_expect_lt(auc, 0.55, "same: auc %g", auc);
+	cr_expect_gt(auc, 0.40, "same: auc %g", auc);
+	cr_assert_eq(anc_drift_classifier_auc(x, 3, y, 300, dim, 5, 8, 1, &auc,
+	                                      &err), ANC_EINVAL);
+	cr_expect(strstr(err.msg, "one per fold") != NULL, "%s", err.msg);
+	free(x);
+	free(y);
+	free(z);
+}
+
+Test(drift, config_checks_name_the_field)
+{
+	anc_drift_config c;
+	anc_error err;
+	anc_drift *d = NULL;
+	anc_drift_config_default(&c);
+	cr_assert_eq(anc_drift_config_check(&c, &err), ANC_OK);
+	cr_expect_eq(c.window, 1024);
+	cr_expect_eq(c.permutations, 100);
+	cr_expect_float_eq(c.auc, 0.55, 1e-12);
+	c.window = 3;
+	cr_assert_eq(anc_drift_config_check(&c, &err), ANC_EINVAL);
+	cr_expect(strstr(err.msg, "window") && strstr(err.msg, "got 3"), "%s",
+	          err.msg);
+	anc_drift_config_default(&c);
+	c.auc = 0.4;
+	cr_assert_eq(anc_drift_config_check(&c, &err), ANC_EINVAL);
+	cr_expect(strstr(err.msg, "auc") != NULL, "%s", err.msg);
+	anc_drift_config_default(&c);
+	c.p_value = NAN;
+	cr_assert_eq(anc_drift_config_check(&c, &err), ANC_EINVAL);
+	cr_expect(strstr(err.msg, "p_value") != NULL, "%s", err.msg);
+	anc_drift_config_default(&c);
+	c.min_window = 2000;
+	cr_assert_eq(anc_drift_config_check(&c, &err), ANC_EINVAL);
+	cr_expect(strstr(err.msg, "min_window") != NULL, "%s", err.msg);
+	cr_assert_eq(anc_drift_create(0, ANC_METRIC_L2, NULL, 1, &d, &err),
+	             ANC_EINVAL);
+	cr_expect_null(d);
+	cr_assert_eq(anc_drift_create(4, ANC_METRIC_L2, &c, 1, &d, &err),
+	             ANC_EINVAL);
+	cr_expect_null(d);
+	anc_drift_destroy(NULL);
+}
+
+Test(drift, welford_and_reservoir)
+{
+	anc_error err;
+	anc_drift *d;
+	anc_drift_config c;
+	anc_drift_config_default(&c);
+	c.reservoir = 100;
+	c.min_reference = 50;
+	c.min_window = 50;
+	cr_assert_eq(anc_drift_create(1, ANC_METRIC_L2, &c, 3, &d, &err), ANC_OK);
+	/* values 0..9999: the reservoir must be a uniform sample */
+	float *v = malloc(10000 * sizeof(float));
+	for (int i = 0; i < 10000; i++)
+		v[i] = (float)i;
+	anc_drift_ref_add(d, v, 10000, 0);
+	cr_expect_eq(anc_drift_ref_count(d), 10000);
+	cr_expect(anc_drift_ref_stale(d));
+	float sample[100];
+	uint32_t n;
+	anc_drift_ref_sample(d, sample, 100, &n);
+	cr_assert_eq(n, 100);
+	double m = 0;
+	int late = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		m += sample[i];
+		late += sample[i] >= 5000;
+	}
+	m /= n;
+	/* mean of a uniform sample of 100 from 0..9999: 4999.5 +- 289 */
+	cr_expect(fabs(m - 4999.5) < 1200, "reservoir mean %g", m);
+	cr_expect(late > 25 && late < 75, "%d of 100 from the second half", late);
+	anc_drift_refresh(d, NULL, 0);
+	cr_expect(!anc_drift_ref_stale(d));
+	/* the window: 60 queries near the mean are not flagged, a far one
+	 * is */
+	int flag;
+	float score;
+	float q = 5000;
+	anc_drift_observe_query(d, &q, 0, 0, &flag, &score);
+	cr_expect_eq(flag, 0);
+	cr_expect_lt(score, 0.1);
+	q = 50000;
+	anc_drift_observe_query(d, &q, 0, 0, &flag, &score);
+	cr_expect_eq(flag, 1);
+	cr_expect_gt(score, 5);
+	anc_drift_destroy(d);
+	free(v);
+}
+
+/* A tracker over ref, a window from win; the report. */
+static void
+run_report(anc_metric metric, const float *ref, uint32_t nref,
+           const float *win, uint32_t nwin, uint32_t dim,
+           anc_drift_report *rep)
+{
+	anc_error err;
+	anc_drift *d;
+	cr_assert_eq(anc_drift_create(dim, metric, NULL, 11, &d, &err), ANC_OK);
+	anc_drift_ref_add(d, ref, nref, 1);
+	/* reference top-1 scores: give it a spread of similarities */
+	float sc[256];
+	for (int i = 0; i < 256; i++)
+		sc[i] = 0.5f + 0.4f * (float)i / 256;
+	anc_drift_refresh(d, sc, 256);
+	for (uint32_t i = 0; i < nwin; i++)
+		anc_drift_observe_query(d, win + (size_t)i * dim,
+		                        0.5f + 0.4f * (float)(i % 256) / 256, 1,
+		                        NULL, NULL);
+	memset(rep, 0, sizeof *rep);
+	cr_assert_eq(anc_drift_report_compute(d, rep, &err), ANC_OK, "%s",
+	             err.msg);
+	anc_drift_destroy(d);
+}
+
+Test(drift, report_ok_on_the_same_distribution)
+{
+	uint32_t dim = 32;
+	float *ref = gaussians(3000, dim, 0, 0), *win = gaussians(512, dim, 0, 0);
+	normalise(ref, 3000, dim);
+	normalise(win, 512, dim);
+	anc_drift_report rep;
+	run_report(ANC_METRIC_COSINE, ref, 3000, win, 512, dim, &rep);
+	cr_expect_eq(rep.status, ANC_DRIFT_OK, "status %d, %u fired",
+	             rep.status, rep.nfired);
+	cr_expect_eq(rep.reference_count, 3000);
+	cr_expect_eq(rep.reference_sample, 1024);
+	cr_expect_eq(rep.window, 512);
+	cr_expect_eq(rep.writes_seen, 3000);
+	cr_expect_geq(rep.write_centroid_distance, 0);
+	for (int i = 0; i < ANC_DRIFT_NSTATS; i++)
+		cr_expect(rep.stats[i].computed, "stat %d computed", i);
+	cr_expect_lt(rep.stats[ANC_DRIFT_STAT_CLASSIFIER].value, 0.55);
+	cr_expect_gt(rep.stats[ANC_DRIFT_STAT_MMD].value, 0.05);
+	cr_expect_lt(rep.stats[ANC_DRIFT_STAT_COMPONENTS].value, 0.2);
+	/* the score column was fed from the reference's own spread */
+	cr_expect_lt(rep.stats[ANC_DRIFT_STAT_SCORE].value, 0.1);
+	free(ref);
+	free(win);
+}
+
+Test(drift, report_drift_on_a_shift)
+{
+	uint32_t dim = 32;
+	float *ref = gaussians(3000, dim, 0, 0), *win = gaussians(512, dim, 0.8, 12);
+	anc_drift_report rep;
+	run_report(ANC_METRIC_L2, ref, 3000, win, 512, dim, &rep);
+	cr_expect_eq(rep.status, ANC_DRIFT_DRIFT, "status %d", rep.status);
+	cr_expect(rep.stats[ANC_DRIFT_STAT_CENTROID].fired);
+	cr_expect_gt(rep.stats[ANC_DRIFT_STAT_CENTROID].value,
+	             rep.stats[ANC_DRIFT_STAT_CENTROID].threshold);
+	cr_expect(rep.stats[ANC_DRIFT_STAT_MMD].fired);
+	cr_expect(rep.stats[ANC_DRIFT_STAT_CLASSIFIER].fired);
+	/* 12 of 32 components moved by 0.8 std: share 0.375 */
+	cr_expect_float_eq(rep.stats[ANC_DRIFT_STAT_COMPONENTS].value, 0.375,
+	                   0.07);
+	cr_expect(rep.stats[ANC_DRIFT_STAT_COMPONENTS].fired);
+	cr_expect_geq(rep.nfired, 3);
+	free(ref);
+	free(win);
+}
+
+Test(drift, report_insufficient_data)
+{
+	uint32_t dim = 8;
+	float *ref = gaussians(500, dim, 0, 0), *win = gaussians(10, dim, 0, 0);
+	anc_drift_report rep;
+	run_report(ANC_METRIC_L2, ref, 500, win, 10, dim, &rep);
+	cr_expect_eq(rep.status, ANC_DRIFT_INSUFFICIENT);
+	cr_expect_eq(rep.window, 10);
+	for (int i = 0; i < ANC_DRIFT_NSTATS; i++)
+		cr_expect(!rep.stats[i].computed);
+	/* no reference at all */
+	run_report(ANC_METRIC_L2, ref, 0, ref, 500, dim, &rep);
+	cr_expect_eq(rep.status, ANC_DRIFT_INSUFFICIENT);
+	free(ref);
+	free(win);
+}
+
+Test(drift, window_slides_and_resets)
+{
+	anc_error err;
+	anc_drift *d;
+	anc_drift_config c;
+	anc_drift_report rep;
+	anc_drift_config_default(&c);
+	c.window = 100;
+	c.min_window = 50;
+	cr_assert_eq(anc_drift_create(2, ANC_METRIC_L2, &c, 1, &d, &err), ANC_OK);
+	float v[2] = {1, 2};
+	for (int i = 0; i < 250; i++)
+		anc_drift_observe_query(d, v, 1, 1, NULL, NULL);
+	cr_assert_eq(anc_drift_report_compute(d, &rep, &err), ANC_OK);
+	cr_expect_eq(rep.window, 100);
+	cr_expect_eq(rep.queries_seen, 250);
+	cr_expect_eq(rep.status, ANC_DRIFT_INSUFFICIENT); /* no reference */
+	anc_drift_window_reset(d);
+	cr_assert_eq(anc_drift_report_compute(d, &rep, &err), ANC_OK);
+	cr_expect_eq(rep.window, 0);
+	/* a bigger window through configure: rings cleared, data kept */
+	c.window = 200;
+	cr_assert_eq(anc_drift_configure(d, &c, &err), ANC_OK);
+	anc_drift_config got;
+	anc_drift_config_get(d, &got);
+	cr_expect_eq(got.window, 200);
+	c.window = 1;
+	cr_assert_eq(anc_drift_configure(d, &c, &err), ANC_EINVAL);
+	anc_drift_config_get(d, &got);
+	cr_expect_eq(got.window, 200, "a refused config changes nothing");
+	anc_drift_destroy(d);
+}
+
+Test(drift, per_query_flag_on_top1_score)
+{
+	anc_error err;
+	anc_drift *d;
+	uint32_t dim = 16;
+	float *ref = gaussians(500, dim, 0, 0);
+	normalise(ref, 500, dim);
+	cr_assert_eq(anc_drift_create(dim, ANC_METRIC_COSINE, NULL, 5, &d, &err),
+	             ANC_OK);
+	anc_drift_ref_add(d, ref, 500, 0);
+	int flag;
+	float score;
+	/* before any refresh: no thresholds, no flag */
+	anc_drift_observe_query(d, ref, 0.0f, 1, &flag, &score);
+	cr_expect_eq(flag, 0);
+	cr_expect_eq(score, 0);
+	float sc[100];
+	for (int i = 0; i < 100; i++)
+		sc[i] = 0.6f + 0.003f * (float)i; /* p1 ~ 0.603 */
+	anc_drift_refresh(d, sc, 100);
+	anc_drift_observe_query(d, ref, 0.8f, 1, &flag, &score);
+	cr_expect_eq(flag, 0, "a reference vector with a good top-1");
+	anc_drift_observe_query(d, ref, 0.2f, 1, &flag, &score);
+	cr_expect_eq(flag, 1, "a top-1 below the reference's 1st percentile");
+	anc_drift_destroy(d);
+	free(ref);
+}
+
+Test(drift, report_cost_at_1024_by_384)
+{
+	anc_error err;
+	anc_drift *d;
+	uint32_t dim = 384;
+	float *ref = gaussians(1024, dim, 0, 0), *win = gaussians(1024, dim, 0, 0);
+	normalise(ref, 1024, dim);
+	normalise(win, 1024, dim);
+	cr_assert_eq(anc_drift_create(dim, ANC_METRIC_COSINE, NULL, 5, &d, &err),
+	             ANC_OK);
+	anc_drift_ref_add(d, ref, 1024, 0);
+	anc_drift_refresh(d, NULL, 0);
+	for (uint32_t i = 0; i < 1024; i++)
+		anc_drift_observe_query(d, win + (size_t)i * dim, 0, 0, NULL, NULL);
+	anc_drift_report rep;
+	cr_assert_eq(anc_drift_report_compute(d, &rep, &err), ANC_OK);
+	cr_log_info("report 1024 x 384: %.1f ms, status %d",
+	            rep.compute_seconds * 1e3, rep.status);
+	/* generous bound: sanitizer builds and a loaded CI machine */
+	cr_expect_lt(rep.compute_seconds, 5.0);
+	cr_expect_neq(rep.status, ANC_DRIFT_DRIFT);
+	anc_drift_destroy(d);
+	free(ref);
+	free(win);
+}
