@@ -32,6 +32,12 @@
  * Because upserts are idempotent by anchor, batches acknowledged after the
  * last checkpoint write are simply re-sent and come back "unchanged".
  *
+ * Row pairing. With --vectors, line i goes with row i of the vector file.
+ * When both counts can be known up front (a plain JSONL file, counted with
+ * one extra read of its bytes, and a .npy or plain .fvecs whose header or
+ * size gives the rows) a mismatch is refused before anything is sent;
+ * otherwise it is found when one input ends before the other.
+ *
  * Duplicates. Two lines with the same (source, chunk) would race when they
  * are in different batches in flight together (the server may commit
  * concurrent batches in any order) and would make a re-run non-idempotent.
@@ -203,6 +209,7 @@ typedef struct load_state {
 	/* checkpoint */
 	const char *ckpt;
 	uint64_t last_ckpt_line;
+	int failed;            /* a batch failed: the position is frozen */
 } load_state;
 
 /* ---- contract lookup ------------------------------------------------------ */
@@ -532,12 +539,16 @@ progress_emit(load_state *st, int final)
 	if (el <= 0)
 		el = 1e-9;
 	rate = (double)(st->loaded) / el;
-	mbs = (double)(off - st->resume_offset) / el / 1e6;
 	if (st->total_lines > 0)
 		frac = (double)st->lines_read / (double)st->total_lines;
 	else if (size > 0)
 		frac = (double)(anc_cli_lines_gzip(st->in) ? raw : off) /
 		    (double)size;
+	/* Bytes read from both inputs (uncompressed), for MB/s. */
+	if (st->vecs != NULL)
+		off += (anc_cli_vecs_row(st->vecs) - st->resume_line) *
+		    (uint64_t)st->dim * 4;
+	mbs = (double)(off - st->resume_offset) / el / 1e6;
 	if (frac > 1)
 		frac = 1;
 	if (frac > 0 && st->lines_read > st->resume_line)
@@ -676,6 +687,7 @@ load_collect(load_state *st, anc_error *err)
 	code = anc_pipeline_wait(st->pipe, &tag, &resp, err);
 	f = &st->ring[tag % st->inflight];
 	if (code != ANC_OK) {
+		st->failed = 1;
 		anc_cli_error_strip_name(err);
 		anc_error_wrap(err, "batch of %s:%llu-%llu", st->name,
 		    (unsigned long long)f->lineno[0],
@@ -683,6 +695,7 @@ load_collect(load_state *st, anc_error *err)
 		goto leave;
 	}
 	if (resp->u.upsert.n != f->n) {
+		st->failed = 1;
 		code = anc_error_set(err, ANC_EMALFORMED,
 		    "upsert reply for %s:%llu-%llu: expected %u results, got %u",
 		    st->name, (unsigned long long)f->lineno[0],
@@ -694,6 +707,7 @@ load_collect(load_state *st, anc_error *err)
 		r = &resp->u.upsert.results[i];
 		anc_anchor_format(f->anchors[i], mine);
 		if (strcmp(mine, r->anchor) != 0) {
+			st->failed = 1;
 			code = anc_error_set(err, ANC_EINTERNAL,
 			    "%s:%llu: server returned anchor %s, expected %s",
 			    st->name, (unsigned long long)f->lineno[i],
@@ -713,7 +727,10 @@ load_collect(load_state *st, anc_error *err)
 				goto leave;
 		}
 	}
-	/* Every earlier batch is acknowledged too (answers come in order). */
+	/* Every earlier batch is acknowledged too (answers come in order),
+	 * unless one of them failed: then the position stays before it. */
+	if (st->failed)
+		goto leave;
 	st->acked_line = f->end_line;
 	st->acked_offset = f->end_offset;
 	st->acked_rejected = f->rejected;

@@ -17,11 +17,23 @@
  *
  * When a real libfaiss_c is installed CMake links it instead and this file
  * is not compiled, so nothing here may be Anchorage-specific.
+ *
+ * Search parameters (faiss_c_ext.h) are upstream's later C API. faiss
+ * 1.7.3's IndexIDMap refuses any SearchParameters ("search params not
+ * supported for this index"); later faiss passes them through to the
+ * wrapped index and translates the labels, and so does
+ * faiss_Index_search_with_params here (an IDSelector through an IDMap is
+ * refused, as it would need translating ids the other way). OpenMP is
+ * left alone: the caller decides how many threads a search may use.
  */
 #include <faiss/AutoTune.h>
 #include <faiss/Index.h>
 #include <faiss/IndexIDMap.h>
 #include <faiss/impl/FaissException.h>
+#include <faiss/IndexFlat.h>
+#include <faiss/IndexIVF.h>
+#include <faiss/impl/HNSW.h>
+#include <faiss/impl/IDSelector.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
 
@@ -33,6 +45,10 @@
 #include <faiss/c_api/error_c.h>
 #include <faiss/c_api/index_factory_c.h>
 #include <faiss/c_api/index_io_c.h>
+#include <faiss/c_api/IndexFlat_c.h>
+#include <faiss/c_api/MetaIndexes_c.h>
+
+#include "faiss_c_ext.h"
 
 /* Upstream's name and type (error_impl.h), so that code mixing this unit
  * with upstream pieces keeps one error slot per thread. */
@@ -197,6 +213,176 @@ faiss_ParameterSpace_set_index_parameter(const FaissParameterSpace *space,
 	try {
 		reinterpret_cast<const faiss::ParameterSpace *>(space)
 		    ->set_index_parameter(idx_of(index), name, value);
+	}
+	ANC_FAISS_CATCH
+}
+
+int
+faiss_Index_train(FaissIndex *index, idx_t n, const float *x)
+{
+	try {
+		idx_of(index)->train(n, x);
+	}
+	ANC_FAISS_CATCH
+}
+
+int
+faiss_Index_is_trained(const FaissIndex *obj)
+{
+	return cidx_of(obj)->is_trained;
+}
+
+int
+faiss_Index_add(FaissIndex *index, idx_t n, const float *x)
+{
+	try {
+		idx_of(index)->add(n, x);
+	}
+	ANC_FAISS_CATCH
+}
+
+int
+faiss_Index_reset(FaissIndex *index)
+{
+	try {
+		idx_of(index)->reset();
+	}
+	ANC_FAISS_CATCH
+}
+
+int
+faiss_IndexFlat_new_with(FaissIndexFlat **p_index, idx_t d,
+                         FaissMetricType metric)
+{
+	try {
+		*p_index = reinterpret_cast<FaissIndexFlat *>(new faiss::IndexFlat(
+		    d, static_cast<faiss::MetricType>(metric)));
+	}
+	ANC_FAISS_CATCH
+}
+
+FaissIndexFlat *
+faiss_IndexFlat_cast(FaissIndex *index)
+{
+	return reinterpret_cast<FaissIndexFlat *>(
+	    dynamic_cast<faiss::IndexFlat *>(idx_of(index)));
+}
+
+FaissIndexIDMap2 *
+faiss_IndexIDMap2_cast(FaissIndex *index)
+{
+	return reinterpret_cast<FaissIndexIDMap2 *>(
+	    dynamic_cast<faiss::IndexIDMap2 *>(idx_of(index)));
+}
+
+FaissIndex *
+faiss_IndexIDMap2_sub_index(FaissIndexIDMap2 *index)
+{
+	return reinterpret_cast<FaissIndex *>(
+	    reinterpret_cast<faiss::IndexIDMap2 *>(index)->index);
+}
+
+/* ---- search parameters (faiss_c_ext.h) ---- */
+
+void
+faiss_SearchParameters_free(FaissSearchParameters *obj)
+{
+	delete reinterpret_cast<faiss::SearchParameters *>(obj);
+}
+
+void
+faiss_SearchParametersIVF_free(FaissSearchParametersIVF *obj)
+{
+	delete reinterpret_cast<faiss::SearchParametersIVF *>(obj);
+}
+
+void
+faiss_SearchParametersHNSW_free(FaissSearchParametersHNSW *obj)
+{
+	delete reinterpret_cast<faiss::SearchParametersHNSW *>(obj);
+}
+
+int
+faiss_SearchParameters_new(FaissSearchParameters **p_sp, FaissIDSelector *sel)
+{
+	try {
+		auto *sp = new faiss::SearchParameters;
+		sp->sel = reinterpret_cast<faiss::IDSelector *>(sel);
+		*p_sp = reinterpret_cast<FaissSearchParameters *>(sp);
+	}
+	ANC_FAISS_CATCH
+}
+
+int
+faiss_SearchParametersIVF_new(FaissSearchParametersIVF **p_sp)
+{
+	try {
+		*p_sp = reinterpret_cast<FaissSearchParametersIVF *>(
+		    new faiss::SearchParametersIVF);
+	}
+	ANC_FAISS_CATCH
+}
+
+int
+faiss_SearchParametersIVF_new_with(FaissSearchParametersIVF **p_sp,
+                                   FaissIDSelector *sel, size_t nprobe,
+                                   size_t max_codes)
+{
+	try {
+		auto *sp = new faiss::SearchParametersIVF;
+		sp->sel = reinterpret_cast<faiss::IDSelector *>(sel);
+		sp->nprobe = nprobe;
+		sp->max_codes = max_codes;
+		*p_sp = reinterpret_cast<FaissSearchParametersIVF *>(sp);
+	}
+	ANC_FAISS_CATCH
+}
+
+int
+faiss_SearchParametersHNSW_new(FaissSearchParametersHNSW **p_sp)
+{
+	try {
+		*p_sp = reinterpret_cast<FaissSearchParametersHNSW *>(
+		    new faiss::SearchParametersHNSW);
+	}
+	ANC_FAISS_CATCH
+}
+
+int
+faiss_SearchParametersHNSW_new_with(FaissSearchParametersHNSW **p_sp,
+                                    FaissIDSelector *sel, int efSearch)
+{
+	try {
+		auto *sp = new faiss::SearchParametersHNSW;
+		sp->sel = reinterpret_cast<faiss::IDSelector *>(sel);
+		sp->efSearch = efSearch;
+		*p_sp = reinterpret_cast<FaissSearchParametersHNSW *>(sp);
+	}
+	ANC_FAISS_CATCH
+}
+
+int
+faiss_Index_search_with_params(const FaissIndex *index, idx_t n,
+                               const float *x, idx_t k,
+                               const FaissSearchParameters *params,
+                               float *distances, idx_t *labels)
+{
+	try {
+		const faiss::Index *idx = cidx_of(index);
+		const auto *sp =
+		    reinterpret_cast<const faiss::SearchParameters *>(params);
+		const auto *map = dynamic_cast<const faiss::IndexIDMap *>(idx);
+		if (sp == nullptr || map == nullptr) {
+			idx->search(n, x, k, distances, labels, sp);
+		} else {
+			FAISS_THROW_IF_NOT_MSG(sp->sel == nullptr,
+			    "IDSelector through IndexIDMap not supported");
+			map->index->search(n, x, k, distances, labels, sp);
+			const faiss::Index::idx_t *ids = map->id_map.data();
+			for (idx_t i = 0; i < n * k; i++)
+				if (labels[i] >= 0)
+					labels[i] = ids[labels[i]];
+		}
 	}
 	ANC_FAISS_CATCH
 }

@@ -515,6 +515,7 @@ store_contract_put(store *st, MDB_txn *txn, const store_contract *c,
 	len += 8 + 4 + 4 + 4;
 	for (uint32_t i = 0; i < c->ncanaries; i++)
 		len += 4 + strlen(c->canary_text[i]) + vbytes;
+	len += 4 * 4; /* the IVF settings (CONTRACT_IVF_TAIL below) */
 	if ((buf = malloc(len)) == NULL)
 		return anc_error_set(err, ANC_ENOMEM, "contract: out of memory");
 	wr w = {buf};
@@ -542,6 +543,10 @@ store_contract_put(store *st, MDB_txn *txn, const store_contract *c,
 		wr_bytes(&w, c->canary_text[i], tl);
 		wr_bytes(&w, c->canary_vecs + (size_t)i * c->c.dim, vbytes);
 	}
+	wr_u32(&w, c->c.index.nlist);
+	wr_u32(&w, c->c.index.nprobe);
+	wr_u32(&w, c->c.index.pq_m);
+	wr_u32(&w, c->c.index.pq_nbits);
 	be32(key, c->cid);
 	memcpy(key + 4, c->id, ANC_CONTRACT_ID_RAW);
 	rv = put(st, txn, st->contracts, key, sizeof key, buf, len, "contract",
@@ -557,6 +562,22 @@ typedef struct {
 
 /* Bytes of the fixed part of the optional tail. */
 #define CONTRACT_TAIL_FIXED (8 + 4 + 4 + 4)
+/* After the canaries: the IVF index settings (issue 6), absent in values
+ * written before the IVF kinds (their settings are then 0, as validated
+ * flat and hnsw specs have them). */
+#define CONTRACT_IVF_TAIL (4 * 4)
+
+static int
+contract_ivf_decode(rd *r, store_contract *c)
+{
+	if (r->n < CONTRACT_IVF_TAIL)
+		return ANC_OK;
+	c->c.index.nlist = rd_u32(r);
+	c->c.index.nprobe = rd_u32(r);
+	c->c.index.pq_m = rd_u32(r);
+	c->c.index.pq_nbits = rd_u32(r);
+	return ANC_OK;
+}
 
 /* The optional tail of a contract value: last check and canaries. A value
  * written before canaries existed has none: it ends after the strings, or
@@ -577,7 +598,7 @@ contract_tail_decode(rd *r, store_contract *c, anc_error *err)
 	if (r->bad || c->ncanaries > ANC_CANARY_MAX)
 		goto bad;
 	if (c->ncanaries == 0)
-		return ANC_OK;
+		return contract_ivf_decode(r, c);
 	c->canary_text = calloc(c->ncanaries, sizeof *c->canary_text);
 	c->canary_vecs = malloc(c->ncanaries * vbytes);
 	if (c->canary_text == NULL || c->canary_vecs == NULL)
@@ -598,7 +619,7 @@ contract_tail_decode(rd *r, store_contract *c, anc_error *err)
 		rd_bytes(r, (uint8_t *)c->canary_vecs + i * vbytes, vbytes);
 	}
 	if (!r->bad)
-		return ANC_OK;
+		return contract_ivf_decode(r, c);
 bad:
 	return anc_error_set(err, ANC_EMALFORMED,
 	                     "lmdb contracts: bad canary section in collection "

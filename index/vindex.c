@@ -14,6 +14,41 @@
  * commits that a crash then lost). Anything else is logged and answered by
  * a rebuild, which adds vectors in batches of REBUILD_BATCH so memory stays
  * bounded whatever the collection size.
+ *
+ * Index kinds (issue 6). flat and hnsw are built as vectors arrive.
+ * hnsw_sq8, ivf_flat and ivf_pq need training: until the contract holds
+ * ANC_INDEX_TRAIN_MIN vectors they are served by an exact "IDMap2,Flat"
+ * placeholder (trained = 0; a snapshot of it is recognised on load by its
+ * flat sub-index). Crossing the line, or doubling the count the index was
+ * last trained on, or the engine asking for a rebuild of a trained index
+ * (vindex_rebuild), starts one background build per index:
+ *
+ *   1. under the write lock, start recording every vindex_add into a
+ *      pending log; then open an LMDB read transaction at sequence S;
+ *   2. without any index lock: sample up to a bounded number of stored
+ *      vectors (reservoir), train a new faiss index, add every stored
+ *      vector (batches, checking the stop flag between them);
+ *   3. drain the pending log into the new index in rounds (the log is
+ *      swapped out under the write lock, added outside it) until little
+ *      is left; then, under the write lock, add the rest, swap the new
+ *      index in, bump the generation, stop recording.
+ * Labels are write sequences and LMDB shows S's snapshot, so pending
+ * entries with a label <= S are already in the new index and are
+ * skipped; everything later is in the log. Queries keep using the old
+ * index until the swap and wait only for the final small catch-up.
+ * Entries of vectors deleted meanwhile are stale like any other (the
+ * engine filters them through LMDB).
+ *
+ * OpenMP. faiss parallelises a search over its queries with OpenMP. The
+ * server runs many searches at once (one per worker thread), each with
+ * nq = 1 or a few; a team per search would put workers x cores threads on
+ * the cores and pay a team start-up per call. So a search with fewer than
+ * OMP_BATCH_MIN queries runs on its calling thread alone
+ * (omp_set_num_threads(1): the setting is the calling thread's own ICV,
+ * so other threads are not affected), while a larger batch, and training
+ * and building in the background thread, use every core. Concurrency then
+ * comes from the worker threads, parallelism within one big batch from
+ * OpenMP.
  */
 #include "vindex.h"
 
@@ -27,24 +62,52 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <omp.h>
 #include <openssl/evp.h>
 
 #include <faiss/c_api/AutoTune_c.h>
+#include <faiss/c_api/IndexFlat_c.h>
 #include <faiss/c_api/Index_c.h>
+#include <faiss/c_api/MetaIndexes_c.h>
 #include <faiss/c_api/error_c.h>
 #include <faiss/c_api/index_factory_c.h>
 #include <faiss/c_api/index_io_c.h>
+
+#include "faiss_c_ext.h"
 
 #define SNAP_MAGIC "ANCSNAP1"
 #define SNAP_FORMAT 1u
 #define SNAP_HDR 128
 #define SNAP_HASHED 64 /* header bytes covered by the checksum */
 #define REBUILD_BATCH 4096
+#define OMP_BATCH_MIN 16       /* queries from which a search uses OpenMP */
+#define TRAIN_FLOATS_MAX (1u << 26) /* training sample bound: 256 MiB */
+#define CATCHUP_LOCKED_MAX 1024 /* pending vectors added under the lock */
 
 struct vindex {
 	pthread_rwlock_t lock;
 	int lock_ok;
 	FaissIndex *idx;
+	int trained;        /* idx is of the contract's kind (not a placeholder) */
+	uint64_t trained_on; /* vectors the serving index was trained on */
+	uint64_t builds;     /* background builds swapped in */
+	store *st;
+	int quiet;
+	/* Background build (design note). bg_mu guards the thread's
+	 * lifecycle flags; the pending log is under the index write lock. */
+	pthread_mutex_t bg_mu;
+	int bg_mu_ok;
+	pthread_t bg_thr;
+	int bg_joinable;     /* a thread was started and not joined */
+	int bg_running;      /* it has not finished */
+	int bg_stop;         /* destroy asks it to stop */
+	int bg_retrain;      /* the request that started it: retrain even if
+	                        trained (rebuild) */
+	uint64_t bg_fail_live; /* live count at the last failed build */
+	int recording;
+	float *pend_v;
+	uint64_t *pend_l;
+	size_t pend_n, pend_cap;
 	anc_contract c;
 	uint8_t id[ANC_CONTRACT_ID_RAW];
 	uint32_t cid;
@@ -72,42 +135,88 @@ faiss_fail(anc_error *err, const vindex *vx, int rc, const char *what)
 /* ---- creation ----------------------------------------------------------------- */
 
 static int
-faiss_new(const vindex *vx, FaissIndex **out, anc_error *err)
+kind_is_hnsw(anc_index_kind k)
 {
-	char desc[64];
+	return k == ANC_INDEX_HNSW || k == ANC_INDEX_HNSW_SQ8;
+}
+
+static int
+kind_is_ivf(anc_index_kind k)
+{
+	return k == ANC_INDEX_IVF_FLAT || k == ANC_INDEX_IVF_PQ;
+}
+
+static int
+kind_is_trained(anc_index_kind k)
+{
+	return k == ANC_INDEX_HNSW_SQ8 || kind_is_ivf(k);
+}
+
+/* final 0: the exact placeholder that serves a trained kind before its
+ * training. */
+static int
+faiss_new(const vindex *vx, int final, FaissIndex **out, anc_error *err)
+{
+	char desc[96];
+	const anc_index_spec *x = &vx->c.index;
 	FaissMetricType metric = vx->c.metric == ANC_METRIC_L2
 	                             ? METRIC_L2
 	                             : METRIC_INNER_PRODUCT;
 	int rc;
 
 	*out = NULL;
-	if (vx->c.index.kind == ANC_INDEX_HNSW)
-		snprintf(desc, sizeof desc, "IDMap2,HNSW%u", vx->c.index.m);
+	if (!final && kind_is_trained(x->kind))
+		snprintf(desc, sizeof desc, "IDMap2,Flat");
+	else if (x->kind == ANC_INDEX_HNSW)
+		snprintf(desc, sizeof desc, "IDMap2,HNSW%u", x->m);
+	else if (x->kind == ANC_INDEX_HNSW_SQ8)
+		snprintf(desc, sizeof desc, "IDMap2,HNSW%u_SQ8", x->m);
+	else if (x->kind == ANC_INDEX_IVF_FLAT)
+		snprintf(desc, sizeof desc, "IDMap2,IVF%u,Flat", x->nlist);
+	else if (x->kind == ANC_INDEX_IVF_PQ)
+		snprintf(desc, sizeof desc, "IDMap2,IVF%u,PQ%ux%u", x->nlist,
+		         x->pq_m, x->pq_nbits);
 	else
 		snprintf(desc, sizeof desc, "IDMap2,Flat");
 	if ((rc = faiss_index_factory(out, (int)vx->c.dim, desc, metric)) != 0)
-		return faiss_fail(err, vx, rc, "index_factory");
+		return faiss_fail(err, vx, rc, desc);
 	return ANC_OK;
 }
 
-/* efConstruction and efSearch are not all kept by every faiss version's
- * serialisation, so they are set after every creation and load. */
+/* 1 when idx (an IDMap2) wraps an IndexFlat: the placeholder of a
+ * trained kind. */
 static int
-faiss_tune(const vindex *vx, FaissIndex *idx, anc_error *err)
+faiss_is_flat(FaissIndex *idx)
+{
+	FaissIndexIDMap2 *m = faiss_IndexIDMap2_cast(idx);
+	FaissIndex *sub = m != NULL ? faiss_IndexIDMap2_sub_index(m) : NULL;
+	return sub != NULL && faiss_IndexFlat_cast(sub) != NULL;
+}
+
+/* efConstruction, efSearch and nprobe are not all kept by every faiss
+ * version's serialisation, so they are set after every creation and load
+ * (of the contract's own kind; the flat placeholder has none). */
+static int
+faiss_tune(const vindex *vx, FaissIndex *idx, int final, anc_error *err)
 {
 	FaissParameterSpace *ps = NULL;
+	const anc_index_spec *x = &vx->c.index;
 	int rc, rv = ANC_OK;
 
-	if (vx->c.index.kind != ANC_INDEX_HNSW)
+	if (!final || !(kind_is_hnsw(x->kind) || kind_is_ivf(x->kind)))
 		return ANC_OK;
 	if ((rc = faiss_ParameterSpace_new(&ps)) != 0)
 		return faiss_fail(err, vx, rc, "ParameterSpace_new");
-	if ((rc = faiss_ParameterSpace_set_index_parameter(
-	         ps, idx, "efConstruction",
-	         (double)vx->c.index.ef_construction)) != 0)
+	if (kind_is_ivf(x->kind)) {
+		if ((rc = faiss_ParameterSpace_set_index_parameter(
+		         ps, idx, "nprobe", (double)x->nprobe)) != 0)
+			rv = faiss_fail(err, vx, rc, "set nprobe");
+	} else if ((rc = faiss_ParameterSpace_set_index_parameter(
+	                ps, idx, "efConstruction",
+	                (double)x->ef_construction)) != 0)
 		rv = faiss_fail(err, vx, rc, "set efConstruction");
 	else if ((rc = faiss_ParameterSpace_set_index_parameter(
-	              ps, idx, "efSearch", (double)vx->c.index.ef_search)) != 0)
+	              ps, idx, "efSearch", (double)x->ef_search)) != 0)
 		rv = faiss_fail(err, vx, rc, "set efSearch");
 	faiss_ParameterSpace_free(ps);
 	return rv;
@@ -129,6 +238,12 @@ vindex_alloc(const char *snapdir, uint32_t cid, const anc_contract *c,
 		return anc_error_set(err, ANC_ENOMEM, "index: no rwlock");
 	}
 	vx->lock_ok = 1;
+	if (pthread_mutex_init(&vx->bg_mu, NULL) != 0) {
+		vindex_destroy(vx);
+		return anc_error_set(err, ANC_ENOMEM, "index: no mutex");
+	}
+	vx->bg_mu_ok = 1;
+	vx->trained = 1;
 	vx->c = *c;
 	vx->cid = cid;
 	memcpy(vx->id, id, ANC_CONTRACT_ID_RAW);
@@ -152,24 +267,40 @@ vindex_destroy(vindex *vx)
 {
 	if (vx == NULL)
 		return;
+	if (vx->bg_mu_ok) {
+		int join;
+		pthread_mutex_lock(&vx->bg_mu);
+		vx->bg_stop = 1;
+		join = vx->bg_joinable;
+		vx->bg_joinable = 0;
+		pthread_mutex_unlock(&vx->bg_mu);
+		if (join)
+			pthread_join(vx->bg_thr, NULL);
+		pthread_mutex_destroy(&vx->bg_mu);
+	}
 	if (vx->idx != NULL)
 		faiss_Index_free(vx->idx);
 	if (vx->lock_ok)
 		pthread_rwlock_destroy(&vx->lock);
+	free(vx->pend_v);
+	free(vx->pend_l);
 	free(vx);
 }
 
 int
-vindex_create(const char *snapdir, uint32_t cid, const anc_contract *c,
-              const uint8_t id[ANC_CONTRACT_ID_RAW], uint64_t seq,
-              vindex **out, anc_error *err)
+vindex_create(store *st, const char *snapdir, uint32_t cid,
+              const anc_contract *c, const uint8_t id[ANC_CONTRACT_ID_RAW],
+              uint64_t seq, int quiet, vindex **out, anc_error *err)
 {
 	vindex *vx;
 	int rv = vindex_alloc(snapdir, cid, c, id, &vx, err);
 	if (rv != ANC_OK)
 		return rv;
-	if ((rv = faiss_new(vx, &vx->idx, err)) != ANC_OK ||
-	    (rv = faiss_tune(vx, vx->idx, err)) != ANC_OK) {
+	vx->st = st;
+	vx->quiet = quiet;
+	vx->trained = !kind_is_trained(c->index.kind);
+	if ((rv = faiss_new(vx, vx->trained, &vx->idx, err)) != ANC_OK ||
+	    (rv = faiss_tune(vx, vx->idx, vx->trained, err)) != ANC_OK) {
 		vindex_destroy(vx);
 		return rv;
 	}

@@ -228,7 +228,8 @@ pr_contract_decode(const mpk_dec *d, const msgpack_object *map,
 		char kp[MPK_PATH_MAX];
 		mpk_path(kp, sub, "kind");
 		return anc_error_set(d->err, ANC_EINVAL,
-		    "%s: expected flat or hnsw, got '%s'", kp, name);
+		    "%s: expected flat, hnsw, hnsw_sq8, ivf_flat or ivf_pq, "
+		    "got '%s'", kp, name);
 	}
 	c->index.kind = (anc_index_kind)v;
 	if ((rv = mpk_get_uint(d, idx, sub, "m", 0, UINT32_MAX, &u, &present)))
@@ -245,6 +246,19 @@ pr_contract_decode(const mpk_dec *d, const msgpack_object *map,
 		return rv;
 	if (present)
 		c->index.ef_search = (uint32_t)u;
+	{
+		static const char *const ivf[] = {"nlist", "nprobe", "pq_m",
+		                                  "pq_nbits"};
+		uint32_t *dst[] = {&c->index.nlist, &c->index.nprobe,
+		                   &c->index.pq_m, &c->index.pq_nbits};
+		for (int i = 0; i < 4; i++) {
+			if ((rv = mpk_get_uint(d, idx, sub, ivf[i], 0, UINT32_MAX,
+			         &u, &present)))
+				return rv;
+			if (present)
+				*dst[i] = (uint32_t)u;
+		}
+	}
 	return ANC_OK;
 }
 
@@ -271,11 +285,11 @@ pr_contract_check(const anc_contract *c, const char *path, anc_error *err)
 		    "%s: %d is not a metric, expected l2, ip or cosine", p,
 		    (int)c->metric);
 	}
-	if ((int)c->index.kind < 0 || c->index.kind > ANC_INDEX_HNSW) {
+	if ((int)c->index.kind < 0 || c->index.kind > ANC_INDEX_KIND_LAST) {
 		mpk_path(p, path, "index.kind");
 		return anc_error_set(err, ANC_EINVAL,
-		    "%s: %d is not an index kind, expected flat or hnsw", p,
-		    (int)c->index.kind);
+		    "%s: %d is not an index kind, expected flat, hnsw, "
+		    "hnsw_sq8, ivf_flat or ivf_pq", p, (int)c->index.kind);
 	}
 	return ANC_OK;
 }
@@ -283,7 +297,11 @@ pr_contract_check(const anc_contract *c, const char *path, anc_error *err)
 void
 pr_contract_encode(mpk_w *w, const anc_contract *c)
 {
-	int hnsw = c->index.kind == ANC_INDEX_HNSW;
+	int hnsw = c->index.kind == ANC_INDEX_HNSW ||
+	           c->index.kind == ANC_INDEX_HNSW_SQ8;
+	int ivf = c->index.kind == ANC_INDEX_IVF_FLAT ||
+	          c->index.kind == ANC_INDEX_IVF_PQ;
+	int pq = c->index.kind == ANC_INDEX_IVF_PQ;
 
 	mpk_w_map(w, 8);
 	mpk_w_kstr(w, "name", c->name);
@@ -294,12 +312,20 @@ pr_contract_encode(mpk_w *w, const anc_contract *c)
 	mpk_w_kbool(w, "normalize", c->normalize);
 	mpk_w_kstr(w, "preprocess", c->preprocess);
 	mpk_w_key(w, "index");
-	mpk_w_map(w, hnsw ? 4 : 1);
+	mpk_w_map(w, 1 + (hnsw ? 3 : 0) + (ivf ? 2 : 0) + (pq ? 2 : 0));
 	mpk_w_kstr(w, "kind", anc_index_kind_name(c->index.kind));
 	if (hnsw) {
 		mpk_w_kuint(w, "m", c->index.m);
 		mpk_w_kuint(w, "ef_construction", c->index.ef_construction);
 		mpk_w_kuint(w, "ef_search", c->index.ef_search);
+	}
+	if (ivf) {
+		mpk_w_kuint(w, "nlist", c->index.nlist);
+		mpk_w_kuint(w, "nprobe", c->index.nprobe);
+	}
+	if (pq) {
+		mpk_w_kuint(w, "pq_m", c->index.pq_m);
+		mpk_w_kuint(w, "pq_nbits", c->index.pq_nbits);
 	}
 }
 
@@ -429,7 +455,33 @@ dec_query(const mpk_dec *d, const msgpack_object *body, anc_req_query *q)
 		    (unsigned long long)k, d->lim->max_k);
 	q->k = (uint32_t)k;
 	q->with_text = 0;
-	return mpk_get_bool(d, body, "body", "text", 0, &q->with_text, NULL);
+	if ((rv = mpk_get_bool(d, body, "body", "text", 0, &q->with_text,
+	         NULL)) ||
+	    (rv = mpk_get_bool(d, body, "body", "exact", 0, &q->exact, NULL)))
+		return rv;
+	{
+		/* Search parameters: absent means the contract's; present
+		 * must be in range (0 is never a setting). */
+		static const char *const keys[] = {"ef", "nprobe", "rerank"};
+		static const uint32_t max[] = {ANC_EF_MAX, ANC_NLIST_MAX,
+		                               ANC_RERANK_MAX};
+		uint32_t *dst[] = {&q->ef, &q->nprobe, &q->rerank};
+		for (int i = 0; i < 3; i++) {
+			int present;
+			if ((rv = mpk_get_uint(d, body, "body", keys[i], 0,
+			         UINT64_MAX, &k, &present)))
+				return rv;
+			if (!present)
+				continue;
+			if (k == 0 || k > max[i])
+				return anc_error_set(d->err, ANC_EINVAL,
+				    "body.%s: %llu is out of range, expected "
+				    "1..%u", keys[i], (unsigned long long)k,
+				    max[i]);
+			*dst[i] = (uint32_t)k;
+		}
+	}
+	return ANC_OK;
 }
 
 static int
@@ -809,8 +861,10 @@ enc_query(mpk_w *w, const anc_req_query *q, anc_error *err)
 		    "body.vectors: empty, expected at least one vector");
 	if ((rv = enc_vec_check(q->vectors, q->dim, "body.vectors", err)))
 		return rv;
-	/* k 0 means "the server's default" (10): the field is left out. */
-	mpk_w_map(w, 3 + has_contract + (q->k != 0));
+	/* k 0 means "the server's default" (10): the field is left out; so
+	 * are search parameters at 0 (the contract's own). */
+	mpk_w_map(w, 3 + has_contract + (q->k != 0) + (q->ef != 0) +
+	    (q->nprobe != 0) + (q->exact != 0) + (q->rerank != 0));
 	mpk_w_kstr(w, "collection", q->collection);
 	if (has_contract)
 		mpk_w_kstr(w, "contract", q->contract);
@@ -821,6 +875,14 @@ enc_query(mpk_w *w, const anc_req_query *q, anc_error *err)
 	if (q->k != 0)
 		mpk_w_kuint(w, "k", q->k);
 	mpk_w_kbool(w, "text", q->with_text);
+	if (q->ef != 0)
+		mpk_w_kuint(w, "ef", q->ef);
+	if (q->nprobe != 0)
+		mpk_w_kuint(w, "nprobe", q->nprobe);
+	if (q->exact != 0)
+		mpk_w_kbool(w, "exact", 1);
+	if (q->rerank != 0)
+		mpk_w_kuint(w, "rerank", q->rerank);
 	return ANC_OK;
 }
 

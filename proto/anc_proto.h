@@ -107,7 +107,7 @@ void anc_buf_free(anc_buf *b);
  *   upsert             {"collection", "contract", "records":[{source, chunk,
  *                       text?, meta?, vector}]}
  *   query              {"collection", "contract"?, "vectors":[bin...], "k"?,
- *                       "text"?}
+ *                       "text"?, "ef"?, "nprobe"?, "exact"?, "rerank"?}
  *   resolve            {"collection", "anchors":[str...]}
  *   delete             {"collection", "anchors":[str...]}
  *
@@ -130,6 +130,13 @@ typedef struct anc_req_query {
 	uint32_t dim;         /* all query vectors must share it */
 	uint32_t k;           /* default 10 */
 	int with_text;        /* default 0 */
+	/* Per-request search parameters (issue 6; anc_index.h
+	 * anc_query_opts). 0 / absent: the contract's own. */
+	uint32_t ef;          /* HNSW kinds: 1..ANC_EF_MAX */
+	uint32_t nprobe;      /* IVF kinds: 1..ANC_NLIST_MAX (and <= nlist) */
+	int exact;            /* 1: exhaustive search */
+	uint32_t rerank;      /* exact re-rank of this many candidates,
+	                         1..ANC_RERANK_MAX */
 } anc_req_query;
 
 typedef struct anc_req_anchors { /* resolve and delete */

@@ -35,12 +35,15 @@ enc_info(mpk_w *w, const anc_info *in)
 		mpk_w_array(w, c->ncontracts);
 		for (uint32_t j = 0; j < c->ncontracts; j++) {
 			const anc_contract_info *ci = &c->contracts[j];
-			mpk_w_map(w, 9);
+			mpk_w_map(w, 12);
 			mpk_w_kstr(w, "id", ci->id);
 			mpk_w_kstr(w, "state",
 			    anc_contract_state_name(ci->state));
 			mpk_w_kuint(w, "vectors", ci->vectors);
 			mpk_w_kuint(w, "index_ntotal", ci->index_ntotal);
+			mpk_w_kuint(w, "code_bytes", ci->code_bytes);
+			mpk_w_kuint(w, "index_bytes", ci->index_bytes);
+			mpk_w_kbool(w, "trained", ci->trained);
 			mpk_w_kuint(w, "canaries", ci->canaries);
 			mpk_w_kuint(w, "checked_at", ci->checked_at);
 			mpk_w_kbool(w, "check_pass", ci->check_pass);
@@ -148,7 +151,7 @@ enc_body(mpk_w *w, const anc_resp *r, anc_error *err)
 		if (r->u.query.nq > 0 && r->u.query.lists == NULL)
 			return anc_error_set(err, ANC_EINVAL,
 			    "body.results: NULL with %u entries", r->u.query.nq);
-		if ((int)pv->index < 0 || pv->index > ANC_INDEX_HNSW)
+		if ((int)pv->index < 0 || pv->index > ANC_INDEX_KIND_LAST)
 			return anc_error_set(err, ANC_EINVAL,
 			    "body.provenance.index: %d is not an index kind",
 			    (int)pv->index);
@@ -181,13 +184,15 @@ enc_body(mpk_w *w, const anc_resp *r, anc_error *err)
 			}
 		}
 		mpk_w_key(w, "provenance");
-		mpk_w_map(w, 6);
+		mpk_w_map(w, 8);
 		mpk_w_kstr(w, "contract", pv->contract);
 		mpk_w_kstr(w, "index", anc_index_kind_name(pv->index));
 		mpk_w_kbool(w, "exact", pv->exact);
 		mpk_w_kuint(w, "ef_search", pv->ef_search);
 		mpk_w_kuint(w, "seq", pv->seq);
 		mpk_w_kuint(w, "generation", pv->generation);
+		mpk_w_kuint(w, "nprobe", pv->nprobe);
+		mpk_w_kuint(w, "rerank", pv->rerank);
 		return ANC_OK;
 	}
 	case ANC_OP_RESOLVE:
@@ -416,6 +421,32 @@ dec_enum(const mpk_dec *d, const msgpack_object *map, const char *parent,
 static const char *state_name(int s) { return anc_contract_state_name(s); }
 static const char *kind_name(int k) { return anc_index_kind_name(k); }
 
+/* Index memory per vector (issue 6): optional, for servers before it;
+ * "trained" defaults to 1 (flat and hnsw need no training). */
+static int
+dec_index_mem(const mpk_dec *d, const msgpack_object *co, const char *path,
+              anc_contract_info *ci)
+{
+	uint64_t u = 0;
+	int rv, present;
+
+	if ((rv = mpk_get_uint(d, co, path, "code_bytes", 0, UINT32_MAX, &u,
+	         NULL)))
+		return rv;
+	ci->code_bytes = (uint32_t)u;
+	u = 0;
+	if ((rv = mpk_get_uint(d, co, path, "index_bytes", 0, UINT32_MAX, &u,
+	         NULL)))
+		return rv;
+	ci->index_bytes = (uint32_t)u;
+	if ((rv = mpk_get_bool(d, co, path, "trained", 0, &ci->trained,
+	         &present)))
+		return rv;
+	if (!present)
+		ci->trained = 1;
+	return ANC_OK;
+}
+
 /* Check that element i of arr (named path) is a map; set ep to its path. */
 static int
 elem_map(const mpk_dec *d, const msgpack_object_array *arr, uint32_t i,
@@ -551,6 +582,7 @@ dec_info(const mpk_dec *d, const msgpack_object *body, anc_info *in)
 			         UINT64_MAX, &ci->vectors, NULL)) ||
 			    (rv = mpk_get_uint(d, co, r, "index_ntotal", 1,
 			         UINT64_MAX, &ci->index_ntotal, NULL)) ||
+			    (rv = dec_index_mem(d, co, r, ci)) ||
 			    (rv = mpk_get_map(d, co, r, "contract", 1, &cm,
 			         NULL)) ||
 			    (rv = dec_contract_check_info(d, co, r, ci)))
@@ -633,7 +665,7 @@ dec_query(const mpk_dec *d, const msgpack_object *body, anc_resp *resp)
 	    (rv = dec_contract_id(d, pm, "body.provenance", "contract", 0,
 	         pv->contract)) ||
 	    (rv = dec_enum(d, pm, "body.provenance", "index", kind_name,
-	         ANC_INDEX_HNSW + 1, &kind)) ||
+	         ANC_INDEX_KIND_LAST + 1, &kind)) ||
 	    (rv = mpk_get_bool(d, pm, "body.provenance", "exact", 1, &pv->exact,
 	         NULL)) ||
 	    (rv = mpk_get_uint(d, pm, "body.provenance", "ef_search", 1,
@@ -645,6 +677,17 @@ dec_query(const mpk_dec *d, const msgpack_object *body, anc_resp *resp)
 		return rv;
 	pv->index = (anc_index_kind)kind;
 	pv->ef_search = (uint32_t)u;
+	/* Optional: servers before per-request parameters leave them out. */
+	u = 0;
+	if ((rv = mpk_get_uint(d, pm, "body.provenance", "nprobe", 0,
+	         UINT32_MAX, &u, NULL)))
+		return rv;
+	pv->nprobe = (uint32_t)u;
+	u = 0;
+	if ((rv = mpk_get_uint(d, pm, "body.provenance", "rerank", 0,
+	         UINT32_MAX, &u, NULL)))
+		return rv;
+	pv->rerank = (uint32_t)u;
 	return ANC_OK;
 }
 

@@ -188,7 +188,8 @@ anc_anchor_parse(const char *s, uint8_t raw[ANC_ANCHOR_RAW], anc_error *err)
 /* ---- names ---------------------------------------------------------------- */
 
 static const char *const metric_names[] = {"l2", "ip", "cosine"};
-static const char *const kind_names[] = {"flat", "hnsw"};
+static const char *const kind_names[] = {"flat", "hnsw", "hnsw_sq8",
+                                          "ivf_flat", "ivf_pq"};
 static const char *const state_names[] = {"migrating", "default", "retired"};
 static const char *const upsert_names[] = {"created", "updated", "unchanged"};
 static const char *const anchor_names[] = {"live", "deleted", "unknown"};
@@ -264,6 +265,62 @@ check_range(const char *field, uint32_t v, uint32_t lo, uint32_t hi,
 	return ANC_OK;
 }
 
+/* IVF kinds (issue 6): nlist, nprobe, and for ivf_pq the code shape.
+ * Fields that belong to HNSW must be 0, so a spec never carries a
+ * setting that silently does nothing. */
+static int
+ivf_validate(anc_contract *c, anc_error *err)
+{
+	anc_index_spec *x = &c->index;
+	int rv;
+
+	if (x->m != 0 || x->ef_construction != 0 || x->ef_search != 0)
+		return anc_error_set(err, ANC_EINVAL,
+		    "contract.index.%s: %u given, but it is for the hnsw kinds "
+		    "(%s has nlist, nprobe%s)",
+		    x->m ? "m" : x->ef_construction ? "ef_construction"
+		                                   : "ef_search",
+		    x->m ? x->m : x->ef_construction ? x->ef_construction
+		                                     : x->ef_search,
+		    anc_index_kind_name(x->kind),
+		    x->kind == ANC_INDEX_IVF_PQ ? ", pq_m, pq_nbits" : "");
+	if (x->nlist == 0)
+		x->nlist = ANC_DEFAULT_NLIST;
+	if (x->nprobe == 0)
+		x->nprobe = x->nlist < ANC_DEFAULT_NPROBE ? x->nlist
+		                                          : ANC_DEFAULT_NPROBE;
+	if ((rv = check_range("index.nlist", x->nlist, 1, ANC_NLIST_MAX, err)) ||
+	    (rv = check_range("index.nprobe", x->nprobe, 1, x->nlist, err)))
+		return rv;
+	if (x->kind == ANC_INDEX_IVF_FLAT) {
+		if (x->pq_m != 0 || x->pq_nbits != 0)
+			return anc_error_set(err, ANC_EINVAL,
+			    "contract.index.%s: %u given, but it is for ivf_pq",
+			    x->pq_m ? "pq_m" : "pq_nbits",
+			    x->pq_m ? x->pq_m : x->pq_nbits);
+		return ANC_OK;
+	}
+	if (x->pq_nbits == 0)
+		x->pq_nbits = ANC_DEFAULT_PQ_NBITS;
+	if (x->pq_m == 0) {
+		x->pq_m = 1;
+		for (uint32_t m = 64; m >= 2; m--)
+			if (c->dim % m == 0 && c->dim / m >= 2) {
+				x->pq_m = m;
+				break;
+			}
+	}
+	if ((rv = check_range("index.pq_m", x->pq_m, 1, ANC_PQ_M_MAX, err)) ||
+	    (rv = check_range("index.pq_nbits", x->pq_nbits, ANC_PQ_NBITS_MIN,
+	                      ANC_PQ_NBITS_MAX, err)))
+		return rv;
+	if (c->dim % x->pq_m != 0)
+		return anc_error_set(err, ANC_EINVAL,
+		    "contract.index.pq_m: %u does not divide dim %u", x->pq_m,
+		    c->dim);
+	return ANC_OK;
+}
+
 int
 anc_contract_validate(anc_contract *c, anc_error *err)
 {
@@ -289,8 +346,16 @@ anc_contract_validate(anc_contract *c, anc_error *err)
 	switch (c->index.kind) {
 	case ANC_INDEX_FLAT:
 		c->index.m = c->index.ef_construction = c->index.ef_search = 0;
+		c->index.nlist = c->index.nprobe = 0;
+		c->index.pq_m = c->index.pq_nbits = 0;
 		break;
+	case ANC_INDEX_IVF_FLAT:
+	case ANC_INDEX_IVF_PQ:
+		return ivf_validate(c, err);
 	case ANC_INDEX_HNSW:
+	case ANC_INDEX_HNSW_SQ8:
+		c->index.nlist = c->index.nprobe = 0;
+		c->index.pq_m = c->index.pq_nbits = 0;
 		if (c->index.m == 0)
 			c->index.m = ANC_DEFAULT_HNSW_M;
 		if (c->index.ef_construction == 0)
@@ -308,7 +373,8 @@ anc_contract_validate(anc_contract *c, anc_error *err)
 		break;
 	default:
 		return anc_error_set(err, ANC_EINVAL,
-		    "contract.index.kind: expected flat or hnsw");
+		    "contract.index.kind: %d, expected flat, hnsw, hnsw_sq8, "
+		    "ivf_flat or ivf_pq", (int)c->index.kind);
 	}
 	return ANC_OK;
 }

@@ -78,8 +78,19 @@ typedef enum {
 
 typedef enum {
 	ANC_INDEX_FLAT = 0,    /* exact search */
-	ANC_INDEX_HNSW = 1     /* approximate: M, efConstruction, efSearch */
+	ANC_INDEX_HNSW = 1,    /* approximate: M, efConstruction, efSearch */
+	/* The kinds below are trained (issue 6): until the contract holds
+	 * ANC_INDEX_TRAIN_MIN(spec) vectors they are served by an exact flat
+	 * index (provenance exact 1); then a background thread trains on a
+	 * sample of the stored vectors and swaps the trained index in. */
+	ANC_INDEX_HNSW_SQ8 = 2, /* HNSW over 8-bit scalar quantised vectors
+	                           (faiss "HNSW<M>_SQ8"): M, efConstruction,
+	                           efSearch */
+	ANC_INDEX_IVF_FLAT = 3, /* inverted lists of raw vectors: nlist, nprobe */
+	ANC_INDEX_IVF_PQ = 4    /* inverted lists of product-quantised codes:
+	                           nlist, nprobe, pq_m, pq_nbits */
 } anc_index_kind;
+#define ANC_INDEX_KIND_LAST ANC_INDEX_IVF_PQ
 
 typedef enum {
 	ANC_CSTATE_MIGRATING = 0,
@@ -92,13 +103,40 @@ typedef enum {
 #define ANC_DEFAULT_HNSW_M 32
 #define ANC_DEFAULT_EF_CONSTRUCTION 200
 #define ANC_DEFAULT_EF_SEARCH 64
+#define ANC_DEFAULT_NLIST 256
+#define ANC_DEFAULT_NPROBE 16
+#define ANC_DEFAULT_PQ_NBITS 8
+#define ANC_NLIST_MAX 65536
+#define ANC_PQ_NBITS_MIN 4
+#define ANC_PQ_NBITS_MAX 12
+#define ANC_PQ_M_MAX 256
+/* Exact re-rank (query option "rerank"): candidates re-scored at most. */
+#define ANC_RERANK_MAX 4096
 
 typedef struct anc_index_spec {
 	anc_index_kind kind;
-	uint32_t m;               /* HNSW only: 2..ANC_HNSW_M_MAX */
-	uint32_t ef_construction; /* HNSW only: 1..ANC_EF_MAX */
-	uint32_t ef_search;       /* HNSW only: 1..ANC_EF_MAX */
+	uint32_t m;               /* HNSW kinds only: 2..ANC_HNSW_M_MAX */
+	uint32_t ef_construction; /* HNSW kinds only: 1..ANC_EF_MAX */
+	uint32_t ef_search;       /* HNSW kinds only: 1..ANC_EF_MAX */
+	/* IVF kinds only (0 elsewhere; 0 on input means the default): */
+	uint32_t nlist;    /* inverted lists, 1..ANC_NLIST_MAX */
+	uint32_t nprobe;   /* lists searched by default, 1..nlist */
+	uint32_t pq_m;     /* ivf_pq: sub-quantizers, divides dim,
+	                      1..ANC_PQ_M_MAX; default: the largest divisor of
+	                      dim <= 64 leaving >= 2 dims each (1 if none) */
+	uint32_t pq_nbits; /* ivf_pq: bits per code, ANC_PQ_NBITS_MIN..MAX */
 } anc_index_spec;
+
+/* Vectors a trained kind needs before it is trained: 39 per centroid
+ * (faiss's k-means warns below that), 1024 for hnsw_sq8's value ranges;
+ * 0 for flat and hnsw. */
+#define ANC_INDEX_TRAIN_MIN(spec)                                            \
+	((spec)->kind == ANC_INDEX_HNSW_SQ8 ? 1024u                          \
+	 : (spec)->kind == ANC_INDEX_IVF_FLAT ? 39u * (spec)->nlist          \
+	 : (spec)->kind == ANC_INDEX_IVF_PQ                                  \
+	     ? 39u * ((spec)->nlist > (1u << (spec)->pq_nbits)                \
+	                  ? (spec)->nlist : (1u << (spec)->pq_nbits))          \
+	     : 0u)
 
 /* An embedding contract. Immutable once registered. */
 typedef struct anc_contract {
@@ -210,9 +248,14 @@ typedef struct anc_provenance {
 	anc_contract_id_str contract;
 	anc_index_kind index;
 	int exact;           /* 1 when the search was exhaustive */
-	uint32_t ef_search;  /* HNSW only, else 0 */
+	uint32_t ef_search;  /* HNSW kinds, approximate search only, else 0 */
 	uint64_t seq;        /* last write sequence applied to the index */
 	uint64_t generation; /* index generation (bumped by each rebuild) */
+	/* Added with per-request search parameters (issue 6); 0 from servers
+	 * before them. */
+	uint32_t nprobe;     /* IVF kinds, approximate search only, else 0 */
+	uint32_t rerank;     /* candidates re-scored exactly from the stored
+	                        vectors; 0 when none */
 } anc_provenance;
 
 typedef enum {
@@ -252,6 +295,15 @@ typedef struct anc_contract_info {
 	uint64_t vectors;   /* live passages with a vector under it
 	                       (coverage = vectors / the collection's live) */
 	uint64_t index_ntotal; /* entries in the faiss index (incl. stale) */
+	/* Memory of the index per entry, bytes (issue 6): code_bytes is the
+	 * encoded vector alone (4 x dim for raw floats, dim for SQ8, pq_m x
+	 * pq_nbits / 8 for PQ); index_bytes adds graph links, ids and the id
+	 * map (an estimate from the index's structure). Describes the index
+	 * currently serving, so a trained kind reports flat until trained. */
+	uint32_t code_bytes;
+	uint32_t index_bytes;
+	int trained;            /* 1 unless a trained kind still awaits its
+	                           training (served by a flat index) */
 	/* Canary fingerprint (added with contract versions): */
 	uint32_t canaries;      /* canary probes registered (0..ANC_CANARY_MAX) */
 	uint64_t checked_at;    /* unix seconds of the last contract_check; 0:

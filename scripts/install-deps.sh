@@ -6,7 +6,10 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config
       libfaiss-dev libopenblas-dev liblmdb-dev libnng-dev libmsgpack-dev
-      libcriterion-dev libjansson-dev libssl-dev zlib1g-dev openssl)
+      libcriterion-dev libjansson-dev libssl-dev zlib1g-dev openssl
+      # issue 4's tests (tests/e2e/e2e_http_test.c): a real Prometheus
+      # scraping /metrics, headless Chromium opening the status page, curl
+      prometheus chromium curl)
 
 missing=()
 for p in "${pkgs[@]}"; do

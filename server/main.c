@@ -52,7 +52,8 @@ usage(FILE *f)
 "  --quiet               only errors on stderr\n"
 "  --http ADDR           HTTP listener for /metrics, /healthz, /readyz,\n"
 "                        /api/v1/drift and the status page at /\n"
-"                        (default 127.0.0.1:7701; \"off\" to disable; a\n"
+"                        (default $ANCHORAGE_HTTP, else 127.0.0.1:7701;\n"
+"                        \"off\" to disable; a\n"
 "                        busy default port is a warning, not an error)\n"
 "  --drift-window N      query vectors per contract in the drift window\n"
 "                        (default 1024)\n"
@@ -202,7 +203,12 @@ main(int argc, char **argv)
 	anc_server_config cfg;
 	anc_server_config_default(&cfg);
 	cfg.data_dir = DEFAULT_DATA;
-	cfg.http = SRV_HTTP_DEFAULT;
+	/* $ANCHORAGE_HTTP overrides the built-in default (the test suite sets
+	 * it to "off" so that parallel test servers never share a port). */
+	cfg.http = getenv("ANCHORAGE_HTTP") != NULL &&
+	                   getenv("ANCHORAGE_HTTP")[0] != '\0'
+	               ? getenv("ANCHORAGE_HTTP")
+	               : SRV_HTTP_DEFAULT;
 	cfg.http_optional = 1;
 	uint64_t v;
 	int c;

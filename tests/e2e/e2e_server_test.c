@@ -124,7 +124,8 @@ static int
 spoil_snapshots(const char *datadir, int mode)
 {
 	char dir[TU_PATH_MAX];
-	snprintf(dir, sizeof dir, "%s/snapshots", datadir);
+	cr_assert_lt(snprintf(dir, sizeof dir, "%s/snapshots", datadir),
+	             (int)sizeof dir, "path too long");
 	DIR *d = opendir(dir);
 	if (d == NULL)
 		return 0;

@@ -692,7 +692,7 @@ Test(cli_out, hits_json_shape)
 {
 	anc_hit h = {.score = 0.5f, .revision = 3, .source = "s", .chunk = "c",
 	             .text = NULL};
-	anc_hitlist hl = {&h, 1};
+	anc_hitlist hl = {.hits = &h, .nhits = 1};
 	anc_provenance p;
 	json_t *o, *hit;
 

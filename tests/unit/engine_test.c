@@ -151,7 +151,8 @@ static char *
 snapshot_path(const char *dir, const anc_contract_id_str id)
 {
 	static char p[TU_PATH_MAX];
-	snprintf(p, sizeof p, "%s/snapshots/1-%s.faiss", dir, id);
+	cr_assert_lt(snprintf(p, sizeof p, "%s/snapshots/1-%s.faiss", dir, id),
+	             (int)sizeof p, "path too long");
 	return p;
 }
 

@@ -1318,7 +1318,7 @@ static const bad_case bad_requests[] = {
 	  "'hamming'" },
 	{ C_PRE "\"dim\":4,\"metric\":\"l2\",\"normalize\":true,\"index\":"
 	  "{\"kind\":\"ivf\"}}}}", ANC_EINVAL, "body.contract.index.kind: "
-	  "expected flat or hnsw, got 'ivf'" },
+	  "expected flat, hnsw, hnsw_sq8, ivf_flat or ivf_pq, got 'ivf'" },
 	{ C_PRE "\"dim\":4,\"metric\":\"l2\",\"normalize\":true,\"index\":"
 	  "{\"m\":4}}}}", ANC_EMALFORMED, "body.contract.index.kind: required" },
 	{ C_PRE "\"dim\":4,\"metric\":\"l2\",\"normalize\":true,\"index\":"

@@ -104,7 +104,8 @@ snap_file(const char *snapdir, const uint8_t id[8])
 	static char p[TU_PATH_MAX];
 	anc_contract_id_str s;
 	anc_contract_id_format(id, s);
-	snprintf(p, sizeof p, "%s/1-%s.faiss", snapdir, s);
+	cr_assert_lt(snprintf(p, sizeof p, "%s/1-%s.faiss", snapdir, s),
+	             (int)sizeof p, "path too long");
 	return p;
 }
 

@@ -1,0 +1,171 @@
+/*
+ * cli_pipeline_test.c — the client library's pipelined upserts
+ * (anc_pipeline_*, client/anc_client.h) that the loader is built on:
+ * argument checks, answers handed back in submission order with their
+ * tags while several requests are in flight, a full pipeline refusing
+ * another request, a server error carried back for its own batch only,
+ * and a timeout when no server answers.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "anc_client.h"
+#include "testutil.h"
+
+TestSuite(cli_pipeline, .fini = tu_cleanup, .timeout = 120);
+
+static tu_server srv;
+
+static void
+setup(anc_client *cl)
+{
+	anc_resp *r = NULL;
+	anc_error err = {0};
+	anc_contract c;
+
+	cr_assert_eq(anc_client_collection_create(cl, "p", &r, &err), 0, "%s",
+	             err.msg);
+	anc_resp_free(r);
+	anc_contract_init(&c);
+	strcpy(c.name, "l2");
+	strcpy(c.model, "m");
+	strcpy(c.revision, "1");
+	c.dim = 4;
+	c.metric = ANC_METRIC_L2;
+	c.normalize = 0;
+	cr_assert_eq(anc_client_contract_register(cl, "p", &c, &r, &err), 0,
+	             "%s", err.msg);
+	anc_resp_free(r);
+}
+
+Test(cli_pipeline, arguments)
+{
+	anc_client *cl = NULL;
+	anc_pipeline *p = (anc_pipeline *)1;
+	anc_error err = {0};
+	anc_resp *r = NULL;
+	uint64_t tag = 7;
+
+	cr_assert_eq(anc_pipeline_open(NULL, 4, &p, &err), ANC_EINVAL);
+	cr_assert_null(p);
+	cr_assert_eq(anc_client_open("ipc:///nonexistent/x.sock", NULL, &cl,
+	                             &err), 0, "%s", err.msg);
+	cr_assert_eq(anc_pipeline_open(cl, 0, &p, &err), ANC_EINVAL);
+	cr_assert_not_null(strstr(err.msg, "depth"), "%s", err.msg);
+	cr_assert_eq(anc_pipeline_open(cl, ANC_PIPELINE_MAX_DEPTH + 1, &p, &err),
+	             ANC_EINVAL);
+	cr_assert_eq(anc_pipeline_open(cl, 2, &p, &err), 0, "%s", err.msg);
+	cr_assert_eq(anc_pipeline_depth(p), 2);
+	cr_assert_eq(anc_pipeline_pending(p), 0);
+	cr_assert_eq(anc_pipeline_wait(p, &tag, &r, &err), ANC_EINVAL);
+	cr_assert_null(r);
+	/* A record the encoder refuses: nothing sent, nothing pending. */
+	anc_record bad = {0};
+	cr_assert_neq(anc_pipeline_upsert(p, "p", "l2@1", &bad, 1, 1, &err), 0);
+	cr_assert_eq(anc_pipeline_pending(p), 0);
+	anc_pipeline_close(p);
+	anc_pipeline_close(NULL);
+	anc_client_close(cl);
+}
+
+Test(cli_pipeline, in_order_answers_full_and_server_errors)
+{
+	const char *tmp = tu_tmpdir();
+	tu_server_start(&srv, tu_path(tmp, "d"), tu_ipc_url(tmp, "s.sock"),
+	                "--nosync", NULL);
+	anc_client *cl = tu_client(&srv);
+	anc_error err = {0};
+	anc_pipeline *p = NULL;
+	setup(cl);
+	cr_assert_eq(anc_pipeline_open(cl, 4, &p, &err), 0, "%s", err.msg);
+
+	enum { B = 50 };
+	static anc_record recs[B];
+	static float v[B][4];
+	static char chunk[B][16];
+	for (uint64_t round = 0; round < 3; round++) {
+		for (uint64_t k = 0; k < 4; k++) {
+			for (int i = 0; i < B; i++) {
+				snprintf(chunk[i], 16, "%llu", (unsigned long long)
+				         (round * 4 + k) * B + (unsigned)i);
+				v[i][0] = (float)i;
+				v[i][1] = (float)k;
+				v[i][2] = (float)round;
+				v[i][3] = 1;
+				recs[i] = (anc_record){"src", chunk[i], "t", NULL, 0,
+				                       v[i], 4};
+			}
+			/* Batch 2 of round 1 has a wrong dimension. */
+			if (round == 1 && k == 2)
+				recs[7].dim = 3;
+			cr_assert_eq(anc_pipeline_upsert(p, "p", "l2@1", recs, B,
+			             round * 4 + k, &err), 0, "%s", err.msg);
+		}
+		cr_assert_eq(anc_pipeline_pending(p), 4);
+		cr_assert_eq(anc_pipeline_upsert(p, "p", "l2@1", recs, 1, 99,
+		             &err), ANC_EUNAVAILABLE);
+		for (uint64_t k = 0; k < 4; k++) {
+			uint64_t tag = 1234;
+			anc_resp *r = NULL;
+			int rc = anc_pipeline_wait(p, &tag, &r, &err);
+			cr_assert_eq(tag, round * 4 + k, "answers out of order");
+			if (round == 1 && k == 2) {
+				cr_assert_eq(rc, ANC_EDIM, "rc %d: %s", rc, err.msg);
+				cr_assert_null(r);
+				cr_assert_not_null(strstr(err.msg,
+				                   "DIMENSION_MISMATCH"), "%s", err.msg);
+				continue;
+			}
+			cr_assert_eq(rc, 0, "batch %llu: %s",
+			             (unsigned long long)tag, err.msg);
+			cr_assert_eq(r->u.upsert.n, B);
+			for (int i = 0; i < B; i++)
+				cr_assert_eq(r->u.upsert.results[i].status,
+				             ANC_UPSERT_CREATED);
+			anc_resp_free(r);
+		}
+		cr_assert_eq(anc_pipeline_pending(p), 0);
+	}
+	anc_resp *r = NULL;
+	cr_assert_eq(anc_client_info(cl, &r, &err), 0, "%s", err.msg);
+	cr_assert_eq(r->u.info.collections[0].live, 11 * B,
+	             "the refused batch changed nothing");
+	anc_resp_free(r);
+
+	/* Close with requests still in flight: no leak, no crash. */
+	cr_assert_eq(anc_pipeline_upsert(p, "p", "l2@1", recs, B, 50, &err), 0);
+	anc_pipeline_close(p);
+	anc_client_close(cl);
+	tu_server_stop(&srv);
+}
+
+Test(cli_pipeline, timeout_without_server)
+{
+	const char *tmp = tu_tmpdir();
+	anc_client_options opt;
+	anc_client *cl = NULL;
+	anc_pipeline *p = NULL;
+	anc_error err = {0};
+	anc_resp *r = NULL;
+	float v[2] = {1, 2};
+	anc_record rec = {"s", "c", NULL, NULL, 0, v, 2};
+	uint64_t tag = 0;
+
+	anc_client_options_default(&opt);
+	opt.timeout_ms = 300;
+	cr_assert_eq(anc_client_open(tu_ipc_url(tmp, "none.sock"), &opt, &cl,
+	                             &err), 0, "%s", err.msg);
+	cr_assert_eq(anc_pipeline_open(cl, 2, &p, &err), 0);
+	cr_assert_eq(anc_pipeline_upsert(p, "p", "l2@1", &rec, 1, 5, &err), 0);
+	double t0 = tu_now();
+	cr_assert_eq(anc_pipeline_wait(p, &tag, &r, &err), ANC_ETIMEOUT, "%s",
+	             err.msg);
+	cr_assert_lt(tu_now() - t0, 5.0);
+	cr_assert_eq(tag, 5);
+	cr_assert_null(r);
+	cr_assert_eq(anc_pipeline_pending(p), 0);
+	anc_pipeline_close(p);
+	anc_client_close(cl);
+}
