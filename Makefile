@@ -2,24 +2,28 @@
 #   make run    install what is missing, build, start the server (with the
 #               demo corpus loaded on first start when it is at hand)
 #   make test   install what is missing, build, run every test (also under
-#               AddressSanitizer + UBSan)
+#               AddressSanitizer + UBSan), and fuzz each parser briefly
 # Everything else here is a building block of those two.
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 20
+FUZZ_LONG_SECONDS ?= 600
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 ifeq ($(CI),true)
 CMAKE_FLAGS += -DANCHORAGE_WERROR=ON
 endif
 
-.PHONY: all deps build run test test-fast test-asan bench clean help
+.PHONY: all deps build run test test-fast test-asan test-fuzz fuzz bench clean help
 
 all: build
 
 help:
 	@echo "make run   - build and start anchorage-server on tcp://127.0.0.1:7700"
 	@echo "make test  - build and run all tests (normal and ASan/UBSan builds)"
+	@echo "make fuzz  - run every fuzz target for FUZZ_LONG_SECONDS (default 600) each"
 	@echo "make bench - build and run the benchmarks (JSON lines on stdout)"
 	@echo "make clean - remove build directories (keeps ./var)"
 
@@ -44,10 +48,18 @@ test-asan: deps
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(ASAN_BUILD) --output-on-failure
 
-test: test-fast test-asan
+# The fuzz targets (tests/fuzz) under clang with ASan+UBSan: make test runs
+# each for FUZZ_SECONDS, replaying every committed corpus file first.
+test-fuzz: deps
+	scripts/fuzz.sh --build $(FUZZ_BUILD) --seconds $(FUZZ_SECONDS)
+
+fuzz: deps
+	scripts/fuzz.sh --build $(FUZZ_BUILD) --seconds $(FUZZ_LONG_SECONDS)
+
+test: test-fast test-asan test-fuzz
 
 bench: build
 	@scripts/bench.sh
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -404,6 +404,16 @@ anc_client_query(anc_client *c, const char *collection, const char *contract,
                  const float *vecs, uint32_t nq, uint32_t dim, uint32_t k,
                  int with_text, anc_resp **out, anc_error *err)
 {
+	return anc_client_query2(c, collection, contract, vecs, nq, dim, k,
+	                         with_text, NULL, out, err);
+}
+
+int
+anc_client_query2(anc_client *c, const char *collection, const char *contract,
+                  const float *vecs, uint32_t nq, uint32_t dim, uint32_t k,
+                  int with_text, const anc_client_query_opts *opt,
+                  anc_resp **out, anc_error *err)
+{
 	anc_req req;
 
 	memset(&req, 0, sizeof(req));
@@ -415,6 +425,12 @@ anc_client_query(anc_client *c, const char *collection, const char *contract,
 	req.u.query.dim = dim;
 	req.u.query.k = k;
 	req.u.query.with_text = with_text ? 1 : 0;
+	if (opt != NULL) {
+		req.u.query.ef = opt->ef;
+		req.u.query.nprobe = opt->nprobe;
+		req.u.query.exact = opt->exact ? 1 : 0;
+		req.u.query.rerank = opt->rerank;
+	}
 	return client_call(c, &req, out, err);
 }
 
@@ -459,6 +475,15 @@ anc_client_drift(anc_client *c, const char *collection, const char *contract,
 	req.u.drift.contract = contract != NULL ? contract : "";
 	req.u.drift.fresh = fresh;
 	return client_call(c, &req, out, err);
+}
+
+int
+anc_client_call(anc_client *c, anc_req *req, anc_resp **out, anc_error *err)
+{
+	if (out == NULL || req == NULL)
+		return anc_error_set(err, ANC_EINVAL, "client call: NULL %s",
+		                     out == NULL ? "out" : "request");
+	return client_call(c, req, out, err);
 }
 
 int

@@ -61,6 +61,24 @@ int anc_client_query(anc_client *c, const char *collection,
                      const char *contract, const float *vecs, uint32_t nq,
                      uint32_t dim, uint32_t k, int with_text, anc_resp **out,
                      anc_error *err);
+/* Per-request search parameters (issue 6; the engine's anc_query_opts):
+ * 0 means the contract's own. ef: HNSW kinds, 1..ANC_EF_MAX; nprobe: IVF
+ * kinds, 1..nlist; exact 1: exhaustive search; rerank: re-score this many
+ * candidates exactly (1..ANC_RERANK_MAX). The reply's provenance says
+ * what the server applied. */
+typedef struct anc_client_query_opts {
+	uint32_t ef;
+	uint32_t nprobe;
+	int exact;
+	uint32_t rerank;
+} anc_client_query_opts;
+
+/* anc_client_query with opt (NULL: none). */
+int anc_client_query2(anc_client *c, const char *collection,
+                      const char *contract, const float *vecs, uint32_t nq,
+                      uint32_t dim, uint32_t k, int with_text,
+                      const anc_client_query_opts *opt, anc_resp **out,
+                      anc_error *err);
 int anc_client_resolve(anc_client *c, const char *collection,
                        const anc_anchor_str *anchors, uint32_t n,
                        anc_resp **out, anc_error *err);
@@ -74,6 +92,13 @@ int anc_client_delete(anc_client *c, const char *collection,
 int anc_client_drift(anc_client *c, const char *collection,
                      const char *contract, int fresh, anc_resp **out,
                      anc_error *err);
+
+/* One round trip for any request built by the caller (for ops without a
+ * dedicated function above). The client sets req->id and req->auth; the
+ * rest of *req is borrowed for the call. Same result rules as the calls
+ * above. */
+int anc_client_call(anc_client *c, anc_req *req, anc_resp **out,
+                    anc_error *err);
 
 /* Send raw bytes and return the raw reply (for tests of malformed input).
  * *reply is malloc'd; free() it. */

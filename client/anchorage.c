@@ -7,6 +7,8 @@
  * exactly one line, "anchorage: error: NAME: message", where NAME is the
  * stable error name of anc_errname(). Results go to stdout only.
  */
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,11 +68,37 @@ static const struct {
 	{"assemble", anc_cli_cmd_assemble},
 };
 
+/* Does argv[*i] name the valued option `name` ("--name V" or "--name=V")?
+ * If so, *val is its value (NULL when missing) and *i moves past it. */
+static int
+valued_opt(const char *name, int argc, char **argv, int *i,
+           const char **val)
+{
+	const char *a = argv[*i];
+	size_t n = strlen(name);
+	if (strncmp(a, name, n) != 0 || (a[n] != '\0' && a[n] != '='))
+		return 0;
+	if (a[n] == '=')
+		*val = a + n + 1;
+	else
+		*val = *i + 1 < argc ? argv[++*i] : NULL;
+	return 1;
+}
+
 /* Global options; *cmd_index is where the command starts. */
 static int
 parse_globals(anc_cli_ctx *ctx, int argc, char **argv, int *cmd_index,
               int *want_help, int *want_version, anc_error *err)
 {
+	static const struct {
+		const char *name, *expect;
+		size_t field; /* offset of the const char * in ctx */
+	} strs[] = {
+		{"--server", "a URL (tcp://HOST:PORT or ipc://PATH)",
+		 offsetof(anc_cli_ctx, server)},
+		{"--api-key", "a key", offsetof(anc_cli_ctx, api_key)},
+		{"--tls-ca", "a file", offsetof(anc_cli_ctx, tls_ca)},
+	};
 	const char *a;
 	const char *val;
 	uint32_t ms;
@@ -79,49 +107,22 @@ parse_globals(anc_cli_ctx *ctx, int argc, char **argv, int *cmd_index,
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		a = argv[i];
 		val = NULL;
-		if (strcmp(a, "--json") == 0) {
+		size_t k;
+		for (k = 0; k < sizeof(strs) / sizeof(strs[0]); k++)
+			if (valued_opt(strs[k].name, argc, argv, &i, &val))
+				break;
+		if (k < sizeof(strs) / sizeof(strs[0])) {
+			if (val == NULL || val[0] == '\0')
+				return anc_cli_usage(ctx, err, "%s: expected %s",
+				    strs[k].name, strs[k].expect);
+			*(const char **)((char *)ctx + strs[k].field) = val;
+		} else if (strcmp(a, "--json") == 0) {
 			ctx->json = 1;
 		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			*want_help = 1;
 		} else if (strcmp(a, "--version") == 0) {
 			*want_version = 1;
-		} else if (strncmp(a, "--server", 8) == 0 &&
-		           (a[8] == '\0' || a[8] == '=')) {
-			if (a[8] == '=')
-				val = a + 9;
-			else if (i + 1 < argc)
-				val = argv[++i];
-			if (val == NULL || val[0] == '\0')
-				return anc_cli_usage(ctx, err,
-				    "--server: expected a URL (tcp://HOST:PORT or "
-				    "ipc://PATH)");
-			ctx->server = val;
-		} else if (strncmp(a, "--api-key", 9) == 0 &&
-		           (a[9] == '\0' || a[9] == '=')) {
-			if (a[9] == '=')
-				val = a + 10;
-			else if (i + 1 < argc)
-				val = argv[++i];
-			if (val == NULL || val[0] == '\0')
-				return anc_cli_usage(ctx, err,
-				    "--api-key: expected a key");
-			ctx->api_key = val;
-		} else if (strncmp(a, "--tls-ca", 8) == 0 &&
-		           (a[8] == '\0' || a[8] == '=')) {
-			if (a[8] == '=')
-				val = a + 9;
-			else if (i + 1 < argc)
-				val = argv[++i];
-			if (val == NULL || val[0] == '\0')
-				return anc_cli_usage(ctx, err,
-				    "--tls-ca: expected a file");
-			ctx->tls_ca = val;
-		} else if (strncmp(a, "--timeout", 9) == 0 &&
-		           (a[9] == '\0' || a[9] == '=')) {
-			if (a[9] == '=')
-				val = a + 10;
-			else if (i + 1 < argc)
-				val = argv[++i];
+		} else if (valued_opt("--timeout", argc, argv, &i, &val)) {
 			if (anc_cli_u32_parse(val, "--timeout", 1, 86400000, &ms,
 			        err) != ANC_OK) {
 				ctx->usage_error = 1;

@@ -7,11 +7,9 @@
  * Design note
  * -----------
  * The ops contract_promote, contract_retire, contract_check and
- * contract_register with canaries have no function in libanchorage-client
- * (client/anc_client.h belongs to another part of the client), so this file
- * makes the round trip itself with the public pieces: anc_req_encode,
- * anc_client_raw, anc_resp_decode, and the same checks client_call makes
- * (request ID matched, server errors returned as their code with
+ * contract_register with canaries go through anc_client_call, which sets
+ * the request ID and the API key and applies the same checks as every
+ * other call (request ID matched, server errors returned as their code with
  * "NAME: message"). list and show read `info` and pick the collection and
  * contract locally, so they work against any server that speaks info.
  *
@@ -63,66 +61,16 @@ help(const char *text)
 	return ANC_OK;
 }
 
-/* ---- one round trip for the ops the client library lacks ---------------- */
+/* ---- one round trip ------------------------------------------------------ */
 
 static int
 contract_call(anc_cli_ctx *ctx, anc_req *req, anc_resp **out, anc_error *err)
 {
-	static uint64_t next_id = 1;
-	anc_buf buf;
-	void *reply = NULL;
-	size_t reply_len = 0;
-	anc_resp *resp = NULL;
-	anc_limits lim;
 	int code;
-
 	*out = NULL;
-	anc_buf_init(&buf);
-	anc_limits_default(&lim);
-	req->id = next_id++;
 	if ((code = anc_cli_connect(ctx, err)) != ANC_OK)
-		goto leave;
-	if ((code = anc_req_encode(req, &buf, err)) != ANC_OK) {
-		anc_error_wrap(err, "%s request", anc_op_name(req->op));
-		goto leave;
-	}
-	if ((code = anc_client_raw(ctx->client, buf.data, buf.len, &reply,
-	         &reply_len, err)) != ANC_OK)
-		goto leave;
-	if ((code = anc_resp_decode(reply, reply_len, req->op, &lim, &resp,
-	         err)) != ANC_OK) {
-		anc_error_wrap(err, "reply from %s to %s", ctx->server,
-		    anc_op_name(req->op));
-		goto leave;
-	}
-	if (resp->id != req->id && !(resp->code != 0 && resp->id == 0)) {
-		code = anc_error_set(err, ANC_EMALFORMED,
-		    "reply from %s: id: expected %llu (our request), got %llu",
-		    ctx->server, (unsigned long long)req->id,
-		    (unsigned long long)resp->id);
-		goto leave;
-	}
-	if (resp->code != 0) {
-		code = resp->code;
-		if (code < 0 || code >= ANC_ECODE_MAX)
-			code = anc_error_set(err, ANC_EINTERNAL,
-			    "server %s sent unknown error code %d: %s",
-			    ctx->server, resp->code,
-			    resp->message ? resp->message : "(no message)");
-		else
-			code = anc_error_set(err, code, "%s: %s",
-			    anc_errname(code),
-			    resp->message && resp->message[0]
-			        ? resp->message : anc_strerror(code));
-		goto leave;
-	}
-	*out = resp;
-	resp = NULL;
-leave:
-	anc_resp_free(resp);
-	free(reply);
-	anc_buf_free(&buf);
-	return code;
+		return code;
+	return anc_client_call(ctx->client, req, out, err);
 }
 
 /* ---- canary files --------------------------------------------------------- */
@@ -463,6 +411,14 @@ contract_json(const anc_collection_info *ci, const anc_contract_info *k)
 	    "coverage", coverage(ci, k),
 	    "index_ntotal", (json_int_t)k->index_ntotal,
 	    "canaries", (int)k->canaries);
+	if (o != NULL) {
+		/* issue 6: memory per vector of the serving index */
+		json_object_set_new(o, "index_bytes_per_vector",
+		    json_integer(k->index_bytes));
+		json_object_set_new(o, "code_bytes_per_vector",
+		    json_integer(k->code_bytes));
+		json_object_set_new(o, "trained", json_boolean(k->trained));
+	}
 	if (o == NULL)
 		return NULL;
 	if (k->checked_at == 0) {
@@ -598,8 +554,10 @@ cmd_show(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		printf("  coverage    %llu of %llu live passages (%.1f%%)\n",
 		    (unsigned long long)k->vectors, (unsigned long long)ci->live,
 		    100.0 * coverage(ci, k));
-		printf("  index       %llu entries (including stale)\n",
-		    (unsigned long long)k->index_ntotal);
+		printf("  index       %llu entries (including stale), %u bytes "
+		    "per vector (%u of them the code)%s\n",
+		    (unsigned long long)k->index_ntotal, k->index_bytes,
+		    k->code_bytes, k->trained ? "" : ", exact until trained");
 		printf("  canaries    %u probe%s\n", k->canaries,
 		    k->canaries == 1 ? "" : "s");
 		if (k->checked_at == 0)

@@ -125,7 +125,8 @@ contract_check_keys(json_t *obj, const char *const *allowed,
 			return anc_error_set(err, ANC_EINVAL,
 			    "%s: %s\"%s\": unknown key (expected one of %s)",
 			    origin, where, key,
-			    where[0] ? "kind, m, ef_construction, ef_search"
+			    where[0] ? "kind, m, ef_construction, ef_search, "
+			               "nlist, nprobe, pq_m, pq_nbits"
 			             : "name, model, revision, dim, metric, "
 			               "normalize, preprocess, dtype, index");
 	}
@@ -137,7 +138,8 @@ contract_index(json_t *idx, anc_index_spec *spec, const char *origin,
                anc_error *err)
 {
 	static const char *const keys[] = {"kind", "m", "ef_construction",
-	                                   "ef_search", NULL};
+	                                   "ef_search", "nlist", "nprobe",
+	                                   "pq_m", "pq_nbits", NULL};
 	json_t *kind;
 	int k;
 	int code;
@@ -151,20 +153,52 @@ contract_index(json_t *idx, anc_index_spec *spec, const char *origin,
 	kind = json_object_get(idx, "kind");
 	if (kind == NULL)
 		return anc_error_set(err, ANC_EINVAL,
-		    "%s: \"index.kind\": missing (expected \"flat\" or \"hnsw\")",
-		    origin);
+		    "%s: \"index.kind\": missing (expected \"flat\", \"hnsw\", "
+		    "\"hnsw_sq8\", \"ivf_flat\" or \"ivf_pq\")", origin);
 	if (!json_is_string(kind))
 		return anc_error_set(err, ANC_EINVAL,
 		    "%s: \"index.kind\": expected string, got %s", origin,
 		    json_type_name(kind));
 	if ((k = anc_index_kind_parse(json_string_value(kind))) < 0)
 		return anc_error_set(err, ANC_EINVAL,
-		    "%s: \"index.kind\": expected \"flat\" or \"hnsw\", got "
-		    "\"%s\"", origin, json_string_value(kind));
+		    "%s: \"index.kind\": expected \"flat\", \"hnsw\", "
+		    "\"hnsw_sq8\", \"ivf_flat\" or \"ivf_pq\", got \"%s\"",
+		    origin, json_string_value(kind));
 	spec->kind = (anc_index_kind)k;
 	spec->m = 0;
 	spec->ef_construction = 0;
 	spec->ef_search = 0;
+	spec->nlist = spec->nprobe = spec->pq_m = spec->pq_nbits = 0;
+	if (spec->kind == ANC_INDEX_IVF_FLAT || spec->kind == ANC_INDEX_IVF_PQ) {
+		/* Zero means "default"; anc_contract_validate fills them and
+		 * names a parameter that belongs to another kind. */
+		if ((code = contract_u32(idx, "nlist", "index.nlist", 0, 1,
+		         ANC_NLIST_MAX, &spec->nlist, origin, err)) ||
+		    (code = contract_u32(idx, "nprobe", "index.nprobe", 0, 1,
+		         ANC_NLIST_MAX, &spec->nprobe, origin, err)) ||
+		    (code = contract_u32(idx, "pq_m", "index.pq_m", 0, 1,
+		         ANC_PQ_M_MAX, &spec->pq_m, origin, err)) ||
+		    (code = contract_u32(idx, "pq_nbits", "index.pq_nbits", 0,
+		         ANC_PQ_NBITS_MIN, ANC_PQ_NBITS_MAX, &spec->pq_nbits,
+		         origin, err)))
+			return code;
+		if (json_object_get(idx, "ef_construction") != NULL ||
+		    json_object_get(idx, "ef_search") != NULL ||
+		    json_object_get(idx, "m") != NULL)
+			return anc_error_set(err, ANC_EINVAL,
+			    "%s: \"index\": m, ef_construction and ef_search "
+			    "are for the hnsw kinds, not \"%s\"", origin,
+			    anc_index_kind_name(spec->kind));
+		return ANC_OK;
+	}
+	if (json_object_get(idx, "nlist") != NULL ||
+	    json_object_get(idx, "nprobe") != NULL ||
+	    json_object_get(idx, "pq_m") != NULL ||
+	    json_object_get(idx, "pq_nbits") != NULL)
+		return anc_error_set(err, ANC_EINVAL,
+		    "%s: \"index\": nlist, nprobe, pq_m and pq_nbits are for "
+		    "the ivf kinds, not \"%s\"", origin,
+		    anc_index_kind_name(spec->kind));
 	if (spec->kind == ANC_INDEX_FLAT) {
 		if (json_object_size(idx) != 1)
 			return anc_error_set(err, ANC_EINVAL,

@@ -109,7 +109,18 @@ contract_info_json(const anc_contract_info *ci)
 
 	idx = json_obj_steal(idx, "kind",
 	    json_string(anc_index_kind_name(c->index.kind)));
-	if (c->index.kind == ANC_INDEX_HNSW) {
+	if (c->index.nlist != 0) {
+		idx = json_obj_steal(idx, "nlist", json_integer(c->index.nlist));
+		idx = json_obj_steal(idx, "nprobe",
+		    json_integer(c->index.nprobe));
+	}
+	if (c->index.pq_m != 0) {
+		idx = json_obj_steal(idx, "pq_m", json_integer(c->index.pq_m));
+		idx = json_obj_steal(idx, "pq_nbits",
+		    json_integer(c->index.pq_nbits));
+	}
+	if (c->index.kind == ANC_INDEX_HNSW ||
+	    c->index.kind == ANC_INDEX_HNSW_SQ8) {
 		idx = json_obj_steal(idx, "m", json_integer(c->index.m));
 		idx = json_obj_steal(idx, "ef_construction",
 		    json_integer(c->index.ef_construction));
@@ -129,6 +140,11 @@ contract_info_json(const anc_contract_info *ci)
 	    json_string(anc_contract_state_name(ci->state)));
 	o = json_obj_steal(o, "vectors", json_u64(ci->vectors));
 	o = json_obj_steal(o, "index_ntotal", json_u64(ci->index_ntotal));
+	o = json_obj_steal(o, "index_bytes_per_vector",
+	    json_integer(ci->index_bytes));
+	o = json_obj_steal(o, "code_bytes_per_vector",
+	    json_integer(ci->code_bytes));
+	o = json_obj_steal(o, "trained", json_boolean(ci->trained));
 	return o;
 }
 
@@ -207,8 +223,12 @@ anc_cli_hits_json(const anc_hitlist *hl, const anc_provenance *prov)
 	p = json_obj_steal(p, "exact", json_boolean(prov->exact));
 	p = json_obj_steal(p, "seq", json_u64(prov->seq));
 	p = json_obj_steal(p, "generation", json_u64(prov->generation));
-	if (prov->index == ANC_INDEX_HNSW)
+	if (prov->ef_search != 0)
 		p = json_obj_steal(p, "ef_search", json_integer(prov->ef_search));
+	if (prov->nprobe != 0)
+		p = json_obj_steal(p, "nprobe", json_integer(prov->nprobe));
+	if (prov->rerank != 0)
+		p = json_obj_steal(p, "rerank", json_integer(prov->rerank));
 	o = json_object();
 	o = json_obj_steal(o, "hits", hits);
 	o = json_obj_steal(o, "provenance", p);
@@ -319,10 +339,16 @@ anc_cli_hits_print(FILE *fp, uint32_t qno, const anc_hitlist *hl,
 	char line[128];
 	uint32_t i;
 
-	fprintf(fp, "query %u: %u hit%s (contract %s, %s, %s, seq %llu)\n",
+	char params[64] = "";
+	if (prov->ef_search != 0 || prov->nprobe != 0 || prov->rerank != 0)
+		snprintf(params, sizeof params, "%s%u%s%.0u",
+		    prov->ef_search != 0 ? " ef " : " nprobe ",
+		    prov->ef_search != 0 ? prov->ef_search : prov->nprobe,
+		    prov->rerank != 0 ? " rerank " : "", prov->rerank);
+	fprintf(fp, "query %u: %u hit%s (contract %s, %s, %s%s, seq %llu)\n",
 	    qno, hl->nhits, hl->nhits == 1 ? "" : "s", prov->contract,
 	    anc_index_kind_name(prov->index),
-	    prov->exact ? "exact" : "approximate",
+	    prov->exact ? "exact" : "approximate", params,
 	    (unsigned long long)prov->seq);
 	for (i = 0; i < hl->nhits; i++) {
 		const anc_hit *h = &hl->hits[i];

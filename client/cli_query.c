@@ -18,25 +18,35 @@ static const char query_usage[] =
     "usage: anchorage query COLLECTION [--contract ID|NAME@REV]\n"
     "                       (--vector JSON_ARRAY | --vectors FILE.fvecs "
     "[--rows A-B])\n"
-    "                       [-k N] [--text]\n\n"
+    "                       [-k N] [--text] [--ef N] [--nprobe N] "
+    "[--exact]\n                       [--rerank N]\n\n"
     "Search the collection. --rows A-B is inclusive and 0-based (or a "
     "single row A);\nwithout it every row of the file is a query. -k "
     "defaults to 10. --text prints\neach hit's text (one line, ~100 "
     "characters). With --json, one JSON object\nper query: {\"hits\":[...], "
     "\"provenance\":{...}}; the provenance names the contract's "
-    "\"metric\"\n(for l2 a lower score is better).\n";
+    "\"metric\"\n(for l2 a lower score is better).\n\n"
+    "Search parameters (this request only; the provenance says what was "
+    "applied):\n  --ef N      HNSW kinds: efSearch, 1..8192\n"
+    "  --nprobe N  IVF kinds: inverted lists searched, 1..nlist\n"
+    "  --exact     exhaustive search over the stored vectors\n"
+    "  --rerank N  re-score the best N candidates exactly, 1..4096\n";
 
 int
 anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 {
 	const char *contract = NULL, *vector = NULL, *vectors = NULL;
 	const char *rows = NULL, *kstr = NULL;
+	const char *efstr = NULL, *npstr = NULL, *rrstr = NULL;
+	anc_client_query_opts qo = {0, 0, 0, 0};
 	int want_help = 0, with_text = 0;
 	const anc_cli_optspec specs[] = {
 		{"--contract", &contract, NULL}, {"--vector", &vector, NULL},
 		{"--vectors", &vectors, NULL}, {"--rows", &rows, NULL},
 		{"-k", &kstr, NULL}, {"--k", &kstr, NULL},
-		{"--text", NULL, &with_text}, {"--help", NULL, &want_help},
+		{"--text", NULL, &with_text}, {"--ef", &efstr, NULL},
+		{"--nprobe", &npstr, NULL}, {"--rerank", &rrstr, NULL},
+		{"--exact", NULL, &qo.exact}, {"--help", NULL, &want_help},
 		{"-h", NULL, &want_help}, {NULL, NULL, NULL}};
 	const char *pos[1];
 	anc_limits lim;
@@ -72,7 +82,13 @@ anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	if ((kstr != NULL &&
 	     (code = anc_cli_u32_parse(kstr, "-k", 1, lim.max_k, &k, err))) ||
 	    (rows != NULL &&
-	     (code = anc_cli_rows_parse(rows, &begin, &end, err)))) {
+	     (code = anc_cli_rows_parse(rows, &begin, &end, err))) ||
+	    (efstr != NULL && (code = anc_cli_u32_parse(efstr, "--ef", 1,
+	         ANC_EF_MAX, &qo.ef, err))) ||
+	    (npstr != NULL && (code = anc_cli_u32_parse(npstr, "--nprobe", 1,
+	         ANC_NLIST_MAX, &qo.nprobe, err))) ||
+	    (rrstr != NULL && (code = anc_cli_u32_parse(rrstr, "--rerank", 1,
+	         ANC_RERANK_MAX, &qo.rerank, err)))) {
 		ctx->usage_error = 1;
 		goto leave;
 	}
@@ -96,8 +112,9 @@ anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		per = lim.max_queries;
 	for (done = 0; done < nq; done += n) {
 		n = nq - done < per ? nq - done : per;
-		if ((code = anc_client_query(ctx->client, pos[0], contract,
-		         vecs + (size_t)done * dim, n, dim, k, with_text, &resp,
+		if ((code = anc_client_query2(ctx->client, pos[0], contract,
+		         vecs + (size_t)done * dim, n, dim, k, with_text, &qo,
+		         &resp,
 		         err)))
 			goto leave;
 		if (resp->u.query.nq != n) {

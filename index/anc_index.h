@@ -63,6 +63,20 @@ typedef struct anc_db_options {
 	                            default 60 */
 	uint32_t drift_history;  /* reports kept in LMDB per contract;
 	                            default 1440 (one day at 60 s) */
+	/* Grounding checks and receipts (issue 8; README "Grounding checks
+	 * and receipts"). Receipts are authenticated with HMAC-SHA256 under
+	 * a 32-byte secret: receipt_key when receipt_key_set, else the
+	 * content of DIR/receipt.key, created (mode 0600, 32 random bytes
+	 * from OpenSSL's RAND_bytes) on first open. */
+	int receipt_key_set;
+	uint8_t receipt_key[32];
+	uint32_t receipt_keep;   /* newest receipts kept; default 100000 */
+	uint32_t receipt_days;   /* days a retained revision text outlives
+	                            its last reference by a receipt;
+	                            default 30 */
+	int calib_off;           /* 1: no background calibration thread
+	                            (verify and anc_db_calibration still
+	                            calibrate on demand) */
 } anc_db_options;
 
 void anc_db_options_default(anc_db_options *opt);
@@ -190,6 +204,33 @@ int anc_db_query(anc_db *db, const char *collection, const char *contract_ref,
                  int with_text, anc_query_result **out, anc_error *err);
 void anc_query_result_free(anc_query_result *r);
 
+/* Per-request search parameters (issue 6). Zero everywhere is
+ * anc_db_query. A parameter that does not apply to the contract's index
+ * kind is ignored (prov says what was applied), but one out of its range
+ * is ANC_EINVAL naming it. */
+typedef struct anc_query_opts {
+	uint32_t ef;     /* HNSW kinds: efSearch for this query,
+	                    1..ANC_EF_MAX; 0: the contract's ef_search */
+	uint32_t nprobe; /* IVF kinds: inverted lists searched, 1..nlist;
+	                    0: the contract's nprobe */
+	int exact;       /* 1: exhaustive search over the stored float
+	                    vectors (LMDB) whatever the index kind; costs a
+	                    scan of the contract's vectors per request */
+	uint32_t rerank; /* approximate search only: fetch this many live
+	                    candidates (at least k, at most ANC_RERANK_MAX),
+	                    re-score them exactly from the stored vectors and
+	                    keep the best k; 0: none */
+} anc_query_opts;
+
+/* anc_db_query with search parameters; opt NULL is anc_db_query. prov
+ * reports exact, ef_search, nprobe and rerank as applied. Searches of
+ * fewer than 16 vectors run on the calling thread; larger batches are
+ * one faiss call over every core (vindex.c's design note). */
+int anc_db_query2(anc_db *db, const char *collection, const char *contract_ref,
+                  const float *vecs, uint32_t nq, uint32_t dim, uint32_t k,
+                  int with_text, const anc_query_opts *opt,
+                  anc_query_result **out, anc_error *err);
+
 /* Resolve anchors: current revision and text, or deleted / unknown.
  * *out is an array of n entries; free with anc_resolved_free(*out, n). */
 int anc_db_resolve(anc_db *db, const char *collection,
@@ -212,8 +253,11 @@ int anc_db_delete(anc_db *db, const char *collection,
  * computes a report every drift_interval seconds for every contract whose
  * window moved, keeping the last drift_history reports in LMDB. Queries pay
  * one lock and one copy per vector; their hit lists carry drift_flag and
- * drift_score. The reference is every vector indexed since open (it is
- * rebuilt from LMDB at each open, so deletions reach it at the next open).
+ * drift_score. The reference is the vectors indexed: filled from LMDB at
+ * open, fed by every write, and rebuilt from LMDB in the background (the
+ * drift thread) once deleted or replaced vectors make up 1% of it (any
+ * number for a reference of 4096 or fewer) and deletes have been quiet
+ * for 2 s, or 30 s after the previous rebuild.
  *
  * All return ANC_EUNSUPPORTED when drift tracking is off, ANC_ENOCOLL /
  * ANC_ENOCONTRACT for unknown names, ANC_EINVAL for a retired contract
@@ -240,11 +284,103 @@ int anc_db_drift_history(anc_db *db, const char *collection,
 int anc_db_drift_latest(anc_db *db, anc_drift_report **out, uint32_t *n,
                         anc_error *err);
 
-/* Replace a contract's drift configuration (not persisted: defaults come
- * back at the next open). ANC_EINVAL names the bad field. */
+/* Replace a contract's drift configuration and record it in LMDB (one
+ * transaction; it is reloaded at every open). ANC_EINVAL names the bad
+ * field (anc_drift_config_check); on any error the old configuration
+ * stays, in memory and on disk. A new window or write_window size empties
+ * that ring; a new reservoir size empties the reference sample, which the
+ * drift thread then refills from LMDB. */
 int anc_db_drift_configure(anc_db *db, const char *collection,
                            const char *contract_ref,
                            const anc_drift_config *cfg, anc_error *err);
+
+/* The same from "key=value,..." changes to the current configuration
+ * (anc_drift_config_apply, anc_proto.h): the `drift` op's "set". */
+int anc_db_drift_set(anc_db *db, const char *collection,
+                     const char *contract_ref, const char *set,
+                     anc_error *err);
+
+/* A contract's current drift configuration. */
+int anc_db_drift_config(anc_db *db, const char *collection,
+                        const char *contract_ref, anc_drift_config *cfg,
+                        anc_error *err);
+
+/* ---- grounding checks and receipts (issue 8) ----
+ *
+ * anc_types.h documents the calibration rule, the verify verdicts and what
+ * a receipt holds. Calibration runs on a background thread (started by
+ * anc_db_open unless calib_off) that wakes after writes and recalibrates a
+ * contract whose live vector count moved by more than ANC_CALIB_DRIFT
+ * since its last calibration (or that has none and holds at least
+ * ANC_CALIB_MIN vectors); the same thread prunes receipts and retained
+ * revision texts. Every query's hit lists carry the confidence of their
+ * top hit (anc_hitlist.confidence). All functions are thread-safe. */
+
+/* The calibration of a contract (NULL or "" ref: the default).
+ * recompute 1: compute it now from the stored vectors (a few hundred ms
+ * for 2000 vectors of 384 floats) and store it; 0: the stored one, or
+ * computed now when there is none. ANC_EPRECONDITION when the contract
+ * has fewer than ANC_CALIB_MIN vectors; ANC_ERETIRED for a retired one. */
+int anc_db_calibration(anc_db *db, const char *collection,
+                       const char *contract_ref, int recompute,
+                       anc_calibration *out, anc_error *err);
+
+/* Verify n claims (1..ANC_VERIFY_CLAIMS_MAX; each with
+ * 0..ANC_VERIFY_CITED_MAX cited anchors) against the stored vectors of
+ * the contract, exactly. Claim vectors pass the contract's checks
+ * (ANC_EDIM, ANC_ENONFINITE, ANC_EVIOLATION naming claims[i]); a
+ * malformed cited anchor is ANC_EINVAL naming claims[i].cited[j]. The
+ * contract is calibrated first if it has no calibration (ANC_EPRECONDITION
+ * below ANC_CALIB_MIN vectors). receipt 1 stores a receipt (its ID in
+ * (*out)->prov.receipt). Free with anc_verify_result_free. */
+int anc_db_verify(anc_db *db, const char *collection,
+                  const char *contract_ref, const anc_claim *claims,
+                  uint32_t n, int receipt, anc_verify_result **out,
+                  anc_error *err);
+void anc_verify_result_free(anc_verify_result *r); /* NULL is fine */
+
+/* Store a receipt for the answer res that anc_db_query2 gave for these
+ * arguments (the same collection, vectors, k, with_text and opt; the
+ * contract is res->prov.contract) and write its ID into
+ * res->prov.receipt. The passage texts of the returned revisions are
+ * retained (see anc_db_options.receipt_days). One durable write. */
+int anc_db_receipt_query(anc_db *db, const char *collection,
+                         const float *vecs, uint32_t nq, uint32_t dim,
+                         uint32_t k, int with_text,
+                         const anc_query_opts *opt, anc_query_result *res,
+                         anc_error *err);
+
+/* Read receipt id (32 hex digits; ANC_EINVAL otherwise), re-checking its
+ * HMAC: ANC_ENOTFOUND when absent (never made, or pruned), ANC_ETAMPERED
+ * when the stored record does not match its MAC. with_text 1 fills
+ * hits[].text from the retained revision texts. Free with
+ * anc_receipt_free. */
+int anc_db_receipt_get(anc_db *db, const char *id, int with_text,
+                       anc_receipt **out, anc_error *err);
+void anc_receipt_free(anc_receipt *r); /* NULL is fine */
+
+/* Re-run the receipt's query (or verify) with its recorded vectors and
+ * parameters against the current store and list what changed. Same
+ * errors as anc_db_receipt_get, plus those of the query (a contract
+ * retired since: ANC_ERETIRED). Free with anc_replay_result_free. */
+int anc_db_receipt_replay(anc_db *db, const char *id,
+                          anc_replay_result **out, anc_error *err);
+void anc_replay_result_free(anc_replay_result *r); /* NULL is fine */
+
+/* Counters since open, for metrics. */
+typedef struct anc_ground_stats {
+	uint64_t receipts_made;
+	uint64_t receipts_read;
+	uint64_t receipts_tampered;  /* reads refused for a bad MAC */
+	uint64_t replays;
+	uint64_t verify_claims;
+	uint64_t verdicts[ANC_VERDICT_LAST + 1];
+	uint64_t calibrations;       /* computed since open */
+	uint64_t receipts_stored;    /* in LMDB now */
+	uint64_t revisions_retained; /* in LMDB now */
+} anc_ground_stats;
+
+int anc_db_ground_stats(anc_db *db, anc_ground_stats *out, anc_error *err);
 
 /* Describe every collection and contract. Free with anc_info_free. */
 int anc_db_info(anc_db *db, anc_info **out, anc_error *err);

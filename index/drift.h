@@ -16,6 +16,9 @@
  * Memory: (window + reservoir + write_window) * dim * 4 bytes plus
  * 16 * dim bytes of moments plus a few KiB; at the defaults (1024, 1024,
  * 256) that is 9.2 KiB * dim: 3.5 MiB at dim 384, 7.2 MiB at dim 784.
+ * Once a report has run, a cache of the reservoir's sorted columns adds
+ * reservoir * dim * 4 bytes (4 KiB * dim at the defaults), and a
+ * reference rebuild holds a second reservoir and moments while it runs.
  *
  * The report (anc_drift_report_compute) runs five statistics on snapshots
  * of the reference sample and of the window; anc_types.h documents each,
@@ -81,6 +84,39 @@ void anc_drift_ref_reset(anc_drift *d);
  * moments, reservoir. Also appended to the write ring when as_write. */
 void anc_drift_ref_add(anc_drift *d, const float *vecs, uint64_t n,
                        int as_write);
+
+/* n vectors left the index (deleted, or replaced by a new version that
+ * anc_drift_ref_add brings in). The moments and the reservoir cannot
+ * drop them (a reservoir cannot un-sample), so they stay in the reference
+ * until a rebuild from LMDB replaces it; this counts them to tell the
+ * engine when. */
+void anc_drift_ref_forget(anc_drift *d, uint64_t n);
+uint64_t anc_drift_ref_forgotten(anc_drift *d);
+
+/* Whether the reference should be rebuilt from LMDB: vectors left the
+ * index (1% of the reference or more, or any in a reference of 4096 or
+ * fewer) and the losses have been quiet for quiet seconds or the last
+ * rebuild is max_age seconds old; or a reservoir resize
+ * (anc_drift_configure) emptied the sample. now: monotonic. */
+int anc_drift_rebuild_due(anc_drift *d, double now, double quiet,
+                          double max_age);
+
+/* Rebuild the reference without stopping writes:
+ *   1. with no write between its commit and its anc_drift_ref_add (the
+ *      engine holds its writer mutex), open an LMDB read snapshot and call
+ *      anc_drift_rebuild_begin;
+ *   2. release the writer mutex and feed every vector of the snapshot to
+ *      anc_drift_rebuild_add; writes committed meanwhile reach the new
+ *      reference through anc_drift_ref_add;
+ *   3. anc_drift_rebuild_end(d, 1) swaps the new reference in (and marks
+ *      it stale, so the per-query thresholds are recomputed); commit 0
+ *      drops it and keeps the forgotten count for the next attempt.
+ * begin: ANC_ENOMEM, or ANC_EPRECONDITION when one is already running. A
+ * reservoir resize cancels a running rebuild (its add and end then do
+ * nothing) and asks for a new one. */
+int anc_drift_rebuild_begin(anc_drift *d, anc_error *err);
+void anc_drift_rebuild_add(anc_drift *d, const float *vecs, uint64_t n);
+void anc_drift_rebuild_end(anc_drift *d, int commit);
 
 /* Reference vectors seen so far, and whether the reference changed since
  * the last anc_drift_refresh (so the engine knows to recompute scores). */

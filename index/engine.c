@@ -70,7 +70,9 @@
 
 #include <msgpack.h>
 
+#include "anc_proto.h" /* anc_drift_config_apply */
 #include "drift.h"
+#include "ground.h"
 #include "store.h"
 #include "vindex.h"
 
@@ -124,6 +126,7 @@ struct anc_db {
 	uint32_t ncolls, cap;
 	anc_db_open_stats stats;
 	struct drift_bg *dbg; /* the drift thread ("drift" section below) */
+	ground *gr;           /* grounding and receipts (ground.c) */
 };
 
 /* The drift section (end of file). */
@@ -439,6 +442,8 @@ anc_db_options_default(anc_db_options *opt)
 	opt->drift_window = ANC_DRIFT_DEFAULT_WINDOW;
 	opt->drift_interval = 60;
 	opt->drift_history = 1440;
+	opt->receipt_keep = 100000;
+	opt->receipt_days = 30;
 }
 
 static int
@@ -502,6 +507,7 @@ count_passage(void *arg, uint32_t cid, int deleted, anc_error *err)
 static void
 db_free(anc_db *db)
 {
+	ground_close(db->gr); /* its thread reads the catalog and store */
 	drift_stop(db);
 	for (uint32_t i = 0; i < db->ncolls; i++)
 		coll_free(db->colls[i]);
@@ -590,7 +596,8 @@ anc_db_open(const char *dir, const anc_db_options *opt, anc_db **out,
 			db->stats.replayed += info.replayed;
 		}
 	}
-	if ((rv = drift_open(db, err)) != ANC_OK)
+	if ((rv = drift_open(db, err)) != ANC_OK ||
+	    (rv = ground_open(db, dir, &db->opt, &db->gr, err)) != ANC_OK)
 		goto fail;
 	db->stats.seconds = now_seconds() - t0;
 	if (!db->opt.quiet && db->stats.indexes > 0)
@@ -912,8 +919,8 @@ anc_db_contract_register_canaries(anc_db *db, const char *collection,
 			goto done;
 	}
 	/* The index exists before the commit, so nothing can fail after it. */
-	if ((rv = vindex_create(db->snapdir, ce->sc.cid, &e->c, e->id, seq,
-	                        &e->vx, err)) != ANC_OK ||
+	if ((rv = vindex_create(db->st, db->snapdir, ce->sc.cid, &e->c, e->id,
+	                        seq, db->opt.quiet, &e->vx, err)) != ANC_OK ||
 	    (rv = drift_attach(db, e, err)) != ANC_OK)
 		goto done;
 	rv = store_txn_commit(db->st, txn, err);
@@ -1310,8 +1317,12 @@ anc_db_upsert(anc_db *db, const char *collection, const char *contract_ref,
 	ce->deleted = (uint64_t)((int64_t)ce->deleted + coll_del);
 	/* Committed: from here on failures concern only the derived index. */
 	rv = vindex_add(e->vx, nadd, addv, addl, commit_seq, live_delta, err);
-	if (e->dr != NULL)
+	if (e->dr != NULL) {
 		anc_drift_ref_add(e->dr, addv, nadd, 1);
+		/* the vectors these replaced leave the reference at its
+		 * next rebuild (drift section) */
+		anc_drift_ref_forget(e->dr, nadd - (uint64_t)live_delta);
+	}
 	if (rv != ANC_OK) {
 		MDB_txn *rt = NULL;
 		anc_error e2;
@@ -1328,6 +1339,7 @@ anc_db_upsert(anc_db *db, const char *collection, const char *contract_ref,
 		if (rv != ANC_OK)
 			goto done;
 	}
+	ground_note_writes(db->gr); /* recalibrate off the request path */
 	rv = index_upkeep(db, e, err);
 done:
 	store_txn_abort(txn);
@@ -1472,10 +1484,13 @@ anc_db_delete(anc_db *db, const char *collection,
 		*seq = commit_seq;
 	ce->live -= ndel;
 	ce->deleted += ndel;
+	ground_note_writes(db->gr);
 	for (uint32_t j = 0; j < nc; j++) {
 		if (delta[j] == 0 || cs[j]->vx == NULL)
 			continue;
 		vindex_note(cs[j]->vx, commit_seq, delta[j]);
+		if (cs[j]->dr != NULL)
+			anc_drift_ref_forget(cs[j]->dr, (uint64_t)-delta[j]);
 		if ((rv = index_upkeep(db, cs[j], err)) != ANC_OK)
 			goto done;
 	}
@@ -1563,20 +1578,98 @@ hits_fill(anc_db *db, MDB_txn *txn, coll_ent *ce, contract_ent *e,
 	return ANC_OK;
 }
 
+/* Score of stored vector v against prepared query q, in the metric's
+ * terms (squared L2 for l2, inner product else), as faiss computes it. */
+static float
+exact_score(const contract_ent *e, const float *q, const float *v)
+{
+	double acc = 0;
+	for (uint32_t i = 0; i < e->c.dim; i++) {
+		if (e->c.metric == ANC_METRIC_L2) {
+			double t = (double)q[i] - v[i];
+			acc += t * t;
+		} else {
+			acc += (double)q[i] * v[i];
+		}
+	}
+	return (float)acc;
+}
+
+static int
+hit_cmp_l2(const void *a, const void *b)
+{
+	float x = ((const anc_hit *)a)->score, y = ((const anc_hit *)b)->score;
+	return x < y ? -1 : x > y;
+}
+
+static int
+hit_cmp_sim(const void *a, const void *b)
+{
+	return -hit_cmp_l2(a, b);
+}
+
+/* Exact re-rank: re-score every hit of hl from its stored vector, sort,
+ * keep the best k (freeing the rest). */
+static int
+hits_rerank(anc_db *db, MDB_txn *txn, coll_ent *ce, contract_ent *e,
+            const float *q, float *buf, uint32_t k, anc_hitlist *hl,
+            anc_error *err)
+{
+	for (uint32_t i = 0; i < hl->nhits; i++) {
+		uint8_t anchor[ANC_ANCHOR_RAW];
+		uint64_t label;
+		int found, rv;
+		if ((rv = anc_anchor_parse(hl->hits[i].anchor, anchor, err)) !=
+		        ANC_OK ||
+		    (rv = store_vector_get(db->st, txn, ce->sc.cid, e->id, anchor,
+		                           e->c.dim, &label, buf, &found, err)) !=
+		        ANC_OK)
+			return rv;
+		if (!found) /* hits_fill just saw it under the same txn */
+			return anc_error_set(err, ANC_EINTERNAL,
+			                     "rerank: anchor %s has no vector",
+			                     hl->hits[i].anchor);
+		hl->hits[i].score = exact_score(e, q, buf);
+	}
+	qsort(hl->hits, hl->nhits, sizeof *hl->hits,
+	      e->c.metric == ANC_METRIC_L2 ? hit_cmp_l2 : hit_cmp_sim);
+	for (uint32_t i = k; i < hl->nhits; i++) {
+		free(hl->hits[i].source);
+		free(hl->hits[i].chunk);
+		free(hl->hits[i].text);
+	}
+	if (hl->nhits > k)
+		hl->nhits = k;
+	return ANC_OK;
+}
+
 int
 anc_db_query(anc_db *db, const char *collection, const char *contract_ref,
              const float *vecs, uint32_t nq, uint32_t dim, uint32_t k,
              int with_text, anc_query_result **out, anc_error *err)
 {
+	return anc_db_query2(db, collection, contract_ref, vecs, nq, dim, k,
+	                     with_text, NULL, out, err);
+}
+
+int
+anc_db_query2(anc_db *db, const char *collection, const char *contract_ref,
+              const float *vecs, uint32_t nq, uint32_t dim, uint32_t k,
+              int with_text, const anc_query_opts *opt,
+              anc_query_result **out, anc_error *err)
+{
+	static const anc_query_opts none;
 	coll_ent *ce;
 	contract_ent *e;
 	anc_query_result *res = NULL;
 	MDB_txn *txn = NULL;
-	float *qv = NULL, *dist = NULL;
+	float *qv = NULL, *dist = NULL, *rbuf = NULL;
 	int64_t *labels = NULL;
 	vindex_stats s;
+	vindex_params vp, used = {0, 0};
 	uint64_t kp, want;
-	int rv, locked = 0;
+	uint32_t kr; /* live hits gathered per query: k, or rerank */
+	int rv, locked = 0, exact_scan = 0, rerank = 0;
 
 	if (out == NULL)
 		return anc_error_set(err, ANC_EINVAL, "query: out is NULL");
@@ -1602,6 +1695,35 @@ anc_db_query(anc_db *db, const char *collection, const char *contract_ref,
 		return anc_error_set(err, ANC_EINVAL,
 		                     "collection '%s': query: vectors are NULL",
 		                     collection);
+	if (opt == NULL)
+		opt = &none;
+	if (opt->ef > ANC_EF_MAX || opt->rerank > ANC_RERANK_MAX ||
+	    (opt->exact != 0 && opt->exact != 1))
+		return anc_error_set(err, ANC_EINVAL,
+		                     "collection '%s': query: %s %u is out of "
+		                     "range, expected %s",
+		                     collection,
+		                     opt->ef > ANC_EF_MAX ? "ef"
+		                     : opt->rerank > ANC_RERANK_MAX ? "rerank"
+		                                                    : "exact",
+		                     opt->ef > ANC_EF_MAX ? opt->ef
+		                     : opt->rerank > ANC_RERANK_MAX
+		                         ? opt->rerank
+		                         : (uint32_t)opt->exact,
+		                     opt->ef > ANC_EF_MAX ? "0..8192 (ANC_EF_MAX)"
+		                     : opt->rerank > ANC_RERANK_MAX
+		                         ? "0..4096 (ANC_RERANK_MAX)"
+		                         : "0 or 1");
+	if ((e->c.index.kind == ANC_INDEX_IVF_FLAT ||
+	     e->c.index.kind == ANC_INDEX_IVF_PQ) &&
+	    opt->nprobe > e->c.index.nlist)
+		return anc_error_set(err, ANC_EINVAL,
+		                     "collection '%s': query: nprobe %u is out of "
+		                     "range, expected 1..%u (contract %s nlist)",
+		                     collection, opt->nprobe, e->c.index.nlist,
+		                     e->idstr);
+	vp.ef = opt->ef;
+	vp.nprobe = opt->nprobe;
 	for (uint32_t q = 0; q < nq; q++) {
 		char what[32];
 		snprintf(what, sizeof what, "query %u", q);
@@ -1626,21 +1748,58 @@ anc_db_query(anc_db *db, const char *collection, const char *contract_ref,
 	vindex_stats_locked(e->vx, &s);
 	memcpy(res->prov.contract, e->idstr, sizeof res->prov.contract);
 	res->prov.index = e->c.index.kind;
-	res->prov.exact = e->c.index.kind == ANC_INDEX_FLAT;
-	res->prov.ef_search =
-	    e->c.index.kind == ANC_INDEX_HNSW ? e->c.index.ef_search : 0;
+	/* A flat index, or the flat placeholder of an untrained kind, is
+	 * exact already; "exact" on another kind scans LMDB instead. */
+	res->prov.exact = e->c.index.kind == ANC_INDEX_FLAT || !s.trained;
+	exact_scan = opt->exact && !res->prov.exact;
+	rerank = opt->rerank > 0 && !opt->exact && !res->prov.exact;
+	kr = rerank && opt->rerank > k ? opt->rerank : k;
+	res->prov.exact |= opt->exact;
 	res->prov.seq = s.applied;
 	res->prov.generation = s.generation;
 	if (s.ntotal == 0 || s.live == 0)
 		goto done;
-	want = k < s.live ? k : s.live;
-	kp = (uint64_t)k + (s.ntotal > s.live ? s.ntotal - s.live : 0);
-	if (kp > (uint64_t)k + QUERY_OVERSAMPLE)
-		kp = (uint64_t)k + QUERY_OVERSAMPLE;
+	if (exact_scan) {
+		/* LMDB's vectors are the live ones: no stale candidates. */
+		kp = k < s.live ? k : s.live;
+		vindex_unlock(e->vx);
+		locked = 0;
+		dist = malloc((size_t)nq * kp * sizeof *dist);
+		labels = malloc((size_t)nq * kp * sizeof *labels);
+		if (dist == NULL || labels == NULL) {
+			rv = anc_error_set(err, ANC_ENOMEM,
+			                   "query: out of memory");
+			goto done;
+		}
+		if ((rv = store_txn_begin(db->st, 1, &txn, err)) != ANC_OK ||
+		    (rv = vindex_search_exact(e->vx, txn, nq, qv, (uint32_t)kp,
+		                              dist, labels, err)) != ANC_OK)
+			goto done;
+		for (uint32_t q = 0; q < nq; q++)
+			if ((rv = hits_fill(db, txn, ce, e, dist + (size_t)q * kp,
+			                    labels + (size_t)q * kp, (uint32_t)kp,
+			                    k, with_text, &res->lists[q], err)) !=
+			    ANC_OK)
+				goto done;
+		goto done;
+	}
+	if (rerank) {
+		res->prov.rerank = kr;
+		if ((rbuf = malloc((size_t)dim * sizeof *rbuf)) == NULL) {
+			rv = anc_error_set(err, ANC_ENOMEM,
+			                   "query: out of memory");
+			goto done;
+		}
+	}
+	want = kr < s.live ? kr : s.live;
+	kp = (uint64_t)kr + (s.ntotal > s.live ? s.ntotal - s.live : 0);
+	if (kp > (uint64_t)kr + QUERY_OVERSAMPLE)
+		kp = (uint64_t)kr + QUERY_OVERSAMPLE;
 	/* Bound the first pass's buffers (12 bytes a candidate); queries
 	 * left short are widened one by one below. */
 	if ((uint64_t)nq * kp > QUERY_CANDIDATES_MAX)
-		kp = QUERY_CANDIDATES_MAX / nq > k ? QUERY_CANDIDATES_MAX / nq : k;
+		kp = QUERY_CANDIDATES_MAX / nq > kr ? QUERY_CANDIDATES_MAX / nq
+		                                    : kr;
 	if (kp > s.ntotal)
 		kp = s.ntotal;
 	dist = malloc((size_t)nq * kp * sizeof *dist);
@@ -1649,13 +1808,16 @@ anc_db_query(anc_db *db, const char *collection, const char *contract_ref,
 		rv = anc_error_set(err, ANC_ENOMEM, "query: out of memory");
 		goto done;
 	}
-	if ((rv = vindex_search_locked(e->vx, nq, qv, (uint32_t)kp, dist, labels,
-	                               err)) != ANC_OK ||
+	/* One faiss call for the whole batch (BLAS for flat). */
+	if ((rv = vindex_search2_locked(e->vx, nq, qv, (uint32_t)kp, &vp, dist,
+	                                labels, &used, err)) != ANC_OK ||
 	    (rv = store_txn_begin(db->st, 1, &txn, err)) != ANC_OK)
 		goto done;
+	res->prov.ef_search = used.ef;
+	res->prov.nprobe = used.nprobe;
 	for (uint32_t q = 0; q < nq; q++) {
 		rv = hits_fill(db, txn, ce, e, dist + (size_t)q * kp,
-		               labels + (size_t)q * kp, (uint32_t)kp, k, with_text,
+		               labels + (size_t)q * kp, (uint32_t)kp, kr, with_text,
 		               &res->lists[q], err);
 		if (rv != ANC_OK)
 			goto done;
@@ -1675,16 +1837,21 @@ anc_db_query(anc_db *db, const char *collection, const char *contract_ref,
 				                   "query: out of memory");
 				goto done;
 			}
-			rv = vindex_search_locked(e->vx, 1, qv + (size_t)q * dim,
-			                          (uint32_t)kq, d2, l2, err);
+			rv = vindex_search2_locked(e->vx, 1, qv + (size_t)q * dim,
+			                           (uint32_t)kq, &vp, d2, l2, NULL,
+			                           err);
 			if (rv == ANC_OK)
 				rv = hits_fill(db, txn, ce, e, d2, l2, (uint32_t)kq,
-				               k, with_text, &res->lists[q], err);
+				               kr, with_text, &res->lists[q], err);
 			free(d2);
 			free(l2);
 			if (rv != ANC_OK)
 				goto done;
 		}
+		if (rerank &&
+		    (rv = hits_rerank(db, txn, ce, e, qv + (size_t)q * dim, rbuf,
+		                      k, &res->lists[q], err)) != ANC_OK)
+			goto done;
 	}
 done:
 	if (locked)
@@ -1692,9 +1859,12 @@ done:
 	store_txn_abort(txn);
 	if (rv == ANC_OK && e->dr != NULL)
 		drift_observe(e, res, qv, dim);
+	if (rv == ANC_OK)
+		ground_label(db->gr, ce->sc.cid, e->id, res);
 	free(qv);
 	free(dist);
 	free(labels);
+	free(rbuf);
 	if (rv != ANC_OK) {
 		anc_query_result_free(res);
 		return rv;
@@ -1865,6 +2035,8 @@ anc_db_info(anc_db *db, anc_info **out, anc_error *err)
 			k->checked_at = e->checked_at;
 			k->check_pass = e->check_pass;
 			k->check_min_cosine = e->check_min;
+			ground_calib_get(db->gr, ce->sc.cid, e->id, &k->calib);
+			k->trained = 1;
 			if (e->vx == NULL)
 				continue; /* retired and dropped: not counted */
 			vindex_rdlock(e->vx);
@@ -1872,6 +2044,9 @@ anc_db_info(anc_db *db, anc_info **out, anc_error *err)
 			vindex_unlock(e->vx);
 			k->vectors = s.live;
 			k->index_ntotal = s.ntotal;
+			k->code_bytes = s.code_bytes;
+			k->index_bytes = s.index_bytes;
+			k->trained = s.trained;
 		}
 	}
 done:
@@ -2247,6 +2422,30 @@ drift_fill_one(void *arg, uint64_t label, const uint8_t *anchor,
 	return ANC_OK;
 }
 
+/* The configuration recorded by anc_db_drift_configure, if any. One that
+ * no longer passes the checks (written by another version) is reported
+ * and the defaults kept: drift statistics never stop a server opening. */
+static int
+drift_config_load(anc_db *db, coll_ent *ce, contract_ent *e, MDB_txn *txn,
+                  anc_error *err)
+{
+	anc_drift_config cfg;
+	anc_error e2;
+	int found = 0, rv;
+	anc_drift_config_get(e->dr, &cfg);
+	if ((rv = store_drift_config_get(db->st, txn, ce->sc.cid, e->id, &cfg,
+	                                 &found, err)) != ANC_OK)
+		return anc_error_wrap(err, "collection '%s': contract %s",
+		                      ce->sc.name, e->idstr);
+	if (found && anc_drift_configure(e->dr, &cfg, &e2) != ANC_OK &&
+	    !db->opt.quiet)
+		fprintf(stderr,
+		        "anchorage: collection '%s': contract %s: recorded "
+		        "drift configuration ignored: %s\n",
+		        ce->sc.name, e->idstr, e2.msg);
+	return ANC_OK;
+}
+
 /* Refill a tracker's reference from the vectors LMDB holds. */
 static int
 drift_ref_load(anc_db *db, coll_ent *ce, contract_ent *e, MDB_txn *txn,
@@ -2265,6 +2464,61 @@ drift_ref_load(anc_db *db, coll_ent *ce, contract_ent *e, MDB_txn *txn,
 	if (rv == ANC_OK && f.n > 0)
 		anc_drift_ref_add(e->dr, f.buf, f.n, 0);
 	free(f.buf);
+	return rv;
+}
+
+static int
+drift_rebuild_one(void *arg, uint64_t label, const uint8_t *anchor,
+                  const void *vec, anc_error *err)
+{
+	drift_fill *f = arg;
+	(void)label;
+	(void)anchor;
+	(void)err;
+	memcpy(f->buf + (size_t)f->n * f->dim, vec, f->dim * sizeof(float));
+	if (++f->n == f->cap) {
+		anc_drift_rebuild_add(f->dr, f->buf, f->n);
+		f->n = 0;
+	}
+	return ANC_OK;
+}
+
+/* Rebuild a tracker's reference from LMDB after deletes and replacements
+ * (drift.h, anc_drift_rebuild_begin): the read snapshot and the start of
+ * the rebuild happen under the writer mutex, so that every write is either
+ * in the snapshot or reaches the new reference through anc_drift_ref_add;
+ * the scan itself runs with writes going on. */
+static int
+drift_ref_rebuild(anc_db *db, coll_ent *ce, contract_ent *e, anc_error *err)
+{
+	drift_fill f = {e->dr, NULL, 0, 1024, e->c.dim};
+	MDB_txn *txn = NULL;
+	int rv;
+	if ((f.buf = malloc((size_t)f.cap * f.dim * sizeof(float))) == NULL)
+		return anc_error_set(err, ANC_ENOMEM,
+		                     "collection '%s': contract %s: out of memory "
+		                     "rebuilding the drift reference",
+		                     ce->sc.name, e->idstr);
+	wlock(db);
+	if ((rv = store_txn_begin(db->st, 1, &txn, err)) == ANC_OK &&
+	    (rv = anc_drift_rebuild_begin(e->dr, err)) != ANC_OK) {
+		store_txn_abort(txn);
+		txn = NULL;
+	}
+	wunlock(db);
+	if (rv == ANC_OK) {
+		rv = store_vector_scan(db->st, txn, ce->sc.cid, e->id, e->c.dim,
+		                       drift_rebuild_one, &f, err);
+		if (rv == ANC_OK && f.n > 0)
+			anc_drift_rebuild_add(e->dr, f.buf, f.n);
+		anc_drift_rebuild_end(e->dr, rv == ANC_OK);
+	}
+	store_txn_abort(txn);
+	free(f.buf);
+	if (rv != ANC_OK)
+		anc_error_wrap(err, "collection '%s': contract %s: drift "
+		               "reference rebuild",
+		               ce->sc.name, e->idstr);
 	return rv;
 }
 
@@ -2392,6 +2646,13 @@ drift_tick(anc_db *db, int report_due)
 		contract_ent *e = p[i].e;
 		anc_drift_report last, rep;
 		anc_error err;
+		if (anc_drift_rebuild_due(e->dr, now, DRIFT_QUIET,
+		                          DRIFT_MAX_AGE)) {
+			if (drift_ref_rebuild(db, p[i].ce, e, &err) == ANC_OK)
+				drift_ref_scores(e); /* thresholds now */
+			else if (!db->opt.quiet)
+				fprintf(stderr, "anchorage: %s\n", err.msg);
+		}
 		if (anc_drift_refresh_due(e->dr, now, DRIFT_QUIET, DRIFT_MAX_AGE))
 			drift_ref_scores(e);
 		if (!report_due)
@@ -2461,7 +2722,9 @@ drift_open(anc_db *db, anc_error *err)
 			contract_ent *e = ce->contracts[j];
 			if (e->vx == NULL)
 				continue;
-			if ((rv = drift_attach(db, e, err)) == ANC_OK)
+			if ((rv = drift_attach(db, e, err)) == ANC_OK &&
+			    (rv = drift_config_load(db, ce, e, txn, err)) ==
+			        ANC_OK)
 				rv = drift_ref_load(db, ce, e, txn, err);
 		}
 	}
@@ -2631,6 +2894,33 @@ anc_db_drift_latest(anc_db *db, anc_drift_report **out, uint32_t *n,
 	return ANC_OK;
 }
 
+/* Check, record in LMDB, then apply cfg to e's tracker; writer mutex
+ * held. The tracker keeps its old configuration unless all of it worked. */
+static int
+drift_configure_locked(anc_db *db, coll_ent *ce, contract_ent *e,
+                       const anc_drift_config *cfg, anc_error *err)
+{
+	anc_drift_config old;
+	MDB_txn *txn = NULL;
+	int rv;
+	anc_drift_config_get(e->dr, &old);
+	if ((rv = anc_drift_config_check(cfg, err)) != ANC_OK ||
+	    (rv = store_txn_begin(db->st, 0, &txn, err)) != ANC_OK)
+		return rv;
+	if ((rv = store_drift_config_put(db->st, txn, ce->sc.cid, e->id, cfg,
+	                                 err)) != ANC_OK ||
+	    (rv = anc_drift_configure(e->dr, cfg, err)) != ANC_OK) {
+		store_txn_abort(txn);
+		return rv;
+	}
+	if ((rv = store_txn_commit(db->st, txn, err)) != ANC_OK) {
+		anc_error e2;
+		/* not recorded: back to what LMDB says */
+		(void)anc_drift_configure(e->dr, &old, &e2);
+	}
+	return rv;
+}
+
 int
 anc_db_drift_configure(anc_db *db, const char *collection,
                        const char *contract_ref, const anc_drift_config *cfg,
@@ -2642,8 +2932,162 @@ anc_db_drift_configure(anc_db *db, const char *collection,
 	if ((rv = drift_lookup(db, collection, contract_ref, &ce, &e, err)) !=
 	    ANC_OK)
 		return rv;
-	if ((rv = anc_drift_configure(e->dr, cfg, err)) != ANC_OK)
+	wlock(db);
+	rv = drift_configure_locked(db, ce, e, cfg, err);
+	wunlock(db);
+	if (rv != ANC_OK)
 		anc_error_wrap(err, "collection '%s': contract %s", collection,
 		               e->idstr);
 	return rv;
+}
+
+int
+anc_db_drift_set(anc_db *db, const char *collection, const char *contract_ref,
+                 const char *set, anc_error *err)
+{
+	coll_ent *ce;
+	contract_ent *e;
+	anc_drift_config cfg;
+	int rv;
+	if ((rv = drift_lookup(db, collection, contract_ref, &ce, &e, err)) !=
+	    ANC_OK)
+		return rv;
+	/* read-modify-write under the writer mutex: two sets do not lose
+	 * each other's keys */
+	wlock(db);
+	anc_drift_config_get(e->dr, &cfg);
+	if ((rv = anc_drift_config_apply(&cfg, set, err)) == ANC_OK)
+		rv = drift_configure_locked(db, ce, e, &cfg, err);
+	wunlock(db);
+	if (rv != ANC_OK)
+		anc_error_wrap(err, "collection '%s': contract %s", collection,
+		               e->idstr);
+	return rv;
+}
+
+int
+anc_db_drift_config(anc_db *db, const char *collection,
+                    const char *contract_ref, anc_drift_config *cfg,
+                    anc_error *err)
+{
+	coll_ent *ce;
+	contract_ent *e;
+	int rv;
+	if (cfg == NULL)
+		return anc_error_set(err, ANC_EINVAL, "drift config: cfg is NULL");
+	if ((rv = drift_lookup(db, collection, contract_ref, &ce, &e, err)) !=
+	    ANC_OK)
+		return rv;
+	anc_drift_config_get(e->dr, cfg);
+	return ANC_OK;
+}
+
+/* ---- grounding hooks (issue 8; ground.h) ------------------------------------------ */
+
+store *
+engine_store(anc_db *db)
+{
+	return db->st;
+}
+
+ground *
+engine_ground(anc_db *db)
+{
+	return db->gr;
+}
+
+static void
+ground_target_fill(const coll_ent *ce, const contract_ent *e,
+                   ground_target *t)
+{
+	vindex_stats s;
+	memset(t, 0, sizeof *t);
+	snprintf(t->collection, sizeof t->collection, "%s", ce->sc.name);
+	t->cid = ce->sc.cid;
+	memcpy(t->id, e->id, sizeof t->id);
+	memcpy(t->idstr, e->idstr, sizeof t->idstr);
+	t->c = e->c;
+	t->state = e->state;
+	if (e->vx != NULL) {
+		vindex_rdlock(e->vx);
+		vindex_stats_locked(e->vx, &s);
+		vindex_unlock(e->vx);
+		t->vectors = s.live;
+		t->seq = s.applied;
+		t->generation = s.generation;
+	}
+}
+
+int
+engine_ground_lookup(anc_db *db, const char *collection, const char *ref,
+                     ground_target *out, anc_error *err)
+{
+	coll_ent *ce;
+	contract_ent *e;
+	int rv;
+	if ((rv = coll_lookup(db, collection, &ce, err)) != ANC_OK ||
+	    (rv = contract_lookup(db, ce, ref, &e, err)) != ANC_OK)
+		return rv;
+	cat_rd(db);
+	ground_target_fill(ce, e, out);
+	cat_un(db);
+	return ANC_OK;
+}
+
+int
+engine_ground_targets(anc_db *db, ground_target **out, uint32_t *n,
+                      anc_error *err)
+{
+	ground_target *t = NULL;
+	uint32_t cnt = 0, k = 0;
+	int rv = ANC_OK;
+
+	*out = NULL;
+	*n = 0;
+	cat_rd(db);
+	for (uint32_t i = 0; i < db->ncolls; i++)
+		cnt += db->colls[i]->ncontracts;
+	if (cnt > 0 && (t = calloc(cnt, sizeof *t)) == NULL) {
+		rv = anc_error_set(err, ANC_ENOMEM, "grounding: out of memory");
+		goto done;
+	}
+	for (uint32_t i = 0; i < db->ncolls; i++) {
+		coll_ent *ce = db->colls[i];
+		for (uint32_t j = 0; j < ce->ncontracts; j++) {
+			contract_ent *e = ce->contracts[j];
+			if (e->state == ANC_CSTATE_RETIRED || e->vx == NULL)
+				continue;
+			ground_target_fill(ce, e, &t[k++]);
+		}
+	}
+done:
+	cat_un(db);
+	if (rv == ANC_OK) {
+		*out = t;
+		*n = k;
+	}
+	return rv;
+}
+
+int
+engine_ground_vector(anc_db *db, const ground_target *t, const float *v,
+                     uint32_t dim, const char *what, float *out,
+                     anc_error *err)
+{
+	coll_ent *ce;
+	contract_ent *e = NULL;
+	int rv;
+	if ((rv = coll_lookup(db, t->collection, &ce, err)) != ANC_OK)
+		return rv;
+	cat_rd(db);
+	e = contract_find_id_locked(ce, t->id);
+	cat_un(db);
+	if (e == NULL)
+		return anc_error_set(err, ANC_EINTERNAL,
+		                     "collection '%s': contract %s vanished",
+		                     t->collection, t->idstr);
+	if ((rv = vector_check(ce, e, v, dim, what, err)) != ANC_OK)
+		return rv;
+	vector_prepare(e, v, out);
+	return ANC_OK;
 }

@@ -25,6 +25,7 @@ struct store {
 	MDB_env *env;
 	MDB_dbi meta, colls, contracts, passages, vectors, labels;
 	MDB_dbi drift; /* drift report history (store.h) */
+	MDB_dbi ground[STORE_GROUND_NDBS]; /* issue 8: store_kv_* */
 	uint64_t map_size;
 };
 
@@ -209,7 +210,13 @@ store_open(const char *dir, uint64_t map_size, int nosync, store **out,
 	        0 ||
 	    (rc = mdb_dbi_open(txn, "vectors", MDB_CREATE, &st->vectors)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "labels", MDB_CREATE, &st->labels)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "drift", MDB_CREATE, &st->drift)) != 0) {
+	    (rc = mdb_dbi_open(txn, "drift", MDB_CREATE, &st->drift)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "receipts", MDB_CREATE,
+	                       &st->ground[STORE_DB_RECEIPTS])) != 0 ||
+	    (rc = mdb_dbi_open(txn, "revisions", MDB_CREATE,
+	                       &st->ground[STORE_DB_REVISIONS])) != 0 ||
+	    (rc = mdb_dbi_open(txn, "calibration", MDB_CREATE,
+	                       &st->ground[STORE_DB_CALIB])) != 0) {
 		rv = mdb_fail(err, rc, "dbi_open");
 		goto fail;
 	}
@@ -1223,4 +1230,179 @@ store_drift_scan(store *st, MDB_txn *txn, uint32_t cid,
 	drift_key(start, cid, id, a.since_usec);
 	return scan(txn, st->drift, start, 4 + ANC_CONTRACT_ID_RAW, start,
 	            sizeof start, drift_scan_one, &a, "drift", err);
+}
+
+/* ---- grounding key-value databases (issue 8) ---------------------------- */
+
+static const char *const ground_names[STORE_GROUND_NDBS] = {
+	"receipts", "revisions", "calibration"};
+
+static int
+ground_db(int which, anc_error *err)
+{
+	if (which < 0 || which >= STORE_GROUND_NDBS)
+		return anc_error_set(err, ANC_EINTERNAL,
+		                     "store: no grounding database %d", which);
+	return ANC_OK;
+}
+
+int
+store_kv_put(store *st, MDB_txn *txn, int which, const void *key,
+             size_t klen, const void *val, size_t vlen, anc_error *err)
+{
+	int rv = ground_db(which, err);
+	if (rv != ANC_OK)
+		return rv;
+	return put(st, txn, st->ground[which], key, klen, val, vlen,
+	           ground_names[which], err);
+}
+
+int
+store_kv_get(store *st, MDB_txn *txn, int which, const void *key,
+             size_t klen, MDB_val *val, int *found, anc_error *err)
+{
+	int rv = ground_db(which, err);
+	*found = 0;
+	if (rv != ANC_OK)
+		return rv;
+	return get(txn, st->ground[which], key, klen, val, found,
+	           ground_names[which], err);
+}
+
+int
+store_kv_del(store *st, MDB_txn *txn, int which, const void *key,
+             size_t klen, anc_error *err)
+{
+	int rv = ground_db(which, err);
+	if (rv != ANC_OK)
+		return rv;
+	return del(txn, st->ground[which], key, klen, ground_names[which], err);
+}
+
+typedef struct kv_scan_arg {
+	int (*cb)(void *arg, const MDB_val *k, const MDB_val *v,
+	          anc_error *err);
+	void *arg;
+} kv_scan_arg;
+
+static int
+kv_scan_one(void *arg, const MDB_val *k, const MDB_val *v, anc_error *err)
+{
+	kv_scan_arg *a = arg;
+	return a->cb(a->arg, k, v, err);
+}
+
+int
+store_kv_scan(store *st, MDB_txn *txn, int which, const void *prefix,
+              size_t plen, int (*cb)(void *arg, const MDB_val *k,
+                                     const MDB_val *v, anc_error *err),
+              void *arg, anc_error *err)
+{
+	kv_scan_arg a = {cb, arg};
+	int rv = ground_db(which, err);
+	if (rv != ANC_OK)
+		return rv;
+	return scan(txn, st->ground[which], prefix, plen, prefix, plen,
+	            kv_scan_one, &a, ground_names[which], err);
+}
+
+int
+store_kv_count(store *st, MDB_txn *txn, int which, uint64_t *n,
+               anc_error *err)
+{
+	MDB_stat ms;
+	int rc, rv = ground_db(which, err);
+	*n = 0;
+	if (rv != ANC_OK)
+		return rv;
+	if ((rc = mdb_stat(txn, st->ground[which], &ms)) != 0)
+		return mdb_fail(err, rc, "stat");
+	*n = ms.ms_entries;
+	return ANC_OK;
+}
+
+/* ---- drift configuration ------------------------------------------------------- */
+
+/* Key cid(4) id(8): shorter than the contract's report keys and a prefix
+ * of them, so it sorts before them; the report scan starts past it and
+ * the history trim stops at it (both look at DKEY-long keys only).
+ * Value: u8 fmt, u8 0 x 3, u32 window, reservoir, write_window, bootstrap,
+ * permutations, folds, epochs, min_window, min_reference, f64 quantile,
+ * component_threshold, component_share, p_value, auc, score_quantile,
+ * score_share (host order, like every value here). */
+#define DCFG_FMT 1u
+#define DCFG_VAL (4 + 9 * 4 + 7 * 8)
+
+int
+store_drift_config_put(store *st, MDB_txn *txn, uint32_t cid,
+                       const uint8_t id[ANC_CONTRACT_ID_RAW],
+                       const anc_drift_config *c, anc_error *err)
+{
+	uint8_t k[4 + ANC_CONTRACT_ID_RAW], v[DCFG_VAL];
+	uint8_t hdr[4] = {DCFG_FMT, 0, 0, 0};
+	wr w = {v};
+	be32(k, cid);
+	memcpy(k + 4, id, ANC_CONTRACT_ID_RAW);
+	wr_bytes(&w, hdr, 4);
+	wr_u32(&w, c->window);
+	wr_u32(&w, c->reservoir);
+	wr_u32(&w, c->write_window);
+	wr_u32(&w, c->bootstrap);
+	wr_u32(&w, c->permutations);
+	wr_u32(&w, c->folds);
+	wr_u32(&w, c->epochs);
+	wr_u32(&w, c->min_window);
+	wr_u32(&w, c->min_reference);
+	wr_f64(&w, c->quantile);
+	wr_f64(&w, c->component_threshold);
+	wr_f64(&w, c->component_share);
+	wr_f64(&w, c->p_value);
+	wr_f64(&w, c->auc);
+	wr_f64(&w, c->score_quantile);
+	wr_f64(&w, c->score_share);
+	return put(st, txn, st->drift, k, sizeof k, v, sizeof v, "drift config",
+	           err);
+}
+
+int
+store_drift_config_get(store *st, MDB_txn *txn, uint32_t cid,
+                       const uint8_t id[ANC_CONTRACT_ID_RAW],
+                       anc_drift_config *c, int *found, anc_error *err)
+{
+	uint8_t k[4 + ANC_CONTRACT_ID_RAW], hdr[4];
+	MDB_val v;
+	int rv;
+	be32(k, cid);
+	memcpy(k + 4, id, ANC_CONTRACT_ID_RAW);
+	if ((rv = get(txn, st->drift, k, sizeof k, &v, found, "drift config",
+	              err)) != ANC_OK || !*found)
+		return rv;
+	rd x = {v.mv_data, v.mv_size, 0};
+	rd_bytes(&x, hdr, 4);
+	if (!x.bad && hdr[0] != DCFG_FMT)
+		return anc_error_set(err, ANC_EMALFORMED,
+		                     "lmdb drift config: format %u, expected %u",
+		                     hdr[0], DCFG_FMT);
+	c->window = rd_u32(&x);
+	c->reservoir = rd_u32(&x);
+	c->write_window = rd_u32(&x);
+	c->bootstrap = rd_u32(&x);
+	c->permutations = rd_u32(&x);
+	c->folds = rd_u32(&x);
+	c->epochs = rd_u32(&x);
+	c->min_window = rd_u32(&x);
+	c->min_reference = rd_u32(&x);
+	c->quantile = rd_f64(&x);
+	c->component_threshold = rd_f64(&x);
+	c->component_share = rd_f64(&x);
+	c->p_value = rd_f64(&x);
+	c->auc = rd_f64(&x);
+	c->score_quantile = rd_f64(&x);
+	c->score_share = rd_f64(&x);
+	if (x.bad || x.n != 0)
+		return anc_error_set(err, ANC_EMALFORMED,
+		                     "lmdb drift config: value of %zu bytes, "
+		                     "expected %d",
+		                     v.mv_size, DCFG_VAL);
+	return ANC_OK;
 }

@@ -1,7 +1,8 @@
 /*
  * store.h — the engine's LMDB layer (private to index/).
  *
- * One LMDB environment in DIR/lmdb with six named databases. Keys are
+ * One LMDB environment in DIR/lmdb with six named databases (plus the
+ * drift history and the three grounding databases at the end). Keys are
  * big-endian so that prefixes group and ranges sort; values are fixed
  * host-order layouts (LMDB files are host-endian anyway) led by a format
  * byte:
@@ -211,5 +212,55 @@ int store_drift_scan(store *st, MDB_txn *txn, uint32_t cid,
                      int (*cb)(void *arg, const anc_drift_report *r,
                                anc_error *err),
                      void *arg, anc_error *err);
+
+/* ---- grounding (issue 8): plain key-value databases ----
+ *
+ *   receipts     id(16) -> receipt record || HMAC-SHA256(32)   (ground.c)
+ *   revisions    cid(4) anchor(16) revision_be(8) -> retained passage
+ *                text of a revision referenced by a receipt     (ground.c)
+ *   calibration  cid(4) id(8) -> anc_calibration layout        (ground.c)
+ *
+ * The layouts belong to ground.c; the store only keeps the bytes. A
+ * value handed to a callback or by store_kv_get points into the map
+ * (LMDB's rule above). */
+enum {
+	STORE_DB_RECEIPTS = 0,
+	STORE_DB_REVISIONS = 1,
+	STORE_DB_CALIB = 2,
+	STORE_GROUND_NDBS = 3
+};
+
+int store_kv_put(store *st, MDB_txn *txn, int which, const void *key,
+                 size_t klen, const void *val, size_t vlen, anc_error *err);
+/* *found 0 and ANC_OK when absent. */
+int store_kv_get(store *st, MDB_txn *txn, int which, const void *key,
+                 size_t klen, MDB_val *val, int *found, anc_error *err);
+/* Absent is not an error. */
+int store_kv_del(store *st, MDB_txn *txn, int which, const void *key,
+                 size_t klen, anc_error *err);
+/* Keys starting with prefix (plen 0: all), in key order; a non-zero
+ * return from cb stops the scan and is returned. cb must not write to
+ * the same database. */
+int store_kv_scan(store *st, MDB_txn *txn, int which, const void *prefix,
+                  size_t plen, int (*cb)(void *arg, const MDB_val *k,
+                                         const MDB_val *v, anc_error *err),
+                  void *arg, anc_error *err);
+/* Entries in the database. */
+int store_kv_count(store *st, MDB_txn *txn, int which, uint64_t *n,
+                   anc_error *err);
+
+/* ---- drift configuration ---- */
+/* drift  cid(4) id(8) -> a contract's drift configuration (set by
+ * anc_db_drift_configure; absent: the server's defaults). Lives in the
+ * drift table beside the history (see store.c for why they never mix).
+ * get: *found 0 and *c untouched when there is none; ANC_EMALFORMED when
+ * the value does not decode. */
+int store_drift_config_put(store *st, MDB_txn *txn, uint32_t cid,
+                           const uint8_t id[ANC_CONTRACT_ID_RAW],
+                           const anc_drift_config *c, anc_error *err);
+int store_drift_config_get(store *st, MDB_txn *txn, uint32_t cid,
+                           const uint8_t id[ANC_CONTRACT_ID_RAW],
+                           anc_drift_config *c, int *found,
+                           anc_error *err);
 
 #endif /* ANC_STORE_H */

@@ -101,8 +101,6 @@ struct vindex {
 	int bg_joinable;     /* a thread was started and not joined */
 	int bg_running;      /* it has not finished */
 	int bg_stop;         /* destroy asks it to stop */
-	int bg_retrain;      /* the request that started it: retrain even if
-	                        trained (rebuild) */
 	uint64_t bg_fail_live; /* live count at the last failed build */
 	int recording;
 	float *pend_v;
@@ -342,6 +340,34 @@ vindex_wrlock(vindex *vx)
 	lock_check(pthread_rwlock_wrlock(&vx->lock), "wrlock");
 }
 
+/* Memory per entry of the serving index. code: the encoded vector;
+ * index: code plus what faiss keeps beside it per entry: HNSW links
+ * (2M int32 on level 0, about M/(M-1) x M more above, a level and an
+ * offset), IVF list ids (8), and the IDMap2 id (8) and reverse map node
+ * (about 32). An estimate from the structure, not a measurement. */
+static void
+mem_estimate(const vindex *vx, uint32_t *code, uint32_t *index)
+{
+	const anc_index_spec *x = &vx->c.index;
+	uint64_t d = vx->c.dim, c, extra = 8 + 32;
+
+	if (!vx->trained || x->kind == ANC_INDEX_FLAT) {
+		c = 4 * d;
+	} else if (kind_is_hnsw(x->kind)) {
+		c = x->kind == ANC_INDEX_HNSW_SQ8 ? d : 4 * d;
+		extra += 8ull * x->m + (4ull * x->m + x->m - 2) / (x->m - 1) +
+		         4 + 8;
+	} else if (x->kind == ANC_INDEX_IVF_FLAT) {
+		c = 4 * d;
+		extra += 8;
+	} else {
+		c = ((uint64_t)x->pq_m * x->pq_nbits + 7) / 8;
+		extra += 8;
+	}
+	*code = (uint32_t)c;
+	*index = (uint32_t)(c + extra);
+}
+
 void
 vindex_stats_locked(const vindex *vx, vindex_stats *s)
 {
@@ -350,15 +376,184 @@ vindex_stats_locked(const vindex *vx, vindex_stats *s)
 	s->applied = vx->applied;
 	s->generation = vx->generation;
 	s->unsnapped = vx->unsnapped;
+	s->trained = vx->trained;
+	s->builds = vx->builds;
+	s->building = vx->recording;
+	mem_estimate(vx, &s->code_bytes, &s->index_bytes);
 }
 
 int
 vindex_search_locked(const vindex *vx, uint32_t nq, const float *x,
                      uint32_t k, float *dist, int64_t *labels, anc_error *err)
 {
-	int rc = faiss_Index_search(vx->idx, (idx_t)nq, x, (idx_t)k, dist,
-	                            (idx_t *)labels);
-	return rc == 0 ? ANC_OK : faiss_fail(err, vx, rc, "search");
+	return vindex_search2_locked(vx, nq, x, k, NULL, dist, labels, NULL,
+	                             err);
+}
+
+int
+vindex_search2_locked(const vindex *vx, uint32_t nq, const float *x,
+                      uint32_t k, const vindex_params *p, float *dist,
+                      int64_t *labels, vindex_params *used, anc_error *err)
+{
+	const anc_index_spec *sp = &vx->c.index;
+	FaissSearchParameters *fp = NULL;
+	vindex_params u = {0, 0};
+	int rc = 0;
+
+	/* The placeholder of a trained kind is exact: nothing to tune. */
+	if (vx->trained && kind_is_hnsw(sp->kind)) {
+		u.ef = p != NULL && p->ef != 0 ? p->ef : sp->ef_search;
+		if (u.ef != sp->ef_search)
+			rc = faiss_SearchParametersHNSW_new_with(&fp, NULL,
+			                                         (int)u.ef);
+	} else if (vx->trained && kind_is_ivf(sp->kind)) {
+		u.nprobe = p != NULL && p->nprobe != 0 ? p->nprobe : sp->nprobe;
+		if (u.nprobe > sp->nlist)
+			u.nprobe = sp->nlist; /* all lists: as far as it goes */
+		if (u.nprobe != sp->nprobe)
+			rc = faiss_SearchParametersIVF_new_with(&fp, NULL,
+			                                        u.nprobe, 0);
+	}
+	if (rc != 0)
+		return faiss_fail(err, vx, rc, "search parameters");
+	omp_set_num_threads(nq >= OMP_BATCH_MIN ? omp_get_num_procs() : 1);
+	rc = faiss_Index_search_with_params(vx->idx, (idx_t)nq, x, (idx_t)k, fp,
+	                                    dist, (idx_t *)labels);
+	faiss_SearchParameters_free(fp);
+	if (rc != 0)
+		return faiss_fail(err, vx, rc, "search");
+	if (used != NULL)
+		*used = u;
+	return ANC_OK;
+}
+
+/* ---- exact search over the stored vectors ------------------------------------ */
+
+typedef struct {
+	const vindex *vx;
+	FaissIndex *flat;
+	float *vecs;
+	uint64_t *labs;
+	uint32_t n;        /* vectors in the batch */
+	uint32_t nq, k;
+	const float *x;
+	float *dist;       /* nq x k, best first, the running answer */
+	int64_t *labels;
+	float *bd;         /* nq x k, one batch's answer */
+	idx_t *bl;
+	float *md;         /* k, merge scratch */
+	int64_t *ml;
+} exact_scan;
+
+static int
+better(const vindex *vx, float a, float b)
+{
+	return vx->c.metric == ANC_METRIC_L2 ? a < b : a > b;
+}
+
+static int
+exact_flush(exact_scan *e, anc_error *err)
+{
+	int rc;
+	if (e->n == 0)
+		return ANC_OK;
+	if ((rc = faiss_Index_add(e->flat, (idx_t)e->n, e->vecs)) != 0 ||
+	    (rc = faiss_Index_search(e->flat, (idx_t)e->nq, e->x, (idx_t)e->k,
+	                             e->bd, e->bl)) != 0 ||
+	    (rc = faiss_Index_reset(e->flat)) != 0)
+		return faiss_fail(err, e->vx, rc, "exact search");
+	/* Merge each query's two best-first lists into the running one. */
+	for (uint32_t q = 0; q < e->nq; q++) {
+		float *d = e->dist + (size_t)q * e->k, *b = e->bd + (size_t)q * e->k;
+		int64_t *l = e->labels + (size_t)q * e->k;
+		idx_t *bl = e->bl + (size_t)q * e->k;
+		uint32_t i = 0, j = 0;
+		for (uint32_t o = 0; o < e->k; o++) {
+			int take_b = j < e->k && bl[j] >= 0 &&
+			             (i >= e->k || l[i] < 0 ||
+			              better(e->vx, b[j], d[i]));
+			if (take_b) {
+				e->md[o] = b[j];
+				e->ml[o] = (int64_t)e->labs[bl[j]];
+				j++;
+			} else {
+				e->md[o] = i < e->k ? d[i] : 0;
+				e->ml[o] = i < e->k ? l[i] : -1;
+				i++;
+			}
+		}
+		memcpy(d, e->md, e->k * sizeof *d);
+		memcpy(l, e->ml, e->k * sizeof *l);
+	}
+	e->n = 0;
+	return ANC_OK;
+}
+
+static int
+exact_one(void *arg, uint64_t label, const uint8_t *anchor, const void *vec,
+          anc_error *err)
+{
+	exact_scan *e = arg;
+	(void)anchor;
+	memcpy(e->vecs + (size_t)e->n * e->vx->c.dim, vec,
+	       (size_t)e->vx->c.dim * sizeof(float));
+	e->labs[e->n++] = label;
+	return e->n == REBUILD_BATCH ? exact_flush(e, err) : ANC_OK;
+}
+
+int
+vindex_search_exact(const vindex *vx, MDB_txn *txn, uint32_t nq,
+                    const float *x, uint32_t k, float *dist, int64_t *labels,
+                    anc_error *err)
+{
+	exact_scan e;
+	FaissIndexFlat *flat = NULL;
+	FaissMetricType metric = vx->c.metric == ANC_METRIC_L2
+	                             ? METRIC_L2
+	                             : METRIC_INNER_PRODUCT;
+	int rc, rv;
+
+	memset(&e, 0, sizeof e);
+	for (size_t i = 0; i < (size_t)nq * k; i++) {
+		dist[i] = 0;
+		labels[i] = -1;
+	}
+	if ((rc = faiss_IndexFlat_new_with(&flat, (idx_t)vx->c.dim, metric)) != 0)
+		return faiss_fail(err, vx, rc, "exact search: IndexFlat");
+	e.vx = vx;
+	e.flat = (FaissIndex *)flat;
+	e.nq = nq;
+	e.k = k;
+	e.x = x;
+	e.dist = dist;
+	e.labels = labels;
+	e.vecs = malloc((size_t)REBUILD_BATCH * vx->c.dim * sizeof(float));
+	e.labs = malloc(REBUILD_BATCH * sizeof *e.labs);
+	e.bd = malloc((size_t)nq * k * sizeof *e.bd);
+	e.bl = malloc((size_t)nq * k * sizeof *e.bl);
+	e.md = malloc((size_t)k * sizeof *e.md);
+	e.ml = malloc((size_t)k * sizeof *e.ml);
+	if (e.vecs == NULL || e.labs == NULL || e.bd == NULL || e.bl == NULL ||
+	    e.md == NULL || e.ml == NULL) {
+		rv = anc_error_set(err, ANC_ENOMEM,
+		                   "exact search: out of memory (%u queries, "
+		                   "k %u)", nq, k);
+		goto done;
+	}
+	omp_set_num_threads(nq >= OMP_BATCH_MIN ? omp_get_num_procs() : 1);
+	rv = store_vector_scan(vx->st, txn, vx->cid, vx->id, vx->c.dim,
+	                       exact_one, &e, err);
+	if (rv == ANC_OK)
+		rv = exact_flush(&e, err);
+done:
+	faiss_Index_free(e.flat);
+	free(e.vecs);
+	free(e.labs);
+	free(e.bd);
+	free(e.bl);
+	free(e.md);
+	free(e.ml);
+	return rv;
 }
 
 /* ---- writes ------------------------------------------------------------------------- */
@@ -384,6 +579,39 @@ apply_live(vindex *vx, int64_t delta)
 		vx->live = (uint64_t)((int64_t)vx->live + delta);
 }
 
+/* Keep a copy of an add for the background build (write lock held). A
+ * copy that cannot be kept makes the build give up at its swap (the
+ * vectors would be missing from the new index), not the write fail. */
+static void
+pending_push(vindex *vx, uint64_t n, const float *vecs,
+             const uint64_t *labels)
+{
+	size_t d = vx->c.dim;
+	if (vx->pend_n + n > vx->pend_cap) {
+		size_t cap = vx->pend_cap ? vx->pend_cap : 1024;
+		float *v;
+		uint64_t *l;
+		while (cap < vx->pend_n + n)
+			cap *= 2;
+		v = realloc(vx->pend_v, cap * d * sizeof *v);
+		if (v != NULL)
+			vx->pend_v = v;
+		l = v != NULL ? realloc(vx->pend_l, cap * sizeof *l) : NULL;
+		if (l != NULL)
+			vx->pend_l = l;
+		if (v == NULL || l == NULL) {
+			vx->recording = 2; /* lost: the build must not swap */
+			return;
+		}
+		vx->pend_cap = cap;
+	}
+	memcpy(vx->pend_v + vx->pend_n * d, vecs, n * d * sizeof(float));
+	memcpy(vx->pend_l + vx->pend_n, labels, n * sizeof(uint64_t));
+	vx->pend_n += n;
+}
+
+static void bg_maybe_start(vindex *vx, int retrain);
+
 int
 vindex_add(vindex *vx, uint64_t n, const float *vecs, const uint64_t *labels,
            uint64_t seq, int64_t live_delta, anc_error *err)
@@ -397,12 +625,15 @@ vindex_add(vindex *vx, uint64_t n, const float *vecs, const uint64_t *labels,
 		vx->unsnapped += n;
 		vx->dirty = 1;
 	}
+	if (vx->recording == 1 && n > 0)
+		pending_push(vx, n, vecs, labels);
 	/* Even on a faiss failure LMDB holds the write; the next open
 	 * rebuilds. live must follow LMDB so stale counts stay right. */
 	apply_live(vx, live_delta);
 	if (seq > vx->applied)
 		vx->applied = seq;
 	vindex_unlock(vx);
+	bg_maybe_start(vx, 0);
 	return rv;
 }
 
@@ -535,9 +766,11 @@ build_from_store(const vindex *vx, store *st, MDB_txn *txn, FaissIndex **out,
 	int rv;
 
 	*out = NULL;
-	if ((rv = faiss_new(vx, &idx, err)) != ANC_OK)
+	/* Trained kinds are trained in the background: here they get their
+	 * exact placeholder. */
+	if ((rv = faiss_new(vx, 0, &idx, err)) != ANC_OK)
 		return rv;
-	if ((rv = faiss_tune(vx, idx, err)) != ANC_OK ||
+	if ((rv = faiss_tune(vx, idx, 0, err)) != ANC_OK ||
 	    (rv = batch_init(&b, vx, idx, st, txn, err)) != ANC_OK) {
 		faiss_Index_free(idx);
 		return rv;
@@ -562,8 +795,19 @@ vindex_rebuild(vindex *vx, store *st, MDB_txn *txn, anc_error *err)
 {
 	FaissIndex *idx, *old;
 	uint64_t count, maxlab;
-	int rv = build_from_store(vx, st, txn, &idx, &count, &maxlab, err);
-	if (rv != ANC_OK)
+	int rv, trained;
+
+	vindex_rdlock(vx);
+	trained = vx->trained;
+	vindex_unlock(vx);
+	if (kind_is_trained(vx->c.index.kind) && trained) {
+		/* Retraining takes long: in the background, queries served
+		 * by the current index meanwhile. */
+		bg_maybe_start(vx, 1);
+		return ANC_OK;
+	}
+	if ((rv = build_from_store(vx, st, txn, &idx, &count, &maxlab, err)) !=
+	    ANC_OK)
 		return rv;
 	vindex_wrlock(vx);
 	old = vx->idx;
@@ -577,6 +821,324 @@ vindex_rebuild(vindex *vx, store *st, MDB_txn *txn, anc_error *err)
 	vindex_unlock(vx);
 	faiss_Index_free(old);
 	return ANC_OK;
+}
+
+/* ---- background training and rebuilds (design note) -------------------------- */
+
+typedef struct {
+	vindex *vx;
+	float *sample;
+	uint64_t cap, n, seen;
+	uint64_t rng;
+} sampler;
+
+static uint64_t
+rng_next(uint64_t *s)
+{
+	/* splitmix64: a reproducible sample, no shared RNG state */
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static int
+sample_one(void *arg, uint64_t label, const uint8_t *anchor, const void *vec,
+           anc_error *err)
+{
+	sampler *sm = arg;
+	uint64_t slot;
+	size_t d = sm->vx->c.dim;
+	(void)label;
+	(void)anchor;
+	(void)err;
+	sm->seen++;
+	if (sm->n < sm->cap)
+		slot = sm->n++;
+	else if ((slot = rng_next(&sm->rng) % sm->seen) >= sm->cap)
+		return ANC_OK;
+	memcpy(sm->sample + slot * d, vec, d * sizeof(float));
+	return ANC_OK;
+}
+
+static uint64_t
+train_cap(const vindex *vx)
+{
+	const anc_index_spec *x = &vx->c.index;
+	uint64_t cap, per = (uint64_t)x->nlist;
+
+	if (x->kind == ANC_INDEX_IVF_PQ && (1ull << x->pq_nbits) > per)
+		per = 1ull << x->pq_nbits;
+	/* faiss's k-means keeps at most 256 points per centroid anyway */
+	cap = x->kind == ANC_INDEX_HNSW_SQ8 ? 65536 : 256 * per;
+	if (cap * vx->c.dim > TRAIN_FLOATS_MAX)
+		cap = TRAIN_FLOATS_MAX / vx->c.dim;
+	return cap;
+}
+
+static int
+bg_stopping(vindex *vx)
+{
+	int stop;
+	pthread_mutex_lock(&vx->bg_mu);
+	stop = vx->bg_stop;
+	pthread_mutex_unlock(&vx->bg_mu);
+	return stop;
+}
+
+static int
+bg_add_one(void *arg, uint64_t label, const uint8_t *anchor, const void *vec,
+           anc_error *err)
+{
+	batch *b = arg;
+	int rv;
+	(void)anchor;
+	if (b->n == 0 && bg_stopping((vindex *)b->vx))
+		return anc_error_set(err, ANC_EUNAVAILABLE, "index build stopped");
+	rv = batch_push(b, label, vec, err);
+	return rv;
+}
+
+/* Add the pending log to idx: in rounds outside the lock while it is
+ * long, then the rest and the swap under the write lock. */
+static int
+bg_swap(vindex *vx, FaissIndex *idx, uint64_t seq0, uint64_t count,
+        anc_error *err)
+{
+	float *v = NULL;
+	uint64_t *l = NULL;
+	size_t n, cap, d = vx->c.dim;
+	FaissIndex *old;
+	int rv = ANC_OK;
+
+	for (;;) {
+		vindex_wrlock(vx);
+		if (vx->recording != 1) {
+			vindex_unlock(vx);
+			return anc_error_set(err, ANC_ENOMEM,
+			                     "index build: writes made meanwhile "
+			                     "could not be kept (out of memory)");
+		}
+		if (vx->pend_n <= CATCHUP_LOCKED_MAX)
+			break; /* keep the lock: final round and swap */
+		/* Take the log; the index keeps recording into a new one. */
+		v = vx->pend_v;
+		l = vx->pend_l;
+		n = vx->pend_n;
+		cap = vx->pend_cap;
+		vx->pend_v = NULL;
+		vx->pend_l = NULL;
+		vx->pend_n = vx->pend_cap = 0;
+		vindex_unlock(vx);
+		(void)cap;
+		for (size_t i = 0; i < n && rv == ANC_OK; i++)
+			if (l[i] > seq0)
+				rv = add_raw(vx, idx, 1, v + i * d, l + i, err);
+		free(v);
+		free(l);
+		if (rv != ANC_OK)
+			return rv;
+	}
+	/* Write lock held. */
+	for (size_t i = 0; i < vx->pend_n && rv == ANC_OK; i++)
+		if (vx->pend_l[i] > seq0) {
+			rv = add_raw(vx, idx, 1, vx->pend_v + i * d,
+			             vx->pend_l + i, err);
+			count++;
+		}
+	if (rv == ANC_OK) {
+		old = vx->idx;
+		vx->idx = idx;
+		vx->trained = 1;
+		vx->trained_on = count;
+		vx->builds++;
+		vx->generation++;
+		vx->dirty = 1;
+		vx->unsnapped = (uint64_t)faiss_Index_ntotal(idx);
+		vx->recording = 0;
+		vx->pend_n = 0;
+		vindex_unlock(vx);
+		faiss_Index_free(old);
+		return ANC_OK;
+	}
+	vindex_unlock(vx);
+	return rv;
+}
+
+static int
+bg_build(vindex *vx, anc_error *err)
+{
+	MDB_txn *txn = NULL;
+	FaissIndex *idx = NULL;
+	sampler sm;
+	batch b;
+	uint64_t seq0 = 0;
+	int rc, rv, binit = 0;
+
+	memset(&sm, 0, sizeof sm);
+	vindex_wrlock(vx);
+	vx->recording = 1;
+	vx->pend_n = 0;
+	vindex_unlock(vx);
+	if ((rv = store_txn_begin(vx->st, 1, &txn, err)) != ANC_OK ||
+	    (rv = store_seq_get(vx->st, txn, &seq0, err)) != ANC_OK)
+		goto done;
+	omp_set_num_threads(omp_get_num_procs());
+	sm.vx = vx;
+	sm.cap = train_cap(vx);
+	sm.rng = 0x616e63686f72ull ^ seq0;
+	if ((sm.sample = malloc(sm.cap * vx->c.dim * sizeof(float))) == NULL) {
+		rv = anc_error_set(err, ANC_ENOMEM,
+		                   "index build: out of memory for a training "
+		                   "sample of %llu x %u floats",
+		                   (unsigned long long)sm.cap, vx->c.dim);
+		goto done;
+	}
+	if ((rv = store_vector_scan(vx->st, txn, vx->cid, vx->id, vx->c.dim,
+	                            sample_one, &sm, err)) != ANC_OK)
+		goto done;
+	if (sm.n < ANC_INDEX_TRAIN_MIN(&vx->c.index)) {
+		rv = anc_error_set(err, ANC_EPRECONDITION,
+		                   "index build: %llu vectors, training needs "
+		                   "%u",
+		                   (unsigned long long)sm.n,
+		                   ANC_INDEX_TRAIN_MIN(&vx->c.index));
+		goto done;
+	}
+	if ((rv = faiss_new(vx, 1, &idx, err)) != ANC_OK)
+		goto done;
+	if ((rc = faiss_Index_train(idx, (idx_t)sm.n, sm.sample)) != 0) {
+		rv = faiss_fail(err, vx, rc, "train");
+		goto done;
+	}
+	free(sm.sample);
+	sm.sample = NULL;
+	if ((rv = faiss_tune(vx, idx, 1, err)) != ANC_OK ||
+	    (rv = batch_init(&b, vx, idx, vx->st, txn, err)) != ANC_OK)
+		goto done;
+	binit = 1;
+	rv = store_vector_scan(vx->st, txn, vx->cid, vx->id, vx->c.dim,
+	                       bg_add_one, &b, err);
+	if (rv == ANC_OK)
+		rv = batch_flush(&b, err);
+	store_txn_abort(txn);
+	txn = NULL;
+	if (rv != ANC_OK || (rv = bg_stopping(vx) ? anc_error_set(
+	                              err, ANC_EUNAVAILABLE,
+	                              "index build stopped")
+	                                          : ANC_OK) != ANC_OK)
+		goto done;
+	if ((rv = bg_swap(vx, idx, seq0, b.total, err)) == ANC_OK)
+		idx = NULL; /* now the index's */
+done:
+	if (binit)
+		batch_free(&b);
+	store_txn_abort(txn);
+	free(sm.sample);
+	if (idx != NULL)
+		faiss_Index_free(idx);
+	if (rv != ANC_OK) {
+		vindex_wrlock(vx);
+		vx->recording = 0;
+		vx->pend_n = 0;
+		vindex_unlock(vx);
+	}
+	return rv;
+}
+
+static void *
+bg_main(void *arg)
+{
+	vindex *vx = arg;
+	anc_error err;
+	uint64_t live;
+	int rv;
+
+	anc_error_clear(&err);
+	rv = bg_build(vx, &err);
+	vindex_rdlock(vx);
+	live = vx->live;
+	vindex_unlock(vx);
+	pthread_mutex_lock(&vx->bg_mu);
+	if (rv != ANC_OK && rv != ANC_EUNAVAILABLE) {
+		vx->bg_fail_live = live > 0 ? live : 1;
+		if (!vx->quiet) {
+			char id[ANC_CONTRACT_ID_LEN + 1];
+			anc_contract_id_format(vx->id, id);
+			fprintf(stderr,
+			        "anchorage: contract %s: background %s index "
+			        "build failed (queries stay on the current "
+			        "index): %s\n",
+			        id, anc_index_kind_name(vx->c.index.kind),
+			        err.msg);
+		}
+	}
+	vx->bg_running = 0;
+	pthread_mutex_unlock(&vx->bg_mu);
+	return NULL;
+}
+
+/* Start a background build when one is due and none runs. retrain 1:
+ * the engine asked for a rebuild (stale entries). Called with no index
+ * lock held. */
+static void
+bg_maybe_start(vindex *vx, int retrain)
+{
+	uint64_t live, trained_on, need = ANC_INDEX_TRAIN_MIN(&vx->c.index);
+	int trained, due, rc;
+
+	if (!kind_is_trained(vx->c.index.kind) || vx->st == NULL)
+		return;
+	vindex_rdlock(vx);
+	live = vx->live;
+	trained = vx->trained;
+	trained_on = vx->trained_on;
+	vindex_unlock(vx);
+	pthread_mutex_lock(&vx->bg_mu);
+	if (vx->bg_running || vx->bg_stop ||
+	    (vx->bg_fail_live > 0 && live < 2 * vx->bg_fail_live)) {
+		pthread_mutex_unlock(&vx->bg_mu);
+		return;
+	}
+	/* Retrain as the collection doubles: centroids and value ranges
+	 * learnt on a tenth of the data would serve the rest poorly. */
+	due = !trained ? live >= need
+	               : retrain || (trained_on > 0 && live >= 2 * trained_on);
+	if (due) {
+		if (vx->bg_joinable) {
+			pthread_join(vx->bg_thr, NULL); /* finished */
+			vx->bg_joinable = 0;
+		}
+		vx->bg_running = 1;
+		vx->bg_fail_live = 0;
+		if ((rc = pthread_create(&vx->bg_thr, NULL, bg_main, vx)) != 0) {
+			vx->bg_running = 0;
+			vx->bg_fail_live = live > 0 ? live : 1;
+			if (!vx->quiet)
+				fprintf(stderr,
+				        "anchorage: index build thread: %s\n",
+				        strerror(rc));
+		} else {
+			vx->bg_joinable = 1;
+		}
+	}
+	pthread_mutex_unlock(&vx->bg_mu);
+}
+
+int
+vindex_building(vindex *vx)
+{
+	int r;
+	pthread_mutex_lock(&vx->bg_mu);
+	r = vx->bg_running;
+	pthread_mutex_unlock(&vx->bg_mu);
+	return r;
+}
+
+void
+vindex_build_request(vindex *vx)
+{
+	bg_maybe_start(vx, 1);
 }
 
 /* ---- snapshots ---------------------------------------------------------------------- */
@@ -871,8 +1433,12 @@ vindex_open(store *st, const char *snapdir, uint32_t cid,
 	    (rv = store_seq_get(st, txn, &seq, err)) != ANC_OK)
 		goto fail;
 
+	vx->st = st;
+	vx->quiet = quiet;
 	if (snap_load(vx, seq, &idx, &gen, &why) == ANC_OK) {
-		if ((rv = faiss_tune(vx, idx, err)) != ANC_OK)
+		vx->trained = !kind_is_trained(c->index.kind) ||
+		              !faiss_is_flat(idx);
+		if ((rv = faiss_tune(vx, idx, vx->trained, err)) != ANC_OK)
 			goto fail;
 		vx->idx = idx;
 		idx = NULL;
@@ -892,6 +1458,7 @@ vindex_open(store *st, const char *snapdir, uint32_t cid,
 		                           &vx->live, err)) != ANC_OK)
 			goto fail;
 		vx->generation = gen;
+		vx->trained_on = vx->trained ? vx->live : 0;
 		vx->unsnapped = info->replayed;
 		vx->dirty = info->replayed > 0;
 		info->loaded = 1;
@@ -910,6 +1477,8 @@ vindex_open(store *st, const char *snapdir, uint32_t cid,
 			        (unsigned long long)count, why.msg);
 		vx->covered = maxlab;
 		vx->live = count;
+		vx->trained = !kind_is_trained(c->index.kind);
+		vx->trained_on = vx->trained ? count : 0;
 		vx->generation = gen + 1;
 		vx->unsnapped = count;
 		vx->dirty = 1;
@@ -918,6 +1487,7 @@ vindex_open(store *st, const char *snapdir, uint32_t cid,
 	vx->applied = seq;
 	store_txn_abort(txn);
 	*out = vx;
+	bg_maybe_start(vx, 0); /* a trained kind that crossed the line */
 	return ANC_OK;
 fail:
 	if (idx != NULL)

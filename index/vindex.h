@@ -51,12 +51,15 @@ int vindex_open(store *st, const char *snapdir, uint32_t cid,
                 int quiet, vindex **out, vindex_open_info *info,
                 anc_error *err);
 
-/* A new empty index (a contract just registered). */
-int vindex_create(const char *snapdir, uint32_t cid, const anc_contract *c,
-                  const uint8_t id[ANC_CONTRACT_ID_RAW], uint64_t seq,
-                  vindex **out, anc_error *err);
+/* A new empty index (a contract just registered). st is kept for the
+ * background builds of trained kinds and exact searches; quiet: 1 to keep
+ * background build failures off stderr. */
+int vindex_create(store *st, const char *snapdir, uint32_t cid,
+                  const anc_contract *c, const uint8_t id[ANC_CONTRACT_ID_RAW],
+                  uint64_t seq, int quiet, vindex **out, anc_error *err);
 
-/* NULL and half-built indexes are fine. */
+/* NULL and half-built indexes are fine. Stops a background build (waits
+ * for its current faiss call, e.g. a training, to return). */
 void vindex_destroy(vindex *vx);
 
 /* Add n vectors (already normalised for cosine) with their labels, in
@@ -71,8 +74,17 @@ void vindex_note(vindex *vx, uint64_t seq, int64_t live_delta);
 
 /* Rebuild from LMDB (txn must see every committed vector of the contract
  * and stay unchanged; the engine holds its writer mutex), then swap the new
- * faiss index in under the write lock and bump the generation. */
+ * faiss index in under the write lock and bump the generation. A trained
+ * kind that is trained is instead retrained in the background (the call
+ * returns at once; vindex.c's design note). */
 int vindex_rebuild(vindex *vx, store *st, MDB_txn *txn, anc_error *err);
+
+/* Trained kinds: start a background retrain and rebuild now if none runs
+ * (and the contract has enough vectors). No-op for flat and hnsw. */
+void vindex_build_request(vindex *vx);
+
+/* 1 while a background build runs. */
+int vindex_building(vindex *vx);
 
 /* Write the snapshot if anything was added since the last one. Read lock
  * (searches continue, writers wait). */
@@ -87,6 +99,12 @@ typedef struct vindex_stats {
 	uint64_t applied;    /* last write sequence applied */
 	uint64_t generation; /* bumped by every rebuild */
 	uint64_t unsnapped;  /* vectors added since the last snapshot */
+	int trained;         /* 0: a trained kind served by its flat
+	                        placeholder */
+	int building;        /* a background build is recording writes */
+	uint64_t builds;     /* background builds swapped in since open */
+	uint32_t code_bytes; /* per entry, see anc_contract_info */
+	uint32_t index_bytes;
 } vindex_stats;
 
 void vindex_stats_locked(const vindex *vx, vindex_stats *s);
@@ -96,5 +114,29 @@ void vindex_stats_locked(const vindex *vx, vindex_stats *s);
 int vindex_search_locked(const vindex *vx, uint32_t nq, const float *x,
                          uint32_t k, float *dist, int64_t *labels,
                          anc_error *err);
+
+/* Search parameters; 0 means the contract's own. */
+typedef struct vindex_params {
+	uint32_t ef;     /* HNSW kinds */
+	uint32_t nprobe; /* IVF kinds; above nlist means nlist */
+} vindex_params;
+
+/* vindex_search_locked with parameters p (NULL: the contract's). *used
+ * (may be NULL) gets what was applied: ef for a trained HNSW kind,
+ * nprobe for a trained IVF kind, 0 otherwise (flat and placeholders
+ * are exact). Fewer than 16 queries run on the calling thread only;
+ * more use every core (OpenMP; design note in vindex.c). */
+int vindex_search2_locked(const vindex *vx, uint32_t nq, const float *x,
+                          uint32_t k, const vindex_params *p, float *dist,
+                          int64_t *labels, vindex_params *used,
+                          anc_error *err);
+
+/* Exact k nearest of each of nq vectors among the vectors txn sees for
+ * the contract (read from LMDB: only current vectors of live passages,
+ * so never a stale entry), best first; labels -1 where fewer exist. No
+ * index lock needed. */
+int vindex_search_exact(const vindex *vx, MDB_txn *txn, uint32_t nq,
+                        const float *x, uint32_t k, float *dist,
+                        int64_t *labels, anc_error *err);
 
 #endif /* ANC_VINDEX_H */

@@ -40,6 +40,8 @@ static const struct {
 	                          "missing or invalid API key"},
 	[ANC_EPERMISSION] = {"PERMISSION_DENIED",
 	                     "the API key's role does not allow it"},
+	[ANC_ETAMPERED] = {"TAMPERED",
+	                   "stored record fails its authentication check"},
 };
 
 const char *

@@ -53,7 +53,9 @@ typedef enum {
 	ANC_EPRECONDITION = 22, /* FAILED_PRECONDITION: state forbids it now */
 	ANC_EUNAUTHENTICATED = 23, /* UNAUTHENTICATED: missing or bad key */
 	ANC_EPERMISSION = 24,  /* PERMISSION_DENIED: the key's role is too weak */
-	ANC_ECODE_MAX = 25
+	ANC_ETAMPERED = 25,    /* TAMPERED: a stored record fails its HMAC
+	                          (a retrieval receipt was altered) */
+	ANC_ECODE_MAX = 26
 } anc_code;
 
 #define ANC_ERRMSG_MAX 512

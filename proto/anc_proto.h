@@ -154,14 +154,30 @@ typedef struct anc_req_check { /* contract_check */
 	uint32_t dim;
 } anc_req_check;
 
-/* drift: {"collection", "contract"?, "fresh"?}. fresh 1 computes a new
- * report now (and records it in the history); 0 returns the latest one,
- * computing it only when there is none yet. */
+/* drift: {"collection", "contract"?, "fresh"?, "set"?}. fresh 1 computes
+ * a new report now (and records it in the history); 0 returns the latest
+ * one, computing it only when there is none yet. set (optional, at most
+ * ANC_DRIFT_SET_MAX bytes): "key=value,..." changes to the contract's drift
+ * configuration (anc_drift_config_apply), applied and persisted before the
+ * report is made; NULL or "" changes nothing. */
 typedef struct anc_req_drift {
 	const char *collection;
 	const char *contract; /* "" for the default */
 	int fresh;
+	const char *set;      /* NULL or "" for none */
 } anc_req_drift;
+
+#define ANC_DRIFT_SET_MAX 512
+
+/* Apply "key=value,key=value" to *cfg: keys are the field names of
+ * anc_drift_config (window, reservoir, write_window, bootstrap, quantile,
+ * component_threshold, component_share, permutations, p_value, auc, folds,
+ * epochs, score_quantile, score_share, min_window, min_reference). Each
+ * value is checked for syntax only (integers for the counts, numbers for
+ * the rest); anc_drift_config_check (index/) checks the ranges. ANC_EINVAL
+ * names the bad key or value; *cfg is unchanged on error. */
+int anc_drift_config_apply(anc_drift_config *cfg, const char *set,
+                           anc_error *err);
 
 typedef struct anc_req {
 	uint64_t id;

@@ -242,6 +242,11 @@ typedef struct anc_hitlist {
 	 * vectors). Both 0 when drift tracking is off or has no reference. */
 	int drift_flag;
 	float drift_score;
+	/* Confidence verdict of the top hit against the contract's
+	 * calibration (issue 8, "Grounding" below): anc_confidence;
+	 * ANC_CONF_UNKNOWN (0) when the contract has no calibration yet or
+	 * the server predates it. */
+	int confidence;
 } anc_hitlist;
 
 typedef struct anc_provenance {
@@ -256,6 +261,9 @@ typedef struct anc_provenance {
 	uint32_t nprobe;     /* IVF kinds, approximate search only, else 0 */
 	uint32_t rerank;     /* candidates re-scored exactly from the stored
 	                        vectors; 0 when none */
+	/* Added with receipts (issue 8): the ID of the receipt stored for
+	 * this answer, "" when none was asked for. */
+	char receipt[32 + 1];
 } anc_provenance;
 
 typedef enum {
@@ -288,6 +296,212 @@ typedef struct anc_delete_result {
 	uint64_t revision;
 } anc_delete_result;
 
+/* ---- grounding: confidence calibration (issue 8) -------------------------
+ *
+ * Per contract the engine estimates, from a sample of up to
+ * ANC_CALIB_SAMPLE stored vectors, two distributions of closeness:
+ * unrelated passages (ANC_CALIB_PAIRS random pairs of distinct sampled
+ * passages) and a passage to its nearest neighbour in the sample other
+ * than itself. All values are in the metric's own units (similarity for
+ * cosine/ip, squared distance for l2) and "pNN" is taken on closeness, so
+ * for l2 random_p99 is the 1st percentile of the distances (the closest
+ * 1% of random pairs). The rule, with "above" meaning "closer than":
+ *
+ *   weak   = random_p99: only 1% of unrelated pairs are this close.
+ *   strong = the closer of nn_p05 and random_p99 + 2 x (random_p99 -
+ *            random_p50), i.e. as close as 95% of passages are to their
+ *            nearest neighbour, and in any case well clear of the random
+ *            pairs (twice the p50..p99 spread again beyond p99).
+ *   margin = max(0.5 x |strong - weak|, 0.02 x |random_p50|, 1e-6): how
+ *            much an uncited passage must beat the cited ones for a
+ *            claim to be "miscited".
+ *
+ * A query's top hit is strong when at least as close as strong, weak when
+ * at least as close as weak, none otherwise. The engine recomputes the
+ * calibration in the background when the contract's live vector count
+ * moved by more than ANC_CALIB_DRIFT (10%) since the last one, and never
+ * calibrates fewer than ANC_CALIB_MIN vectors. */
+#define ANC_CALIB_SAMPLE 2000
+#define ANC_CALIB_PAIRS 20000
+#define ANC_CALIB_MIN 8
+#define ANC_CALIB_DRIFT 0.10
+
+typedef enum {
+	ANC_CONF_UNKNOWN = 0, /* no calibration (yet) */
+	ANC_CONF_NONE = 1,
+	ANC_CONF_WEAK = 2,
+	ANC_CONF_STRONG = 3
+} anc_confidence;
+
+typedef struct anc_calibration {
+	uint64_t computed_at; /* unix seconds; 0: never calibrated */
+	uint64_t vectors;     /* live vectors of the contract at that time */
+	uint32_t sample;      /* vectors sampled */
+	uint32_t pairs;       /* random pairs measured */
+	int metric;           /* anc_metric the values are in */
+	float random_p50, random_p99; /* unrelated pairs */
+	float nn_p05, nn_p50;         /* nearest neighbour (not itself) */
+	float weak, strong, margin;   /* the thresholds (rule above) */
+} anc_calibration;
+
+/* ---- grounding: verify (issue 8) ---------------------------------------
+ *
+ * A claim is the embedding of one generated sentence plus the anchors the
+ * generator cited (each optionally with the revision it saw). Per claim
+ * the engine computes, exactly from the stored vectors (LMDB, not the
+ * index): the score against each cited anchor's current vector, whether
+ * each is live and at the cited revision, and the best passage of the
+ * whole collection. Verdict, in this order (closeness as above):
+ *   miscited          the best passage is not cited, is at least weak,
+ *                     and beats every live cited passage by >= margin
+ *                     (or no cited anchor is live): suggested = it;
+ *   supported         the best live cited passage is >= strong;
+ *   weakly_supported  ... >= weak;
+ *   unsupported       otherwise.
+ * The verdict looks at the current vectors; a stale citation (other
+ * revision, deleted) is reported per cited anchor. */
+#define ANC_VERIFY_CLAIMS_MAX 1024
+#define ANC_VERIFY_CITED_MAX 64
+
+typedef enum {
+	ANC_VERDICT_SUPPORTED = 0,
+	ANC_VERDICT_WEAK = 1,        /* "weakly_supported" */
+	ANC_VERDICT_UNSUPPORTED = 2,
+	ANC_VERDICT_MISCITED = 3
+} anc_verdict;
+#define ANC_VERDICT_LAST ANC_VERDICT_MISCITED
+
+typedef struct anc_claim {
+	const float *vec;          /* dim floats */
+	uint32_t dim;
+	const anc_anchor_str *cited; /* ncited anchors (may be 0) */
+	const uint64_t *cited_rev;   /* NULL, or ncited revisions (0: any) */
+	uint32_t ncited;
+} anc_claim;
+
+typedef struct anc_cited {
+	anc_anchor_str anchor;
+	int status;              /* anc_anchor_status now */
+	uint64_t revision;       /* current (last for deleted), 0 unknown */
+	uint64_t cited_revision; /* 0: the claim named none */
+	int at_revision;         /* live and (no revision cited or equal) */
+	int scored;              /* 1 when score holds (a live vector) */
+	float score;             /* exact, metric's units */
+} anc_cited;
+
+typedef struct anc_claim_result {
+	int verdict;             /* anc_verdict */
+	anc_cited *cited;
+	uint32_t ncited;
+	int has_best;            /* 0 only for an empty collection */
+	anc_anchor_str best;     /* best passage of the collection */
+	uint64_t best_revision;
+	float best_score;
+	int best_cited;          /* 1 when best is among the cited */
+	int has_cited_score;     /* 1 when a cited anchor had a score */
+	float cited_score;       /* best score among live cited anchors */
+	anc_anchor_str suggested; /* miscited: = best; "" otherwise */
+} anc_claim_result;
+
+typedef struct anc_verify_result {
+	anc_claim_result *claims;
+	uint32_t n;
+	anc_provenance prov;     /* exact 1; receipt set when asked */
+	anc_calibration calib;   /* the thresholds used */
+} anc_verify_result;
+
+/* "supported", "weakly_supported", "unsupported", "miscited"; "unknown"
+ * out of range. */
+const char *anc_verdict_name(int v);
+int anc_verdict_parse(const char *s); /* -1 for an unknown name */
+/* "unknown", "none", "weak", "strong". */
+const char *anc_confidence_name(int c);
+int anc_confidence_parse(const char *s);
+
+/* ---- grounding: receipts (issue 8) -------------------------------------
+ *
+ * A receipt records what a query (or verify) returned: the canonical
+ * request's SHA-256, the contract, index kind, generation and sequence,
+ * the search parameters, the query vectors themselves (so that a replay
+ * is exact; 4 x dim bytes each), and per query the returned anchors with
+ * their revisions and scores, with the time. The record is authenticated
+ * with HMAC-SHA256 under the server's secret; reading it re-checks the
+ * MAC and reports a mismatch as ANC_ETAMPERED. Receipt IDs are 32 hex
+ * digits: 8 bytes of the creation time in microseconds, 8 random bytes. */
+#define ANC_RECEIPT_ID_LEN 32
+typedef char anc_receipt_id_str[ANC_RECEIPT_ID_LEN + 1];
+
+typedef enum {
+	ANC_RECEIPT_QUERY = 0,
+	ANC_RECEIPT_VERIFY = 1
+} anc_receipt_kind;
+
+typedef struct anc_receipt_hit {
+	anc_anchor_str anchor;
+	uint64_t revision;
+	float score;
+	char *text; /* the text of that revision when asked for and still
+	               retained, else NULL */
+} anc_receipt_hit;
+
+typedef struct anc_receipt_list {
+	anc_receipt_hit *hits; /* query: the hits, best first; verify: the
+	                          cited anchors in claim order, then the best
+	                          passage when it was not cited */
+	uint32_t nhits;
+	int verdict;           /* verify: anc_verdict; query: -1 */
+} anc_receipt_list;
+
+typedef struct anc_receipt {
+	anc_receipt_id_str id;
+	int kind;                 /* anc_receipt_kind */
+	uint64_t time_us;         /* creation, unix microseconds */
+	char collection[ANC_COLLECTION_MAX + 1];
+	anc_provenance prov;      /* as answered (receipt = id) */
+	uint32_t k;               /* query: k; verify: 0 */
+	int with_text;
+	char digest[64 + 1];      /* hex SHA-256 of the canonical request */
+	uint32_t nq, dim;         /* vectors recorded */
+	anc_receipt_list *lists;  /* nq */
+	uint32_t record_bytes;    /* size of the stored record */
+	int authentic;            /* 1: the HMAC matched (always 1 in a
+	                             returned receipt: a mismatch is an
+	                             error) */
+} anc_receipt;
+
+/* What changed for one receipt entry since the receipt was made. */
+typedef enum {
+	ANC_CHANGE_GONE = 0,     /* live, but no longer in the answer */
+	ANC_CHANGE_DELETED = 1,  /* deleted (or unknown) now */
+	ANC_CHANGE_REVISED = 2,  /* still returned, revision bumped */
+	ANC_CHANGE_NEW = 3,      /* a new hit better than one of the old */
+	ANC_CHANGE_VERDICT = 4   /* verify: the claim's verdict changed */
+} anc_change_kind;
+#define ANC_CHANGE_LAST ANC_CHANGE_VERDICT
+
+typedef struct anc_replay_change {
+	uint32_t list;           /* query / claim number */
+	int kind;                /* anc_change_kind */
+	anc_anchor_str anchor;   /* "" for verdict changes */
+	uint64_t old_revision, new_revision; /* verdict: old/new verdict */
+	float old_score, new_score;
+} anc_replay_change;
+
+typedef struct anc_replay_result {
+	anc_receipt_id_str id;
+	int kind;                /* anc_receipt_kind */
+	anc_provenance then;     /* the receipt's */
+	anc_provenance now;      /* the replay's (receipt "") */
+	anc_replay_change *changes;
+	uint32_t nchanges;
+	uint32_t nlists;
+	int unchanged;           /* 1: same anchors, revisions, verdicts */
+} anc_replay_result;
+
+const char *anc_change_kind_name(int k); /* "gone", "deleted", "revised",
+                                           "new", "verdict" */
+int anc_change_kind_parse(const char *s);
+
 typedef struct anc_contract_info {
 	anc_contract_id_str id;
 	anc_contract contract;
@@ -310,6 +524,7 @@ typedef struct anc_contract_info {
 	                           never checked */
 	int check_pass;         /* last check: 1 every probe passed */
 	float check_min_cosine; /* last check: lowest probe cosine */
+	anc_calibration calib;  /* issue 8; computed_at 0: none yet */
 } anc_contract_info;
 
 typedef struct anc_collection_info {

@@ -9,7 +9,7 @@
  * core operations; those files call in through proto_int.h. Wire form:
  *
  *   request  body {"collection", "contract"?: ID | name@revision | "",
- *                  "fresh"?: bool}
+ *                  "fresh"?: bool, "set"?: "key=value,..."}
  *   response body {"report": {"collection", "contract", "status",
  *                  "nfired", "time", "compute_seconds", "reference_count",
  *                  "reference_sample", "reference_scores", "window",
@@ -23,8 +23,11 @@
  * loses nothing); the decoder accepts any msgpack number for them and
  * refuses NaN, which no report contains.
  */
+#include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proto_int.h"
@@ -60,6 +63,98 @@ anc_drift_stat_name(int i)
 	return stat_names[i];
 }
 
+/* ---- configuration changes ("set") ------------------------------------------ */
+
+static const struct cfg_field {
+	const char *name;
+	size_t off;
+	int is_u32; /* else double */
+} cfg_fields[] = {
+    {"window", offsetof(anc_drift_config, window), 1},
+    {"reservoir", offsetof(anc_drift_config, reservoir), 1},
+    {"write_window", offsetof(anc_drift_config, write_window), 1},
+    {"bootstrap", offsetof(anc_drift_config, bootstrap), 1},
+    {"quantile", offsetof(anc_drift_config, quantile), 0},
+    {"component_threshold", offsetof(anc_drift_config, component_threshold),
+     0},
+    {"component_share", offsetof(anc_drift_config, component_share), 0},
+    {"permutations", offsetof(anc_drift_config, permutations), 1},
+    {"p_value", offsetof(anc_drift_config, p_value), 0},
+    {"auc", offsetof(anc_drift_config, auc), 0},
+    {"folds", offsetof(anc_drift_config, folds), 1},
+    {"epochs", offsetof(anc_drift_config, epochs), 1},
+    {"score_quantile", offsetof(anc_drift_config, score_quantile), 0},
+    {"score_share", offsetof(anc_drift_config, score_share), 0},
+    {"min_window", offsetof(anc_drift_config, min_window), 1},
+    {"min_reference", offsetof(anc_drift_config, min_reference), 1},
+};
+
+int
+anc_drift_config_apply(anc_drift_config *cfg, const char *set, anc_error *err)
+{
+	anc_drift_config c;
+	char buf[ANC_DRIFT_SET_MAX + 1];
+	char *save = NULL, *item;
+	size_t len;
+
+	if (cfg == NULL)
+		return anc_error_set(err, ANC_EINVAL, "drift set: cfg is NULL");
+	if (set == NULL || set[0] == '\0')
+		return ANC_OK;
+	if ((len = strlen(set)) > ANC_DRIFT_SET_MAX)
+		return anc_error_set(err, ANC_EINVAL,
+		                     "drift set: %zu bytes, expected at most %d",
+		                     len, ANC_DRIFT_SET_MAX);
+	memcpy(buf, set, len + 1);
+	c = *cfg;
+	for (item = strtok_r(buf, ",", &save); item != NULL;
+	     item = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(item, '='), *end;
+		const struct cfg_field *f = NULL;
+		if (eq == NULL || eq == item)
+			return anc_error_set(err, ANC_EINVAL,
+			                     "drift set: '%.64s': expected "
+			                     "key=value",
+			                     item);
+		*eq = '\0';
+		for (size_t i = 0; i < sizeof cfg_fields / sizeof *cfg_fields;
+		     i++)
+			if (strcmp(cfg_fields[i].name, item) == 0)
+				f = &cfg_fields[i];
+		if (f == NULL)
+			return anc_error_set(err, ANC_EINVAL,
+			                     "drift set: unknown key '%.64s' "
+			                     "(expected a field of the drift "
+			                     "configuration, e.g. window, "
+			                     "permutations, p_value)",
+			                     item);
+		const char *v = eq + 1;
+		errno = 0;
+		if (f->is_u32) {
+			unsigned long long u = strtoull(v, &end, 10);
+			if (v[0] < '0' || v[0] > '9' || *end != '\0' ||
+			    errno != 0 || u > UINT32_MAX)
+				return anc_error_set(err, ANC_EINVAL,
+				                     "drift set: %s: expected an "
+				                     "unsigned integer, got "
+				                     "'%.64s'",
+				                     f->name, v);
+			*(uint32_t *)(void *)((char *)&c + f->off) = (uint32_t)u;
+		} else {
+			double x = strtod(v, &end);
+			if (v[0] == '\0' || *end != '\0' || errno != 0 ||
+			    !isfinite(x))
+				return anc_error_set(err, ANC_EINVAL,
+				                     "drift set: %s: expected a "
+				                     "number, got '%.64s'",
+				                     f->name, v);
+			*(double *)(void *)((char *)&c + f->off) = x;
+		}
+	}
+	*cfg = c;
+	return ANC_OK;
+}
+
 /* ---- request ---------------------------------------------------------------- */
 
 int
@@ -69,7 +164,10 @@ pr_drift_req_decode(const mpk_dec *d, const msgpack_object *body,
 	int rv, present;
 	q->contract = "";
 	q->fresh = 0;
-	if ((rv = mpk_get_str(d, body, "body", "collection", 1,
+	q->set = "";
+	if ((rv = mpk_get_str(d, body, "body", "set", 0, ANC_DRIFT_SET_MAX,
+	                      ANC_EINVAL, &q->set, &present)) ||
+	    (rv = mpk_get_str(d, body, "body", "collection", 1,
 	                      ANC_COLLECTION_MAX, ANC_EINVAL, &q->collection,
 	                      NULL)) ||
 	    (rv = mpk_get_str(d, body, "body", "contract", 0,
@@ -78,6 +176,11 @@ pr_drift_req_decode(const mpk_dec *d, const msgpack_object *body,
 	    (rv = mpk_get_bool(d, body, "body", "fresh", 0, &q->fresh,
 	                       &present)))
 		return rv;
+	/* The syntax now, with the field named; ranges are the engine's. */
+	anc_drift_config probe;
+	memset(&probe, 0, sizeof probe);
+	if ((rv = anc_drift_config_apply(&probe, q->set, d->err)) != ANC_OK)
+		return anc_error_wrap(d->err, "body.set");
 	return ANC_OK;
 }
 
@@ -88,12 +191,16 @@ pr_drift_req_encode(mpk_w *w, const anc_req_drift *q, anc_error *err)
 	if ((rv = pr_str_check(q->collection, "body.collection",
 	                       ANC_COLLECTION_MAX, 1, err)) ||
 	    (rv = pr_str_check(q->contract, "body.contract",
-	                       PR_CONTRACT_REF_MAX, 0, err)))
+	                       PR_CONTRACT_REF_MAX, 0, err)) ||
+	    (rv = pr_str_check(q->set, "body.set", ANC_DRIFT_SET_MAX, 0, err)))
 		return rv;
-	mpk_w_map(w, 3);
+	int has_set = q->set != NULL && q->set[0] != '\0';
+	mpk_w_map(w, has_set ? 4 : 3);
 	mpk_w_kstr(w, "collection", q->collection);
 	mpk_w_kstr(w, "contract", q->contract != NULL ? q->contract : "");
 	mpk_w_kbool(w, "fresh", q->fresh);
+	if (has_set)
+		mpk_w_kstr(w, "set", q->set);
 	return ANC_OK;
 }
 

@@ -9,7 +9,10 @@ pkgs=(build-essential cmake pkg-config
       libcriterion-dev libjansson-dev libssl-dev zlib1g-dev openssl
       # issue 4's tests (tests/e2e/e2e_http_test.c): a real Prometheus
       # scraping /metrics, headless Chromium opening the status page, curl
-      prometheus chromium curl)
+      prometheus chromium curl
+      # issue 7's fuzz targets (scripts/fuzz.sh): clang with libFuzzer
+      # (libclang_rt.fuzzer-x86_64.a is in libclang-rt-14-dev on bookworm)
+      clang libclang-rt-14-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do

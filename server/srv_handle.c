@@ -138,8 +138,10 @@ anc_server_handle(anc_db *db, const anc_auth *auth, const anc_limits *lim,
 		break;
 	case ANC_OP_QUERY: {
 		const anc_req_query *q = &req->u.query;
-		rv = anc_db_query(db, q->collection, q->contract, q->vectors,
-		                  q->nq, q->dim, q->k, q->with_text, &qres, &err);
+		anc_query_opts qo = {q->ef, q->nprobe, q->exact, q->rerank};
+		rv = anc_db_query2(db, q->collection, q->contract, q->vectors,
+		                   q->nq, q->dim, q->k, q->with_text, &qo, &qres,
+		                   &err);
 		if (rv == ANC_OK) {
 			resp.u.query.lists = qres->lists;
 			resp.u.query.nq = qres->nq;

@@ -135,6 +135,28 @@ Test(e2e_security, keys_and_roles)
 	/* ... and never echo the key. */
 	cr_expect_null(strstr(e1.msg, rk.key));
 
+	/* The CLI carries the key on every op, including those sent through
+	 * anc_client_call (contract state changes). */
+	char *o = NULL, *e = NULL;
+	const char *retire[] = {"--api-key", rk.key, "contract", "retire", "docs",
+	                        "0123456789abcdef", NULL};
+	int st = tu_cliv(srv.url, NULL, &o, &e, retire);
+	cr_expect_eq(st, 1, "exit %d: %s", st, e);
+	cr_expect(strstr(e, "PERMISSION_DENIED") != NULL, "%s", e);
+	free(o);
+	free(e);
+	const char *info[] = {"--api-key", rk.key, "info", NULL};
+	st = tu_cliv(srv.url, NULL, &o, &e, info);
+	cr_expect_eq(st, 0, "exit %d: %s", st, e);
+	free(o);
+	free(e);
+	const char *nokey[] = {"info", NULL};
+	st = tu_cliv(srv.url, NULL, &o, &e, nokey);
+	cr_expect_eq(st, 1, "exit %d: %s", st, e);
+	cr_expect(strstr(e, "UNAUTHENTICATED") != NULL, "%s", e);
+	free(o);
+	free(e);
+
 	anc_client_close(none);
 	anc_client_close(bad);
 	anc_client_close(reader);

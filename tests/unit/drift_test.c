@@ -415,3 +415,233 @@ Test(drift, report_cost_at_1024_by_384)
 	free(ref);
 	free(win);
 }
+
+/* Brute-force MMD^2 (unbiased, RBF, median heuristic on the x-y squared
+ * distances) in double, to check the BLAS/ssymm path of anc_drift_mmd. */
+static double
+mmd2_brute(const float *x, uint32_t nx, const float *y, uint32_t ny,
+           uint32_t dim)
+{
+	uint32_t n = nx + ny;
+	double *d2 = malloc((size_t)n * n * sizeof(double));
+	double *cross = malloc((size_t)nx * ny * sizeof(double));
+	cr_assert(d2 != NULL && cross != NULL);
+	for (uint32_t i = 0; i < n; i++)
+		for (uint32_t j = 0; j < n; j++) {
+			const float *a = i < nx ? x + (size_t)i * dim
+			                        : y + (size_t)(i - nx) * dim;
+			const float *b = j < nx ? x + (size_t)j * dim
+			                        : y + (size_t)(j - nx) * dim;
+			double s = 0;
+			for (uint32_t k = 0; k < dim; k++)
+				s += ((double)a[k] - b[k]) * ((double)a[k] - b[k]);
+			d2[(size_t)i * n + j] = s;
+		}
+	for (uint32_t i = 0; i < nx; i++)
+		for (uint32_t j = 0; j < ny; j++)
+			cross[(size_t)i * ny + j] = d2[(size_t)i * n + nx + j];
+	/* the k-th smallest, k = nx*ny/2, as the implementation picks */
+	for (uint32_t i = 1; i < nx * ny; i++) {
+		double v = cross[i];
+		uint32_t k = i;
+		while (k > 0 && cross[k - 1] > v) {
+			cross[k] = cross[k - 1];
+			k--;
+		}
+		cross[k] = v;
+	}
+	double med = cross[nx * ny / 2], sxx = 0, syy = 0, sxy = 0;
+	for (uint32_t i = 0; i < n; i++)
+		for (uint32_t j = 0; j < n; j++) {
+			if (i == j)
+				continue;
+			double kv = exp(-d2[(size_t)i * n + j] / med);
+			if (i < nx && j < nx)
+				sxx += kv;
+			else if (i >= nx && j >= nx)
+				syy += kv;
+			else if (i < nx)
+				sxy += kv;
+		}
+	free(d2);
+	free(cross);
+	return sxx / ((double)nx * (nx - 1)) + syy / ((double)ny * (ny - 1)) -
+	       2 * sxy / ((double)nx * ny);
+}
+
+Test(drift, mmd_matches_brute_force)
+{
+	anc_error err;
+	uint32_t dim = 16;
+	float *x = gaussians(70, dim, 0, 0), *y = gaussians(50, dim, 0.5, 4);
+	double m2, p, want = mmd2_brute(x, 70, y, 50, dim);
+	cr_assert_eq(anc_drift_mmd(x, 70, y, 50, dim, 200, 9, &m2, &p, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_expect(fabs(m2 - want) <= 1e-4 * fabs(want) + 1e-6,
+	          "mmd2 %.8f, brute force %.8f", m2, want);
+	cr_expect_lt(p, 0.05, "a 0.5 sd shift in 4 of 16 dims: p %g", p);
+	/* the same seed, the same permutations */
+	double m2b, pb;
+	cr_assert_eq(anc_drift_mmd(x, 70, y, 50, dim, 200, 9, &m2b, &pb, &err),
+	             ANC_OK);
+	cr_expect_eq(m2, m2b);
+	cr_expect_eq(p, pb);
+	/* too few vectors a side: refused, naming the counts */
+	cr_expect_eq(anc_drift_mmd(x, 1, y, 50, dim, 10, 9, &m2, &p, &err),
+	             ANC_EINVAL);
+	cr_expect_not_null(strstr(err.msg, "got 1 and 50"), "%s", err.msg);
+	free(x);
+	free(y);
+}
+
+/* Share of dimensions whose W1 / reference sd exceeds 0.1, computed with
+ * the double-precision anc_drift_wasserstein1 and qsort. */
+static double
+components_brute(const float *ref, uint32_t nref, const float *win,
+                 uint32_t nwin, uint32_t dim)
+{
+	double *a = malloc(nref * sizeof(double)), *b = malloc(nwin * sizeof(double));
+	uint32_t drifted = 0;
+	for (uint32_t j = 0; j < dim; j++) {
+		double mu = 0, var = 0;
+		for (uint32_t i = 0; i < nref; i++)
+			mu += a[i] = ref[(size_t)i * dim + j];
+		mu /= nref;
+		for (uint32_t i = 0; i < nref; i++)
+			var += (a[i] - mu) * (a[i] - mu);
+		double sd = sqrt(var / nref);
+		for (uint32_t i = 0; i < nwin; i++)
+			b[i] = win[(size_t)i * dim + j];
+		double w = anc_drift_wasserstein1(a, nref, b, nwin);
+		drifted += w / sd > 0.1;
+	}
+	free(a);
+	free(b);
+	return (double)drifted / dim;
+}
+
+Test(drift, components_match_brute_force_and_cache_follows_reference)
+{
+	anc_error err;
+	anc_drift *d;
+	anc_drift_report r1, r2, r3;
+	uint32_t dim = 40;
+	/* negative and positive values, ties (rounded), a shift in 10 dims */
+	float *ref = gaussians(600, dim, 0, 0), *win = gaussians(300, dim, 0.3, 10);
+	for (uint32_t i = 0; i < 600 * dim; i += 7)
+		ref[i] = roundf(ref[i] * 4) / 4;
+	cr_assert_eq(anc_drift_create(dim, ANC_METRIC_L2, NULL, 4, &d, &err),
+	             ANC_OK);
+	anc_drift_ref_add(d, ref, 600, 0);
+	anc_drift_refresh(d, NULL, 0);
+	for (uint32_t i = 0; i < 300; i++)
+		anc_drift_observe_query(d, win + (size_t)i * dim, 0, 0, NULL, NULL);
+	cr_assert_eq(anc_drift_report_compute(d, &r1, &err), ANC_OK, "%s",
+	             err.msg);
+	double want = components_brute(ref, 600, win, 300, dim);
+	cr_expect(fabs(r1.stats[ANC_DRIFT_STAT_COMPONENTS].value - want) < 1e-9,
+	          "components %g, brute force %g",
+	          r1.stats[ANC_DRIFT_STAT_COMPONENTS].value, want);
+	cr_expect_gt(want, 0.2);
+	/* second report: the cached sorted reference gives the same answer */
+	cr_assert_eq(anc_drift_report_compute(d, &r2, &err), ANC_OK);
+	cr_expect_eq(r2.stats[ANC_DRIFT_STAT_COMPONENTS].value,
+	             r1.stats[ANC_DRIFT_STAT_COMPONENTS].value);
+	/* the reference moves to the window's distribution: the cache must
+	 * not serve the old columns */
+	anc_drift_ref_reset(d);
+	float *ref2 = gaussians(600, dim, 0.3, 10);
+	anc_drift_ref_add(d, ref2, 600, 0);
+	cr_assert_eq(anc_drift_report_compute(d, &r3, &err), ANC_OK);
+	want = components_brute(ref2, 600, win, 300, dim);
+	cr_expect(fabs(r3.stats[ANC_DRIFT_STAT_COMPONENTS].value - want) < 1e-9,
+	          "after the reference moved: %g, brute force %g",
+	          r3.stats[ANC_DRIFT_STAT_COMPONENTS].value, want);
+	cr_expect_lt(r3.stats[ANC_DRIFT_STAT_COMPONENTS].value,
+	             r1.stats[ANC_DRIFT_STAT_COMPONENTS].value);
+	anc_drift_destroy(d);
+	free(ref);
+	free(ref2);
+	free(win);
+}
+
+Test(drift, rebuild_replaces_the_reference)
+{
+	anc_error err;
+	anc_drift *d;
+	anc_drift_config c;
+	uint32_t dim = 8;
+	anc_drift_config_default(&c);
+	c.reservoir = 64;
+	c.min_reference = 16;
+	cr_assert_eq(anc_drift_create(dim, ANC_METRIC_L2, &c, 2, &d, &err),
+	             ANC_OK);
+	float *old = gaussians(500, dim, 5, dim), *keep = gaussians(100, dim, 0, 0);
+	anc_drift_ref_add(d, old, 500, 0);
+	anc_drift_ref_add(d, keep, 100, 0);
+	anc_drift_refresh(d, NULL, 0);
+	/* nothing left the index: no rebuild, whatever the time */
+	cr_expect(!anc_drift_rebuild_due(d, 1e12, 2, 30));
+	anc_drift_ref_forget(d, 500);
+	cr_expect_eq(anc_drift_ref_forgotten(d), 500);
+	cr_expect(anc_drift_rebuild_due(d, 1e12, 2, 30));
+	/* losses still coming in (last one just now): wait for quiet */
+	cr_expect(!anc_drift_rebuild_due(d, 0, 2, 30));
+
+	/* a rebuild from "LMDB" (the 100 kept), with a write landing while
+	 * it runs; a second rebuild at the same time is refused */
+	cr_assert_eq(anc_drift_rebuild_begin(d, &err), ANC_OK);
+	cr_expect_eq(anc_drift_rebuild_begin(d, &err), ANC_EPRECONDITION);
+	cr_expect_not_null(strstr(err.msg, "already running"), "%s", err.msg);
+	cr_expect(!anc_drift_rebuild_due(d, 1e12, 2, 30));
+	anc_drift_rebuild_add(d, keep, 60);
+	float *fresh = gaussians(10, dim, 0, 0);
+	anc_drift_ref_add(d, fresh, 10, 0);
+	anc_drift_rebuild_add(d, keep + 60 * dim, 40);
+	/* the old reference serves until the swap */
+	cr_expect_eq(anc_drift_ref_count(d), 610);
+	anc_drift_rebuild_end(d, 1);
+	cr_expect_eq(anc_drift_ref_count(d), 110);
+	cr_expect(anc_drift_ref_stale(d), "thresholds must be recomputed");
+	cr_expect_eq(anc_drift_ref_forgotten(d), 0);
+	float s[64 * 8]; /* 64 vectors of dim 8 */
+	uint32_t n;
+	anc_drift_ref_sample(d, s, 64, &n);
+	cr_expect_eq(n, 64);
+	/* none of the deleted (mean 5 in every dimension) is left */
+	int stale = 0;
+	for (uint32_t i = 0; i < n; i++)
+		stale += s[i * dim] > 3 && s[i * dim + 1] > 3;
+	cr_expect_eq(stale, 0, "%d deleted vectors still sampled", stale);
+
+	/* an aborted rebuild keeps the losses counted and the reference */
+	anc_drift_ref_forget(d, 7);
+	cr_assert_eq(anc_drift_rebuild_begin(d, &err), ANC_OK);
+	anc_drift_rebuild_add(d, keep, 5);
+	anc_drift_rebuild_end(d, 0);
+	cr_expect_eq(anc_drift_ref_forgotten(d), 7);
+	cr_expect_eq(anc_drift_ref_count(d), 110);
+	/* end without begin: nothing happens */
+	anc_drift_rebuild_end(d, 1);
+	cr_expect_eq(anc_drift_ref_count(d), 110);
+
+	/* a reservoir resize empties the sample and asks for a refill, and
+	 * cancels a running rebuild sized for the old reservoir */
+	cr_assert_eq(anc_drift_rebuild_begin(d, &err), ANC_OK);
+	c.reservoir = 128;
+	cr_assert_eq(anc_drift_configure(d, &c, &err), ANC_OK);
+	anc_drift_rebuild_add(d, keep, 100); /* ignored: cancelled */
+	anc_drift_rebuild_end(d, 1);         /* nothing to swap */
+	cr_expect_eq(anc_drift_ref_count(d), 110);
+	cr_expect(anc_drift_rebuild_due(d, 0, 2, 30), "refill after resize");
+	cr_assert_eq(anc_drift_rebuild_begin(d, &err), ANC_OK);
+	anc_drift_rebuild_add(d, keep, 100);
+	anc_drift_rebuild_end(d, 1);
+	anc_drift_ref_sample(d, s, 64, &n);
+	cr_expect_eq(n, 64);
+	cr_expect(!anc_drift_rebuild_due(d, 1e12, 2, 30));
+	anc_drift_destroy(d);
+	free(old);
+	free(keep);
+	free(fresh);
+}
