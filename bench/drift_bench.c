@@ -167,6 +167,7 @@ bdb_open(bdb *b, int drift_off, const float *base, uint32_t n, uint32_t dim)
 	opt.quiet = 1;
 	opt.drift_off = drift_off;
 	opt.drift_interval = 3600; /* no background report during the run */
+	opt.map_size = 1ull << 30; /* 64 GiB of address space upsets valgrind */
 	if (anc_db_open(b->dir, &opt, &b->db, &err) != ANC_OK ||
 	    anc_db_collection_create(b->db, "b", NULL, &err) != ANC_OK)
 		goto fail;

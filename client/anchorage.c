@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "cli_drift.h"
+#include "cli_ground.h"
 
 #define DEFAULT_SERVER "tcp://127.0.0.1:7700"
 
@@ -48,6 +49,9 @@ static const char main_usage[] =
     "  delete COLLECTION ANCHOR...          delete passages\n"
     "  drift COLLECTION [--contract ID]     drift report of a contract\n"
     "  assemble COLLECTION --budget N [...] prompt context from pins + hits\n"
+    "  verify COLLECTION --claims FILE [...]  check claims against the\n"
+    "                                       passages they cite\n"
+    "  receipt show|replay ID               a stored retrieval receipt\n"
     "\n"
     "Exit status: 0 success, 1 failure, 2 usage error; on failure one line\n"
     "\"anchorage: error: NAME: message\" on stderr.\n";
@@ -66,6 +70,8 @@ static const struct {
 	{"delete", anc_cli_cmd_delete},
 	{"drift", anc_cli_cmd_drift},
 	{"assemble", anc_cli_cmd_assemble},
+	{"verify", anc_cli_cmd_verify},
+	{"receipt", anc_cli_cmd_receipt},
 };
 
 /* Does argv[*i] name the valued option `name` ("--name V" or "--name=V")?

@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "cli_ground.h"
 #include "cli_vecfile.h"
 
 #define CANARY_FILE_MAX (64u << 20)
@@ -431,6 +432,8 @@ contract_json(const anc_collection_info *ci, const anc_contract_info *k)
 	}
 	json_object_set_new(o, "default",
 	    json_boolean(strcmp(ci->default_contract, k->id) == 0));
+	/* issue 8: confidence calibration, null until computed */
+	json_object_set_new(o, "calibration", anc_cli_calib_json(&k->calib));
 	return o;
 }
 
@@ -568,6 +571,19 @@ cmd_show(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 			    k->check_pass ? "pass" : "FAIL",
 			    (double)k->check_min_cosine,
 			    (double)ANC_CANARY_THRESHOLD);
+		{
+			/* issue 8: what "strong" and "weak" mean here */
+			char cal[256];
+			anc_cli_calib_line(&k->calib, cal, sizeof cal);
+			printf("  confidence  %s\n", cal);
+			if (k->calib.computed_at != 0)
+				printf("              random pairs p50 %.4f p99 "
+				    "%.4f; nearest neighbour p05 %.4f p50 "
+				    "%.4f\n", (double)k->calib.random_p50,
+				    (double)k->calib.random_p99,
+				    (double)k->calib.nn_p05,
+				    (double)k->calib.nn_p50);
+		}
 	}
 	anc_resp_free(resp);
 	return code;

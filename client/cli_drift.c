@@ -12,12 +12,20 @@
 #include "cli_drift.h"
 
 static const char drift_usage[] =
-    "usage: anchorage drift COLLECTION [--contract ID|NAME@REV] [--fresh]\n\n"
+    "usage: anchorage drift COLLECTION [--contract ID|NAME@REV] [--fresh]\n"
+    "                       [--set KEY=VALUE,...]\n\n"
     "Drift report of a contract (default: the collection's default "
     "contract):\nthe verdict (ok, warn, drift, insufficient_data) and each "
     "statistic with\nits value, threshold and whether it fired. --fresh "
     "makes the server compute\na new report now instead of returning its "
-    "latest one. With --json, one\nJSON object.\n";
+    "latest one. With --json, one\nJSON object.\n\n"
+    "--set changes the contract's drift configuration first (an admin key "
+    "on\nservers with keys); the server records it and keeps it across "
+    "restarts.\nKeys: window, reservoir, write_window, bootstrap, quantile,"
+    "\ncomponent_threshold, component_share, permutations, p_value, auc, "
+    "folds,\nepochs, score_quantile, score_share, min_window, "
+    "min_reference.\nExample: --set window=512,permutations=200,"
+    "p_value=0.01\n";
 
 static const char *const fires_when[ANC_DRIFT_NSTATS] = {
 	"above", "above", "below", "above", "above"};
@@ -115,10 +123,11 @@ anc_cli_drift_print(FILE *fp, const anc_drift_report *r)
 int
 anc_cli_cmd_drift(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 {
-	const char *contract = NULL;
+	const char *contract = NULL, *set = NULL;
 	int want_help = 0, fresh = 0, npos, code;
 	const anc_cli_optspec specs[] = {
 		{"--contract", &contract, NULL}, {"--fresh", NULL, &fresh},
+		{"--set", &set, NULL},
 		{"--help", NULL, &want_help}, {"-h", NULL, &want_help},
 		{NULL, NULL, NULL}};
 	const char *pos[1];
@@ -136,9 +145,32 @@ anc_cli_cmd_drift(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		    "anchorage drift --help)");
 	if ((code = anc_collection_name_check(pos[0], err)))
 		return code;
-	if ((code = anc_cli_connect(ctx, err)) ||
-	    (code = anc_client_drift(ctx->client, pos[0], contract, fresh,
-	         &resp, err)))
+	if (set != NULL) {
+		/* the syntax here, before a round trip */
+		anc_drift_config probe;
+		memset(&probe, 0, sizeof probe);
+		if ((code = anc_drift_config_apply(&probe, set, err))) {
+			char why[ANC_ERRMSG_MAX];
+			snprintf(why, sizeof why, "%s", err->msg);
+			return anc_cli_usage(ctx, err, "drift --set: %s", why);
+		}
+	}
+	if ((code = anc_cli_connect(ctx, err)))
+		return code;
+	if (set != NULL) {
+		anc_req req;
+		memset(&req, 0, sizeof req);
+		req.op = ANC_OP_DRIFT;
+		req.u.drift.collection = pos[0];
+		req.u.drift.contract = contract != NULL ? contract : "";
+		req.u.drift.fresh = fresh;
+		req.u.drift.set = set;
+		code = anc_client_call(ctx->client, &req, &resp, err);
+	} else {
+		code = anc_client_drift(ctx->client, pos[0], contract, fresh,
+		                        &resp, err);
+	}
+	if (code)
 		return code;
 	if (ctx->json)
 		code = anc_cli_json_emit(stdout, anc_cli_drift_json(&resp->u.drift),

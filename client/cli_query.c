@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_ground.h"
 #include "cli_vecfile.h"
 
 static const char query_usage[] =
@@ -30,7 +31,12 @@ static const char query_usage[] =
     "applied):\n  --ef N      HNSW kinds: efSearch, 1..8192\n"
     "  --nprobe N  IVF kinds: inverted lists searched, 1..nlist\n"
     "  --exact     exhaustive search over the stored vectors\n"
-    "  --rerank N  re-score the best N candidates exactly, 1..4096\n";
+    "  --rerank N  re-score the best N candidates exactly, 1..4096\n"
+    "\nGrounding (README \"Grounding checks and receipts\"): every query's "
+    "top hit\ncarries a confidence (strong|weak|none, or unknown before the "
+    "contract is\ncalibrated). --receipt stores a tamper-evident receipt of "
+    "each request's\nanswer on the server; its ID is printed (\"receipt\" "
+    "in the JSON provenance)\nfor `anchorage receipt show|replay`.\n";
 
 int
 anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
@@ -39,14 +45,15 @@ anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	const char *rows = NULL, *kstr = NULL;
 	const char *efstr = NULL, *npstr = NULL, *rrstr = NULL;
 	anc_client_query_opts qo = {0, 0, 0, 0};
-	int want_help = 0, with_text = 0;
+	int want_help = 0, with_text = 0, receipt = 0;
 	const anc_cli_optspec specs[] = {
 		{"--contract", &contract, NULL}, {"--vector", &vector, NULL},
 		{"--vectors", &vectors, NULL}, {"--rows", &rows, NULL},
 		{"-k", &kstr, NULL}, {"--k", &kstr, NULL},
 		{"--text", NULL, &with_text}, {"--ef", &efstr, NULL},
 		{"--nprobe", &npstr, NULL}, {"--rerank", &rrstr, NULL},
-		{"--exact", NULL, &qo.exact}, {"--help", NULL, &want_help},
+		{"--exact", NULL, &qo.exact}, {"--receipt", NULL, &receipt},
+		{"--help", NULL, &want_help},
 		{"-h", NULL, &want_help}, {NULL, NULL, NULL}};
 	const char *pos[1];
 	anc_limits lim;
@@ -112,11 +119,32 @@ anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		per = lim.max_queries;
 	for (done = 0; done < nq; done += n) {
 		n = nq - done < per ? nq - done : per;
-		if ((code = anc_client_query2(ctx->client, pos[0], contract,
-		         vecs + (size_t)done * dim, n, dim, k, with_text, &qo,
-		         &resp,
-		         err)))
+		if (receipt) {
+			/* the receipt field has no anc_client_query2 slot:
+			 * build the request (issue 8) */
+			anc_req req;
+			memset(&req, 0, sizeof req);
+			req.op = ANC_OP_QUERY;
+			req.u.query.collection = pos[0];
+			req.u.query.contract = contract != NULL ? contract : "";
+			req.u.query.vectors = vecs + (size_t)done * dim;
+			req.u.query.nq = n;
+			req.u.query.dim = dim;
+			req.u.query.k = k;
+			req.u.query.with_text = with_text;
+			req.u.query.ef = qo.ef;
+			req.u.query.nprobe = qo.nprobe;
+			req.u.query.exact = qo.exact;
+			req.u.query.rerank = qo.rerank;
+			req.u.query.receipt = 1;
+			if ((code = anc_client_call(ctx->client, &req, &resp,
+			         err)))
+				goto leave;
+		} else if ((code = anc_client_query2(ctx->client, pos[0],
+		                contract, vecs + (size_t)done * dim, n, dim, k,
+		                with_text, &qo, &resp, err))) {
 			goto leave;
+		}
 		if (resp->u.query.nq != n) {
 			code = anc_error_set(err, ANC_EMALFORMED,
 			    "query reply: expected %u hit lists, got %u", n,
@@ -143,12 +171,29 @@ anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 					json_decref(o);
 					o = NULL;
 				}
+				/* issue 8: confidence of the top hit, receipt */
+				if (o != NULL) {
+					json_object_set_new(o, "confidence",
+					    json_string(anc_confidence_name(
+					        resp->u.query.lists[i].confidence)));
+					if (resp->u.query.prov.receipt[0])
+						json_object_set_new(
+						    json_object_get(o, "provenance"),
+						    "receipt", json_string(
+						        resp->u.query.prov.receipt));
+				}
 				if ((code = anc_cli_json_emit(stdout, o, err)))
 					goto leave;
 			} else {
 				anc_cli_hits_print(stdout, begin + done + i,
 				    &resp->u.query.lists[i], &resp->u.query.prov,
 				    with_text);
+				printf("  confidence %s%s%s\n",
+				    anc_confidence_name(
+				        resp->u.query.lists[i].confidence),
+				    resp->u.query.prov.receipt[0] ? ", receipt "
+				                                  : "",
+				    resp->u.query.prov.receipt);
 			}
 		}
 		anc_resp_free(resp);

@@ -275,6 +275,15 @@ faiss_IndexIDMap2_cast(FaissIndex *index)
 	    dynamic_cast<faiss::IndexIDMap2 *>(idx_of(index)));
 }
 
+void
+faiss_IndexIDMap2_id_map(FaissIndexIDMap2 *index, idx_t **p_id_map,
+                         size_t *p_size)
+{
+	auto *m = reinterpret_cast<faiss::IndexIDMap2 *>(index);
+	*p_id_map = m->id_map.data();
+	*p_size = m->id_map.size();
+}
+
 FaissIndex *
 faiss_IndexIDMap2_sub_index(FaissIndexIDMap2 *index)
 {

@@ -894,6 +894,33 @@ store_vector_same(store *st, MDB_txn *txn, uint32_t cid,
 }
 
 int
+store_vector_peek(store *st, MDB_txn *txn, uint32_t cid,
+                  const uint8_t id[ANC_CONTRACT_ID_RAW],
+                  const uint8_t anchor[ANC_ANCHOR_RAW], const float *vec,
+                  uint32_t dim, int *found, uint64_t *label, int *same,
+                  anc_error *err)
+{
+	uint8_t key[VKEY];
+	MDB_val v;
+	int rv;
+
+	*same = 0;
+	*label = 0;
+	vector_key(key, cid, id, anchor);
+	rv = get(txn, st->vectors, key, sizeof key, &v, found, "vector", err);
+	if (rv != ANC_OK || !*found)
+		return rv;
+	if (v.mv_size != 8 + (size_t)dim * sizeof(float))
+		return anc_error_set(err, ANC_EMALFORMED,
+		                     "lmdb vectors: %zu bytes, expected %zu",
+		                     v.mv_size, 8 + (size_t)dim * sizeof(float));
+	memcpy(label, v.mv_data, 8);
+	*same = memcmp((const uint8_t *)v.mv_data + 8, vec,
+	               (size_t)dim * sizeof(float)) == 0;
+	return ANC_OK;
+}
+
+int
 store_vector_put(store *st, MDB_txn *txn, uint32_t cid,
                  const uint8_t id[ANC_CONTRACT_ID_RAW],
                  const uint8_t anchor[ANC_ANCHOR_RAW], uint64_t label,

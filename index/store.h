@@ -162,6 +162,13 @@ int store_vector_same(store *st, MDB_txn *txn, uint32_t cid,
                       const uint8_t id[ANC_CONTRACT_ID_RAW],
                       const uint8_t anchor[ANC_ANCHOR_RAW], const float *v,
                       uint32_t dim, int *same, anc_error *err);
+/* One lookup for the write path: *found, and when found the stored
+ * label and whether the stored vector has exactly these bytes (*same). */
+int store_vector_peek(store *st, MDB_txn *txn, uint32_t cid,
+                      const uint8_t id[ANC_CONTRACT_ID_RAW],
+                      const uint8_t anchor[ANC_ANCHOR_RAW], const float *v,
+                      uint32_t dim, int *found, uint64_t *label, int *same,
+                      anc_error *err);
 int store_vector_put(store *st, MDB_txn *txn, uint32_t cid,
                      const uint8_t id[ANC_CONTRACT_ID_RAW],
                      const uint8_t anchor[ANC_ANCHOR_RAW], uint64_t label,

@@ -45,10 +45,13 @@
  * the cores and pay a team start-up per call. So a search with fewer than
  * OMP_BATCH_MIN queries runs on its calling thread alone
  * (omp_set_num_threads(1): the setting is the calling thread's own ICV,
- * so other threads are not affected), while a larger batch, and training
- * and building in the background thread, use every core. Concurrency then
- * comes from the worker threads, parallelism within one big batch from
- * OpenMP.
+ * so other threads are not affected), while a larger batch uses every
+ * core. Concurrency then comes from the worker threads, parallelism within
+ * one big batch from OpenMP. The background build (training, adding) runs
+ * on one thread: it is not urgent, queries keep the other cores, and
+ * OpenMP teams that spin-wait on a busy machine were measured making a
+ * k-means training 50x slower (sift5k, PQ: 1.4 s alone, 97 s with two
+ * threads while other processes held the cores).
  */
 #include "vindex.h"
 
@@ -172,7 +175,9 @@ faiss_new(const vindex *vx, int final, FaissIndex **out, anc_error *err)
 	else if (x->kind == ANC_INDEX_IVF_FLAT)
 		snprintf(desc, sizeof desc, "IDMap2,IVF%u,Flat", x->nlist);
 	else if (x->kind == ANC_INDEX_IVF_PQ)
-		snprintf(desc, sizeof desc, "IDMap2,IVF%u,PQ%ux%u", x->nlist,
+		/* "np": no polysemous training (it only serves Hamming
+		 * filtering, which is not used, and costs minutes). */
+		snprintf(desc, sizeof desc, "IDMap2,IVF%u,PQ%ux%unp", x->nlist,
 		         x->pq_m, x->pq_nbits);
 	else
 		snprintf(desc, sizeof desc, "IDMap2,Flat");
@@ -617,7 +622,17 @@ vindex_add(vindex *vx, uint64_t n, const float *vecs, const uint64_t *labels,
            uint64_t seq, int64_t live_delta, anc_error *err)
 {
 	int rv;
+	/* Same rule as searches (design note). */
+	omp_set_num_threads(n >= OMP_BATCH_MIN ? omp_get_num_procs() : 1);
 	vindex_wrlock(vx);
+	/* Labels arrive in increasing order, so one at or below covered is
+	 * in the index already: a background build that read LMDB between
+	 * this write's commit and this call took it from there. */
+	while (n > 0 && labels[0] <= vx->covered && vx->covered > 0) {
+		vecs += vx->c.dim;
+		labels++;
+		n--;
+	}
 	rv = add_raw(vx, vx->idx, n, vecs, labels, err);
 	if (rv == ANC_OK && n > 0) {
 		if (labels[n - 1] > vx->covered)
@@ -768,9 +783,13 @@ build_from_store(const vindex *vx, store *st, MDB_txn *txn, FaissIndex **out,
 	*out = NULL;
 	/* Trained kinds are trained in the background: here they get their
 	 * exact placeholder. */
-	if ((rv = faiss_new(vx, 0, &idx, err)) != ANC_OK)
+	int final = !kind_is_trained(vx->c.index.kind);
+
+	omp_set_num_threads(omp_get_num_procs()); /* start-up, big batches */
+
+	if ((rv = faiss_new(vx, final, &idx, err)) != ANC_OK)
 		return rv;
-	if ((rv = faiss_tune(vx, idx, 0, err)) != ANC_OK ||
+	if ((rv = faiss_tune(vx, idx, final, err)) != ANC_OK ||
 	    (rv = batch_init(&b, vx, idx, st, txn, err)) != ANC_OK) {
 		faiss_Index_free(idx);
 		return rv;
@@ -903,7 +922,7 @@ bg_add_one(void *arg, uint64_t label, const uint8_t *anchor, const void *vec,
  * long, then the rest and the swap under the write lock. */
 static int
 bg_swap(vindex *vx, FaissIndex *idx, uint64_t seq0, uint64_t count,
-        anc_error *err)
+        uint64_t maxlab, anc_error *err)
 {
 	float *v = NULL;
 	uint64_t *l = NULL;
@@ -932,8 +951,12 @@ bg_swap(vindex *vx, FaissIndex *idx, uint64_t seq0, uint64_t count,
 		vindex_unlock(vx);
 		(void)cap;
 		for (size_t i = 0; i < n && rv == ANC_OK; i++)
-			if (l[i] > seq0)
+			if (l[i] > seq0) {
 				rv = add_raw(vx, idx, 1, v + i * d, l + i, err);
+				count++;
+				if (l[i] > maxlab)
+					maxlab = l[i];
+			}
 		free(v);
 		free(l);
 		if (rv != ANC_OK)
@@ -945,8 +968,12 @@ bg_swap(vindex *vx, FaissIndex *idx, uint64_t seq0, uint64_t count,
 			rv = add_raw(vx, idx, 1, vx->pend_v + i * d,
 			             vx->pend_l + i, err);
 			count++;
+			if (vx->pend_l[i] > maxlab)
+				maxlab = vx->pend_l[i];
 		}
 	if (rv == ANC_OK) {
+		if (maxlab > vx->covered)
+			vx->covered = maxlab;
 		old = vx->idx;
 		vx->idx = idx;
 		vx->trained = 1;
@@ -983,7 +1010,7 @@ bg_build(vindex *vx, anc_error *err)
 	if ((rv = store_txn_begin(vx->st, 1, &txn, err)) != ANC_OK ||
 	    (rv = store_seq_get(vx->st, txn, &seq0, err)) != ANC_OK)
 		goto done;
-	omp_set_num_threads(omp_get_num_procs());
+	omp_set_num_threads(1); /* design note: one core, queries keep the rest */
 	sm.vx = vx;
 	sm.cap = train_cap(vx);
 	sm.rng = 0x616e63686f72ull ^ seq0;
@@ -1028,7 +1055,7 @@ bg_build(vindex *vx, anc_error *err)
 	                              "index build stopped")
 	                                          : ANC_OK) != ANC_OK)
 		goto done;
-	if ((rv = bg_swap(vx, idx, seq0, b.total, err)) == ANC_OK)
+	if ((rv = bg_swap(vx, idx, seq0, b.total, b.maxlab, err)) == ANC_OK)
 		idx = NULL; /* now the index's */
 done:
 	if (binit)
@@ -1100,10 +1127,13 @@ bg_maybe_start(vindex *vx, int retrain)
 		pthread_mutex_unlock(&vx->bg_mu);
 		return;
 	}
-	/* Retrain as the collection doubles: centroids and value ranges
-	 * learnt on a tenth of the data would serve the rest poorly. */
+	/* IVF: retrain as the collection doubles, centroids learnt on a
+	 * tenth of the data serve the rest poorly. SQ8 learns only value
+	 * ranges, which a first sample already has, and rebuilding an HNSW
+	 * graph costs much more: it is retrained only on request. */
 	due = !trained ? live >= need
-	               : retrain || (trained_on > 0 && live >= 2 * trained_on);
+	               : retrain || (kind_is_ivf(vx->c.index.kind) &&
+	                             trained_on > 0 && live >= 2 * trained_on);
 	if (due) {
 		if (vx->bg_joinable) {
 			pthread_join(vx->bg_thr, NULL); /* finished */

@@ -39,6 +39,9 @@ static const char *const op_names[ANC_OP__COUNT] = {
 	[ANC_OP_CONTRACT_RETIRE] = "contract_retire",
 	[ANC_OP_CONTRACT_CHECK] = "contract_check",
 	[ANC_OP_DRIFT] = "drift",
+	[ANC_OP_VERIFY] = "verify",
+	[ANC_OP_RECEIPT_GET] = "receipt_get",
+	[ANC_OP_RECEIPT_REPLAY] = "receipt_replay",
 };
 
 const char *
@@ -457,7 +460,9 @@ dec_query(const mpk_dec *d, const msgpack_object *body, anc_req_query *q)
 	q->with_text = 0;
 	if ((rv = mpk_get_bool(d, body, "body", "text", 0, &q->with_text,
 	         NULL)) ||
-	    (rv = mpk_get_bool(d, body, "body", "exact", 0, &q->exact, NULL)))
+	    (rv = mpk_get_bool(d, body, "body", "exact", 0, &q->exact, NULL)) ||
+	    (rv = mpk_get_bool(d, body, "body", "receipt", 0, &q->receipt,
+	         NULL)))
 		return rv;
 	{
 		/* Search parameters: absent means the contract's; present
@@ -673,6 +678,12 @@ dec_body(const mpk_dec *d, const msgpack_object *body, anc_req *req)
 		return dec_anchors(d, body, &req->u.del);
 	case ANC_OP_DRIFT:
 		return pr_drift_req_decode(d, body, &req->u.drift);
+	case ANC_OP_VERIFY:
+		return pr_verify_req_decode(d, body, &req->u.verify);
+	case ANC_OP_RECEIPT_GET:
+	case ANC_OP_RECEIPT_REPLAY:
+		return pr_receipt_req_decode(d, body,
+		    req->op == ANC_OP_RECEIPT_GET, &req->u.receipt);
 	default:
 		return anc_error_set(d->err, ANC_EINTERNAL,
 		    "op %d has no decoder", (int)req->op);
@@ -864,7 +875,8 @@ enc_query(mpk_w *w, const anc_req_query *q, anc_error *err)
 	/* k 0 means "the server's default" (10): the field is left out; so
 	 * are search parameters at 0 (the contract's own). */
 	mpk_w_map(w, 3 + has_contract + (q->k != 0) + (q->ef != 0) +
-	    (q->nprobe != 0) + (q->exact != 0) + (q->rerank != 0));
+	    (q->nprobe != 0) + (q->exact != 0) + (q->rerank != 0) +
+	    (q->receipt != 0));
 	mpk_w_kstr(w, "collection", q->collection);
 	if (has_contract)
 		mpk_w_kstr(w, "contract", q->contract);
@@ -883,6 +895,8 @@ enc_query(mpk_w *w, const anc_req_query *q, anc_error *err)
 		mpk_w_kbool(w, "exact", 1);
 	if (q->rerank != 0)
 		mpk_w_kuint(w, "rerank", q->rerank);
+	if (q->receipt != 0)
+		mpk_w_kbool(w, "receipt", 1);
 	return ANC_OK;
 }
 
@@ -1042,6 +1056,12 @@ enc_body(mpk_w *w, const anc_req *req, anc_error *err)
 		return enc_anchors(w, &req->u.del, err);
 	case ANC_OP_DRIFT:
 		return pr_drift_req_encode(w, &req->u.drift, err);
+	case ANC_OP_VERIFY:
+		return pr_verify_req_encode(w, &req->u.verify, err);
+	case ANC_OP_RECEIPT_GET:
+	case ANC_OP_RECEIPT_REPLAY:
+		return pr_receipt_req_encode(w, &req->u.receipt,
+		    req->op == ANC_OP_RECEIPT_GET, err);
 	default:
 		return anc_error_set(err, ANC_EINVAL,
 		    "op: %d is not an operation", (int)req->op);

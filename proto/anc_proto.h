@@ -55,6 +55,9 @@ typedef enum {
 	ANC_OP_CONTRACT_RETIRE,
 	ANC_OP_CONTRACT_CHECK,
 	ANC_OP_DRIFT,    /* drift report of one contract (issue 4) */
+	ANC_OP_VERIFY,   /* grounding check of claims (issue 8) */
+	ANC_OP_RECEIPT_GET,    /* read a receipt, HMAC re-checked (issue 8) */
+	ANC_OP_RECEIPT_REPLAY, /* re-run a receipt's request (issue 8) */
 	ANC_OP__COUNT
 } anc_op;
 
@@ -107,7 +110,10 @@ void anc_buf_free(anc_buf *b);
  *   upsert             {"collection", "contract", "records":[{source, chunk,
  *                       text?, meta?, vector}]}
  *   query              {"collection", "contract"?, "vectors":[bin...], "k"?,
- *                       "text"?, "ef"?, "nprobe"?, "exact"?, "rerank"?}
+ *                       "text"?, "ef"?, "nprobe"?, "exact"?, "rerank"?,
+ *                       "receipt"?}
+ *   verify, receipt_get, receipt_replay: see anc_req_verify and
+ *                      anc_req_receipt below
  *   resolve            {"collection", "anchors":[str...]}
  *   delete             {"collection", "anchors":[str...]}
  *
@@ -137,7 +143,29 @@ typedef struct anc_req_query {
 	int exact;            /* 1: exhaustive search */
 	uint32_t rerank;      /* exact re-rank of this many candidates,
 	                         1..ANC_RERANK_MAX */
+	int receipt;          /* issue 8: 1 stores a receipt of the answer
+	                         (its ID in provenance.receipt) */
 } anc_req_query;
+
+/* verify (issue 8): {"collection", "contract"?, "claims":[{"vector": bin,
+ * "cited": [anchor...], "revisions"?: [uint...]}], "receipt"?: bool}.
+ * At most min(max_queries, ANC_VERIFY_CLAIMS_MAX) claims of at most
+ * ANC_VERIFY_CITED_MAX cited anchors; "revisions", when present, has one
+ * entry per cited anchor (0: any revision). */
+typedef struct anc_req_verify {
+	const char *collection;
+	const char *contract; /* "" for the default */
+	anc_claim *claims;    /* vec, cited, cited_rev in the arena */
+	uint32_t n;
+	int receipt;
+} anc_req_verify;
+
+/* receipt_get {"receipt": ID, "text"?: bool} and receipt_replay
+ * {"receipt": ID} (issue 8). */
+typedef struct anc_req_receipt {
+	anc_receipt_id_str id;
+	int with_text;
+} anc_req_receipt;
 
 typedef struct anc_req_anchors { /* resolve and delete */
 	const char *collection;
@@ -201,6 +229,8 @@ typedef struct anc_req {
 		anc_req_anchors resolve;
 		anc_req_anchors del;
 		anc_req_drift drift;
+		anc_req_verify verify;
+		anc_req_receipt receipt; /* receipt_get, receipt_replay */
 	} u;
 	const char *auth; /* envelope "auth": the API key, or NULL (at most
 	                     ANC_AUTH_MAX bytes; never logged or echoed) */
@@ -260,6 +290,10 @@ typedef struct anc_resp {
 		 * pass}], "threshold", "min_cosine", "pass", "checked_at"} */
 		anc_check_result check;
 		anc_drift_report drift; /* body {"report": {...}} */
+		/* issue 8 (PROTOCOL.md "Grounding checks and receipts") */
+		anc_verify_result verify;
+		anc_receipt receipt;       /* receipt_get */
+		anc_replay_result replay;  /* receipt_replay */
 	} u;
 	void *arena_; /* private */
 } anc_resp;

@@ -35,7 +35,7 @@ enc_info(mpk_w *w, const anc_info *in)
 		mpk_w_array(w, c->ncontracts);
 		for (uint32_t j = 0; j < c->ncontracts; j++) {
 			const anc_contract_info *ci = &c->contracts[j];
-			mpk_w_map(w, 12);
+			mpk_w_map(w, 12 + (ci->calib.computed_at != 0));
 			mpk_w_kstr(w, "id", ci->id);
 			mpk_w_kstr(w, "state",
 			    anc_contract_state_name(ci->state));
@@ -51,6 +51,11 @@ enc_info(mpk_w *w, const anc_info *in)
 			    ci->check_min_cosine);
 			mpk_w_key(w, "contract");
 			pr_contract_encode(w, &ci->contract);
+			/* issue 8; absent until the contract is calibrated */
+			if (ci->calib.computed_at != 0) {
+				mpk_w_key(w, "calibration");
+				pr_calib_encode(w, &ci->calib);
+			}
 		}
 	}
 }
@@ -151,10 +156,8 @@ enc_body(mpk_w *w, const anc_resp *r, anc_error *err)
 		if (r->u.query.nq > 0 && r->u.query.lists == NULL)
 			return anc_error_set(err, ANC_EINVAL,
 			    "body.results: NULL with %u entries", r->u.query.nq);
-		if ((int)pv->index < 0 || pv->index > ANC_INDEX_KIND_LAST)
-			return anc_error_set(err, ANC_EINVAL,
-			    "body.provenance.index: %d is not an index kind",
-			    (int)pv->index);
+		if ((rv = pr_prov_check(pv, "body.provenance", err)))
+			return rv;
 		mpk_w_map(w, 2);
 		mpk_w_key(w, "results");
 		mpk_w_array(w, r->u.query.nq);
@@ -164,7 +167,9 @@ enc_body(mpk_w *w, const anc_resp *r, anc_error *err)
 				return anc_error_set(err, ANC_EINVAL,
 				    "body.results[%u].hits: NULL with %u "
 				    "entries", i, l->nhits);
-			mpk_w_map(w, 3);
+			mpk_w_map(w, 4);
+			mpk_w_kstr(w, "confidence",
+			    anc_confidence_name(l->confidence));
 			mpk_w_kbool(w, "drift", l->drift_flag);
 			mpk_w_kfloat(w, "drift_score", l->drift_score);
 			mpk_w_key(w, "hits");
@@ -184,15 +189,7 @@ enc_body(mpk_w *w, const anc_resp *r, anc_error *err)
 			}
 		}
 		mpk_w_key(w, "provenance");
-		mpk_w_map(w, 8);
-		mpk_w_kstr(w, "contract", pv->contract);
-		mpk_w_kstr(w, "index", anc_index_kind_name(pv->index));
-		mpk_w_kbool(w, "exact", pv->exact);
-		mpk_w_kuint(w, "ef_search", pv->ef_search);
-		mpk_w_kuint(w, "seq", pv->seq);
-		mpk_w_kuint(w, "generation", pv->generation);
-		mpk_w_kuint(w, "nprobe", pv->nprobe);
-		mpk_w_kuint(w, "rerank", pv->rerank);
+		pr_prov_encode(w, pv); /* + "receipt" when one was made */
 		return ANC_OK;
 	}
 	case ANC_OP_RESOLVE:
@@ -294,6 +291,12 @@ enc_body(mpk_w *w, const anc_resp *r, anc_error *err)
 		return ANC_OK;
 	case ANC_OP_DRIFT:
 		return pr_drift_resp_encode(w, &r->u.drift, err);
+	case ANC_OP_VERIFY:
+		return pr_verify_resp_encode(w, &r->u.verify, err);
+	case ANC_OP_RECEIPT_GET:
+		return pr_receipt_resp_encode(w, &r->u.receipt, err);
+	case ANC_OP_RECEIPT_REPLAY:
+		return pr_replay_resp_encode(w, &r->u.replay, err);
 	default:
 		return anc_error_set(err, ANC_EINVAL,
 		    "op: %d is not an operation", (int)r->op);
@@ -419,7 +422,6 @@ dec_enum(const mpk_dec *d, const msgpack_object *map, const char *parent,
 }
 
 static const char *state_name(int s) { return anc_contract_state_name(s); }
-static const char *kind_name(int k) { return anc_index_kind_name(k); }
 
 /* Index memory per vector (issue 6): optional, for servers before it;
  * "trained" defaults to 1 (flat and hnsw need no training). */
@@ -591,6 +593,17 @@ dec_info(const mpk_dec *d, const msgpack_object *body, anc_info *in)
 			mpk_path(cp, r, "contract");
 			if ((rv = pr_contract_decode(d, cm, cp, &ci->contract)))
 				return rv;
+			{
+				const msgpack_object *km;
+				int has;
+				mpk_path(cp, r, "calibration");
+				if ((rv = mpk_get_map(d, co, r, "calibration", 0,
+				         &km, &has)))
+					return rv;
+				if (has && (rv = pr_calib_decode(d, km, cp,
+				                 &ci->calib)))
+					return rv;
+			}
 		}
 	}
 	return ANC_OK;
@@ -602,8 +615,8 @@ dec_query(const mpk_dec *d, const msgpack_object *body, anc_resp *resp)
 	const msgpack_object_array *res, *hits;
 	const msgpack_object *o, *ho, *pm;
 	char p[MPK_PATH_MAX], q[MPK_PATH_MAX], hp[MPK_PATH_MAX];
-	uint64_t total = 0, u;
-	int rv = ANC_OK, kind;
+	uint64_t total = 0;
+	int rv = ANC_OK;
 
 	if ((rv = mpk_get_array(d, body, "body", "results", 0,
 	         d->lim->max_queries, "max_queries", &res)))
@@ -632,6 +645,25 @@ dec_query(const mpk_dec *d, const msgpack_object *body, anc_resp *resp)
 		    (rv = mpk_get_float(d, o, p, "drift_score", 0,
 		         &l->drift_score, NULL)))
 			return rv;
+		/* confidence (issue 8): optional, "unknown" when absent */
+		{
+			const msgpack_object *co;
+			char cs[16];
+			int c;
+			if ((rv = mpk_find(d, o, p, "confidence", &co)))
+				return rv;
+			if (co != NULL && co->type != MSGPACK_OBJECT_NIL) {
+				if ((rv = mpk_get_strbuf(d, o, p, "confidence",
+				         1, cs, sizeof cs, NULL)))
+					return rv;
+				if ((c = anc_confidence_parse(cs)) < 0)
+					return anc_error_set(d->err,
+					    ANC_EMALFORMED,
+					    "%s.confidence: unknown value '%s'",
+					    p, cs);
+				l->confidence = c;
+			}
+		}
 		if (hits->size > 0 &&
 		    (l->hits = arr_alloc(d, hits->size, sizeof(anc_hit), q,
 		         &rv)) == NULL)
@@ -660,35 +692,9 @@ dec_query(const mpk_dec *d, const msgpack_object *body, anc_resp *resp)
 			h->text = (char *)s;
 		}
 	}
-	anc_provenance *pv = &resp->u.query.prov;
-	if ((rv = mpk_get_map(d, body, "body", "provenance", 1, &pm, NULL)) ||
-	    (rv = dec_contract_id(d, pm, "body.provenance", "contract", 0,
-	         pv->contract)) ||
-	    (rv = dec_enum(d, pm, "body.provenance", "index", kind_name,
-	         ANC_INDEX_KIND_LAST + 1, &kind)) ||
-	    (rv = mpk_get_bool(d, pm, "body.provenance", "exact", 1, &pv->exact,
-	         NULL)) ||
-	    (rv = mpk_get_uint(d, pm, "body.provenance", "ef_search", 1,
-	         UINT32_MAX, &u, NULL)) ||
-	    (rv = mpk_get_uint(d, pm, "body.provenance", "seq", 1, UINT64_MAX,
-	         &pv->seq, NULL)) ||
-	    (rv = mpk_get_uint(d, pm, "body.provenance", "generation", 1,
-	         UINT64_MAX, &pv->generation, NULL)))
+	if ((rv = mpk_get_map(d, body, "body", "provenance", 1, &pm, NULL)))
 		return rv;
-	pv->index = (anc_index_kind)kind;
-	pv->ef_search = (uint32_t)u;
-	/* Optional: servers before per-request parameters leave them out. */
-	u = 0;
-	if ((rv = mpk_get_uint(d, pm, "body.provenance", "nprobe", 0,
-	         UINT32_MAX, &u, NULL)))
-		return rv;
-	pv->nprobe = (uint32_t)u;
-	u = 0;
-	if ((rv = mpk_get_uint(d, pm, "body.provenance", "rerank", 0,
-	         UINT32_MAX, &u, NULL)))
-		return rv;
-	pv->rerank = (uint32_t)u;
-	return ANC_OK;
+	return pr_prov_decode(d, pm, "body.provenance", &resp->u.query.prov);
 }
 
 static const char *upsert_name(int s) { return anc_upsert_status_name(s); }
@@ -828,6 +834,12 @@ dec_body(const mpk_dec *d, const msgpack_object *body, anc_resp *resp)
 		return ANC_OK;
 	case ANC_OP_DRIFT:
 		return pr_drift_resp_decode(d, body, &resp->u.drift);
+	case ANC_OP_VERIFY:
+		return pr_verify_resp_decode(d, body, &resp->u.verify);
+	case ANC_OP_RECEIPT_GET:
+		return pr_receipt_resp_decode(d, body, &resp->u.receipt);
+	case ANC_OP_RECEIPT_REPLAY:
+		return pr_replay_resp_decode(d, body, &resp->u.replay);
 	default:
 		return anc_error_set(d->err, ANC_EINTERNAL,
 		    "op %d has no decoder", (int)resp->op);

@@ -308,13 +308,14 @@ typedef struct anc_delete_result {
  * 1% of random pairs). The rule, with "above" meaning "closer than":
  *
  *   weak   = random_p99: only 1% of unrelated pairs are this close.
- *   strong = the closer of nn_p05 and random_p99 + 2 x (random_p99 -
- *            random_p50), i.e. as close as 95% of passages are to their
- *            nearest neighbour, and in any case well clear of the random
- *            pairs (twice the p50..p99 spread again beyond p99).
- *   margin = max(0.5 x |strong - weak|, 0.02 x |random_p50|, 1e-6): how
- *            much an uncited passage must beat the cited ones for a
- *            claim to be "miscited".
+ *   strong = clear = random_p99 + 0.5 x (random_p99 - random_p50), well
+ *            clear of the random pairs (half their p50..p99 spread
+ *            again beyond p99), but never beyond nn_p95 (so that it
+ *            stays reachable: 5% of passages have a neighbour that
+ *            close), and never below nn_p05 nor weak.
+ *   margin = 0.5 x |strong - weak| (0.1 x |random_p99 - random_p50| if
+ *            they coincide), at least 1e-6: how much an uncited passage
+ *            must beat the cited ones for a claim to be "miscited".
  *
  * A query's top hit is strong when at least as close as strong, weak when
  * at least as close as weak, none otherwise. The engine recomputes the

@@ -49,4 +49,33 @@ int pr_drift_resp_encode(mpk_w *w, const anc_drift_report *r,
 int pr_drift_resp_decode(const mpk_dec *d, const msgpack_object *body,
                          anc_drift_report *r);
 
+/* Grounding checks and receipts (ground_wire.c, issue 8). */
+void pr_calib_encode(mpk_w *w, const anc_calibration *c);
+int pr_calib_decode(const mpk_dec *d, const msgpack_object *m,
+                    const char *path, anc_calibration *c);
+int pr_prov_check(const anc_provenance *pv, const char *path,
+                  anc_error *err);
+void pr_prov_encode(mpk_w *w, const anc_provenance *pv);
+int pr_prov_decode(const mpk_dec *d, const msgpack_object *pm,
+                   const char *path, anc_provenance *pv);
+int pr_verify_req_decode(const mpk_dec *d, const msgpack_object *body,
+                         anc_req_verify *v);
+int pr_verify_req_encode(mpk_w *w, const anc_req_verify *v, anc_error *err);
+/* with_text_allowed: 1 for receipt_get, 0 for receipt_replay. */
+int pr_receipt_req_decode(const mpk_dec *d, const msgpack_object *body,
+                          int with_text_allowed, anc_req_receipt *r);
+int pr_receipt_req_encode(mpk_w *w, const anc_req_receipt *r,
+                          int with_text_allowed, anc_error *err);
+int pr_verify_resp_encode(mpk_w *w, const anc_verify_result *v,
+                          anc_error *err);
+int pr_verify_resp_decode(const mpk_dec *d, const msgpack_object *body,
+                          anc_verify_result *v);
+int pr_receipt_resp_encode(mpk_w *w, const anc_receipt *r, anc_error *err);
+int pr_receipt_resp_decode(const mpk_dec *d, const msgpack_object *body,
+                           anc_receipt *r);
+int pr_replay_resp_encode(mpk_w *w, const anc_replay_result *r,
+                          anc_error *err);
+int pr_replay_resp_decode(const mpk_dec *d, const msgpack_object *body,
+                          anc_replay_result *r);
+
 #endif /* ANC_PROTO_INT_H */

@@ -62,7 +62,12 @@ anc_op_role(anc_op op)
 	default:
 		/* info, query, resolve, contract check, drift and any
 		 * read-only op added later. Ops that write must be listed
-		 * above. */
+		 * above. verify, receipt_get and receipt_replay are reads;
+		 * so is a query or verify that asks for a receipt: the
+		 * receipt is the server's own audit record of a read (no
+		 * passage, vector or contract changes) with bounded
+		 * retention, so read keys may make them (README "Grounding
+		 * checks and receipts"). */
 		return ANC_ROLE_READ;
 	}
 }

@@ -7,6 +7,7 @@
  * names it, so a typo ("max_mesage") cannot silently leave a default in
  * place.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,12 +122,54 @@ load_limits(json_t *l, anc_server_config *cfg, anc_error *err)
 	return ANC_OK;
 }
 
+/* "receipts": {"secret"?: 64 hex digits (the HMAC key; default: the
+ * data directory's receipt.key), "keep"?: receipts kept, "days"?: days a
+ * retained revision text outlives its last reference} (issue 8). */
+static int
+load_receipts(json_t *r, anc_server_config *cfg, anc_error *err)
+{
+	static const char *const known[] = {"secret", "keep", "days", NULL};
+	json_t *sv;
+	int rv;
+
+	if (!json_is_object(r))
+		return anc_error_set(err, ANC_EINVAL,
+		                     "receipts: expected an object");
+	if ((rv = unknown_keys(r, "receipts", known, err)) ||
+	    (json_object_get(r, "keep") != NULL &&
+	     (rv = get_u32(r, "receipts", "keep", 1, 100000000,
+	                   &cfg->db.receipt_keep, err))) ||
+	    (json_object_get(r, "days") != NULL &&
+	     (rv = get_u32(r, "receipts", "days", 1, 36500,
+	                   &cfg->db.receipt_days, err))))
+		return rv;
+	if ((sv = json_object_get(r, "secret")) != NULL) {
+		const char *h = json_string_value(sv);
+		if (h == NULL || strlen(h) != 64)
+			return anc_error_set(err, ANC_EINVAL,
+			                     "receipts.secret: expected 64 hex "
+			                     "digits (32 bytes)");
+		for (int i = 0; i < 32; i++) {
+			unsigned int b;
+			if (sscanf(h + 2 * i, "%2x", &b) != 1 ||
+			    !isxdigit((unsigned char)h[2 * i]) ||
+			    !isxdigit((unsigned char)h[2 * i + 1]))
+				return anc_error_set(err, ANC_EINVAL,
+				                     "receipts.secret: expected 64 "
+				                     "hex digits (32 bytes)");
+			cfg->db.receipt_key[i] = (uint8_t)b;
+		}
+		cfg->db.receipt_key_set = 1;
+	}
+	return ANC_OK;
+}
+
 int
 anc_server_config_load(anc_server_config *cfg, const char *path,
                        anc_auth **auth_out, char **strings, anc_error *err)
 {
 	static const char *const known[] = {"keys", "tls", "listen", "limits",
-	                                    NULL};
+	                                    "receipts", NULL};
 	json_error_t je;
 	json_t *root = NULL, *v;
 	anc_auth *auth = NULL;
@@ -248,6 +291,9 @@ anc_server_config_load(anc_server_config *cfg, const char *path,
 	}
 	if ((v = json_object_get(root, "limits")) != NULL &&
 	    (rv = load_limits(v, cfg, err)) != ANC_OK)
+		goto leave;
+	if ((v = json_object_get(root, "receipts")) != NULL &&
+	    (rv = load_receipts(v, cfg, err)) != ANC_OK)
 		goto leave;
 
 	cfg->auth = auth;

@@ -71,6 +71,9 @@ anc_server_handle(anc_db *db, const anc_auth *auth, const anc_limits *lim,
 	anc_upsert_result *ures = NULL;
 	anc_delete_result *dres = NULL;
 	anc_check_result *cres = NULL;
+	anc_verify_result *vres = NULL;
+	anc_receipt *rcpt = NULL;
+	anc_replay_result *replay = NULL;
 	double t0 = srv_metrics_now();
 	int rv;
 
@@ -142,6 +145,11 @@ anc_server_handle(anc_db *db, const anc_auth *auth, const anc_limits *lim,
 		rv = anc_db_query2(db, q->collection, q->contract, q->vectors,
 		                   q->nq, q->dim, q->k, q->with_text, &qo, &qres,
 		                   &err);
+		/* issue 8: the receipt records exactly this answer */
+		if (rv == ANC_OK && q->receipt)
+			rv = anc_db_receipt_query(db, q->collection, q->vectors,
+			                          q->nq, q->dim, q->k,
+			                          q->with_text, &qo, qres, &err);
 		if (rv == ANC_OK) {
 			resp.u.query.lists = qres->lists;
 			resp.u.query.nq = qres->nq;
@@ -163,9 +171,39 @@ anc_server_handle(anc_db *db, const anc_auth *auth, const anc_limits *lim,
 		rv = do_delete(db, &req->u.del, &resp, &dres, &err);
 		break;
 	case ANC_OP_DRIFT:
-		rv = anc_db_drift_report(db, req->u.drift.collection,
-		                         req->u.drift.contract, req->u.drift.fresh,
-		                         &resp.u.drift, &err);
+		rv = ANC_OK;
+		/* A configuration change ("set") is an admin's act, like
+		 * registering a contract; the report alone is a read. */
+		if (req->u.drift.set != NULL && req->u.drift.set[0] != '\0' &&
+		    (rv = anc_auth_authorize(auth, ANC_OP_CONTRACT_REGISTER,
+		                             req->auth, &err)) == ANC_OK)
+			rv = anc_db_drift_set(db, req->u.drift.collection,
+			                      req->u.drift.contract,
+			                      req->u.drift.set, &err);
+		if (rv == ANC_OK)
+			rv = anc_db_drift_report(db, req->u.drift.collection,
+			                         req->u.drift.contract,
+			                         req->u.drift.fresh,
+			                         &resp.u.drift, &err);
+		break;
+	case ANC_OP_VERIFY: {
+		const anc_req_verify *v = &req->u.verify;
+		rv = anc_db_verify(db, v->collection, v->contract, v->claims,
+		                   v->n, v->receipt, &vres, &err);
+		if (rv == ANC_OK)
+			resp.u.verify = *vres;
+		break;
+	}
+	case ANC_OP_RECEIPT_GET:
+		rv = anc_db_receipt_get(db, req->u.receipt.id,
+		                        req->u.receipt.with_text, &rcpt, &err);
+		if (rv == ANC_OK)
+			resp.u.receipt = *rcpt;
+		break;
+	case ANC_OP_RECEIPT_REPLAY:
+		rv = anc_db_receipt_replay(db, req->u.receipt.id, &replay, &err);
+		if (rv == ANC_OK)
+			resp.u.replay = *replay;
 		break;
 	default:
 		rv = anc_error_set(&err, ANC_EUNSUPPORTED,
@@ -196,6 +234,9 @@ reply:
 	free(ures);
 	free(dres);
 	anc_check_result_free(cres);
+	anc_verify_result_free(vres);
+	anc_receipt_free(rcpt);
+	anc_replay_result_free(replay);
 	anc_req_free(req);
 	return rv;
 }

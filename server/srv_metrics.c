@@ -312,6 +312,43 @@ render_drift(pw *w, const anc_drift_report *r, uint32_t n)
 		   r[i].collection, r[i].contract, r[i].compute_seconds);
 }
 
+/* Grounding checks and receipts (issue 8): counters kept by the engine
+ * since open, and what LMDB holds now. */
+static void
+render_ground(pw *w, const anc_ground_stats *g)
+{
+	pf(w, "# HELP anchorage_receipts_total Receipt events since start: "
+	      "made, read, refused as tampered, replayed.\n"
+	      "# TYPE anchorage_receipts_total counter\n"
+	      "anchorage_receipts_total{event=\"made\"} %llu\n"
+	      "anchorage_receipts_total{event=\"read\"} %llu\n"
+	      "anchorage_receipts_total{event=\"tampered\"} %llu\n"
+	      "anchorage_receipts_total{event=\"replayed\"} %llu\n",
+	   (unsigned long long)g->receipts_made,
+	   (unsigned long long)g->receipts_read,
+	   (unsigned long long)g->receipts_tampered,
+	   (unsigned long long)g->replays);
+	pf(w, "# HELP anchorage_receipts_stored Receipts in the store.\n"
+	      "# TYPE anchorage_receipts_stored gauge\n"
+	      "anchorage_receipts_stored %llu\n"
+	      "# HELP anchorage_revisions_retained Passage revision texts "
+	      "kept for receipts.\n# TYPE anchorage_revisions_retained gauge\n"
+	      "anchorage_revisions_retained %llu\n",
+	   (unsigned long long)g->receipts_stored,
+	   (unsigned long long)g->revisions_retained);
+	pf(w, "# HELP anchorage_verify_verdicts_total Claims checked by "
+	      "verify, by verdict.\n"
+	      "# TYPE anchorage_verify_verdicts_total counter\n");
+	for (int v = 0; v <= ANC_VERDICT_LAST; v++)
+		pf(w, "anchorage_verify_verdicts_total{verdict=\"%s\"} %llu\n",
+		   anc_verdict_name(v), (unsigned long long)g->verdicts[v]);
+	pf(w, "# HELP anchorage_calibrations_total Confidence calibrations "
+	      "computed since start.\n"
+	      "# TYPE anchorage_calibrations_total counter\n"
+	      "anchorage_calibrations_total %llu\n",
+	   (unsigned long long)g->calibrations);
+}
+
 int
 srv_metrics_render(anc_db *db, const char *data_dir, anc_buf *out,
                    anc_error *err)
@@ -331,6 +368,15 @@ srv_metrics_render(anc_db *db, const char *data_dir, anc_buf *out,
 	render_requests(&w);
 	render_info(&w, info, data_dir);
 	render_drift(&w, reps, nrep);
+	{
+		anc_ground_stats gs;
+		if ((rv = anc_db_ground_stats(db, &gs, err)) != ANC_OK) {
+			anc_info_free(info);
+			free(reps);
+			return rv;
+		}
+		render_ground(&w, &gs);
+	}
 	anc_info_free(info);
 	free(reps);
 	if (w.oom)

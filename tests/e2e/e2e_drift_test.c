@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <zlib.h>
 
@@ -240,6 +241,126 @@ Test(e2e_drift, drift_op_failure_paths)
 	free(e);
 	anc_client_close(c);
 	tu_server_stop(&srv);
+}
+
+/* A fresh report, waiting up to 15 s for the drift thread's reference
+ * rebuild to bring reference_count to want. */
+static anc_drift_report
+drift_wait_ref(anc_client *c, const char *coll, uint64_t want)
+{
+	anc_drift_report rep;
+	double t0 = tu_now();
+	do {
+		rep = drift(c, coll, 1);
+		if (rep.reference_count == want)
+			break;
+		usleep(200 * 1000);
+	} while (tu_now() - t0 < 15);
+	return rep;
+}
+
+Test(e2e_drift, set_config_persists_and_deletes_leave_the_reference)
+{
+	const char *dir = tu_tmpdir();
+	tu_server srv;
+	anc_contract_id_str id;
+	anc_resp *r = NULL;
+	anc_error err;
+	tu_sotu s;
+	char *out = NULL, *e = NULL;
+	start(&srv, dir, "1024");
+	tu_sotu_load_cli(dir, "sotu", id, NULL);
+	tu_sotu_read(&s, "sotu");
+	anc_client *c = tu_client(&srv);
+	query_all(c, "sotu", s.vecs, s.n, s.dim); /* 90 >= min_window 64 */
+	anc_drift_report rep = drift(c, "sotu", 1);
+	cr_expect_eq(rep.reference_count, 90);
+	cr_expect(rep.stats[ANC_DRIFT_STAT_MMD].computed);
+
+	/* --set: syntax checked by the CLI, ranges by the server, both
+	 * naming the key; nothing changes on a refusal */
+	tu_cli_set_url(srv.url);
+	cr_expect_eq(tu_cli(&out, &e, "drift", "sotu", "--set", "nope=1", NULL),
+	             2);
+	cr_expect(strstr(e, "nope") != NULL, "%s", e);
+	free(out);
+	free(e);
+	cr_expect_eq(tu_cli(&out, &e, "drift", "sotu", "--set", "window=x", NULL),
+	             2);
+	cr_expect(strstr(e, "window") != NULL, "%s", e);
+	free(out);
+	free(e);
+	cr_expect_eq(tu_cli(&out, &e, "drift", "sotu", "--set", "folds=1", NULL),
+	             1);
+	cr_expect(strstr(e, "folds") != NULL && strstr(e, "2..20") != NULL, "%s",
+	          e);
+	free(out);
+	free(e);
+	/* the wire refuses a malformed set before the engine sees it */
+	anc_req req;
+	memset(&req, 0, sizeof req);
+	req.op = ANC_OP_DRIFT;
+	req.u.drift.collection = "sotu";
+	req.u.drift.contract = "";
+	req.u.drift.set = "permutations=-3";
+	cr_expect_eq(anc_client_call(c, &req, &r, &err), ANC_EINVAL);
+	cr_expect(strstr(err.msg, "permutations") != NULL, "%s", err.msg);
+	cr_expect_null(r);
+	rep = drift(c, "sotu", 1);
+	cr_expect(rep.stats[ANC_DRIFT_STAT_MMD].computed, "a refused set changed "
+	          "the configuration");
+
+	/* a good set: no permutation test from now on, and it applies to
+	 * the report that comes back with it */
+	cr_expect_eq(tu_cli(&out, &e, "--json", "drift", "sotu", "--fresh", "--set",
+	                    "permutations=0,p_value=0.01", NULL),
+	             0, "%s", e);
+	cr_expect(strstr(out, "\"mmd\"") != NULL, "%s", out);
+	free(out);
+	free(e);
+	rep = drift(c, "sotu", 1);
+	cr_expect(!rep.stats[ANC_DRIFT_STAT_MMD].computed);
+	cr_expect(rep.stats[ANC_DRIFT_STAT_CLASSIFIER].computed);
+
+	/* 20 deletes (70 left, above min_reference 64): the drift thread
+	 * rebuilds the reference from LMDB */
+	anc_resp *dr = NULL;
+	cr_assert_eq(anc_client_delete(c, "sotu", s.anchors, 20, &dr, &err),
+	             ANC_OK, "%s", err.msg);
+	anc_resp_free(dr);
+	rep = drift_wait_ref(c, "sotu", 70);
+	cr_expect_eq(rep.reference_count, 70, "reference still holds %llu",
+	             (unsigned long long)rep.reference_count);
+	cr_expect_eq(rep.reference_sample, 70);
+	/* a replaced vector leaves it too: passage 40 gets passage 41's
+	 * vector, count stays 70 after the rebuild */
+	anc_record rec;
+	memset(&rec, 0, sizeof rec);
+	rec.source = s.source[40];
+	rec.chunk = s.chunk[40];
+	rec.text = s.text[40];
+	rec.vec = s.vecs + (size_t)41 * s.dim;
+	rec.dim = s.dim;
+	cr_assert_eq(anc_client_upsert(c, "sotu", id, &rec, 1, &dr, &err),
+	             ANC_OK, "%s", err.msg);
+	anc_resp_free(dr);
+	rep = drift_wait_ref(c, "sotu", 70);
+	cr_expect_eq(rep.reference_count, 70);
+	anc_client_close(c);
+	tu_server_stop(&srv);
+
+	/* restart: the configuration came back from LMDB */
+	start(&srv, dir, "1024");
+	c = tu_client(&srv);
+	query_all(c, "sotu", s.vecs, s.n, s.dim);
+	rep = drift(c, "sotu", 1);
+	cr_expect_eq(rep.reference_count, 70);
+	cr_expect(!rep.stats[ANC_DRIFT_STAT_MMD].computed,
+	          "permutations=0 was not kept across the restart");
+	cr_expect(rep.stats[ANC_DRIFT_STAT_CENTROID].computed);
+	anc_client_close(c);
+	tu_server_stop(&srv);
+	tu_sotu_free(&s);
 }
 
 /* ---- Fashion-MNIST ---------------------------------------------------------- */
