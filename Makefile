@@ -11,10 +11,14 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 20
 FUZZ_LONG_SECONDS ?= 600
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
-CMAKE_FLAGS ?=
+# -Werror in CI only; said explicitly either way, since CMake caches it.
 ifeq ($(CI),true)
-CMAKE_FLAGS += -DANCHORAGE_WERROR=ON
+WERROR := ON
+else
+WERROR := OFF
 endif
+CMAKE_FLAGS ?=
+CMAKE_FLAGS += -DANCHORAGE_WERROR=$(WERROR)
 
 .PHONY: all deps build run test test-fast test-asan test-fuzz fuzz bench clean help
 

@@ -12,7 +12,7 @@
  *       on/off ratios (and its quartiles);
  *   {"bench":"drift_query_count",...} (--count on|off N)
  *       N queries on one database, to count instructions under callgrind.
- * Usage: drift_bench [--quick | --overhead | --count on|off N]
+ * Usage: drift_bench [--quick | --report | --overhead | --count on|off N]
  * A loaded machine moves wall times by 2x and more: compare CPU times and
  * instruction counts, or run on an idle machine.
  */
@@ -325,15 +325,18 @@ main(int argc, char **argv)
 		            (uint32_t)strtoul(argv[3], NULL, 10));
 		return 0;
 	}
-	if (argc > 1 && !quick && strcmp(argv[1], "--overhead") != 0) {
-		fprintf(stderr, "usage: drift_bench [--quick | --overhead | "
-		                "--count on|off N]\n");
+	int only_report = argc > 1 && strcmp(argv[1], "--report") == 0;
+	int only_overhead = argc > 1 && strcmp(argv[1], "--overhead") == 0;
+	if (argc > 2 || (argc == 2 && !quick && !only_report && !only_overhead)) {
+		fprintf(stderr, "usage: drift_bench [--quick | --report | "
+		                "--overhead | --count on|off N]\n");
 		return 2;
 	}
-	if (argc == 1 || quick) {
+	if (!only_overhead) {
 		bench_report(384, reps);
 		bench_report(784, reps);
 	}
-	bench_overhead(20000, 384, 4000, quick ? 20 : 60, quick ? 50 : 100);
+	if (!only_report)
+		bench_overhead(20000, 384, 4000, quick ? 20 : 60, quick ? 50 : 100);
 	return 0;
 }

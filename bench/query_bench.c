@@ -6,7 +6,7 @@
  * ----------------
  *  1. Fashion-MNIST (60000 x 784 train as base, t10k rows as queries, the
  *     exact L2 top-100 ground truth of the shared data folder):
- *     - an HNSW contract (M 32, efConstruction 200) loaded through a real
+ * *     - an HNSW contract (M 16, efConstruction 100) loaded through a real
  *       anchorage-server; the server is then stopped (it snapshots) and
  *       the snapshot's faiss payload is read by this process, so
  *       "in-process faiss" searches the very same graph with the same
@@ -734,7 +734,7 @@ kinds_load(const dataset *ds, const char *url, kind_run *kr, int n)
 	for (int i = 0; i < n; i++) {
 		anc_contract ct;
 		double t0 = now_s();
-		contract_make(&ct, kr[i].coll, ds->dim, kr[i].kind, 32, 200, 64);
+		contract_make(&ct, kr[i].coll, ds->dim, kr[i].kind, 16, 100, 64);
 		load(c, kr[i].coll, &ct, ds->base, ds->nb, ds->dim, kr[i].cid);
 		kr[i].build_s = wait_trained(c, kr[i].coll, ds->nb, t0);
 		contract_info(c, kr[i].coll, &kr[i].ci);
@@ -933,11 +933,11 @@ main(int argc, char **argv)
 	/* 1. HNSW through the server, then the same graph in-process. */
 	server_start(&s);
 	c = client_open(s.ipc);
-	contract_make(&ct, "fm-hnsw", FM_DIM, ANC_INDEX_HNSW, 32, 200, 64);
+	contract_make(&ct, "fm-hnsw", FM_DIM, ANC_INDEX_HNSW, 16, 100, 64);
 	lt = load(c, "fm-hnsw", &ct, fm.base, fm.nb, FM_DIM, hcid);
 	anc_client_close(c);
 	printf("{\"bench\":\"build\",\"data\":\"fashion-mnist\",\"n\":%u,"
-	       "\"index\":\"hnsw M32 efC200\",\"build_s\":%.2f,"
+	       "\"index\":\"hnsw M16 efC100\",\"build_s\":%.2f,"
 	       "\"build_vps\":%.0f}\n", fm.nb, lt, fm.nb / lt);
 	fflush(stdout);
 	server_stop(&s); /* snapshots */
@@ -1039,11 +1039,14 @@ main(int argc, char **argv)
 
 	/* index kinds: recall at equal ef and memory per vector */
 	{
-		kind_run kr[] = {
-			{"fm-sq8", ANC_INDEX_HNSW_SQ8, "", 0, 0, {0}},
-			{"fm-ivfflat", ANC_INDEX_IVF_FLAT, "", 0, 0, {0}},
-			{"fm-ivfpq", ANC_INDEX_IVF_PQ, "", 0, 0, {0}},
-		};
+		kind_run kr[3];
+		memset(kr, 0, sizeof kr);
+		kr[0].coll = "fm-sq8";
+		kr[0].kind = ANC_INDEX_HNSW_SQ8;
+		kr[1].coll = "fm-ivfflat";
+		kr[1].kind = ANC_INDEX_IVF_FLAT;
+		kr[2].coll = "fm-ivfpq";
+		kr[2].kind = ANC_INDEX_IVF_PQ;
 		const int nk = 3;
 		anc_contract_info hci, fci;
 		uint32_t n = quick ? 500 : 2000;

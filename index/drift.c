@@ -13,18 +13,29 @@
  * writes continue while a report is computed.
  *
  * Cost at window 1024 x reservoir 1024 x dim d, P permutations:
- *   centroid   bootstrap B x 1024 x d additions;
- *   components per dimension two sorts of 1024 values (columns are made
- *              contiguous by one transpose) and a merge walk;
- *   mmd        one N x N Gram matrix (ssyrk, N = 2048), N^2 exp, and one
- *              N x N x (P + 1) product (sgemm) that evaluates all the
- *              permutations at once: for an assignment a (1 = reference),
- *              sum_xx = a'Ka, sum_xy = a'K1 - a'Ka, sum_yy = 1'K1 - 2a'K1 +
- *              a'Ka, so every permutation costs one column of K A;
- *   classifier F folds x E epochs of mini-batch gradient descent.
- * The heavy loops go through BLAS (cblas), the rest is compiled -O2 even in
- * Debug builds (CMakeLists.txt) because the tests run it thousands of
- * times.
+ *   centroid   B bootstrap windows as a (B x 1024 counts) x (1024 x d)
+ *              product (sgemm), in chunks of 32 draws;
+ *   components per dimension, sorted columns and a merge walk. Columns
+ *              are made contiguous by a tiled transpose and sorted by a
+ *              4-pass radix sort; the reservoir's sorted columns are
+ *              cached (d->cols, keyed by the reservoir's generation), so
+ *              while the reservoir does not change only the window's are
+ *              sorted;
+ *   mmd        one N x N Gram matrix (ssyrk, N = 2048), N^2 / 2 exp on the
+ *              upper triangle (row sums in the same pass), and one
+ *              N x N x (P + 1) product (ssymm, reading the upper triangle
+ *              only) that evaluates all the permutations at once: for an
+ *              assignment a (1 = reference), sum_xx = a'Ka, sum_xy = a'K1 -
+ *              a'Ka, sum_yy = 1'K1 - 2a'K1 + a'Ka, so every permutation
+ *              costs one column of K A;
+ *   classifier F folds x E epochs of mini-batch gradient descent, row by
+ *              row with level-1 BLAS (see anc_drift_classifier_auc).
+ * Measured (bench/drift_bench.c, 2 cores): CPU time per report 130-145 ms
+ * at d 384 and 210-235 ms at d 784, against 217 and 370-385 ms before
+ * these changes. The report runs on the calling thread: OpenBLAS spreads
+ * the level-3 products over the cores, and extra threads of ours only
+ * oversubscribed a busy machine. drift.c is compiled -O2 even in Debug
+ * builds (CMakeLists.txt) because the tests run it thousands of times.
  *
  * Random choices (reservoir replacement, bootstrap draws, permutations,
  * folds) come from a splitmix64 generator seeded at creation, so a test
@@ -1636,45 +1647,6 @@ stat_score(anc_drift *d, const snap *s, anc_drift_stat *st)
 	st->computed = 1;
 }
 
-/* The components (sorting, no BLAS) and the classifier (level-2 BLAS on
- * 32-row batches). Run in turn with the centroid bootstrap and the MMD,
- * not on a second thread: OpenBLAS already spreads the level-3 products
- * (most of the cost) over both cores, and a second thread of ours beside
- * its spinning workers oversubscribed the 2 cores (reports of 0.8-2 s
- * instead of 0.3 s when the machine was busy). */
-typedef struct half {
-	anc_drift *d;
-	const snap *s;
-	uint64_t seed;
-	anc_drift_stat comp, clf;
-	int rv;
-	anc_error err;
-} half;
-
-static void
-half_run(half *h)
-{
-	anc_drift *d = h->d;
-	const snap *s = h->s;
-	double auc;
-	if (stat_components(d, s, &h->comp) != ANC_OK) {
-		h->rv = anc_error_set(&h->err, ANC_ENOMEM,
-		                      "drift report: out of memory for the "
-		                      "components (dim %u)",
-		                      d->dim);
-		return;
-	}
-	h->rv = anc_drift_classifier_auc(s->ref, s->nref, s->win, s->nwin,
-	                                 d->dim, d->cfg.folds, d->cfg.epochs,
-	                                 h->seed, &auc, &h->err);
-	if (h->rv != ANC_OK)
-		return;
-	h->clf.value = auc;
-	h->clf.threshold = d->cfg.auc;
-	h->clf.fired = auc > d->cfg.auc;
-	h->clf.computed = 1;
-}
-
 int
 anc_drift_report_compute(anc_drift *d, anc_drift_report *out, anc_error *err)
 {
@@ -1718,41 +1690,54 @@ anc_drift_report_compute(anc_drift *d, anc_drift_report *out, anc_error *err)
 		out->status = ANC_DRIFT_INSUFFICIENT;
 		goto done;
 	}
+	/* In turn on this thread, not on a second one: OpenBLAS already
+	 * spreads the level-3 products (most of the cost) over the cores,
+	 * and a thread of ours beside its spinning workers oversubscribed
+	 * the 2 cores (reports of 0.8-2 s instead of 0.3 s on a busy
+	 * machine). */
 	anc_drift_stat *st = out->stats;
-	half h;
 	uint64_t seed_boot = rng_next(&rng), seed_mmd = rng_next(&rng);
-	memset(&h, 0, sizeof h);
-	h.d = d;
-	h.s = &s;
-	h.seed = rng_next(&rng);
-	half_run(&h);
-	double m2 = 0, p = 1;
+	uint64_t seed_clf = rng_next(&rng);
 	if (stat_centroid(d, &s, seed_boot, &st[ANC_DRIFT_STAT_CENTROID]) !=
-	    ANC_OK)
+	    ANC_OK) {
 		rv = anc_error_set(err, ANC_ENOMEM,
 		                   "drift report: out of memory for the centroid "
 		                   "bootstrap (dim %u)",
 		                   dim);
-	else
-		rv = anc_drift_mmd(s.ref, s.nref, s.win, s.nwin, dim,
-		                   d->cfg.permutations, seed_mmd, &m2, &p, err);
-	if (rv != ANC_OK)
-		goto done;
-	if (h.rv != ANC_OK) {
-		rv = h.rv;
-		if (err != NULL)
-			*err = h.err;
 		goto done;
 	}
-	st[ANC_DRIFT_STAT_COMPONENTS] = h.comp;
-	st[ANC_DRIFT_STAT_CLASSIFIER] = h.clf;
+	if (stat_components(d, &s, &st[ANC_DRIFT_STAT_COMPONENTS]) != ANC_OK) {
+		rv = anc_error_set(err, ANC_ENOMEM,
+		                   "drift report: out of memory for the "
+		                   "components (dim %u)",
+		                   dim);
+		goto done;
+	}
 	{
+		double m2, p;
+		if ((rv = anc_drift_mmd(s.ref, s.nref, s.win, s.nwin, dim,
+		                        d->cfg.permutations, seed_mmd, &m2, &p,
+		                        err)) != ANC_OK)
+			goto done;
 		anc_drift_stat *m = &st[ANC_DRIFT_STAT_MMD];
 		m->value = p;
 		m->threshold = d->cfg.p_value;
 		m->detail = m2;
 		m->fired = d->cfg.permutations > 0 && p < d->cfg.p_value;
 		m->computed = d->cfg.permutations > 0;
+	}
+	{
+		double auc;
+		if ((rv = anc_drift_classifier_auc(s.ref, s.nref, s.win, s.nwin,
+		                                   dim, d->cfg.folds,
+		                                   d->cfg.epochs, seed_clf, &auc,
+		                                   err)) != ANC_OK)
+			goto done;
+		anc_drift_stat *c = &st[ANC_DRIFT_STAT_CLASSIFIER];
+		c->value = auc;
+		c->threshold = d->cfg.auc;
+		c->fired = auc > d->cfg.auc;
+		c->computed = 1;
 	}
 	stat_score(d, &s, &st[ANC_DRIFT_STAT_SCORE]);
 	for (int i = 0; i < ANC_DRIFT_NSTATS; i++)

@@ -11,6 +11,8 @@
  *   2. db->cat, a rwlock over the catalog arrays (collections, their
  *      contracts): read to look up, write only to append;
  *   3. each index's rwlock (vindex.h).
+ * db->gmu guards only the upsert group-commit queue; it is taken alone,
+ * never while holding or waiting for another lock.
  * Catalog entries are allocated once and never freed or moved before
  * anc_db_close, so a pointer found under the catalog read lock stays valid
  * after the lock is dropped; their contract content is immutable. The
@@ -23,7 +25,8 @@
  * increasing, and a snapshot that covers label L is never ahead of a
  * database at sequence >= L. Only after the commit are vectors added to
  * the index, still under the writer mutex, so every index sees labels in
- * order.
+ * order. Concurrent upserts share transactions (group commit, "upsert"
+ * section), each still with its own sequence number and outcome.
  *
  * Query path. faiss may return entries of deleted or replaced vectors
  * (stale: ntotal - live). Each query asks for k + stale candidates (capped
@@ -33,6 +36,13 @@
  * stale entries exceed REBUILD_STALE_MIN and make up half its entries or
  * more is rebuilt
  * after the write that crossed the line, which bounds the oversampling.
+ * Per-request parameters (anc_db_query2): ef / nprobe go to the one faiss
+ * call that searches the whole batch (vindex.c's design note says how
+ * OpenMP threads are used); "exact" on an approximate kind scans LMDB's
+ * vectors instead (only live ones, so no oversampling); "rerank" gathers
+ * that many live hits and re-scores them from LMDB before keeping k.
+ * Trained kinds are trained in the background (vindex.c); a query sees
+ * either the old index or the new one, never a mix.
  *
  * Upsert semantics. text NULL keeps the stored text ("" if new), meta NULL
  * keeps the stored meta (none if new); a record whose text, meta and
@@ -127,7 +137,17 @@ struct anc_db {
 	anc_db_open_stats stats;
 	struct drift_bg *dbg; /* the drift thread ("drift" section below) */
 	ground *gr;           /* grounding and receipts (ground.c) */
+	/* Group commit of upserts ("upsert" section): the queue and whether
+	 * a writer is leading a group, under gmu (never held while waiting
+	 * for wmu). */
+	pthread_mutex_t gmu;
+	pthread_cond_t gcv;
+	int gmu_ok, gcv_ok, gq_busy;
+	struct upsert_req *gq_head, *gq_tail;
 };
+
+struct upsert_req;
+typedef struct upsert_req upsert_req; /* the "upsert" section */
 
 /* The drift section (end of file). */
 static int drift_open(anc_db *db, anc_error *err);
@@ -517,6 +537,10 @@ db_free(anc_db *db)
 		pthread_rwlock_destroy(&db->cat);
 	if (db->wmu_ok)
 		pthread_mutex_destroy(&db->wmu);
+	if (db->gcv_ok)
+		pthread_cond_destroy(&db->gcv);
+	if (db->gmu_ok)
+		pthread_mutex_destroy(&db->gmu);
 	free(db);
 }
 
@@ -553,6 +577,16 @@ anc_db_open(const char *dir, const anc_db_options *opt, anc_db **out,
 		goto fail;
 	}
 	db->cat_ok = 1;
+	if (pthread_mutex_init(&db->gmu, NULL) != 0) {
+		rv = anc_error_set(err, ANC_ENOMEM, "open: no mutex");
+		goto fail;
+	}
+	db->gmu_ok = 1;
+	if (pthread_cond_init(&db->gcv, NULL) != 0) {
+		rv = anc_error_set(err, ANC_ENOMEM, "open: no condition variable");
+		goto fail;
+	}
+	db->gcv_ok = 1;
 	if ((rv = store_open(dir, db->opt.map_size, db->opt.nosync, &db->st,
 	                     err)) != ANC_OK)
 		goto fail;
@@ -1101,10 +1135,414 @@ index_upkeep(anc_db *db, contract_ent *e, anc_error *err)
 	return rv;
 }
 
+/* Group commit. A durable commit costs an fsync plus a rewrite of every
+ * B-tree leaf the transaction touched; anchors are hashes, so a batch of
+ * 2048 records dirties most leaves of the passages and vectors trees
+ * whatever its size. Upserts that arrive while another one holds the
+ * writer therefore queue (db->gq, under db->gmu, which is never held
+ * while waiting for db->wmu), and the next writer takes every queued
+ * request, up to GROUP_MAX_REQS requests and GROUP_MAX_RECORDS records,
+ * into one LMDB transaction with one fsync. Each request keeps what it
+ * would have had alone: its own sequence number (requests are applied in
+ * queue order, each drawing labels above the previous one's sequence),
+ * its own results, its own error. If any request fails inside a group's
+ * transaction, that transaction is aborted and every request of the group
+ * is run again in a transaction of its own, so one bad request never
+ * fails another. Nobody is acknowledged before the commit that holds its
+ * records, so durability is unchanged; a lone writer (in-process loads)
+ * sees no difference. */
+#define GROUP_MAX_REQS 16
+#define GROUP_MAX_RECORDS 16384
+
 typedef struct {
 	uint8_t anchor[ANC_ANCHOR_RAW];
-	int vec_differs; /* pass 1: against the state before the txn */
+	int dup;         /* an earlier record of the request has this anchor */
+	int vfound;      /* pass 1 (dup 0): a vector is stored under the */
+	int same;        /* contract, has exactly these bytes, */
+	uint64_t oldlab; /* and this label */
+	int added;       /* pass 2 wrote its vector (label addl[k]) */
 } upsert_plan;
+
+struct upsert_req {
+	const char *collection;
+	coll_ent *ce;
+	contract_ent *e;
+	const anc_record *records;
+	uint32_t n;
+	anc_upsert_result *results;
+	upsert_plan *plan;
+	float *vecs;     /* n prepared vectors; after the commit the added
+	                    ones are compacted to the front (upsert_after) */
+	uint64_t *addl;  /* the labels of the added ones, in record order */
+	/* upsert_apply's outcome */
+	uint64_t old, commit_seq, nadd;
+	int64_t live_delta, coll_live, coll_del;
+	int wrote;
+	/* the request's outcome */
+	int rv;
+	anc_error err;
+	uint64_t seq;
+	int done;                /* under db->gmu */
+	struct upsert_req *next; /* queue link, under db->gmu */
+};
+
+typedef struct {
+	uint8_t anchor[ANC_ANCHOR_RAW];
+	uint32_t i;
+} anchor_ix;
+
+static int
+anchor_ix_cmp(const void *a, const void *b)
+{
+	const anchor_ix *x = a, *y = b;
+	int c = memcmp(x->anchor, y->anchor, ANC_ANCHOR_RAW);
+	return c != 0 ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+/* plan[i].dup for every record whose anchor an earlier record has: those
+ * must look at the transaction as the earlier ones left it. */
+static int
+plan_mark_dups(upsert_plan *plan, uint32_t n)
+{
+	anchor_ix *ix;
+
+	if (n < 2)
+		return ANC_OK;
+	if ((ix = malloc((size_t)n * sizeof *ix)) == NULL)
+		return ANC_ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		memcpy(ix[i].anchor, plan[i].anchor, ANC_ANCHOR_RAW);
+		ix[i].i = i;
+	}
+	qsort(ix, n, sizeof *ix, anchor_ix_cmp);
+	for (uint32_t i = 1; i < n; i++)
+		if (memcmp(ix[i].anchor, ix[i - 1].anchor, ANC_ANCHOR_RAW) == 0)
+			plan[ix[i].i].dup = 1;
+	free(ix);
+	return ANC_OK;
+}
+
+/* One request inside txn (writer mutex held): both passes, the sequence
+ * number. On failure the caller aborts the transaction. */
+static int
+upsert_apply(anc_db *db, MDB_txn *txn, upsert_req *q, anc_error *err)
+{
+	coll_ent *ce = q->ce;
+	contract_ent *e = q->e;
+	upsert_plan *plan = q->plan;
+	uint32_t n = q->n, dim = e->c.dim;
+	uint64_t label, mmax = 0;
+	int rv;
+
+	q->nadd = 0;
+	q->live_delta = q->coll_live = q->coll_del = 0;
+	q->wrote = 0;
+	if ((rv = store_seq_get(db->st, txn, &q->old, err)) != ANC_OK)
+		return rv;
+	/* Pass 1: how many labels can this write need at most? The commit's
+	 * sequence goes above all of them. A repeated anchor may need one
+	 * whatever the state before it. */
+	for (uint32_t i = 0; i < n; i++) {
+		plan[i].added = 0; /* a group that failed may run us again */
+		if (plan[i].dup) {
+			mmax++;
+			continue;
+		}
+		rv = store_vector_peek(db->st, txn, ce->sc.cid, e->id,
+		                       plan[i].anchor, q->vecs + (size_t)i * dim,
+		                       dim, &plan[i].vfound, &plan[i].oldlab,
+		                       &plan[i].same, err);
+		if (rv != ANC_OK)
+			return rv;
+		mmax += !plan[i].same;
+	}
+	q->commit_seq = q->old + mmax + 1;
+	label = q->old;
+
+	/* Pass 2: write. Later records see earlier ones of the same batch. */
+	for (uint32_t i = 0; i < n; i++) {
+		const anc_record *r = &q->records[i];
+		const float *v = q->vecs + (size_t)i * dim;
+		anc_upsert_result *res = &q->results[i];
+		store_passage p, np;
+		int found, vfound, same, text_same, meta_same, was_deleted;
+		int attach;
+		uint64_t oldlab;
+		uint8_t md[32];
+
+		rv = store_passage_get(db->st, txn, ce->sc.cid, plan[i].anchor, &p,
+		                       &found, err);
+		if (rv != ANC_OK)
+			return rv;
+		if (!found)
+			memset(&p, 0, sizeof p);
+		was_deleted = found && p.deleted;
+		if (was_deleted)
+			p.text_len = p.meta_len = 0; /* a tombstone keeps neither */
+		memset(&np, 0, sizeof np);
+		np.source = r->source;
+		np.source_len = (uint32_t)strlen(r->source);
+		np.chunk = r->chunk;
+		np.chunk_len = (uint32_t)strlen(r->chunk);
+		np.text = r->text != NULL ? r->text : found ? p.text : "";
+		np.text_len = r->text != NULL ? (uint32_t)strlen(r->text)
+		                              : p.text_len;
+		np.meta = r->meta != NULL ? r->meta : p.meta;
+		np.meta_len = r->meta != NULL ? r->meta_len : p.meta_len;
+		text_same = found && !was_deleted && np.text_len == p.text_len &&
+		            memcmp(np.text, p.text, np.text_len) == 0;
+		meta_same = found && !was_deleted && np.meta_len == p.meta_len &&
+		            (np.meta_len == 0 ||
+		             memcmp(np.meta, p.meta, np.meta_len) == 0);
+		if (plan[i].dup) {
+			rv = store_vector_peek(db->st, txn, ce->sc.cid, e->id,
+			                       plan[i].anchor, v, dim, &vfound,
+			                       &oldlab, &same, err);
+			if (rv != ANC_OK)
+				return rv;
+		} else {
+			vfound = plan[i].vfound;
+			same = plan[i].same;
+			oldlab = plan[i].oldlab;
+		}
+		anc_anchor_format(plan[i].anchor, res->anchor);
+		if (text_same && meta_same && same) {
+			res->revision = p.revision;
+			res->status = ANC_UPSERT_UNCHANGED;
+			continue;
+		}
+		/* A first vector under this contract for a live passage whose
+		 * text and meta stay (a migration attaching the new model's
+		 * vectors) is not an edit: revision, hash and pinned anchors'
+		 * resolve answers stay as they were. */
+		attach = text_same && meta_same && !same && !vfound;
+		np.revision = attach ? p.revision : found ? p.revision + 1 : 1;
+		np.seq = q->commit_seq;
+		if (anc_sha256(np.text, np.text_len, md) != ANC_OK)
+			return anc_error_set(err, ANC_ENOMEM,
+			                     "upsert: cannot hash text");
+		memcpy(np.hash, md, 16);
+		/* The passage first: np may point into the map (kept text or
+		 * meta), and the vector writes below may move pages. */
+		if (!attach &&
+		    (rv = store_passage_put(db->st, txn, ce->sc.cid,
+		                            plan[i].anchor, &np, err)) != ANC_OK)
+			return rv;
+		if (!same) {
+			if (label + 1 >= q->commit_seq)
+				return anc_error_set(err, ANC_EINTERNAL,
+				                     "upsert: more labels than "
+				                     "planned");
+			if (vfound)
+				rv = store_label_del(db->st, txn, ce->sc.cid, e->id,
+				                     oldlab, err);
+			else
+				q->live_delta++;
+			label++;
+			if (rv != ANC_OK ||
+			    (rv = store_vector_put(db->st, txn, ce->sc.cid, e->id,
+			                           plan[i].anchor, label, v, dim,
+			                           err)) != ANC_OK ||
+			    (rv = store_label_put(db->st, txn, ce->sc.cid, e->id,
+			                          label, plan[i].anchor, err)) !=
+			        ANC_OK)
+				return rv;
+			plan[i].added = 1;
+			q->addl[q->nadd++] = label;
+		}
+		res->revision = np.revision;
+		res->status = found ? ANC_UPSERT_UPDATED : ANC_UPSERT_CREATED;
+		if (!found) {
+			q->coll_live++;
+		} else if (was_deleted) {
+			q->coll_live++;
+			q->coll_del--;
+		}
+		q->wrote = 1;
+	}
+	if (!q->wrote) {
+		q->seq = q->old;
+		return ANC_OK;
+	}
+	q->seq = q->commit_seq;
+	return store_seq_put(db->st, txn, q->commit_seq, err);
+}
+
+/* After the commit that holds q (writer mutex held): counters, the index,
+ * drift, upkeep. Failures here concern only the derived index. */
+static int
+upsert_after(anc_db *db, upsert_req *q, anc_error *err)
+{
+	coll_ent *ce = q->ce;
+	contract_ent *e = q->e;
+	int rv;
+
+	if (!q->wrote)
+		return ANC_OK;
+	/* The vectors to index to the front of vecs (slot k <= i, a record
+	 * already moved or skipped): no second buffer, no second copy. Only
+	 * now: until the commit a failed group may run q again. */
+	for (uint32_t i = 0, k = 0, dim = e->c.dim; i < q->n; i++) {
+		if (!q->plan[i].added)
+			continue;
+		if (k != i)
+			memmove(q->vecs + (size_t)k * dim,
+			        q->vecs + (size_t)i * dim,
+			        (size_t)dim * sizeof(float));
+		k++;
+	}
+	ce->live = (uint64_t)((int64_t)ce->live + q->coll_live);
+	ce->deleted = (uint64_t)((int64_t)ce->deleted + q->coll_del);
+	rv = vindex_add(e->vx, q->nadd, q->vecs, q->addl, q->commit_seq,
+	                q->live_delta, err);
+	if (e->dr != NULL) {
+		anc_drift_ref_add(e->dr, q->vecs, q->nadd, 1);
+		/* the vectors these replaced leave the reference at its
+		 * next rebuild (drift section) */
+		anc_drift_ref_forget(e->dr, q->nadd - (uint64_t)q->live_delta);
+	}
+	if (rv != ANC_OK) {
+		MDB_txn *rt = NULL;
+		anc_error e2;
+		/* A rebuild reads the committed vectors back; if that fails
+		 * too, report the write as stored and the index as behind. */
+		if (store_txn_begin(db->st, 1, &rt, &e2) == ANC_OK &&
+		    vindex_rebuild(e->vx, db->st, rt, &e2) == ANC_OK)
+			rv = ANC_OK;
+		else
+			anc_error_wrap(err, "collection '%s': write committed at "
+			               "seq %llu but the index is behind",
+			               q->collection,
+			               (unsigned long long)q->commit_seq);
+		store_txn_abort(rt);
+		if (rv != ANC_OK)
+			return rv;
+	}
+	ground_note_writes(db->gr); /* recalibrate off the request path */
+	return index_upkeep(db, e, err);
+}
+
+/* k requests in one transaction (writer mutex held; k >= 1). Sets each
+ * request's rv, err and seq. */
+static void
+upsert_group(anc_db *db, upsert_req **g, uint32_t k)
+{
+	MDB_txn *txn = NULL;
+	uint32_t nlive = 0, i;
+	int rv = ANC_OK, wrote = 0;
+
+	/* Retiring waits for the writer mutex: a contract seen live before
+	 * it may have been retired since. */
+	for (i = 0; i < k; i++) {
+		upsert_req *q = g[i];
+		int retired;
+		cat_rd(db);
+		retired = q->e->state == ANC_CSTATE_RETIRED;
+		cat_un(db);
+		q->rv = ANC_OK;
+		if (retired) {
+			anc_error_set(&q->err, ANC_ERETIRED,
+			              "collection '%s': contract %s was retired",
+			              q->collection, q->e->idstr);
+			q->rv = err_name_default(db, q->ce, &q->err);
+			continue;
+		}
+		g[nlive++] = q; /* the live ones, in order, at the front */
+	}
+	if (nlive == 0)
+		return;
+	if (nlive > 1) {
+		anc_error gerr;
+		if ((rv = store_txn_begin(db->st, 0, &txn, &gerr)) == ANC_OK)
+			for (i = 0; i < nlive && rv == ANC_OK; i++) {
+				rv = upsert_apply(db, txn, g[i], &g[i]->err);
+				wrote |= g[i]->wrote;
+			}
+		if (rv == ANC_OK && !wrote) {
+			store_txn_abort(txn);
+			return; /* every seq is the current one */
+		}
+		if (rv == ANC_OK) {
+			rv = store_txn_commit(db->st, txn, &gerr);
+			txn = NULL;
+		}
+		store_txn_abort(txn);
+		txn = NULL;
+		if (rv == ANC_OK) {
+			for (i = 0; i < nlive; i++)
+				g[i]->rv = upsert_after(db, g[i], &g[i]->err);
+			return;
+		}
+		/* Something failed: nothing of the group is stored. Each
+		 * request on its own, so that only the guilty one fails. */
+	}
+	for (i = 0; i < nlive; i++) {
+		upsert_req *q = g[i];
+		memset(&q->err, 0, sizeof q->err);
+		if ((rv = store_txn_begin(db->st, 0, &txn, &q->err)) == ANC_OK)
+			rv = upsert_apply(db, txn, q, &q->err);
+		if (rv == ANC_OK && q->wrote) {
+			rv = store_txn_commit(db->st, txn, &q->err);
+			txn = NULL;
+			if (rv != ANC_OK)
+				anc_error_wrap(&q->err, "collection '%s'",
+				               q->collection);
+		}
+		store_txn_abort(txn);
+		txn = NULL;
+		if (rv == ANC_OK)
+			rv = upsert_after(db, q, &q->err);
+		q->rv = rv;
+	}
+}
+
+/* Queue q and wait until a group holding it has been committed, leading
+ * a group whenever no other thread does. Returns q->rv. */
+static int
+upsert_submit(anc_db *db, upsert_req *q)
+{
+	upsert_req *g[GROUP_MAX_REQS];
+
+	must(pthread_mutex_lock(&db->gmu), "group lock");
+	q->next = NULL;
+	if (db->gq_tail != NULL)
+		db->gq_tail->next = q;
+	else
+		db->gq_head = q;
+	db->gq_tail = q;
+	for (;;) {
+		uint32_t k = 0;
+		uint64_t recs = 0;
+		while (!q->done && db->gq_busy)
+			must(pthread_cond_wait(&db->gcv, &db->gmu), "group wait");
+		if (q->done)
+			break;
+		/* Lead: take the head of the queue (q is in it, maybe not in
+		 * this group when the queue is long: then lead again). */
+		db->gq_busy = 1;
+		while (db->gq_head != NULL && k < GROUP_MAX_REQS &&
+		       (k == 0 ||
+		        recs + db->gq_head->n <= GROUP_MAX_RECORDS)) {
+			upsert_req *h = db->gq_head;
+			db->gq_head = h->next;
+			if (db->gq_head == NULL)
+				db->gq_tail = NULL;
+			recs += h->n;
+			g[k++] = h;
+		}
+		must(pthread_mutex_unlock(&db->gmu), "group unlock");
+		wlock(db);
+		upsert_group(db, g, k);
+		wunlock(db);
+		must(pthread_mutex_lock(&db->gmu), "group lock");
+		for (uint32_t i = 0; i < k; i++)
+			g[i]->done = 1;
+		db->gq_busy = 0;
+		must(pthread_cond_broadcast(&db->gcv), "group broadcast");
+	}
+	must(pthread_mutex_unlock(&db->gmu), "group unlock");
+	return q->rv;
+}
 
 int
 anc_db_upsert(anc_db *db, const char *collection, const char *contract_ref,
@@ -1114,12 +1552,8 @@ anc_db_upsert(anc_db *db, const char *collection, const char *contract_ref,
 	coll_ent *ce;
 	contract_ent *e;
 	MDB_txn *txn = NULL;
-	upsert_plan *plan = NULL;
-	float *vecs = NULL, *addv = NULL;
-	uint64_t *addl = NULL;
-	uint64_t old, label, commit_seq, nadd = 0, mmax = 0;
-	int64_t live_delta = 0, coll_live = 0, coll_del = 0;
-	int rv, locked = 0, wrote = 0;
+	upsert_req q;
+	int rv;
 	uint32_t dim;
 
 	if (db == NULL || (n > 0 && (records == NULL || results == NULL)))
@@ -1144,211 +1578,47 @@ anc_db_upsert(anc_db *db, const char *collection, const char *contract_ref,
 		}
 		return rv;
 	}
-	plan = calloc(n, sizeof *plan);
-	vecs = malloc((size_t)n * dim * sizeof(float));
-	addv = malloc((size_t)n * dim * sizeof(float));
-	addl = malloc((size_t)n * sizeof *addl);
-	if (plan == NULL || vecs == NULL || addv == NULL || addl == NULL) {
+	memset(&q, 0, sizeof q);
+	q.collection = collection;
+	q.ce = ce;
+	q.e = e;
+	q.records = records;
+	q.n = n;
+	q.results = results;
+	q.plan = calloc(n, sizeof *q.plan);
+	q.vecs = malloc((size_t)n * dim * sizeof(float));
+	q.addl = malloc((size_t)n * sizeof *q.addl);
+	if (q.plan == NULL || q.vecs == NULL || q.addl == NULL) {
 		rv = anc_error_set(err, ANC_ENOMEM,
 		                   "upsert: out of memory for %u records of dim %u",
 		                   n, dim);
 		goto done;
 	}
 	for (uint32_t i = 0; i < n; i++) {
-		vector_prepare(e, records[i].vec, vecs + (size_t)i * dim);
+		vector_prepare(e, records[i].vec, q.vecs + (size_t)i * dim);
 		if (anc_anchor_compute(collection, records[i].source,
-		                       records[i].chunk, plan[i].anchor) != ANC_OK) {
+		                       records[i].chunk, q.plan[i].anchor) !=
+		    ANC_OK) {
 			rv = anc_error_set(err, ANC_ENOMEM,
 			                   "upsert: record %u: cannot hash anchor", i);
 			goto done;
 		}
 	}
-
-	wlock(db);
-	locked = 1;
-	/* Retiring waits for the writer mutex: a contract seen live before
-	 * it may have been retired since. */
-	cat_rd(db);
-	rv = e->state == ANC_CSTATE_RETIRED;
-	cat_un(db);
-	if (rv) {
-		anc_error_set(err, ANC_ERETIRED,
-		              "collection '%s': contract %s was retired",
-		              collection, e->idstr);
-		rv = err_name_default(db, ce, err);
+	if (plan_mark_dups(q.plan, n) != ANC_OK) {
+		rv = anc_error_set(err, ANC_ENOMEM,
+		                   "upsert: out of memory for %u records", n);
 		goto done;
 	}
-	if ((rv = store_txn_begin(db->st, 0, &txn, err)) != ANC_OK ||
-	    (rv = store_seq_get(db->st, txn, &old, err)) != ANC_OK)
-		goto done;
-	/* Pass 1: how many labels can this write need at most? The commit's
-	 * sequence goes above all of them. */
-	for (uint32_t i = 0; i < n; i++) {
-		int same;
-		rv = store_vector_same(db->st, txn, ce->sc.cid, e->id,
-		                       plan[i].anchor, vecs + (size_t)i * dim, dim,
-		                       &same, err);
-		if (rv != ANC_OK)
-			goto done;
-		plan[i].vec_differs = !same;
-		mmax += !same;
+	if ((rv = upsert_submit(db, &q)) != ANC_OK) {
+		if (err != NULL)
+			*err = q.err;
+	} else if (seq != NULL) {
+		*seq = q.seq;
 	}
-	commit_seq = old + mmax + 1;
-	label = old;
-
-	/* Pass 2: write. Later records see earlier ones of the same batch. */
-	for (uint32_t i = 0; i < n; i++) {
-		const anc_record *r = &records[i];
-		const float *v = vecs + (size_t)i * dim;
-		store_passage p, np;
-		int found, vfound, same, text_same, meta_same, was_deleted;
-		int attach;
-		uint64_t oldlab;
-		uint8_t md[32];
-
-		rv = store_passage_get(db->st, txn, ce->sc.cid, plan[i].anchor, &p,
-		                       &found, err);
-		if (rv != ANC_OK)
-			goto done;
-		if (!found)
-			memset(&p, 0, sizeof p);
-		was_deleted = found && p.deleted;
-		if (was_deleted)
-			p.text_len = p.meta_len = 0; /* a tombstone keeps neither */
-		memset(&np, 0, sizeof np);
-		np.source = r->source;
-		np.source_len = (uint32_t)strlen(r->source);
-		np.chunk = r->chunk;
-		np.chunk_len = (uint32_t)strlen(r->chunk);
-		np.text = r->text != NULL ? r->text : found ? p.text : "";
-		np.text_len = r->text != NULL ? (uint32_t)strlen(r->text)
-		                              : p.text_len;
-		np.meta = r->meta != NULL ? r->meta : p.meta;
-		np.meta_len = r->meta != NULL ? r->meta_len : p.meta_len;
-		text_same = found && !was_deleted && np.text_len == p.text_len &&
-		            memcmp(np.text, p.text, np.text_len) == 0;
-		meta_same = found && !was_deleted && np.meta_len == p.meta_len &&
-		            (np.meta_len == 0 ||
-		             memcmp(np.meta, p.meta, np.meta_len) == 0);
-		rv = store_vector_same(db->st, txn, ce->sc.cid, e->id,
-		                       plan[i].anchor, v, dim, &same, err);
-		if (rv != ANC_OK)
-			goto done;
-		anc_anchor_format(plan[i].anchor, results[i].anchor);
-		if (text_same && meta_same && same) {
-			results[i].revision = p.revision;
-			results[i].status = ANC_UPSERT_UNCHANGED;
-			continue;
-		}
-		vfound = 0;
-		if (!same &&
-		    (rv = store_vector_get(db->st, txn, ce->sc.cid, e->id,
-		                           plan[i].anchor, dim, &oldlab, NULL,
-		                           &vfound, err)) != ANC_OK)
-			goto done;
-		/* A first vector under this contract for a live passage whose
-		 * text and meta stay (a migration attaching the new model's
-		 * vectors) is not an edit: revision, hash and pinned anchors'
-		 * resolve answers stay as they were. */
-		attach = text_same && meta_same && !same && !vfound;
-		np.revision = attach ? p.revision : found ? p.revision + 1 : 1;
-		np.seq = commit_seq;
-		if (anc_sha256(np.text, np.text_len, md) != ANC_OK) {
-			rv = anc_error_set(err, ANC_ENOMEM, "upsert: cannot hash text");
-			goto done;
-		}
-		memcpy(np.hash, md, 16);
-		/* The passage first: np may point into the map (kept text or
-		 * meta), and the vector writes below may move pages. */
-		if (!attach &&
-		    (rv = store_passage_put(db->st, txn, ce->sc.cid,
-		                            plan[i].anchor, &np, err)) != ANC_OK)
-			goto done;
-		if (!same) {
-			if (label + 1 >= commit_seq) {
-				rv = anc_error_set(err, ANC_EINTERNAL,
-				                   "upsert: more labels than planned");
-				goto done;
-			}
-			if (vfound)
-				rv = store_label_del(db->st, txn, ce->sc.cid, e->id,
-				                     oldlab, err);
-			else
-				live_delta++;
-			label++;
-			if (rv != ANC_OK ||
-			    (rv = store_vector_put(db->st, txn, ce->sc.cid, e->id,
-			                           plan[i].anchor, label, v, dim,
-			                           err)) != ANC_OK ||
-			    (rv = store_label_put(db->st, txn, ce->sc.cid, e->id,
-			                          label, plan[i].anchor, err)) !=
-			        ANC_OK)
-				goto done;
-			memcpy(addv + (size_t)nadd * dim, v,
-			       (size_t)dim * sizeof(float));
-			addl[nadd++] = label;
-		}
-		results[i].revision = np.revision;
-		results[i].status = found ? ANC_UPSERT_UPDATED : ANC_UPSERT_CREATED;
-		if (!found) {
-			coll_live++;
-		} else if (was_deleted) {
-			coll_live++;
-			coll_del--;
-		}
-		wrote = 1;
-	}
-	if (!wrote) {
-		if (seq != NULL)
-			*seq = old;
-		goto done;
-	}
-	if ((rv = store_seq_put(db->st, txn, commit_seq, err)) != ANC_OK)
-		goto done;
-	rv = store_txn_commit(db->st, txn, err);
-	txn = NULL;
-	if (rv != ANC_OK) {
-		anc_error_wrap(err, "collection '%s'", collection);
-		goto done;
-	}
-	if (seq != NULL)
-		*seq = commit_seq;
-	ce->live = (uint64_t)((int64_t)ce->live + coll_live);
-	ce->deleted = (uint64_t)((int64_t)ce->deleted + coll_del);
-	/* Committed: from here on failures concern only the derived index. */
-	rv = vindex_add(e->vx, nadd, addv, addl, commit_seq, live_delta, err);
-	if (e->dr != NULL) {
-		anc_drift_ref_add(e->dr, addv, nadd, 1);
-		/* the vectors these replaced leave the reference at its
-		 * next rebuild (drift section) */
-		anc_drift_ref_forget(e->dr, nadd - (uint64_t)live_delta);
-	}
-	if (rv != ANC_OK) {
-		MDB_txn *rt = NULL;
-		anc_error e2;
-		/* A rebuild reads the committed vectors back; if that fails
-		 * too, report the write as stored and the index as behind. */
-		if (store_txn_begin(db->st, 1, &rt, &e2) == ANC_OK &&
-		    vindex_rebuild(e->vx, db->st, rt, &e2) == ANC_OK)
-			rv = ANC_OK;
-		else
-			anc_error_wrap(err, "collection '%s': write committed at "
-			               "seq %llu but the index is behind",
-			               collection, (unsigned long long)commit_seq);
-		store_txn_abort(rt);
-		if (rv != ANC_OK)
-			goto done;
-	}
-	ground_note_writes(db->gr); /* recalibrate off the request path */
-	rv = index_upkeep(db, e, err);
 done:
-	store_txn_abort(txn);
-	if (locked)
-		wunlock(db);
-	free(plan);
-	free(vecs);
-	free(addv);
-	free(addl);
+	free(q.plan);
+	free(q.vecs);
+	free(q.addl);
 	return rv;
 }
 

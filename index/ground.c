@@ -17,9 +17,10 @@
  * database, so a restart serves the last one at once.
  *
  * Background thread. One per database. It sleeps on g->cond; a committed
- * write sets g->dirty and signals. Woken, it waits a further second
- * (ground_note_writes may come per batch of a bulk load; one look per
- * second is plenty), then walks every contract and recalibrates those
+ * write sets g->dirty and signals. Woken, it waits until writes have been
+ * quiet for QUIET_SECONDS (at most QUIET_MAX_SECONDS after the first: during
+ * a bulk load a recalibration per batch cost a third of the load's time),
+ * then walks every contract and recalibrates those
  * whose live count moved by more than ANC_CALIB_DRIFT. Every
  * PRUNE_SECONDS it also prunes receipts beyond receipt_keep and retained
  * revision texts not referenced for receipt_days. It never holds g->mu
@@ -2018,6 +2019,9 @@ leave:
 	return rv;
 }
 
+#define QUIET_SECONDS 2      /* no writes for this long: recalibrate */
+#define QUIET_MAX_SECONDS 30 /* ... or this long after the first write */
+
 /* ---- background: recalibration and pruning ----------------------------------------- */
 
 static void
@@ -2159,12 +2163,23 @@ ground_main(void *arg)
 				break;
 		}
 		if (g->dirty) {
-			/* let a burst of writes settle first */
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += 1;
-			while (!g->stop && pthread_cond_timedwait(&g->cond, &g->mu,
-			                                          &ts) == 0)
-				;
+			/* Wait for QUIET_SECONDS without writes (at most
+			 * QUIET_MAX_SECONDS), so a bulk load is not slowed by
+			 * an O(sample^2) recalibration after every batch. */
+			time_t first = time(NULL);
+			for (;;) {
+				int rc = 0;
+				g->dirty = 0;
+				clock_gettime(CLOCK_REALTIME, &ts);
+				ts.tv_sec += QUIET_SECONDS;
+				while (!g->stop && !g->dirty && rc == 0)
+					rc = pthread_cond_timedwait(&g->cond,
+					                            &g->mu, &ts);
+				if (g->stop || !g->dirty ||
+				    time(NULL) - first >= QUIET_MAX_SECONDS)
+					break;
+			}
+			g->dirty = 1;
 			if (g->stop)
 				break;
 		}

@@ -1330,11 +1330,18 @@ vindex_snapshot(vindex *vx, anc_error *err)
 	if ((rv = fsync_dir(vx->snapdir, err)) != ANC_OK)
 		goto unlock;
 	/* The engine's writer mutex is held by every caller, so nothing was
-	 * added between this unlock and the write lock below. */
-	vindex_unlock(vx);
-	vindex_wrlock(vx);
-	vx->dirty = 0;
-	vx->unsnapped = 0;
+	 * added between this unlock and the write lock below; but a
+	 * background build may have swapped its index in (generation moved):
+	 * that one is not on disk yet. */
+	{
+		uint64_t gen = vx->generation;
+		vindex_unlock(vx);
+		vindex_wrlock(vx);
+		if (vx->generation == gen) {
+			vx->dirty = 0;
+			vx->unsnapped = 0;
+		}
+	}
 	goto unlock;
 fail:
 	if (f != NULL)

@@ -343,19 +343,28 @@ anc_contract_validate(anc_contract *c, anc_error *err)
 	if (c->normalize != 0 && c->normalize != 1)
 		return anc_error_set(err, ANC_EINVAL,
 		    "contract.normalize: expected true or false");
+	if ((c->index.kind == ANC_INDEX_FLAT || c->index.kind == ANC_INDEX_HNSW ||
+	     c->index.kind == ANC_INDEX_HNSW_SQ8) &&
+	    (c->index.nlist | c->index.nprobe | c->index.pq_m |
+	     c->index.pq_nbits) != 0)
+		return anc_error_set(err, ANC_EINVAL,
+		    "contract.index.%s: %u given, but it is for the ivf kinds, "
+		    "not %s",
+		    c->index.nlist ? "nlist" : c->index.nprobe ? "nprobe"
+		    : c->index.pq_m ? "pq_m" : "pq_nbits",
+		    c->index.nlist ? c->index.nlist : c->index.nprobe
+		    ? c->index.nprobe : c->index.pq_m ? c->index.pq_m
+		    : c->index.pq_nbits,
+		    anc_index_kind_name(c->index.kind));
 	switch (c->index.kind) {
 	case ANC_INDEX_FLAT:
 		c->index.m = c->index.ef_construction = c->index.ef_search = 0;
-		c->index.nlist = c->index.nprobe = 0;
-		c->index.pq_m = c->index.pq_nbits = 0;
 		break;
 	case ANC_INDEX_IVF_FLAT:
 	case ANC_INDEX_IVF_PQ:
 		return ivf_validate(c, err);
 	case ANC_INDEX_HNSW:
 	case ANC_INDEX_HNSW_SQ8:
-		c->index.nlist = c->index.nprobe = 0;
-		c->index.pq_m = c->index.pq_nbits = 0;
 		if (c->index.m == 0)
 			c->index.m = ANC_DEFAULT_HNSW_M;
 		if (c->index.ef_construction == 0)

@@ -1,0 +1,533 @@
+/*
+ * e2e_query_test.c — the query path through a real server (issue 6):
+ * per-request search parameters and their provenance, exact search and
+ * exact re-rank, refusals naming the field, the trained index kinds
+ * served without a gap while they are trained in the background, deletes
+ * never returned whatever the kind, and many readers beside one writer.
+ *
+ * Data: sift5k (5000 x 128 SIFT descriptors) with the 100 siftsmall
+ * queries and their exact L2 ground truth. Records are keyed source = row
+ * number, chunk = "", so a hit's row is its source.
+ */
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "anc_client.h"
+#include "cli_vecfile.h"
+#include "testutil.h"
+#include "tu_corpus.h"
+
+TestSuite(e2e_query, .fini = tu_cleanup, .timeout = 240);
+
+#define NB 5000
+#define NQ 100
+#define D 128
+#define K 10
+
+static tu_server srv;
+static float *base, *qv;
+static int32_t *gt;
+static uint32_t gdim;
+static char keys[NB][8];
+
+static void
+data_load(void)
+{
+	anc_error err = {0};
+	uint32_t n, d;
+	cr_assert_eq(anc_fvecs_read(tu_data_path("sift5k/sift5k_base.fvecs"), 0,
+	                            NB, &base, &n, &d, &err),
+	             0, "%s", err.msg);
+	cr_assert_eq(anc_fvecs_read(tu_data_path("sift5k/siftsmall100_query.fvecs"),
+	                            0, NQ, &qv, &n, &d, &err),
+	             0, "%s", err.msg);
+	cr_assert_eq(anc_ivecs_read(tu_data_path(
+	                 "sift5k/siftsmall100_query_vs_sift5k_groundtruth_l2_k100.ivecs"),
+	                            0, NQ, &gt, &n, &gdim, &err),
+	             0, "%s", err.msg);
+	for (uint32_t i = 0; i < NB; i++)
+		snprintf(keys[i], sizeof keys[i], "%u", i);
+}
+
+static void
+data_free(void)
+{
+	free(base);
+	free(qv);
+	free(gt);
+}
+
+static void
+start(void)
+{
+	const char *dir = tu_tmpdir();
+	data_load();
+	tu_server_start(&srv, tu_path(dir, "data"), tu_ipc_url(dir, "s"),
+	                "--nosync", "--http", "off", "--drift-off", NULL);
+}
+
+static void
+contract_of(anc_contract *c, const char *name, anc_index_kind kind)
+{
+	anc_contract_init(c);
+	snprintf(c->name, sizeof c->name, "%s", name);
+	snprintf(c->model, sizeof c->model, "sift");
+	snprintf(c->revision, sizeof c->revision, "1");
+	c->dim = D;
+	c->metric = ANC_METRIC_L2;
+	c->normalize = 0;
+	c->index.kind = kind;
+	if (kind == ANC_INDEX_HNSW || kind == ANC_INDEX_HNSW_SQ8) {
+		c->index.ef_construction = 200;
+		c->index.ef_search = 128;
+	} else if (kind == ANC_INDEX_IVF_FLAT || kind == ANC_INDEX_IVF_PQ) {
+		c->index.nlist = 32; /* trained from 39 x 32 = 1248 vectors */
+		c->index.nprobe = 8;
+		if (kind == ANC_INDEX_IVF_PQ) {
+			c->index.nlist = 16;
+			c->index.pq_m = 32;
+			c->index.pq_nbits = 6; /* trained from 39 x 64 */
+		}
+	}
+}
+
+static void
+coll_make(anc_client *cl, const char *coll, const anc_contract *c,
+          anc_contract_id_str cid)
+{
+	anc_resp *r = NULL;
+	anc_error err = {0};
+	cr_assert_eq(anc_client_collection_create(cl, coll, &r, &err), 0, "%s",
+	             err.msg);
+	anc_resp_free(r);
+	cr_assert_eq(anc_client_contract_register(cl, coll, c, &r, &err), 0,
+	             "%s: %s", coll, err.msg);
+	memcpy(cid, r->u.contract_register.id, sizeof(anc_contract_id_str));
+	anc_resp_free(r);
+}
+
+static void
+upsert_rows(anc_client *cl, const char *coll, const char *cid, uint32_t from,
+            uint32_t to)
+{
+	anc_record recs[500];
+	anc_resp *r = NULL;
+	anc_error err = {0};
+	for (uint32_t b = from; b < to; b += 500) {
+		uint32_t m = to - b < 500 ? to - b : 500;
+		for (uint32_t i = 0; i < m; i++)
+			recs[i] = (anc_record){.source = keys[b + i], .chunk = "",
+			                       .vec = base + (size_t)(b + i) * D,
+			                       .dim = D};
+		cr_assert_eq(anc_client_upsert(cl, coll, cid, recs, m, &r, &err), 0,
+		             "upsert %s: %s", coll, err.msg);
+		anc_resp_free(r);
+	}
+}
+
+/* recall@10 of a query reply against the ground truth; every list must
+ * hold K hits, best first. */
+static double
+reply_recall(const anc_resp *r)
+{
+	uint32_t found = 0;
+	cr_assert_eq(r->u.query.nq, NQ);
+	for (uint32_t q = 0; q < NQ; q++) {
+		const anc_hitlist *l = &r->u.query.lists[q];
+		cr_assert_eq(l->nhits, K, "query %u: %u hits", q, l->nhits);
+		for (uint32_t h = 0; h < K; h++) {
+			long row = strtol(l->hits[h].source, NULL, 10);
+			if (h > 0)
+				cr_assert_leq(l->hits[h - 1].score, l->hits[h].score);
+			for (uint32_t g = 0; g < K; g++)
+				if (gt[(size_t)q * gdim + g] == row) {
+					found++;
+					break;
+				}
+		}
+	}
+	return found / (double)(NQ * K);
+}
+
+static anc_resp *
+query(anc_client *cl, const char *coll, const char *cid,
+      const anc_client_query_opts *o)
+{
+	anc_resp *r = NULL;
+	anc_error err = {0};
+	int rc = anc_client_query2(cl, coll, cid, qv, NQ, D, K, 0, o, &r, &err);
+	cr_assert_eq(rc, 0, "query %s: %s: %s", coll, anc_errname(rc), err.msg);
+	return r;
+}
+
+/* Per-request ef, exact and rerank are applied and reported; more effort
+ * buys recall; exact is exact. */
+Test(e2e_query, params_and_provenance)
+{
+	anc_client *cl;
+	anc_contract c;
+	anc_contract_id_str cid;
+	anc_resp *r;
+	anc_client_query_opts o;
+	double r16, r256, rex, rrr, rdef;
+
+	start();
+	cl = tu_client(&srv);
+	contract_of(&c, "sift-hnsw", ANC_INDEX_HNSW);
+	coll_make(cl, "h", &c, cid);
+	upsert_rows(cl, "h", cid, 0, NB);
+
+	r = query(cl, "h", cid, NULL);
+	cr_assert_eq(r->u.query.prov.ef_search, 128, "the contract's efSearch");
+	cr_assert_eq(r->u.query.prov.exact, 0);
+	cr_assert_eq(r->u.query.prov.rerank, 0);
+	cr_assert_eq(r->u.query.prov.nprobe, 0);
+	rdef = reply_recall(r);
+	anc_resp_free(r);
+
+	o = (anc_client_query_opts){.ef = 16};
+	r = query(cl, "h", cid, &o);
+	cr_assert_eq(r->u.query.prov.ef_search, 16);
+	r16 = reply_recall(r);
+	anc_resp_free(r);
+
+	o = (anc_client_query_opts){.ef = 256, .nprobe = 3};
+	r = query(cl, "h", cid, &o);
+	cr_assert_eq(r->u.query.prov.ef_search, 256);
+	cr_assert_eq(r->u.query.prov.nprobe, 0, "nprobe is not for hnsw");
+	r256 = reply_recall(r);
+	anc_resp_free(r);
+	cr_assert_geq(r256, r16);
+	cr_assert_geq(r256, 0.95, "ef 256 recall %.3f", r256);
+
+	o = (anc_client_query_opts){.exact = 1, .ef = 16};
+	r = query(cl, "h", cid, &o);
+	cr_assert_eq(r->u.query.prov.exact, 1);
+	cr_assert_eq(r->u.query.prov.ef_search, 0, "no ef in an exact search");
+	rex = reply_recall(r);
+	anc_resp_free(r);
+	cr_assert_float_eq(rex, 1.0, 1e-9, "exact recall %.3f", rex);
+
+	o = (anc_client_query_opts){.ef = 16, .rerank = 100};
+	r = query(cl, "h", cid, &o);
+	cr_assert_eq(r->u.query.prov.rerank, 100);
+	cr_assert_eq(r->u.query.prov.ef_search, 16);
+	rrr = reply_recall(r);
+	anc_resp_free(r);
+	cr_assert_geq(rrr, r16, "rerank of 100 candidates %.3f < %.3f", rrr,
+	              r16);
+	cr_log_info("sift5k via server: ef16 %.3f, default(128) %.3f, ef256 %.3f, "
+	            "ef16+rerank100 %.3f, exact %.3f", r16, rdef, r256, rrr, rex);
+	anc_client_close(cl);
+	tu_server_stop(&srv);
+	data_free();
+}
+
+/* Out-of-range parameters are refused with the field named, and the
+ * server goes on answering. */
+Test(e2e_query, bad_params_named)
+{
+	anc_client *cl;
+	anc_contract c;
+	anc_contract_id_str cid, icid;
+	anc_resp *r = NULL;
+	anc_error err = {0};
+	anc_client_query_opts o;
+	int rc;
+
+	start();
+	cl = tu_client(&srv);
+	contract_of(&c, "sift-hnsw", ANC_INDEX_HNSW);
+	coll_make(cl, "h", &c, cid);
+	upsert_rows(cl, "h", cid, 0, 100);
+	contract_of(&c, "sift-ivf", ANC_INDEX_IVF_FLAT);
+	coll_make(cl, "i", &c, icid);
+
+	o = (anc_client_query_opts){.ef = ANC_EF_MAX + 1};
+	rc = anc_client_query2(cl, "h", cid, qv, 1, D, K, 0, &o, &r, &err);
+	cr_assert_eq(rc, ANC_EINVAL, "%s: %s", anc_errname(rc), err.msg);
+	cr_assert_not_null(strstr(err.msg, "ef"), "%s", err.msg);
+	o = (anc_client_query_opts){.rerank = ANC_RERANK_MAX + 1};
+	rc = anc_client_query2(cl, "h", cid, qv, 1, D, K, 0, &o, &r, &err);
+	cr_assert_eq(rc, ANC_EINVAL);
+	cr_assert_not_null(strstr(err.msg, "rerank"), "%s", err.msg);
+	o = (anc_client_query_opts){.nprobe = 33}; /* nlist 32 */
+	rc = anc_client_query2(cl, "i", icid, qv, 1, D, K, 0, &o, &r, &err);
+	cr_assert_eq(rc, ANC_EINVAL);
+	cr_assert_not_null(strstr(err.msg, "nprobe"), "%s", err.msg);
+	cr_assert_not_null(strstr(err.msg, "32"), "%s", err.msg);
+
+	/* Bad index sections name the field. */
+	contract_of(&c, "bad-pq", ANC_INDEX_IVF_PQ);
+	c.index.pq_m = 30; /* does not divide 128 */
+	rc = anc_client_contract_register(cl, "h", &c, &r, &err);
+	cr_assert_eq(rc, ANC_EINVAL);
+	cr_assert_not_null(strstr(err.msg, "index.pq_m"), "%s", err.msg);
+	/* A parameter of another kind: the encoder sends only the kind's
+	 * own fields, so this is the validation every decoder applies. */
+	contract_of(&c, "bad-ivf", ANC_INDEX_IVF_FLAT);
+	c.index.m = 16;
+	cr_assert_eq(anc_contract_validate(&c, &err), ANC_EINVAL);
+	cr_assert_not_null(strstr(err.msg, "index.m"), "%s", err.msg);
+	contract_of(&c, "bad-hnsw", ANC_INDEX_HNSW);
+	c.index.nlist = 64;
+	cr_assert_eq(anc_contract_validate(&c, &err), ANC_EINVAL);
+	cr_assert_not_null(strstr(err.msg, "index.nlist"), "%s", err.msg);
+	contract_of(&c, "bad-nprobe", ANC_INDEX_IVF_FLAT);
+	c.index.nprobe = 64;
+	rc = anc_client_contract_register(cl, "h", &c, &r, &err);
+	cr_assert_eq(rc, ANC_EINVAL);
+	cr_assert_not_null(strstr(err.msg, "index.nprobe"), "%s", err.msg);
+
+	/* Still serving. */
+	r = NULL;
+	cr_assert_eq(anc_client_query(cl, "h", cid, qv, 1, D, K, 0, &r, &err), 0,
+	             "%s", err.msg);
+	cr_assert_eq(r->u.query.lists[0].nhits, K);
+	anc_resp_free(r);
+	anc_client_close(cl);
+	tu_server_stop(&srv);
+	data_free();
+}
+
+/* ---- trained kinds: served throughout their training ------------------------ */
+
+typedef struct {
+	const char *url, *coll, *cid;
+	volatile int stop;
+	volatile uint32_t loaded; /* rows acknowledged so far */
+	uint64_t queries, errors, gaps, exact_seen, approx_seen, gen_changes;
+	char why[ANC_ERRMSG_MAX];
+} reader;
+
+static void *
+reader_main(void *arg)
+{
+	reader *rd = arg;
+	anc_client *cl = NULL;
+	anc_client_options o;
+	anc_error err = {0};
+	uint64_t gen = 0;
+	uint32_t q = 0;
+
+	anc_client_options_default(&o);
+	o.timeout_ms = 30000;
+	if (anc_client_open(rd->url, &o, &cl, &err) != 0) {
+		rd->errors++;
+		snprintf(rd->why, sizeof rd->why, "%s", err.msg);
+		return NULL;
+	}
+	while (!rd->stop) {
+		anc_resp *r = NULL;
+		uint32_t have = rd->loaded;
+		int rc = anc_client_query(cl, rd->coll, rd->cid,
+		                          qv + (size_t)(q++ % NQ) * D, 1, D, K, 0,
+		                          &r, &err);
+		rd->queries++;
+		if (rc != 0) {
+			rd->errors++;
+			snprintf(rd->why, sizeof rd->why, "%s", err.msg);
+			continue;
+		}
+		/* a gap: fewer hits than the vectors acknowledged before the
+		 * query was sent */
+		if (r->u.query.lists[0].nhits < (have < K ? have : K))
+			rd->gaps++;
+		if (r->u.query.prov.exact)
+			rd->exact_seen++;
+		else
+			rd->approx_seen++;
+		if (r->u.query.prov.generation != gen) {
+			rd->gen_changes += gen != 0;
+			gen = r->u.query.prov.generation;
+		}
+		anc_resp_free(r);
+	}
+	anc_client_close(cl);
+	return NULL;
+}
+
+static int
+trained(anc_client *cl, const char *coll, uint64_t n)
+{
+	anc_resp *r = NULL;
+	anc_error err = {0};
+	int t = 0;
+	cr_assert_eq(anc_client_info(cl, &r, &err), 0, "%s", err.msg);
+	for (uint32_t i = 0; i < r->u.info.ncollections; i++) {
+		const anc_collection_info *ci = &r->u.info.collections[i];
+		if (strcmp(ci->name, coll) == 0)
+			t = ci->contracts[0].trained &&
+			    ci->contracts[0].index_ntotal >= n;
+	}
+	anc_resp_free(r);
+	return t;
+}
+
+static void
+kind_served_throughout(anc_index_kind kind, double min_recall)
+{
+	anc_client *cl;
+	anc_contract c;
+	anc_contract_id_str cid;
+	anc_resp *r;
+	anc_client_query_opts o;
+	reader rd;
+	pthread_t thr;
+	double rc;
+
+	start();
+	cl = tu_client(&srv);
+	contract_of(&c, "sift", kind);
+	coll_make(cl, "k", &c, cid);
+	memset(&rd, 0, sizeof rd);
+	rd.url = srv.url;
+	rd.coll = "k";
+	rd.cid = cid;
+	cr_assert_eq(pthread_create(&thr, NULL, reader_main, &rd), 0);
+	for (uint32_t b = 0; b < NB; b += 250) {
+		upsert_rows(cl, "k", cid, b, b + 250);
+		rd.loaded = b + 250;
+	}
+	for (int i = 0; i < 1200 && !trained(cl, "k", NB); i++)
+		usleep(50000);
+	cr_assert(trained(cl, "k", NB), "not trained after 60 s");
+	usleep(200000); /* a few queries on the trained index */
+	rd.stop = 1;
+	pthread_join(thr, NULL);
+	cr_assert_eq(rd.errors, 0, "%llu of %llu queries failed: %s",
+	             (unsigned long long)rd.errors,
+	             (unsigned long long)rd.queries, rd.why);
+	cr_assert_eq(rd.gaps, 0, "%llu answers missed vectors",
+	             (unsigned long long)rd.gaps);
+	cr_assert_gt(rd.exact_seen, 0, "served exactly before training");
+	cr_assert_gt(rd.approx_seen, 0, "served by the trained index after");
+	cr_assert_geq(rd.gen_changes, 1);
+
+	r = query(cl, "k", cid, NULL);
+	cr_assert_eq(r->u.query.prov.exact, 0);
+	cr_assert_eq(r->u.query.prov.index, kind);
+	if (kind != ANC_INDEX_HNSW_SQ8)
+		cr_assert_eq(r->u.query.prov.nprobe, c.index.nprobe);
+	rc = reply_recall(r);
+	anc_resp_free(r);
+	cr_assert_geq(rc, min_recall, "%s recall@10 %.3f",
+	              anc_index_kind_name(kind), rc);
+
+	/* nprobe = nlist with exact re-rank: exhaustive and exact scores */
+	o = (anc_client_query_opts){.nprobe = c.index.nlist, .rerank = 50,
+	                            .ef = 256};
+	r = query(cl, "k", cid, &o);
+	double rall = reply_recall(r);
+	anc_resp_free(r);
+	cr_assert_geq(rall, kind == ANC_INDEX_IVF_FLAT ? 0.99 : 0.9,
+	              "%s full effort + rerank recall %.3f",
+	              anc_index_kind_name(kind), rall);
+
+	/* Deletes are never returned: delete the top hit of every query and
+	 * look again (approximate, re-ranked and exact). */
+	{
+		anc_anchor_str *del = calloc(NQ, sizeof *del);
+		uint32_t nd = 0;
+		anc_error err = {0};
+		r = query(cl, "k", cid, NULL);
+		for (uint32_t q = 0; q < NQ; q++) {
+			const char *a = r->u.query.lists[q].hits[0].anchor;
+			int dup = 0;
+			for (uint32_t i = 0; i < nd; i++)
+				dup |= strcmp(del[i], a) == 0;
+			if (!dup)
+				memcpy(del[nd++], a, sizeof del[0]);
+		}
+		anc_resp_free(r);
+		r = NULL;
+		cr_assert_eq(anc_client_delete(cl, "k", del, nd, &r, &err), 0,
+		             "%s", err.msg);
+		anc_resp_free(r);
+		anc_client_query_opts variants[3] = {
+			{0, 0, 0, 0}, {0, 0, 0, 40}, {0, 0, 1, 0}};
+		for (int v = 0; v < 3; v++) {
+			r = query(cl, "k", cid, &variants[v]);
+			for (uint32_t q = 0; q < NQ; q++) {
+				const anc_hitlist *l = &r->u.query.lists[q];
+				cr_assert_eq(l->nhits, K);
+				for (uint32_t h = 0; h < l->nhits; h++)
+					for (uint32_t i = 0; i < nd; i++)
+						cr_assert_str_neq(l->hits[h].anchor,
+						                  del[i],
+						                  "deleted anchor returned");
+			}
+			anc_resp_free(r);
+		}
+		free(del);
+	}
+	cr_log_info("%s: %llu queries during load + training, %llu exact, "
+	            "%llu approximate, recall@10 %.3f (full effort %.3f)",
+	            anc_index_kind_name(kind), (unsigned long long)rd.queries,
+	            (unsigned long long)rd.exact_seen,
+	            (unsigned long long)rd.approx_seen, rc, rall);
+	anc_client_close(cl);
+	tu_server_stop(&srv);
+	data_free();
+}
+
+Test(e2e_query, ivf_flat_served_throughout) { kind_served_throughout(ANC_INDEX_IVF_FLAT, 0.75); }
+Test(e2e_query, ivf_pq_served_throughout) { kind_served_throughout(ANC_INDEX_IVF_PQ, 0.55); }
+Test(e2e_query, hnsw_sq8_served_throughout) { kind_served_throughout(ANC_INDEX_HNSW_SQ8, 0.93); }
+
+/* Many readers and one writer: every read answers, with K hits. */
+Test(e2e_query, many_readers_one_writer)
+{
+	enum { READERS = 8 };
+	anc_client *cl;
+	anc_contract c;
+	anc_contract_id_str cid;
+	reader rd[READERS];
+	pthread_t thr[READERS];
+	uint64_t total = 0;
+
+	start();
+	cl = tu_client(&srv);
+	contract_of(&c, "sift-hnsw", ANC_INDEX_HNSW);
+	c.index.ef_construction = 64;
+	coll_make(cl, "w", &c, cid);
+	upsert_rows(cl, "w", cid, 0, 1000);
+	for (int i = 0; i < READERS; i++) {
+		memset(&rd[i], 0, sizeof rd[i]);
+		rd[i].url = srv.url;
+		rd[i].coll = "w";
+		rd[i].cid = cid;
+		rd[i].loaded = 1000;
+		cr_assert_eq(pthread_create(&thr[i], NULL, reader_main, &rd[i]), 0);
+	}
+	/* the writer: the rest in batches, and deletes of early rows */
+	for (uint32_t b = 1000; b < NB; b += 500) {
+		anc_anchor_str a[50];
+		anc_resp *r = NULL;
+		anc_error err = {0};
+		upsert_rows(cl, "w", cid, b, b + 500);
+		for (uint32_t i = 0; i < 50; i++)
+			tu_anchor("w", keys[(b - 1000) / 10 + i], "", a[i]);
+		cr_assert_eq(anc_client_delete(cl, "w", a, 50, &r, &err), 0, "%s",
+		             err.msg);
+		anc_resp_free(r);
+	}
+	for (int i = 0; i < READERS; i++) {
+		rd[i].stop = 1;
+		pthread_join(thr[i], NULL);
+		cr_assert_eq(rd[i].errors, 0, "reader %d: %s", i, rd[i].why);
+		cr_assert_eq(rd[i].gaps, 0, "reader %d: short answers", i);
+		total += rd[i].queries;
+	}
+	cr_assert_gt(total, READERS);
+	cr_log_info("%d readers: %llu queries during 4000 upserts and 400 "
+	            "deletes", READERS, (unsigned long long)total);
+	anc_client_close(cl);
+	tu_server_stop(&srv);
+	data_free();
+}

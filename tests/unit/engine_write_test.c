@@ -1,0 +1,450 @@
+/*
+ * engine_write_test.c — the engine's write path (anc_db_upsert) under
+ * concurrency: group commit (several upserts sharing one LMDB transaction)
+ * must give every caller exactly what it would have had alone.
+ *
+ * Design note: grouping depends on timing, so these tests assert only what
+ * must hold whatever groups formed: every acknowledged record is stored,
+ * indexed and found again after a reopen; sequence numbers are distinct
+ * and increasing per caller; a request that fails (a full map) fails alone
+ * and leaves the others and the database intact; and the sequence and
+ * duplicate-anchor rules of a single upsert are unchanged. Synthetic l2
+ * vectors (deterministic per thread and row) keep the data exact.
+ */
+#include <criterion/criterion.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "anc_index.h"
+#include "testutil.h"
+
+TestSuite(engine_write, .fini = tu_cleanup);
+
+#define COLL "w"
+
+static anc_db *
+db_open(const char *dir, uint64_t map_size)
+{
+	anc_db_options o;
+	anc_db *db = NULL;
+	anc_error err;
+	anc_db_options_default(&o);
+	o.nosync = 1;
+	o.quiet = 1;
+	o.drift_off = 1;
+	o.calib_off = 1;
+	o.map_size = map_size;
+	int rv = anc_db_open(dir, &o, &db, &err);
+	cr_assert_eq(rv, ANC_OK, "open %s: %s", dir, err.msg);
+	return db;
+}
+
+static void
+db_close(anc_db *db)
+{
+	anc_error err;
+	int rv = anc_db_close(db, &err);
+	cr_assert_eq(rv, ANC_OK, "close: %s", err.msg);
+}
+
+static void
+setup(anc_db *db, uint32_t dim, anc_contract_id_str id)
+{
+	anc_contract c;
+	anc_error err;
+	anc_contract_init(&c);
+	snprintf(c.name, sizeof c.name, "syn");
+	snprintf(c.model, sizeof c.model, "synthetic");
+	snprintf(c.revision, sizeof c.revision, "1");
+	c.dim = dim;
+	c.metric = ANC_METRIC_L2;
+	c.normalize = 0;
+	c.index.kind = ANC_INDEX_FLAT;
+	cr_assert_eq(anc_db_collection_create(db, COLL, NULL, &err), ANC_OK,
+	             "%s", err.msg);
+	cr_assert_eq(anc_db_contract_register(db, COLL, &c, id, NULL, &err),
+	             ANC_OK, "%s", err.msg);
+}
+
+/* Row r of thread t: values in [0, 1) from a small LCG. */
+static void
+vec_fill(float *v, uint32_t dim, uint32_t t, uint32_t r)
+{
+	uint32_t x = 2654435761u * (t + 1) ^ (r * 40503u + 7);
+	for (uint32_t j = 0; j < dim; j++) {
+		x = x * 1664525u + 1013904223u;
+		v[j] = (float)(x >> 8) / (float)(1u << 24);
+	}
+}
+
+static uint64_t
+info_seq(anc_db *db, uint64_t *live, uint64_t *vectors, uint64_t *ntotal)
+{
+	anc_info *info = NULL;
+	anc_error err;
+	uint64_t seq;
+	cr_assert_eq(anc_db_info(db, &info, &err), ANC_OK, "%s", err.msg);
+	cr_assert_eq(info->ncollections, 1);
+	cr_assert_eq(info->collections[0].ncontracts, 1);
+	*live = info->collections[0].live;
+	*vectors = info->collections[0].contracts[0].vectors;
+	*ntotal = info->collections[0].contracts[0].index_ntotal;
+	seq = info->seq;
+	anc_info_free(info);
+	return seq;
+}
+
+/* Row r of thread t is found first, at distance 0, with its anchor. */
+static void
+self_found(anc_db *db, uint32_t dim, uint32_t t, uint32_t r,
+           const char *anchor)
+{
+	float *v = malloc(dim * sizeof *v);
+	anc_query_result *qr = NULL;
+	anc_error err;
+	cr_assert_not_null(v);
+	vec_fill(v, dim, t, r);
+	cr_assert_eq(anc_db_query(db, COLL, NULL, v, 1, dim, 1, 0, &qr, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_assert_eq(qr->lists[0].nhits, 1, "thread %u row %u not found", t, r);
+	cr_assert_float_eq(qr->lists[0].hits[0].score, 0.0f, 1e-6);
+	if (anchor != NULL)
+		cr_assert_str_eq(qr->lists[0].hits[0].anchor, anchor);
+	anc_query_result_free(qr);
+	free(v);
+}
+
+/* ---- concurrent writers ------------------------------------------------- */
+
+#define NTHREADS 8
+#define NBATCHES 20
+#define BATCH 50
+#define DIM 64
+
+typedef struct {
+	anc_db *db;
+	uint32_t t;
+	uint32_t dim, nbatches, batch;
+	int fail;          /* stop at the first failure and say why */
+	char why[ANC_ERRMSG_MAX + 64];
+	uint64_t seqs[NBATCHES];
+	anc_anchor_str first_anchor;
+	/* the small/large mix of the map-full test */
+	uint32_t repeat;   /* send each batch this many more times: UNCHANGED */
+	int big;
+	int big_rv;
+	char big_msg[ANC_ERRMSG_MAX];
+} writer;
+
+static void *
+writer_main(void *arg)
+{
+	writer *w = arg;
+	anc_record *r = calloc(w->batch, sizeof *r);
+	anc_upsert_result *res = calloc(w->batch, sizeof *res);
+	float *v = malloc((size_t)w->batch * w->dim * sizeof *v);
+	char (*chunk)[32] = calloc(w->batch, 32);
+	char source[32];
+
+	if (!r || !res || !v || !chunk) {
+		w->fail = 1;
+		snprintf(w->why, sizeof w->why, "out of memory");
+		goto out;
+	}
+	snprintf(source, sizeof source, "thread-%u", w->t);
+	for (uint32_t b = 0; b < w->nbatches && !w->fail; b++) {
+		anc_error err;
+		uint64_t seq = 0;
+		for (uint32_t i = 0; i < w->batch; i++) {
+			uint32_t row = b * w->batch + i;
+			snprintf(chunk[i], 32, "%u", row);
+			vec_fill(v + (size_t)i * w->dim, w->dim, w->t, row);
+			r[i].source = source;
+			r[i].chunk = chunk[i];
+			r[i].text = "t";
+			r[i].vec = v + (size_t)i * w->dim;
+			r[i].dim = w->dim;
+		}
+		int rv = anc_db_upsert(w->db, COLL, NULL, r, w->batch, res, &seq,
+		                       &err);
+		if (w->big) {
+			w->big_rv = rv;
+			snprintf(w->big_msg, sizeof w->big_msg, "%s",
+			         rv != ANC_OK ? err.msg : "");
+			continue;
+		}
+		if (rv != ANC_OK) {
+			w->fail = 1;
+			snprintf(w->why, sizeof w->why, "batch %u: %s", b, err.msg);
+			break;
+		}
+		for (uint32_t i = 0; i < w->batch; i++)
+			if (res[i].status != ANC_UPSERT_CREATED ||
+			    res[i].revision != 1) {
+				w->fail = 1;
+				snprintf(w->why, sizeof w->why,
+				         "batch %u record %u: status %d rev %llu", b,
+				         i, res[i].status,
+				         (unsigned long long)res[i].revision);
+			}
+		if (b == 0)
+			memcpy(w->first_anchor, res[0].anchor, sizeof w->first_anchor);
+		w->seqs[b] = seq;
+		for (uint32_t k = 0; k < w->repeat && !w->fail; k++) {
+			uint64_t s2 = 0;
+			rv = anc_db_upsert(w->db, COLL, NULL, r, w->batch, res,
+			                   &s2, &err);
+			if (rv != ANC_OK || res[0].status != ANC_UPSERT_UNCHANGED ||
+			    s2 < seq) {
+				w->fail = 1;
+				snprintf(w->why, sizeof w->why,
+				         "batch %u again: rv %d status %d: %s", b, rv,
+				         res[0].status, rv ? err.msg : "");
+			}
+		}
+	}
+out:
+	free(r);
+	free(res);
+	free(v);
+	free(chunk);
+	return NULL;
+}
+
+static int
+u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
+Test(engine_write, concurrent_upserts_each_committed_once)
+{
+	const char *dir = tu_tmpdir();
+	anc_contract_id_str id;
+	anc_db *db = db_open(dir, 1ull << 30);
+	pthread_t th[NTHREADS];
+	static writer w[NTHREADS];
+	uint64_t all[NTHREADS * NBATCHES], seq0 = 0, seq, live, vectors, ntotal;
+	anc_error err;
+
+	setup(db, DIM, id);
+	cr_assert_eq(anc_db_upsert(db, COLL, NULL, NULL, 0, NULL, &seq0, &err),
+	             ANC_OK, "%s", err.msg);
+	for (uint32_t t = 0; t < NTHREADS; t++) {
+		memset(&w[t], 0, sizeof w[t]);
+		w[t].db = db;
+		w[t].t = t;
+		w[t].dim = DIM;
+		w[t].nbatches = NBATCHES;
+		w[t].batch = BATCH;
+		cr_assert_eq(pthread_create(&th[t], NULL, writer_main, &w[t]), 0);
+	}
+	for (uint32_t t = 0; t < NTHREADS; t++)
+		cr_assert_eq(pthread_join(th[t], NULL), 0);
+	for (uint32_t t = 0; t < NTHREADS; t++) {
+		cr_assert_not(w[t].fail, "thread %u: %s", t, w[t].why);
+		for (uint32_t b = 0; b < NBATCHES; b++) {
+			/* each caller's own writes come back in order */
+			if (b > 0)
+				cr_assert_gt(w[t].seqs[b], w[t].seqs[b - 1]);
+			all[t * NBATCHES + b] = w[t].seqs[b];
+		}
+	}
+	/* one sequence number per acknowledged write, all distinct, each
+	 * above the labels of its BATCH vectors */
+	qsort(all, NTHREADS * NBATCHES, sizeof all[0], u64_cmp);
+	cr_assert_geq(all[0], seq0 + BATCH + 1);
+	for (uint32_t i = 1; i < NTHREADS * NBATCHES; i++)
+		cr_assert_geq(all[i], all[i - 1] + BATCH + 1,
+		              "seq %llu then %llu", (unsigned long long)all[i - 1],
+		              (unsigned long long)all[i]);
+	seq = info_seq(db, &live, &vectors, &ntotal);
+	cr_assert_eq(seq, all[NTHREADS * NBATCHES - 1]);
+	cr_assert_eq(live, NTHREADS * NBATCHES * BATCH);
+	cr_assert_eq(vectors, NTHREADS * NBATCHES * BATCH);
+	cr_assert_eq(ntotal, NTHREADS * NBATCHES * BATCH);
+	for (uint32_t t = 0; t < NTHREADS; t++) {
+		self_found(db, DIM, t, 0, w[t].first_anchor);
+		self_found(db, DIM, t, NBATCHES * BATCH - 1, NULL);
+	}
+	db_close(db);
+
+	/* From the snapshot; then from LMDB alone. */
+	db = db_open(dir, 1ull << 30);
+	cr_assert_eq(info_seq(db, &live, &vectors, &ntotal), seq);
+	cr_assert_eq(live, NTHREADS * NBATCHES * BATCH);
+	cr_assert_eq(ntotal, NTHREADS * NBATCHES * BATCH);
+	db_close(db);
+	cr_assert_eq(tu_rmrf(tu_path(dir, "snapshots")), 0);
+	db = db_open(dir, 1ull << 30);
+	cr_assert_eq(info_seq(db, &live, &vectors, &ntotal), seq);
+	cr_assert_eq(ntotal, NTHREADS * NBATCHES * BATCH);
+	for (uint32_t t = 0; t < NTHREADS; t++)
+		for (uint32_t r = 0; r < NBATCHES * BATCH; r += 97)
+			self_found(db, DIM, t, r, r == 0 ? w[t].first_anchor : NULL);
+	db_close(db);
+}
+
+/* A request too big for the map fails with the map-full error; requests
+ * that ran beside it (perhaps in the same group) are committed as if it
+ * had never been sent. */
+Test(engine_write, failing_request_fails_alone)
+{
+	const char *dir = tu_tmpdir();
+	anc_contract_id_str id;
+	anc_db *db = db_open(dir, 8ull << 20);
+	pthread_t th[5];
+	static writer w[5];
+	uint64_t live, vectors, ntotal;
+
+	setup(db, 784, id);
+	for (uint32_t t = 0; t < 5; t++) {
+		memset(&w[t], 0, sizeof w[t]);
+		w[t].db = db;
+		w[t].t = t;
+		w[t].dim = 784;
+		w[t].big = t == 0;
+		w[t].nbatches = t == 0 ? 6 : 10;
+		w[t].batch = t == 0 ? 3000 : 5; /* 3000 x 4 KiB > 8 MiB */
+		w[t].repeat = t == 0 ? 0 : 400; /* keep the writer busy */
+		cr_assert_eq(pthread_create(&th[t], NULL, writer_main, &w[t]), 0);
+	}
+	for (uint32_t t = 0; t < 5; t++)
+		cr_assert_eq(pthread_join(th[t], NULL), 0);
+	cr_assert_eq(w[0].big_rv, ANC_ESTORAGE, "big request: %d %s",
+	             w[0].big_rv, w[0].big_msg);
+	cr_assert(strstr(w[0].big_msg, "full") != NULL, "%s", w[0].big_msg);
+	for (uint32_t t = 1; t < 5; t++)
+		cr_assert_not(w[t].fail, "thread %u: %s", t, w[t].why);
+	(void)info_seq(db, &live, &vectors, &ntotal);
+	cr_assert_eq(live, 4 * 10 * 5);
+	cr_assert_eq(vectors, 4 * 10 * 5);
+	cr_assert_eq(ntotal, 4 * 10 * 5);
+	for (uint32_t t = 1; t < 5; t++) {
+		self_found(db, 784, t, 0, w[t].first_anchor);
+		self_found(db, 784, t, 49, NULL);
+	}
+	db_close(db);
+	db = db_open(dir, 8ull << 20);
+	(void)info_seq(db, &live, &vectors, &ntotal);
+	cr_assert_eq(live, 4 * 10 * 5);
+	cr_assert_eq(ntotal, 4 * 10 * 5);
+	db_close(db);
+}
+
+/* ---- one writer: the rules of a single upsert --------------------------- */
+
+static int
+upsert1(anc_db *db, anc_record *r, uint32_t n, anc_upsert_result *res,
+        uint64_t *seq)
+{
+	anc_error err;
+	int rv = anc_db_upsert(db, COLL, NULL, r, n, res, seq, &err);
+	cr_assert_eq(rv, ANC_OK, "upsert: %s", err.msg);
+	return rv;
+}
+
+Test(engine_write, sequence_is_old_plus_changed_plus_one)
+{
+	const char *dir = tu_tmpdir();
+	anc_contract_id_str id;
+	anc_db *db = db_open(dir, 1ull << 30);
+	float v[10][DIM];
+	char chunk[10][8];
+	anc_record r[10];
+	anc_upsert_result res[10];
+	uint64_t seq0 = 0, seq = 0, seq2 = 0, live, vectors, ntotal;
+	anc_error err;
+
+	setup(db, DIM, id);
+	cr_assert_eq(anc_db_upsert(db, COLL, NULL, NULL, 0, NULL, &seq0, &err),
+	             ANC_OK, "%s", err.msg);
+	memset(r, 0, sizeof r);
+	for (uint32_t i = 0; i < 10; i++) {
+		vec_fill(v[i], DIM, 99, i);
+		snprintf(chunk[i], sizeof chunk[i], "%u", i);
+		r[i].source = "s";
+		r[i].chunk = chunk[i];
+		r[i].vec = v[i];
+		r[i].dim = DIM;
+	}
+	upsert1(db, r, 10, res, &seq);
+	cr_assert_eq(seq, seq0 + 11);
+	/* identical again: nothing written, the sequence stays */
+	upsert1(db, r, 10, res, &seq2);
+	cr_assert_eq(seq2, seq);
+	for (uint32_t i = 0; i < 10; i++)
+		cr_assert_eq(res[i].status, ANC_UPSERT_UNCHANGED);
+	/* three vectors change: three labels, one commit */
+	for (uint32_t i = 0; i < 3; i++)
+		vec_fill(v[i], DIM, 98, i);
+	upsert1(db, r, 10, res, &seq2);
+	cr_assert_eq(seq2, seq + 4);
+	for (uint32_t i = 0; i < 10; i++)
+		cr_assert_eq(res[i].status,
+		             i < 3 ? ANC_UPSERT_UPDATED : ANC_UPSERT_UNCHANGED);
+	cr_assert_eq(info_seq(db, &live, &vectors, &ntotal), seq2);
+	cr_assert_eq(live, 10);
+	cr_assert_eq(vectors, 10);
+	self_found(db, DIM, 98, 2, res[2].anchor);
+	self_found(db, DIM, 99, 3, res[3].anchor);
+	db_close(db);
+}
+
+/* The same anchor twice in one batch: the second record sees the first,
+ * whatever was stored before (a vector changed and changed back). */
+Test(engine_write, repeated_anchor_in_one_batch)
+{
+	const char *dir = tu_tmpdir();
+	anc_contract_id_str id;
+	anc_db *db = db_open(dir, 1ull << 30);
+	float v0[DIM], v1[DIM], v2[DIM];
+	anc_record r[3];
+	anc_upsert_result res[3];
+	uint64_t seq, live, vectors, ntotal;
+	anc_query_result *qr = NULL;
+	anc_error err;
+
+	setup(db, DIM, id);
+	vec_fill(v0, DIM, 7, 0);
+	vec_fill(v1, DIM, 7, 1);
+	vec_fill(v2, DIM, 7, 2);
+	memset(r, 0, sizeof r);
+	r[0] = (anc_record){.source = "s", .chunk = "a", .vec = v0, .dim = DIM};
+	upsert1(db, r, 1, res, &seq);
+	cr_assert_eq(res[0].status, ANC_UPSERT_CREATED);
+
+	/* a -> v1 -> v0 in one batch */
+	r[0].vec = v1;
+	r[1] = (anc_record){.source = "s", .chunk = "a", .vec = v0, .dim = DIM};
+	upsert1(db, r, 2, res, &seq);
+	cr_assert_eq(res[0].status, ANC_UPSERT_UPDATED);
+	cr_assert_eq(res[1].status, ANC_UPSERT_UPDATED);
+	cr_assert_eq(res[1].revision, 3);
+	cr_assert_str_eq(res[0].anchor, res[1].anchor);
+
+	/* b new, then b identical, in one batch */
+	r[0] = (anc_record){.source = "s", .chunk = "b", .vec = v2, .dim = DIM};
+	r[1] = r[0];
+	upsert1(db, r, 2, res, &seq);
+	cr_assert_eq(res[0].status, ANC_UPSERT_CREATED);
+	cr_assert_eq(res[1].status, ANC_UPSERT_UNCHANGED);
+	cr_assert_eq(res[1].revision, 1);
+
+	cr_assert_eq(info_seq(db, &live, &vectors, &ntotal), seq);
+	cr_assert_eq(live, 2);
+	cr_assert_eq(vectors, 2);
+	/* a's stored vector is v0 again; v1 is nobody's */
+	self_found(db, DIM, 7, 0, NULL);
+	self_found(db, DIM, 7, 2, res[0].anchor);
+	cr_assert_eq(anc_db_query(db, COLL, NULL, v1, 1, DIM, 2, 0, &qr, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_assert_eq(qr->lists[0].nhits, 2);
+	cr_assert_gt(qr->lists[0].hits[0].score, 1e-3);
+	anc_query_result_free(qr);
+	db_close(db);
+}
