@@ -1676,7 +1676,7 @@ anc_db_delete(anc_db *db, const char *collection,
 	nc = ce->ncontracts;
 	cs = malloc((nc ? nc : 1) * sizeof *cs);
 	delta = calloc(nc ? nc : 1, sizeof *delta);
-	if (cs != NULL)
+	if (cs != NULL && nc > 0) /* contracts is NULL when nc is 0 */
 		memcpy(cs, ce->contracts, nc * sizeof *cs);
 	cat_un(db);
 	if (cs == NULL || delta == NULL) {
