@@ -1147,14 +1147,13 @@ drained:
 		st.acked_offset = anc_cli_lines_offset(st.in);
 		st.acked_rejected = st.rejected;
 	}
-	if (st.ckpt != NULL && st.acked_line != st.last_ckpt_line) {
-		if (code == ANC_OK)
-			code = ckpt_write(&st, st.acked_line, st.acked_offset,
-			    1, err);
-		else
-			(void)ckpt_write(&st, st.acked_line, st.acked_offset, 0,
-			    &cerr); /* the load's own error is reported */
-	}
+	/* A finished load always marks its checkpoint done, even when a
+	 * periodic write already recorded the last line. */
+	if (st.ckpt != NULL && code == ANC_OK)
+		code = ckpt_write(&st, st.acked_line, st.acked_offset, 1, err);
+	else if (st.ckpt != NULL && st.acked_line != st.last_ckpt_line)
+		(void)ckpt_write(&st, st.acked_line, st.acked_offset, 0,
+		    &cerr); /* the load's own error is reported */
 	progress_clear(&st);
 	if (code != ANC_OK) {
 		char msg[ANC_ERRMSG_MAX];
