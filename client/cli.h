@@ -314,4 +314,19 @@ int anc_cli_usage(anc_cli_ctx *ctx, anc_error *err, const char *fmt, ...)
 #endif
     ;
 
+/* The opening every command shares (cli_cmd.c): anc_cli_args_parse, then
+ * --help. specs holds {"--help", NULL, &flag}; when that flag is set after
+ * parsing, usage goes to stdout and *helped is 1: the command has nothing
+ * more to do and returns ANC_OK. Otherwise *helped is 0. Returns the
+ * parse's usage error, if any. */
+int anc_cli_args_help(anc_cli_ctx *ctx, int argc, char **argv,
+                      const anc_cli_optspec *specs, const char **pos,
+                      int maxpos, int *npos, const char *usage, int *helped,
+                      anc_error *err);
+
+/* The usage error "NAME: missing WHAT (see anchorage NAME --help)", as
+ * anc_cli_usage (ctx->usage_error set, ANC_EINVAL). */
+int anc_cli_missing(anc_cli_ctx *ctx, const char *name, const char *what,
+                    anc_error *err);
+
 #endif /* ANC_CLI_H */

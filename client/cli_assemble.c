@@ -214,21 +214,16 @@ anc_cli_cmd_assemble(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	const char *line, *origin;
 	size_t len;
 	uint32_t b, npins = 0, i, j;
-	int npos, metric = -1, m = 0, code;
+	int npos, helped, metric = -1, m = 0, code;
 	json_t *o, *arr;
 
 	memset(&ai, 0, sizeof(ai));
-	if ((code = anc_cli_args_parse(ctx, argc, argv, specs, pos, 1, &npos,
-	         err)))
+	if ((code = anc_cli_args_help(ctx, argc, argv, specs, pos, 1, &npos,
+	         assemble_usage, &helped, err)) || helped)
 		goto leave;
-	if (want_help) {
-		fputs(assemble_usage, stdout);
-		goto leave;
-	}
 	if (npos < 1 || budget == NULL) {
-		code = anc_cli_usage(ctx, err, "assemble: missing %s (see "
-		    "anchorage assemble --help)", npos < 1 ? "COLLECTION" :
-		    "--budget TOKENS");
+		code = anc_cli_missing(ctx, "assemble",
+		    npos < 1 ? "COLLECTION" : "--budget TOKENS", err);
 		goto leave;
 	}
 	if ((code = anc_cli_u32_parse(budget, "--budget", 1, UINT32_MAX - 1,

@@ -29,33 +29,60 @@ anc_cli_connect(anc_cli_ctx *ctx, anc_error *err)
 	return anc_client_open(ctx->server, &opt, &ctx->client, err);
 }
 
-static int
-help(const char *text)
+int
+anc_cli_args_help(anc_cli_ctx *ctx, int argc, char **argv,
+                  const anc_cli_optspec *specs, const char **pos, int maxpos,
+                  int *npos, const char *usage, int *helped, anc_error *err)
 {
-	fputs(text, stdout);
+	const anc_cli_optspec *sp;
+	int code;
+
+	*helped = 0;
+	if ((code = anc_cli_args_parse(ctx, argc, argv, specs, pos, maxpos,
+	         npos, err)))
+		return code;
+	/* The flag behind --help is the caller's; -h shares it. */
+	for (sp = specs; sp->name != NULL; sp++)
+		if (strcmp(sp->name, "--help") == 0 && sp->flag != NULL &&
+		    *sp->flag) {
+			fputs(usage, stdout);
+			*helped = 1;
+			break;
+		}
 	return ANC_OK;
 }
+
+int
+anc_cli_missing(anc_cli_ctx *ctx, const char *name, const char *what,
+                anc_error *err)
+{
+	return anc_cli_usage(ctx, err, "%s: missing %s (see anchorage %s "
+	    "--help)", name, what, name);
+}
+
+/* Options of a command that has only --help. */
+#define HELP_ONLY_SPECS(flag)                                                  \
+	{{"--help", NULL, &(flag)}, {"-h", NULL, &(flag)}, {NULL, NULL, NULL}}
 
 /* ---- info / ping --------------------------------------------------------- */
 
 int
 anc_cli_cmd_info(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 {
+	static const char usage[] =
+	    "usage: anchorage info\n\n"
+	    "Show the server's collections and their contracts (id, "
+	    "name@revision, dim,\nmetric, index, state, vectors) and "
+	    "passage counts. With --json, one JSON object.\n";
 	int want_help = 0;
-	const anc_cli_optspec specs[] = {{"--help", NULL, &want_help},
-	                                 {"-h", NULL, &want_help}, {NULL, NULL, NULL}};
+	const anc_cli_optspec specs[] = HELP_ONLY_SPECS(want_help);
 	const char *pos[1];
 	anc_resp *resp = NULL;
-	int npos, code;
+	int npos, helped, code;
 
-	if ((code = anc_cli_args_parse(ctx, argc, argv, specs, pos, 0, &npos,
-	         err)))
+	if ((code = anc_cli_args_help(ctx, argc, argv, specs, pos, 0, &npos,
+	         usage, &helped, err)) || helped)
 		return code;
-	if (want_help)
-		return help("usage: anchorage info\n\n"
-		    "Show the server's collections and their contracts (id, "
-		    "name@revision, dim,\nmetric, index, state, vectors) and "
-		    "passage counts. With --json, one JSON object.\n");
 	if ((code = anc_cli_connect(ctx, err)) ||
 	    (code = anc_client_info(ctx->client, &resp, err)))
 		return code;
@@ -71,23 +98,22 @@ anc_cli_cmd_info(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 int
 anc_cli_cmd_ping(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 {
+	static const char usage[] =
+	    "usage: anchorage ping\n\n"
+	    "Check that the server answers; prints its version and the "
+	    "round-trip time.\n";
 	int want_help = 0;
-	const anc_cli_optspec specs[] = {{"--help", NULL, &want_help},
-	                                 {"-h", NULL, &want_help}, {NULL, NULL, NULL}};
+	const anc_cli_optspec specs[] = HELP_ONLY_SPECS(want_help);
 	const char *pos[1];
 	struct timespec t0, t1;
 	anc_resp *resp = NULL;
 	double ms;
 	json_t *o;
-	int npos, code;
+	int npos, helped, code;
 
-	if ((code = anc_cli_args_parse(ctx, argc, argv, specs, pos, 0, &npos,
-	         err)))
+	if ((code = anc_cli_args_help(ctx, argc, argv, specs, pos, 0, &npos,
+	         usage, &helped, err)) || helped)
 		return code;
-	if (want_help)
-		return help("usage: anchorage ping\n\n"
-		    "Check that the server answers; prints its version and the "
-		    "round-trip time.\n");
 	if ((code = anc_cli_connect(ctx, err)))
 		return code;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -120,17 +146,14 @@ anc_cli_cmd_collection(anc_cli_ctx *ctx, int argc, char **argv,
 	    "starting with a\nletter or digit. Creating an existing collection "
 	    "is not an error.\n";
 	int want_help = 0;
-	const anc_cli_optspec specs[] = {{"--help", NULL, &want_help},
-	                                 {"-h", NULL, &want_help}, {NULL, NULL, NULL}};
+	const anc_cli_optspec specs[] = HELP_ONLY_SPECS(want_help);
 	const char *pos[2];
 	anc_resp *resp = NULL;
-	int npos, code;
+	int npos, helped, code;
 
-	if ((code = anc_cli_args_parse(ctx, argc, argv, specs, pos, 2, &npos,
-	         err)))
+	if ((code = anc_cli_args_help(ctx, argc, argv, specs, pos, 2, &npos,
+	         usage, &helped, err)) || helped)
 		return code;
-	if (want_help)
-		return help(usage);
 	if (npos == 0 || strcmp(pos[0], "create") != 0)
 		return anc_cli_usage(ctx, err,
 		    "collection: expected 'create NAME', got %s%s%s (see "
@@ -191,37 +214,34 @@ static int
 anchors_command(anc_cli_ctx *ctx, int argc, char **argv, int is_delete,
                 anc_error *err)
 {
+	static const char delete_usage[] =
+	    "usage: anchorage delete COLLECTION ANCHOR...\n\n"
+	    "Delete passages by anchor. Per anchor prints deleted "
+	    "(with the revision),\nalready_deleted or unknown. A deleted "
+	    "anchor resolves as \"deleted\" afterwards.\n";
+	static const char resolve_usage[] =
+	    "usage: anchorage resolve COLLECTION ANCHOR...\n\n"
+	    "Per anchor: live (revision, text hash, source, chunk, "
+	    "text), deleted (last\nrevision) or unknown. With --json, "
+	    "one JSON object per anchor.\n";
 	int want_help = 0;
-	const anc_cli_optspec specs[] = {{"--help", NULL, &want_help},
-	                                 {"-h", NULL, &want_help}, {NULL, NULL, NULL}};
+	const anc_cli_optspec specs[] = HELP_ONLY_SPECS(want_help);
 	const char **pos = NULL;
 	anc_anchor_str *anchors = NULL;
 	anc_resp *resp = NULL;
 	anc_limits lim;
 	uint32_t done, n, i, total;
-	int npos, code;
+	int npos, helped, code;
 
 	if ((pos = calloc((size_t)argc + 1, sizeof(*pos))) == NULL)
 		return anc_error_set(err, ANC_ENOMEM, "out of memory");
-	if ((code = anc_cli_args_parse(ctx, argc, argv, specs, pos, argc,
-	         &npos, err)))
+	if ((code = anc_cli_args_help(ctx, argc, argv, specs, pos, argc, &npos,
+	         is_delete ? delete_usage : resolve_usage, &helped, err)) ||
+	    helped)
 		goto leave;
-	if (want_help) {
-		code = help(is_delete
-		    ? "usage: anchorage delete COLLECTION ANCHOR...\n\n"
-		      "Delete passages by anchor. Per anchor prints deleted "
-		      "(with the revision),\nalready_deleted or unknown. A deleted "
-		      "anchor resolves as \"deleted\" afterwards.\n"
-		    : "usage: anchorage resolve COLLECTION ANCHOR...\n\n"
-		      "Per anchor: live (revision, text hash, source, chunk, "
-		      "text), deleted (last\nrevision) or unknown. With --json, "
-		      "one JSON object per anchor.\n");
-		goto leave;
-	}
 	if (npos < 2) {
-		code = anc_cli_usage(ctx, err, "%s: missing %s (see anchorage %s "
-		    "--help)", argv[0], npos ? "ANCHOR" : "COLLECTION and ANCHOR",
-		    argv[0]);
+		code = anc_cli_missing(ctx, argv[0],
+		    npos ? "ANCHOR" : "COLLECTION and ANCHOR", err);
 		goto leave;
 	}
 	if ((code = anc_collection_name_check(pos[0], err)) ||

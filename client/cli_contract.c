@@ -55,13 +55,6 @@ static const char contract_usage[] =
     "CONTRACT is a contract ID (16 hex digits) or NAME@REVISION. Each "
     "subcommand\nhas --help; --json (before the command) prints JSON.\n";
 
-static int
-help(const char *text)
-{
-	fputs(text, stdout);
-	return ANC_OK;
-}
-
 /* ---- one round trip ------------------------------------------------------ */
 
 static int
@@ -255,19 +248,15 @@ cmd_register(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	uint8_t raw[ANC_CONTRACT_ID_RAW];
 	anc_contract_id_str local;
 	anc_resp *resp = NULL;
-	int npos, code;
+	int npos, helped, code;
 
 	memset(&cf, 0, sizeof(cf));
-	if ((code = anc_cli_args_parse(ctx, argc, argv, specs, pos, 2, &npos,
-	         err)))
+	if ((code = anc_cli_args_help(ctx, argc, argv, specs, pos, 2, &npos,
+	         usage, &helped, err)) || helped)
 		return code;
-	if (want_help)
-		return help(usage);
 	if (npos < 2)
-		return anc_cli_usage(ctx, err,
-		    "contract register: missing %s (see anchorage contract "
-		    "register --help)", npos < 1 ? "COLLECTION and FILE.json" :
-		    "FILE.json");
+		return anc_cli_missing(ctx, "contract register",
+		    npos < 1 ? "COLLECTION and FILE.json" : "FILE.json", err);
 	if ((code = anc_collection_name_check(pos[0], err)) ||
 	    (code = anc_cli_contract_load(pos[1], &c, err)))
 		return code;
@@ -454,16 +443,13 @@ cmd_list(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	const anc_contract_info *ki = NULL;
 	anc_resp *resp = NULL;
 	char nr[ANC_CNAME_MAX + ANC_REVISION_MAX + 2], chk[64];
-	int npos, code;
+	int npos, helped, code;
 
-	if ((code = anc_cli_args_parse(ctx, argc, argv, specs, pos, 1, &npos,
-	         err)))
+	if ((code = anc_cli_args_help(ctx, argc, argv, specs, pos, 1, &npos,
+	         usage, &helped, err)) || helped)
 		return code;
-	if (want_help)
-		return help(usage);
 	if (npos < 1)
-		return anc_cli_usage(ctx, err, "contract list: missing COLLECTION "
-		    "(see anchorage contract list --help)");
+		return anc_cli_missing(ctx, "contract list", "COLLECTION", err);
 	if ((code = info_find(ctx, pos[0], NULL, &resp, &ci, &ki, err)))
 		return code;
 	if (ctx->json) {
@@ -521,17 +507,14 @@ cmd_show(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	const anc_contract_info *k;
 	anc_resp *resp = NULL;
 	char ts[32];
-	int npos, code;
+	int npos, helped, code;
 
-	if ((code = anc_cli_args_parse(ctx, argc, argv, specs, pos, 2, &npos,
-	         err)))
+	if ((code = anc_cli_args_help(ctx, argc, argv, specs, pos, 2, &npos,
+	         usage, &helped, err)) || helped)
 		return code;
-	if (want_help)
-		return help(usage);
 	if (npos < 2)
-		return anc_cli_usage(ctx, err, "contract show: missing %s (see "
-		    "anchorage contract show --help)",
-		    npos ? "CONTRACT" : "COLLECTION and CONTRACT");
+		return anc_cli_missing(ctx, "contract show",
+		    npos ? "CONTRACT" : "COLLECTION and CONTRACT", err);
 	if ((code = info_find(ctx, pos[0], pos[1], &resp, &ci, &k, err)))
 		return code;
 	if (ctx->json) {
@@ -616,19 +599,18 @@ cmd_state(anc_cli_ctx *ctx, int argc, char **argv, int promote,
 	const char *pos[2];
 	anc_req req;
 	anc_resp *resp = NULL;
-	int npos, code;
+	int npos, helped, code;
 
 	if (!promote)
 		specs[2].name = NULL; /* retire has no --force */
-	if ((code = anc_cli_args_parse(ctx, argc, argv, specs, pos, 2, &npos,
-	         err)))
+	if ((code = anc_cli_args_help(ctx, argc, argv, specs, pos, 2, &npos,
+	         promote ? promote_usage : retire_usage, &helped, err)) ||
+	    helped)
 		return code;
-	if (want_help)
-		return help(promote ? promote_usage : retire_usage);
 	if (npos < 2)
-		return anc_cli_usage(ctx, err, "contract %s: missing %s (see "
-		    "anchorage contract %s --help)", argv[0],
-		    npos ? "CONTRACT" : "COLLECTION and CONTRACT", argv[0]);
+		return anc_cli_missing(ctx,
+		    promote ? "contract promote" : "contract retire",
+		    npos ? "CONTRACT" : "COLLECTION and CONTRACT", err);
 	if ((code = anc_collection_name_check(pos[0], err)))
 		return code;
 	memset(&req, 0, sizeof(req));
@@ -705,17 +687,14 @@ cmd_check(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	anc_resp *resp = NULL;
 	float *vecs = NULL;
 	uint32_t nrows = 0, dim = 0, b, e, nfail = 0;
-	int npos, code;
+	int npos, helped, code;
 
-	if ((code = anc_cli_args_parse(ctx, argc, argv, specs, pos, 2, &npos,
-	         err)))
+	if ((code = anc_cli_args_help(ctx, argc, argv, specs, pos, 2, &npos,
+	         usage, &helped, err)) || helped)
 		return code;
-	if (want_help)
-		return help(usage);
 	if (npos < 2)
-		return anc_cli_usage(ctx, err, "contract check: missing %s (see "
-		    "anchorage contract check --help)",
-		    npos ? "CONTRACT" : "COLLECTION and CONTRACT");
+		return anc_cli_missing(ctx, "contract check",
+		    npos ? "CONTRACT" : "COLLECTION and CONTRACT", err);
 	if (vectors == NULL)
 		return anc_cli_usage(ctx, err, "contract check: --vectors "
 		    "FILE.fvecs is required (see anchorage contract check "
@@ -833,18 +812,15 @@ cmd_compare(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	uint32_t no = 0, nn = 0, dold = 0, dnew = 0, k = 10, b, e;
 	anc_resp *ro = NULL, *rn = NULL;
 	anc_contract_id_str cold, cnew;
-	int npos, code;
+	int npos, helped, code;
 
-	if ((code = anc_cli_args_parse(ctx, argc, argv, specs, pos, 3, &npos,
-	         err)))
+	if ((code = anc_cli_args_help(ctx, argc, argv, specs, pos, 3, &npos,
+	         usage, &helped, err)) || helped)
 		return code;
-	if (want_help)
-		return help(usage);
 	if (npos < 3)
-		return anc_cli_usage(ctx, err, "contract compare: missing %s (see "
-		    "anchorage contract compare --help)",
+		return anc_cli_missing(ctx, "contract compare",
 		    npos == 0 ? "COLLECTION, OLD and NEW"
-		    : npos == 1 ? "OLD and NEW" : "NEW");
+		    : npos == 1 ? "OLD and NEW" : "NEW", err);
 	if (qold == NULL || qnew == NULL)
 		return anc_cli_usage(ctx, err, "contract compare: %s is required "
 		    "(see anchorage contract compare --help)",
@@ -933,8 +909,10 @@ anc_cli_cmd_contract(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	if (sub == NULL)
 		return anc_cli_usage(ctx, err, "contract: missing SUBCOMMAND "
 		    "(see anchorage contract --help)");
-	if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0)
-		return help(contract_usage);
+	if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
+		fputs(contract_usage, stdout);
+		return ANC_OK;
+	}
 	if (strcmp(sub, "register") == 0)
 		return cmd_register(ctx, argc - 1, argv + 1, err);
 	if (strcmp(sub, "list") == 0)

@@ -124,7 +124,7 @@ int
 anc_cli_cmd_drift(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 {
 	const char *contract = NULL, *set = NULL;
-	int want_help = 0, fresh = 0, npos, code;
+	int want_help = 0, fresh = 0, npos, helped, code;
 	const anc_cli_optspec specs[] = {
 		{"--contract", &contract, NULL}, {"--fresh", NULL, &fresh},
 		{"--set", &set, NULL},
@@ -133,16 +133,11 @@ anc_cli_cmd_drift(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	const char *pos[1];
 	anc_resp *resp = NULL;
 
-	if ((code = anc_cli_args_parse(ctx, argc, argv, specs, pos, 1, &npos,
-	         err)))
+	if ((code = anc_cli_args_help(ctx, argc, argv, specs, pos, 1, &npos,
+	         drift_usage, &helped, err)) || helped)
 		return code;
-	if (want_help) {
-		fputs(drift_usage, stdout);
-		return ANC_OK;
-	}
 	if (npos < 1)
-		return anc_cli_usage(ctx, err, "drift: missing COLLECTION (see "
-		    "anchorage drift --help)");
+		return anc_cli_missing(ctx, "drift", "COLLECTION", err);
 	if ((code = anc_collection_name_check(pos[0], err)))
 		return code;
 	if (set != NULL) {

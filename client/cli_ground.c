@@ -457,20 +457,17 @@ anc_cli_cmd_verify(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	anc_resp *resp = NULL;
 	uint32_t counts[ANC_VERDICT_LAST + 1] = {0};
 	char cal[256];
-	int npos, code;
+	int npos, helped, code;
 
 	memset(&b, 0, sizeof b);
-	if ((code = anc_cli_args_parse(ctx, argc, argv, specs, pos, 1, &npos,
-	                               err)))
+	if ((code = anc_cli_args_help(ctx, argc, argv, specs, pos, 1, &npos,
+	                              verify_usage, &helped, err)) ||
+	    helped)
 		goto leave;
-	if (want_help) {
-		fputs(verify_usage, stdout);
-		goto leave;
-	}
 	if (npos < 1 || claims == NULL) {
-		code = anc_cli_usage(ctx, err, "verify: missing %s (see anchorage "
-		                     "verify --help)",
-		                     npos < 1 ? "COLLECTION" : "--claims FILE");
+		code = anc_cli_missing(ctx, "verify",
+		                       npos < 1 ? "COLLECTION" : "--claims FILE",
+		                       err);
 		goto leave;
 	}
 	if ((code = anc_collection_name_check(pos[0], err)) ||
@@ -718,19 +715,16 @@ receipt_replay(anc_cli_ctx *ctx, const char *id, anc_error *err)
 int
 anc_cli_cmd_receipt(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 {
-	int want_help = 0, with_text = 0, npos, code;
+	int want_help = 0, with_text = 0, npos, helped, code;
 	const anc_cli_optspec specs[] = {{"--text", NULL, &with_text},
 	    {"--help", NULL, &want_help}, {"-h", NULL, &want_help},
 	    {NULL, NULL, NULL}};
 	const char *pos[2];
 
-	if ((code = anc_cli_args_parse(ctx, argc, argv, specs, pos, 2, &npos,
-	                               err)))
+	if ((code = anc_cli_args_help(ctx, argc, argv, specs, pos, 2, &npos,
+	                              receipt_usage, &helped, err)) ||
+	    helped)
 		return code;
-	if (want_help) {
-		fputs(receipt_usage, stdout);
-		return ANC_OK;
-	}
 	if (npos < 2 || (strcmp(pos[0], "show") != 0 &&
 	                 strcmp(pos[0], "replay") != 0))
 		return anc_cli_usage(ctx, err, "receipt: expected 'show ID' or "

@@ -155,6 +155,26 @@ fail:
 	return code;
 }
 
+/* A zeroed object of size bytes whose first member is an rd (lines or
+ * vecs), with path opened into that rd; *out is NULL on failure. */
+static int
+rd_new(const char *path, size_t size, void **out, anc_error *err)
+{
+	rd *r;
+	int code;
+
+	*out = NULL;
+	if ((r = calloc(1, size)) == NULL)
+		return anc_error_set(err, ANC_ENOMEM, "%s: out of memory",
+		    rd_name(path));
+	if ((code = rd_open(r, path, err)) != ANC_OK) {
+		free(r);
+		return code;
+	}
+	*out = r;
+	return ANC_OK;
+}
+
 /* Read exactly n bytes (or fewer at the end: *got). */
 static int
 rd_read(rd *r, void *dst, size_t n, size_t *got, anc_error *err)
@@ -185,7 +205,7 @@ rd_read(rd *r, void *dst, size_t n, size_t *got, anc_error *err)
 /* ---- lines --------------------------------------------------------------- */
 
 struct anc_cli_lines {
-	rd r;
+	rd r;        /* first: rd_new allocates the whole */
 	char *line;  /* the current line when it spans refills */
 	size_t lcap;
 	uint64_t lineno;
@@ -194,19 +214,11 @@ struct anc_cli_lines {
 int
 anc_cli_lines_open(const char *path, anc_cli_lines **out, anc_error *err)
 {
-	anc_cli_lines *l;
-	int code;
+	void *l;
+	int code = rd_new(path, sizeof(anc_cli_lines), &l, err);
 
-	*out = NULL;
-	if ((l = calloc(1, sizeof(*l))) == NULL)
-		return anc_error_set(err, ANC_ENOMEM, "%s: out of memory",
-		    rd_name(path));
-	if ((code = rd_open(&l->r, path, err)) != ANC_OK) {
-		free(l);
-		return code;
-	}
 	*out = l;
-	return ANC_OK;
+	return code;
 }
 
 void
@@ -615,7 +627,7 @@ anc_cli_npy_header_parse(const char *hdr, size_t len, const char *origin,
 /* ---- float32 rows -------------------------------------------------------- */
 
 struct anc_cli_vecs {
-	rd r;
+	rd r;             /* first: rd_new allocates the whole */
 	int npy;
 	uint32_t dim;
 	int64_t rows;     /* known row count, or -1 */
@@ -738,16 +750,13 @@ int
 anc_cli_vecs_open(const char *path, anc_cli_vecs **out, anc_error *err)
 {
 	anc_cli_vecs *v;
+	void *p;
 	int code;
 
 	*out = NULL;
-	if ((v = calloc(1, sizeof(*v))) == NULL)
-		return anc_error_set(err, ANC_ENOMEM, "%s: out of memory",
-		    rd_name(path));
-	if ((code = rd_open(&v->r, path, err)) != ANC_OK) {
-		free(v);
+	if ((code = rd_new(path, sizeof(*v), &p, err)) != ANC_OK)
 		return code;
-	}
+	v = p;
 	v->npy = v->r.end - v->r.pos >= 6 &&
 	    memcmp(v->r.buf + v->r.pos, "\x93NUMPY", 6) == 0;
 	code = v->npy ? vecs_npy_header(v, err) : vecs_fvecs_header(v, err);

@@ -70,47 +70,10 @@ nng_fail(anc_error *err, int rv, const char *what)
 
 /* ---- JSON helpers -------------------------------------------------------------- */
 
-typedef struct {
-	anc_buf *b;
-	int oom;
-} jw;
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-static void
-jf(jw *w, const char *fmt, ...)
-{
-	va_list ap;
-	if (w->oom)
-		return;
-	for (;;) {
-		size_t room = w->b->cap - w->b->len;
-		va_start(ap, fmt);
-		int n = vsnprintf(w->b->cap ? (char *)w->b->data + w->b->len
-		                            : NULL,
-		                  room, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			w->oom = 1;
-			return;
-		}
-		if ((size_t)n < room) {
-			w->b->len += (size_t)n;
-			return;
-		}
-		size_t ncap = w->b->cap ? w->b->cap * 2 : 16384;
-		while (ncap - w->b->len <= (size_t)n)
-			ncap *= 2;
-		uint8_t *p = realloc(w->b->data, ncap);
-		if (p == NULL) {
-			w->oom = 1;
-			return;
-		}
-		w->b->data = p;
-		w->b->cap = ncap;
-	}
-}
+/* Short names: JSON goes out through the same buffered printf as the
+ * metrics text (srv_metrics.h). */
+typedef srv_text jw;
+#define jf srv_text_printf
 
 /* JSON has no infinity: a component threshold crossed by a constant
  * reference dimension is reported as null. */

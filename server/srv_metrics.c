@@ -77,17 +77,8 @@ ld(atomic_uint_fast64_t *a)
 	return (uint64_t)atomic_load_explicit(a, memory_order_relaxed);
 }
 
-/* printf into the buffer; remembers the first allocation failure. */
-typedef struct {
-	anc_buf *b;
-	int oom;
-} pw;
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-static void
-pf(pw *w, const char *fmt, ...)
+void
+srv_text_printf(srv_text *w, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -119,6 +110,10 @@ pf(pw *w, const char *fmt, ...)
 		w->b->cap = ncap;
 	}
 }
+
+/* Short names for the renderers below. */
+typedef srv_text pw;
+#define pf srv_text_printf
 
 /* Label values here are collection names ([A-Za-z0-9_.-]) and hex IDs:
  * nothing to escape. */
@@ -180,6 +175,26 @@ render_requests(pw *w)
 	   (unsigned long long)ld(&reg.drift_queries));
 }
 
+/* anchorage_index_NAME: one gauge per contract of every collection, its
+ * live vectors or (entries) its faiss index's entries. */
+static void
+render_index_gauge(pw *w, const anc_info *info, const char *name,
+                   const char *help, int entries)
+{
+	pf(w, "# HELP anchorage_index_%s %s\n# TYPE anchorage_index_%s gauge\n",
+	   name, help, name);
+	for (uint32_t i = 0; i < info->ncollections; i++)
+		for (uint32_t j = 0; j < info->collections[i].ncontracts; j++) {
+			const anc_contract_info *k =
+			    &info->collections[i].contracts[j];
+			pf(w, "anchorage_index_%s{collection=\"%s\","
+			      "contract=\"%s\"} %llu\n",
+			   name, info->collections[i].name, k->id,
+			   (unsigned long long)(entries ? k->index_ntotal
+			                                : k->vectors));
+		}
+}
+
 static void
 render_info(pw *w, const anc_info *info, const char *data_dir)
 {
@@ -199,28 +214,9 @@ render_info(pw *w, const anc_info *info, const char *data_dir)
 		      "%llu\n",
 		   c->name, (unsigned long long)c->deleted);
 	}
-	pf(w, "# HELP anchorage_index_vectors Live vectors per index.\n"
-	      "# TYPE anchorage_index_vectors gauge\n");
-	for (uint32_t i = 0; i < info->ncollections; i++)
-		for (uint32_t j = 0; j < info->collections[i].ncontracts; j++) {
-			const anc_contract_info *k =
-			    &info->collections[i].contracts[j];
-			pf(w, "anchorage_index_vectors{collection=\"%s\","
-			      "contract=\"%s\"} %llu\n",
-			   info->collections[i].name, k->id,
-			   (unsigned long long)k->vectors);
-		}
-	pf(w, "# HELP anchorage_index_entries Entries per faiss index, stale "
-	      "ones included.\n# TYPE anchorage_index_entries gauge\n");
-	for (uint32_t i = 0; i < info->ncollections; i++)
-		for (uint32_t j = 0; j < info->collections[i].ncontracts; j++) {
-			const anc_contract_info *k =
-			    &info->collections[i].contracts[j];
-			pf(w, "anchorage_index_entries{collection=\"%s\","
-			      "contract=\"%s\"} %llu\n",
-			   info->collections[i].name, k->id,
-			   (unsigned long long)k->index_ntotal);
-		}
+	render_index_gauge(w, info, "vectors", "Live vectors per index.", 0);
+	render_index_gauge(w, info, "entries",
+	                   "Entries per faiss index, stale ones included.", 1);
 	/* st_blocks, not st_size: the map is a sparse file of map_size
 	 * bytes; what the disk holds is what matters. */
 	snprintf(path, sizeof path, "%s/lmdb/data.mdb", data_dir);
@@ -229,6 +225,74 @@ render_info(pw *w, const anc_info *info, const char *data_dir)
 		      "file.\n# TYPE anchorage_lmdb_bytes gauge\n"
 		      "anchorage_lmdb_bytes %llu\n",
 		   (unsigned long long)st.st_blocks * 512ull);
+}
+
+/* The per-contract gauges of the latest drift reports after the
+ * statistics: one HELP/TYPE header each, then one series per report. */
+typedef enum {
+	DG_FIRED,
+	DG_WINDOW,
+	DG_FLAGGED,
+	DG_REFERENCE,
+	DG_TIME,
+	DG_SECONDS,
+	DG_N
+} dgauge;
+
+static const struct {
+	const char *name, *help;
+} dgauges[DG_N] = {
+    [DG_FIRED] = {"fired",
+                  "Statistics past their threshold in the latest report."},
+    [DG_WINDOW] = {"window_queries", "Queries in the drift window."},
+    [DG_FLAGGED] = {"window_flagged", "Window queries flagged per query."},
+    [DG_REFERENCE] = {"reference_vectors", "Vectors in the drift reference."},
+    [DG_TIME] = {"report_timestamp_seconds",
+                 "Unix time of the latest report."},
+    [DG_SECONDS] = {"report_seconds",
+                    "Time the latest report took to compute."}};
+
+static void
+drift_gauge(pw *w, dgauge g, const anc_drift_report *r)
+{
+	pf(w, "anchorage_drift_%s{collection=\"%s\",contract=\"%s\"} ",
+	   dgauges[g].name, r->collection, r->contract);
+	switch (g) {
+	case DG_FIRED:
+		pf(w, "%u\n", r->nfired);
+		break;
+	case DG_WINDOW:
+		pf(w, "%u\n", r->window);
+		break;
+	case DG_FLAGGED:
+		pf(w, "%u\n", r->window_flagged);
+		break;
+	case DG_REFERENCE:
+		pf(w, "%llu\n", (unsigned long long)r->reference_count);
+		break;
+	case DG_TIME:
+		pf(w, "%.3f\n", r->time);
+		break;
+	default: /* DG_SECONDS */
+		pf(w, "%.6f\n", r->compute_seconds);
+		break;
+	}
+}
+
+/* Statistic s of every report that computed it: its value, or (threshold)
+ * the threshold it is held against. */
+static void
+drift_stat_series(pw *w, const anc_drift_report *r, uint32_t n, int s,
+                  int threshold)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (r[i].stats[s].computed)
+			pf(w, "anchorage_drift_%s%s{collection=\"%s\","
+			      "contract=\"%s\"} %.9g\n",
+			   anc_drift_stat_name(s), threshold ? "_threshold" : "",
+			   r[i].collection, r[i].contract,
+			   threshold ? r[i].stats[s].threshold
+			             : r[i].stats[s].value);
 }
 
 static void
@@ -255,61 +319,20 @@ render_drift(pw *w, const anc_drift_report *r, uint32_t n)
 		pf(w, "# HELP anchorage_drift_%s Drift statistic: %s.\n"
 		      "# TYPE anchorage_drift_%s gauge\n",
 		   name, help[s], name);
-		for (uint32_t i = 0; i < n; i++)
-			if (r[i].stats[s].computed)
-				pf(w, "anchorage_drift_%s{collection=\"%s\","
-				      "contract=\"%s\"} %.9g\n",
-				   name, r[i].collection, r[i].contract,
-				   r[i].stats[s].value);
+		drift_stat_series(w, r, n, s, 0);
 		pf(w, "# HELP anchorage_drift_%s_threshold Threshold of "
 		      "anchorage_drift_%s.\n# TYPE anchorage_drift_%s_threshold "
 		      "gauge\n",
 		   name, name, name);
-		for (uint32_t i = 0; i < n; i++)
-			if (r[i].stats[s].computed)
-				pf(w, "anchorage_drift_%s_threshold{collection="
-				      "\"%s\",contract=\"%s\"} %.9g\n",
-				   name, r[i].collection, r[i].contract,
-				   r[i].stats[s].threshold);
+		drift_stat_series(w, r, n, s, 1);
 	}
-	pf(w, "# HELP anchorage_drift_fired Statistics past their threshold "
-	      "in the latest report.\n# TYPE anchorage_drift_fired gauge\n");
-	for (uint32_t i = 0; i < n; i++)
-		pf(w, "anchorage_drift_fired{collection=\"%s\",contract=\"%s\"} "
-		      "%u\n",
-		   r[i].collection, r[i].contract, r[i].nfired);
-	pf(w, "# HELP anchorage_drift_window_queries Queries in the drift "
-	      "window.\n# TYPE anchorage_drift_window_queries gauge\n");
-	for (uint32_t i = 0; i < n; i++)
-		pf(w, "anchorage_drift_window_queries{collection=\"%s\","
-		      "contract=\"%s\"} %u\n",
-		   r[i].collection, r[i].contract, r[i].window);
-	pf(w, "# HELP anchorage_drift_window_flagged Window queries flagged "
-	      "per query.\n# TYPE anchorage_drift_window_flagged gauge\n");
-	for (uint32_t i = 0; i < n; i++)
-		pf(w, "anchorage_drift_window_flagged{collection=\"%s\","
-		      "contract=\"%s\"} %u\n",
-		   r[i].collection, r[i].contract, r[i].window_flagged);
-	pf(w, "# HELP anchorage_drift_reference_vectors Vectors in the drift "
-	      "reference.\n# TYPE anchorage_drift_reference_vectors gauge\n");
-	for (uint32_t i = 0; i < n; i++)
-		pf(w, "anchorage_drift_reference_vectors{collection=\"%s\","
-		      "contract=\"%s\"} %llu\n",
-		   r[i].collection, r[i].contract,
-		   (unsigned long long)r[i].reference_count);
-	pf(w, "# HELP anchorage_drift_report_timestamp_seconds Unix time of "
-	      "the latest report.\n"
-	      "# TYPE anchorage_drift_report_timestamp_seconds gauge\n");
-	for (uint32_t i = 0; i < n; i++)
-		pf(w, "anchorage_drift_report_timestamp_seconds{collection=\"%s\","
-		      "contract=\"%s\"} %.3f\n",
-		   r[i].collection, r[i].contract, r[i].time);
-	pf(w, "# HELP anchorage_drift_report_seconds Time the latest report "
-	      "took to compute.\n# TYPE anchorage_drift_report_seconds gauge\n");
-	for (uint32_t i = 0; i < n; i++)
-		pf(w, "anchorage_drift_report_seconds{collection=\"%s\","
-		      "contract=\"%s\"} %.6f\n",
-		   r[i].collection, r[i].contract, r[i].compute_seconds);
+	for (int g = 0; g < DG_N; g++) {
+		pf(w, "# HELP anchorage_drift_%s %s\n"
+		      "# TYPE anchorage_drift_%s gauge\n",
+		   dgauges[g].name, dgauges[g].help, dgauges[g].name);
+		for (uint32_t i = 0; i < n; i++)
+			drift_gauge(w, (dgauge)g, &r[i]);
+	}
 }
 
 /* Grounding checks and receipts (issue 8): counters kept by the engine

@@ -51,4 +51,20 @@ int srv_metrics_render(anc_db *db, const char *data_dir, anc_buf *out,
 /* Reset every counter (tests). */
 void srv_metrics_reset(void);
 
+/* Text appended to an anc_buf by printf, for every HTTP body the server
+ * builds (metrics here, JSON in srv_http.c). The first allocation failure
+ * sets oom and makes every later call a no-op, so a renderer checks oom
+ * once at the end instead of after every line. One thread per srv_text;
+ * the buffer stays the caller's. */
+typedef struct srv_text {
+	anc_buf *b;
+	int oom;
+} srv_text;
+
+void srv_text_printf(srv_text *w, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
 #endif /* ANC_SRV_METRICS_H */

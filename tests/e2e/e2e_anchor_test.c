@@ -139,20 +139,12 @@ Test(e2e_anchor, order_and_collection)
 	anc_resp *resp = NULL;
 	anc_error err = {0};
 	const char *colls[2] = {"sotu", "sotu.copy"};
-	for (int k = 0; k < 2; k++) {
-		cr_assert_eq(anc_client_collection_create(cl, colls[k], &resp,
-		             &err), 0, "%s", err.msg);
-		anc_resp_free(resp);
-		cr_assert_eq(anc_client_contract_register(cl, colls[k], &c,
-		             &resp, &err), 0, "%s", err.msg);
-		anc_resp_free(resp);
-	}
+	for (int k = 0; k < 2; k++)
+		tu_client_setup(cl, colls[k], &c, NULL);
 	/* Reverse order, one record per request, through the library. */
 	for (uint32_t j = 0; j < s.n; j++) {
 		uint32_t i = s.n - 1 - j;
-		anc_record r = {.source = s.source[i], .chunk = s.chunk[i],
-		                .text = s.text[i],
-		                .vec = s.vecs + (size_t)i * s.dim, .dim = s.dim};
+		anc_record r = tu_sotu_record(&s, i);
 		for (int k = 0; k < 2; k++) {
 			cr_assert_eq(anc_client_upsert(cl, colls[k],
 			             "minilm@1", &r, 1, &resp, &err), 0,

@@ -117,12 +117,8 @@ Test(e2e_cli, register_query_json)
 
 	anc_contract_id_str cid;
 	tu_sotu_load_cli(tmp, "sotu", cid, NULL); /* checks the last line */
-	anc_contract c;
-	tu_contract_minilm(&c);
-	uint8_t raw[ANC_CONTRACT_ID_RAW];
 	anc_contract_id_str local;
-	anc_contract_id(&c, raw);
-	anc_contract_id_format(raw, local);
+	tu_contract_minilm_id(local);
 	cr_assert_str_eq(cid, local);
 
 	/* Registering again prints the same ID and succeeds. */
@@ -191,19 +187,14 @@ Test(e2e_cli, register_query_json)
 	char *vec = json_dumps(arr, JSON_COMPACT | JSON_REAL_PRECISION(9));
 	json_decref(arr);
 	cr_assert_not_null(vec);
-	st = tu_cli(&out, &err, "--json", "query", "sotu", "--contract",
-	            "minilm@1", "--vector", vec, "-k", "2", NULL);
-	cr_assert_eq(st, 0, "query --vector: exit %d: %s", st, err);
-	json_error_t je;
-	json_t *o = json_loads(out, 0, &je);
-	cr_assert_not_null(o, "query --vector --json: %s: %s", je.text, out);
+	const char *qargs[] = {"--json", "query", "sotu", "--contract",
+	                       "minilm@1", "--vector", vec, "-k", "2", NULL};
+	json_t *o = tu_cli_json(srv.url, 0, qargs);
 	json_t *h0 = json_array_get(json_object_get(o, "hits"), 0);
 	cr_assert_str_eq(json_string_value(json_object_get(h0, "anchor")),
 	                 s.anchors[3]);
 	cr_assert_null(json_object_get(h0, "text"), "text without --text");
 	json_decref(o);
-	free(out);
-	free(err);
 	free(vec);
 
 	/* Human output names the hit's source#chunk. */
@@ -215,13 +206,8 @@ Test(e2e_cli, register_query_json)
 	free(err);
 
 	/* info --json parses. */
-	st = tu_cli(&out, &err, "--json", "info", NULL);
-	cr_assert_eq(st, 0, "info --json: exit %d: %s", st, err);
-	o = json_loads(out, 0, &je);
-	cr_assert_not_null(o, "info --json: %s: %s", je.text, out);
-	json_decref(o);
-	free(out);
-	free(err);
+	const char *iargs[] = {"--json", "info", NULL};
+	json_decref(tu_cli_json(srv.url, 0, iargs));
 
 	tu_server_stop(&srv);
 	tu_sotu_free(&s);
@@ -230,10 +216,8 @@ Test(e2e_cli, register_query_json)
 Test(e2e_cli, server_and_input_errors)
 {
 	const char *tmp = tu_tmpdir();
-	tu_server_start(&srv, tu_path(tmp, "data"), tu_ipc_url(tmp, "s.sock"),
-	                "--nosync", NULL);
 	anc_contract_id_str cid;
-	tu_sotu_load_cli(tmp, "sotu", cid, NULL);
+	tu_sotu_serve(&srv, tmp, cid);
 	const char *url = srv.url;
 
 	const char *q1[] = {"query", "sotu", "--vector", "[1, 2, 3]", NULL};

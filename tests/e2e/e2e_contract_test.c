@@ -48,15 +48,7 @@ cli(char **out, char **err, const char *const *args)
 static json_t *
 cli_json(const char *const *args)
 {
-	char *out = NULL, *err = NULL;
-	json_error_t je;
-	int st = cli(&out, &err, args);
-	cr_assert_eq(st, 0, "%s %s: exit %d: %s", args[1], args[2], st, err);
-	json_t *o = json_loads(out, 0, &je);
-	cr_assert_not_null(o, "not JSON: %s", out);
-	free(out);
-	free(err);
-	return o;
+	return tu_cli_json(srv.url, 0, args);
 }
 
 static void

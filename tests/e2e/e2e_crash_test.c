@@ -32,21 +32,6 @@ TestSuite(e2e_crash, .fini = tu_cleanup, .timeout = 180);
 
 static tu_server srv;
 
-static void
-setup_collection(anc_client *cl, const char *coll, const anc_contract *c,
-                 anc_contract_id_str cid)
-{
-	anc_resp *resp = NULL;
-	anc_error err = {0};
-	int rc = anc_client_collection_create(cl, coll, &resp, &err);
-	cr_assert_eq(rc, 0, "collection_create: %s", err.msg);
-	anc_resp_free(resp);
-	rc = anc_client_contract_register(cl, coll, c, &resp, &err);
-	cr_assert_eq(rc, 0, "contract_register: %s", err.msg);
-	memcpy(cid, resp->u.contract_register.id, sizeof(anc_contract_id_str));
-	anc_resp_free(resp);
-}
-
 /* Top-K anchors of every SOTU row's own vector, into top[n][K]. */
 static void
 query_top(anc_client *cl, const tu_sotu *s, const char *cid,
@@ -85,7 +70,7 @@ Test(e2e_crash, acked_writes_survive_sigkill)
 	tu_contract_minilm(&c);
 	anc_client *cl = tu_client(&srv);
 	anc_contract_id_str cid;
-	setup_collection(cl, "sotu", &c, cid);
+	tu_client_setup(cl, "sotu", &c, cid);
 
 	/* Upsert in batches of 10; each reply is an acknowledgement. */
 	uint64_t rev[TU_SOTU_ROWS];
@@ -94,10 +79,7 @@ Test(e2e_crash, acked_writes_survive_sigkill)
 	for (uint32_t b = 0; b < s.n; b += 10) {
 		anc_record recs[10];
 		for (uint32_t i = 0; i < 10; i++)
-			recs[i] = (anc_record){.source = s.source[b + i],
-			    .chunk = s.chunk[b + i], .text = s.text[b + i],
-			    .vec = s.vecs + (size_t)(b + i) * s.dim,
-			    .dim = s.dim};
+			recs[i] = tu_sotu_record(&s, b + i);
 		int rc = anc_client_upsert(cl, "sotu", cid, recs, 10, &resp,
 		                           &err);
 		cr_assert_eq(rc, 0, "upsert batch %u: %s", b / 10, err.msg);
@@ -215,18 +197,10 @@ Test(e2e_crash, kill_during_load)
 	float *base = NULL;
 	uint32_t n = 0, dim = 0;
 	anc_error err = {0};
-	cr_assert_eq(anc_fvecs_read(tu_data_path("sift5k/sift5k_base.fvecs"), 0,
-	                            UINT32_MAX, &base, &n, &dim, &err), 0, "%s",
-	             err.msg);
+	base = tu_fvecs("sift5k/sift5k_base.fvecs", 0, UINT32_MAX, &n, &dim);
 	cr_assert_eq(n % LB, 0);
 	anc_contract c;
-	anc_contract_init(&c);
-	snprintf(c.name, sizeof c.name, "sift");
-	snprintf(c.model, sizeof c.model, "inria-texmex-sift");
-	snprintf(c.revision, sizeof c.revision, "1");
-	c.dim = dim;
-	c.metric = ANC_METRIC_L2;
-	c.normalize = 0;
+	tu_contract_l2(&c, "sift", "inria-texmex-sift", dim);
 
 	anc_client_options opt;
 	anc_client_options_default(&opt);
@@ -234,7 +208,7 @@ Test(e2e_crash, kill_during_load)
 	anc_client *cl = NULL;
 	cr_assert_eq(anc_client_open(url, &opt, &cl, &err), 0, "%s", err.msg);
 	anc_contract_id_str cid;
-	setup_collection(cl, "sift", &c, cid);
+	tu_client_setup(cl, "sift", &c, cid);
 
 	/* Keep loading (the base again and again under new sources) until
 	 * the kill lands, so that it always hits a load in progress. */

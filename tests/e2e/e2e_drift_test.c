@@ -40,11 +40,7 @@ start(tu_server *srv, const char *dir, const char *window)
 static float *
 fvecs(const char *rel, uint32_t *n, uint32_t *dim)
 {
-	float *v = NULL;
-	anc_error err;
-	cr_assert_eq(anc_fvecs_read(tu_data_path(rel), 0, UINT32_MAX, &v, n, dim,
-	                            &err), ANC_OK, "%s", err.msg);
-	return v;
+	return tu_fvecs(rel, 0, UINT32_MAX, n, dim);
 }
 
 static anc_drift_report
@@ -407,19 +403,8 @@ Test(e2e_drift, fashion_mnist_no_false_alarm_then_label_shift)
 	anc_client *c = tu_client(&srv);
 	anc_resp *r = NULL;
 	anc_contract ct;
-	anc_contract_init(&ct);
-	snprintf(ct.name, sizeof ct.name, "fmnist");
-	snprintf(ct.model, sizeof ct.model, "raw-pixels");
-	snprintf(ct.revision, sizeof ct.revision, "1");
-	ct.dim = 784;
-	ct.metric = ANC_METRIC_L2;
-	ct.normalize = 0;
-	cr_assert_eq(anc_client_collection_create(c, "fm", &r, &err), ANC_OK,
-	             "%s", err.msg);
-	anc_resp_free(r);
-	cr_assert_eq(anc_client_contract_register(c, "fm", &ct, &r, &err), ANC_OK,
-	             "%s", err.msg);
-	anc_resp_free(r);
+	tu_contract_l2(&ct, "fmnist", "raw-pixels", 784);
+	tu_client_setup(c, "fm", &ct, NULL);
 
 	float *train = idx_read("fashion-mnist/train-images-idx3-ubyte.gz", &n,
 	                        &dim, 0);

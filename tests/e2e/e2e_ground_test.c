@@ -13,7 +13,6 @@
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
-#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +22,7 @@
 #include "cli_vecfile.h"
 #include "testutil.h"
 #include "tu_corpus.h"
+#include "tu_db.h"
 
 TestSuite(e2e_ground, .fini = tu_cleanup, .timeout = 240);
 
@@ -42,15 +42,7 @@ cli(char **out, char **err, const char *const *args)
 static json_t *
 cli_json(const char *const *args)
 {
-	char *out = NULL, *err = NULL;
-	json_error_t je;
-	int st = cli(&out, &err, args);
-	cr_assert_eq(st, 0, "%s %s: exit %d: %s", args[0], args[1], st, err);
-	json_t *o = json_loads(out, JSON_DISABLE_EOF_CHECK, &je);
-	cr_assert_not_null(o, "not JSON: %s", out);
-	free(out);
-	free(err);
-	return o;
+	return tu_cli_json(srv.url, JSON_DISABLE_EOF_CHECK, args);
 }
 
 /* All JSON lines of a CLI run. */
@@ -75,42 +67,6 @@ cli_json_lines(const char *const *args)
 	free(out);
 	free(err);
 	return arr;
-}
-
-/* Flip one byte of every stored receipt of the stopped server's LMDB. */
-static void
-tamper_receipts(const char *datadir)
-{
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi dbi;
-	MDB_cursor *cur;
-	MDB_val k, v;
-	char path[TU_PATH_MAX];
-	int n = 0;
-	cr_assert_lt(snprintf(path, sizeof path, "%s/lmdb", datadir),
-	             (int)sizeof path, "path too long");
-	cr_assert_eq(mdb_env_create(&env), 0);
-	cr_assert_eq(mdb_env_set_maxdbs(env, 16), 0);
-	cr_assert_eq(mdb_env_set_mapsize(env, 1ull << 30), 0);
-	cr_assert_eq(mdb_env_open(env, path, 0, 0644), 0);
-	cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	cr_assert_eq(mdb_dbi_open(txn, "receipts", 0, &dbi), 0);
-	cr_assert_eq(mdb_cursor_open(txn, dbi, &cur), 0);
-	for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		uint8_t *copy = malloc(v.mv_size);
-		memcpy(copy, v.mv_data, v.mv_size);
-		copy[v.mv_size / 3] ^= 0x20;
-		MDB_val nv = {v.mv_size, copy};
-		cr_assert_eq(mdb_cursor_put(cur, &k, &nv, MDB_CURRENT), 0);
-		free(copy);
-		n++;
-	}
-	cr_assert_gt(n, 0);
-	mdb_cursor_close(cur);
-	cr_assert_eq(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
 }
 
 Test(e2e_ground, verify_receipts_tamper_replay)
@@ -306,7 +262,8 @@ Test(e2e_ground, verify_receipts_tamper_replay)
 
 	/* stop, flip one byte of each stored receipt, restart: TAMPERED */
 	tu_server_stop(&srv);
-	tamper_receipts(datadir);
+	/* one byte of every stored receipt of the stopped server */
+	(void)tu_db_receipts_tamper(datadir, 3, 0x20, 1);
 	tu_server_start(&srv, datadir, tu_ipc_url(dir, "s"), NULL);
 	{
 		char *out = NULL, *err = NULL;

@@ -113,11 +113,8 @@ drifted_server(tu_server *srv, const char *dir, unsigned port,
 	                 extra);
 	tu_sotu_load_cli(dir, "sotu", id, NULL);
 	anc_client *c = tu_client(srv);
-	cr_assert_eq(anc_fvecs_read(tu_data_path("minilm-za-transport/"
-	                                         "za_land_transport_act_all-"
-	                                         "MiniLM-L6-v2_384.fvecs"),
-	                            0, UINT32_MAX, &za, &n, &dim, &err),
-	             ANC_OK, "%s", err.msg);
+	za = tu_fvecs("minilm-za-transport/za_land_transport_act_all-"
+	              "MiniLM-L6-v2_384.fvecs", 0, UINT32_MAX, &n, &dim);
 	cr_assert_eq(anc_client_query(c, "sotu", NULL, za, n, dim, 1, 0, &r,
 	                              &err), ANC_OK, "%s", err.msg);
 	anc_resp_free(r);

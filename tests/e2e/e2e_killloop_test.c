@@ -630,11 +630,8 @@ Test(e2e_killloop, acknowledged_writes_survive_every_kill)
 	snprintf(data_dir, sizeof data_dir, "%s", tu_path(tmp, "data"));
 	snprintf(url, sizeof url, "%s", tu_ipc_url(tmp, "s.sock"));
 
-	anc_error err = {0};
 	uint32_t n = 0;
-	cr_assert_eq(anc_fvecs_read(tu_data_path("sift5k/sift5k_base.fvecs"), 0,
-	                            NKEYS, &base, &n, &dim, &err), 0, "%s",
-	             err.msg);
+	base = tu_fvecs("sift5k/sift5k_base.fvecs", 0, NKEYS, &n, &dim);
 	cr_assert_eq(n, NKEYS);
 	cr_assert_leq(dim, 128);
 	for (uint32_t k = 0; k < NKEYS; k++) {
@@ -647,22 +644,9 @@ Test(e2e_killloop, acknowledged_writes_survive_every_kill)
 
 	server_start();
 	anc_client *cl = client_open(30000);
-	anc_resp *resp = NULL;
-	cr_assert_eq(anc_client_collection_create(cl, COLL, &resp, &err), 0,
-	             "%s", err.msg);
-	anc_resp_free(resp);
 	anc_contract c;
-	anc_contract_init(&c);
-	snprintf(c.name, sizeof c.name, "sift");
-	snprintf(c.model, sizeof c.model, "inria-texmex-sift");
-	snprintf(c.revision, sizeof c.revision, "1");
-	c.dim = dim;
-	c.metric = ANC_METRIC_L2;
-	c.normalize = 0;
-	cr_assert_eq(anc_client_contract_register(cl, COLL, &c, &resp, &err), 0,
-	             "%s", err.msg);
-	memcpy(cid, resp->u.contract_register.id, sizeof cid);
-	anc_resp_free(resp);
+	tu_contract_l2(&c, "sift", "inria-texmex-sift", dim);
+	tu_client_setup(cl, COLL, &c, cid);
 	anc_client_close(cl);
 
 	double max_start = 0, sum_start = 0;

@@ -25,26 +25,17 @@ TestSuite(e2e_recall, .fini = tu_cleanup, .timeout = 180);
 
 static tu_server srv;
 
+/* All rows of a data file. */
 static float *
 read_fvecs(const char *rel, uint32_t *n, uint32_t *dim)
 {
-	float *v = NULL;
-	anc_error err = {0};
-	int rc = anc_fvecs_read(tu_data_path(rel), 0, UINT32_MAX, &v, n, dim,
-	                        &err);
-	cr_assert_eq(rc, 0, "%s: %s", rel, err.msg);
-	return v;
+	return tu_fvecs(rel, 0, UINT32_MAX, n, dim);
 }
 
 static int32_t *
 read_ivecs(const char *rel, uint32_t *n, uint32_t *dim)
 {
-	int32_t *v = NULL;
-	anc_error err = {0};
-	int rc = anc_ivecs_read(tu_data_path(rel), 0, UINT32_MAX, &v, n, dim,
-	                        &err);
-	cr_assert_eq(rc, 0, "%s: %s", rel, err.msg);
-	return v;
+	return tu_ivecs(rel, 0, UINT32_MAX, n, dim);
 }
 
 /* Create collection coll with contract c and upsert all base rows;
@@ -56,13 +47,8 @@ load_base(anc_client *cl, const char *coll, const anc_contract *c,
 {
 	anc_resp *resp = NULL;
 	anc_error err = {0};
-	int rc = anc_client_collection_create(cl, coll, &resp, &err);
-	cr_assert_eq(rc, 0, "collection_create %s: %s", coll, err.msg);
-	anc_resp_free(resp);
-	rc = anc_client_contract_register(cl, coll, c, &resp, &err);
-	cr_assert_eq(rc, 0, "contract_register %s: %s", coll, err.msg);
-	memcpy(cid, resp->u.contract_register.id, sizeof(anc_contract_id_str));
-	anc_resp_free(resp);
+	int rc;
+	tu_client_setup(cl, coll, c, cid);
 
 	static char keys[5000][16];
 	anc_record *recs = calloc(BATCH, sizeof *recs);
@@ -167,14 +153,7 @@ Test(e2e_recall, flat_and_hnsw_on_sift5k)
 
 	anc_client *cl = tu_client(&srv);
 	anc_contract flat;
-	anc_contract_init(&flat);
-	snprintf(flat.name, sizeof flat.name, "sift");
-	snprintf(flat.model, sizeof flat.model, "inria-texmex-sift");
-	snprintf(flat.revision, sizeof flat.revision, "1");
-	flat.dim = 128;
-	flat.metric = ANC_METRIC_L2;
-	flat.normalize = 0;
-	flat.index.kind = ANC_INDEX_FLAT;
+	tu_contract_l2(&flat, "sift", "inria-texmex-sift", 128);
 
 	anc_contract hnsw = flat;
 	hnsw.index.kind = ANC_INDEX_HNSW;

@@ -267,27 +267,13 @@ Test(e2e_soak, concurrent_clients_mixed_load)
 	                "off", NULL);
 
 	anc_error err = {0};
-	cr_assert_eq(anc_fvecs_read(tu_data_path("sift5k/sift5k_base.fvecs"), 0,
-	                            UINT32_MAX, &base, &nbase, &dim, &err), 0,
-	             "%s", err.msg);
+	base = tu_fvecs("sift5k/sift5k_base.fvecs", 0, UINT32_MAX, &nbase, &dim);
 	cr_assert_leq(dim, 128);
 	anc_client *cl = tu_client(&srv);
 	anc_resp *resp = NULL;
-	cr_assert_eq(anc_client_collection_create(cl, COLL, &resp, &err), 0,
-	             "%s", err.msg);
-	anc_resp_free(resp);
 	anc_contract c;
-	anc_contract_init(&c);
-	snprintf(c.name, sizeof c.name, "sift");
-	snprintf(c.model, sizeof c.model, "inria-texmex-sift");
-	snprintf(c.revision, sizeof c.revision, "1");
-	c.dim = dim;
-	c.metric = ANC_METRIC_L2;
-	c.normalize = 0;
-	cr_assert_eq(anc_client_contract_register(cl, COLL, &c, &resp, &err), 0,
-	             "%s", err.msg);
-	memcpy(cid, resp->u.contract_register.id, sizeof cid);
-	anc_resp_free(resp);
+	tu_contract_l2(&c, "sift", "inria-texmex-sift", dim);
+	tu_client_setup(cl, COLL, &c, cid);
 
 	long vm0, anon0, vm1, anon1, vm2, anon2;
 	rss_read(srv.pid, &vm0, &anon0);

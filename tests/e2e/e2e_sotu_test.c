@@ -75,12 +75,8 @@ Test(e2e_sotu, load_query_resolve_delete)
 	tu_sotu_load_cli(tmp, "sotu", cid, NULL);
 
 	/* The printed ID is the contract's canonical ID. */
-	anc_contract c;
-	tu_contract_minilm(&c);
-	uint8_t raw[ANC_CONTRACT_ID_RAW];
 	anc_contract_id_str local;
-	anc_contract_id(&c, raw);
-	anc_contract_id_format(raw, local);
+	tu_contract_minilm_id(local);
 	cr_assert_str_eq(cid, local);
 
 	anc_client *cl = tu_client(&srv);
@@ -221,10 +217,8 @@ Test(e2e_sotu, load_query_resolve_delete)
 Test(e2e_sotu, reload_is_idempotent)
 {
 	const char *tmp = tu_tmpdir();
-	tu_server_start(&srv, tu_path(tmp, "data"), tu_ipc_url(tmp, "s.sock"),
-	                "--nosync", NULL);
 	anc_contract_id_str cid;
-	tu_sotu_load_cli(tmp, "sotu", cid, NULL);
+	tu_sotu_serve(&srv, tmp, cid);
 	/* A second run of the same load changes nothing. */
 	char *json = NULL;
 	tu_sotu_load_cli(tmp, "sotu", cid, &json);

@@ -4,6 +4,8 @@
  * its output helpers. No server needed.
  */
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,31 @@ expect_msg(const anc_error *e, const char *needle)
 {
 	cr_expect(strstr(e->msg, needle) != NULL, "message '%s' lacks '%s'",
 	          e->msg, needle);
+}
+
+/* expect_msg for each needle of a NULL-terminated list. */
+static void
+expect_msgs(const anc_error *e, va_list ap)
+{
+	const char *needle;
+
+	while ((needle = va_arg(ap, const char *)) != NULL)
+		expect_msg(e, needle);
+}
+
+/* The contract js is refused with code, and the message holds every
+ * needle of the NULL-terminated list that follows. */
+static void
+refused(int code, const char *js, ...)
+{
+	anc_contract c;
+	anc_error e = {0};
+	va_list ap;
+
+	cr_assert_eq(PARSE(js, &c, &e), code, "%s", js);
+	va_start(ap, js);
+	expect_msgs(&e, ap);
+	va_end(ap);
 }
 
 /* ---- contracts ----------------------------------------------------------- */
@@ -110,13 +137,10 @@ Test(cli_contract, missing_name)
 
 Test(cli_contract, empty_name_refused_by_validation)
 {
-	anc_contract c;
-	anc_error e = {0};
-
-	cr_assert_eq(PARSE("{\"name\":\"\",\"model\":\"m\",\"revision\":\"1\","
-	                   "\"dim\":4,\"metric\":\"ip\",\"normalize\":false}",
-	                   &c, &e), ANC_EINVAL);
-	expect_msg(&e, "name");
+	refused(ANC_EINVAL,
+	        "{\"name\":\"\",\"model\":\"m\",\"revision\":\"1\","
+	        "\"dim\":4,\"metric\":\"ip\",\"normalize\":false}",
+	        "name", NULL);
 }
 
 Test(cli_contract, dim_zero_and_too_big)
@@ -124,18 +148,15 @@ Test(cli_contract, dim_zero_and_too_big)
 	anc_contract c;
 	anc_error e = {0};
 
-	cr_assert_eq(PARSE("{\"name\":\"n\",\"model\":\"m\",\"revision\":\"1\","
-	                   "\"dim\":0,\"metric\":\"ip\",\"normalize\":false}",
-	                   &c, &e), ANC_EINVAL);
-	expect_msg(&e, "\"dim\"");
-	expect_msg(&e, "got 0");
+	refused(ANC_EINVAL,
+	        "{\"name\":\"n\",\"model\":\"m\",\"revision\":\"1\","
+	        "\"dim\":0,\"metric\":\"ip\",\"normalize\":false}",
+	        "\"dim\"", "got 0", NULL);
 
-	cr_assert_eq(PARSE("{\"name\":\"n\",\"model\":\"m\",\"revision\":\"1\","
-	                   "\"dim\":70000,\"metric\":\"ip\",\"normalize\":false}",
-	                   &c, &e), ANC_EINVAL);
-	expect_msg(&e, "\"dim\"");
-	expect_msg(&e, "70000");
-	expect_msg(&e, "65536");
+	refused(ANC_EINVAL,
+	        "{\"name\":\"n\",\"model\":\"m\",\"revision\":\"1\","
+	        "\"dim\":70000,\"metric\":\"ip\",\"normalize\":false}",
+	        "\"dim\"", "70000", "65536", NULL);
 
 	cr_assert_eq(PARSE("{\"name\":\"n\",\"model\":\"m\",\"revision\":\"1\","
 	                   "\"dim\":-1,\"metric\":\"ip\",\"normalize\":false}",
@@ -147,96 +168,77 @@ Test(cli_contract, dim_zero_and_too_big)
 
 Test(cli_contract, wrong_types_named)
 {
-	anc_contract c;
-	anc_error e = {0};
+	refused(ANC_EINVAL,
+	        "{\"name\":\"n\",\"model\":\"m\",\"revision\":\"1\","
+	        "\"dim\":\"384\",\"metric\":\"ip\",\"normalize\":false}",
+	        "\"dim\"", "got string", NULL);
 
-	cr_assert_eq(PARSE("{\"name\":\"n\",\"model\":\"m\",\"revision\":\"1\","
-	                   "\"dim\":\"384\",\"metric\":\"ip\",\"normalize\":false}",
-	                   &c, &e), ANC_EINVAL);
-	expect_msg(&e, "\"dim\"");
-	expect_msg(&e, "got string");
+	refused(ANC_EINVAL,
+	        "{\"name\":\"n\",\"model\":\"m\",\"revision\":1,"
+	        "\"dim\":3,\"metric\":\"ip\",\"normalize\":false}",
+	        "\"revision\"", "expected string, got integer", NULL);
 
-	cr_assert_eq(PARSE("{\"name\":\"n\",\"model\":\"m\",\"revision\":1,"
-	                   "\"dim\":3,\"metric\":\"ip\",\"normalize\":false}",
-	                   &c, &e), ANC_EINVAL);
-	expect_msg(&e, "\"revision\"");
-	expect_msg(&e, "expected string, got integer");
+	refused(ANC_EINVAL,
+	        "{" "\"name\":\"n\",\"model\":\"m\",\"revision\":\"1\","
+	        "\"dim\":3,\"metric\":\"ip\",\"normalize\":\"yes\"}",
+	        "\"normalize\"", "boolean", NULL);
 
-	cr_assert_eq(PARSE("{" "\"name\":\"n\",\"model\":\"m\",\"revision\":\"1\","
-	                   "\"dim\":3,\"metric\":\"ip\",\"normalize\":\"yes\"}",
-	                   &c, &e), ANC_EINVAL);
-	expect_msg(&e, "\"normalize\"");
-	expect_msg(&e, "boolean");
-
-	cr_assert_eq(PARSE("{\"name\":\"n\",\"model\":\"m\",\"revision\":\"1\","
-	                   "\"dim\":3.5,\"metric\":\"ip\",\"normalize\":true}",
-	                   &c, &e), ANC_EINVAL);
-	expect_msg(&e, "got real");
+	refused(ANC_EINVAL,
+	        "{\"name\":\"n\",\"model\":\"m\",\"revision\":\"1\","
+	        "\"dim\":3.5,\"metric\":\"ip\",\"normalize\":true}",
+	        "got real", NULL);
 }
 
 Test(cli_contract, metric_typo)
 {
-	anc_contract c;
-	anc_error e = {0};
-
-	cr_assert_eq(PARSE("{\"name\":\"n\",\"model\":\"m\",\"revision\":\"1\","
-	                   "\"dim\":4,\"metric\":\"cosin\",\"normalize\":true}",
-	                   &c, &e), ANC_EINVAL);
-	expect_msg(&e, "\"metric\"");
-	expect_msg(&e, "\"cosin\"");
-	expect_msg(&e, "cosine");
+	refused(ANC_EINVAL,
+	        "{\"name\":\"n\",\"model\":\"m\",\"revision\":\"1\","
+	        "\"dim\":4,\"metric\":\"cosin\",\"normalize\":true}",
+	        "\"metric\"", "\"cosin\"", "cosine", NULL);
 }
 
 Test(cli_contract, unknown_index_kind_and_keys)
 {
-	anc_contract c;
-	anc_error e = {0};
+	refused(ANC_EINVAL,
+	        "{" BASE ",\"index\":{\"kind\":\"ivf\"}}",
+	        "index.kind", "\"ivf\"", NULL);
 
-	cr_assert_eq(PARSE("{" BASE ",\"index\":{\"kind\":\"ivf\"}}", &c, &e),
-	             ANC_EINVAL);
-	expect_msg(&e, "index.kind");
-	expect_msg(&e, "\"ivf\"");
+	refused(ANC_EINVAL,
+	        "{" BASE ",\"index\":{\"kind\":\"hnsw\",\"M\":8}}",
+	        "index.\"M\"", NULL);
 
-	cr_assert_eq(PARSE("{" BASE ",\"index\":{\"kind\":\"hnsw\",\"M\":8}}",
-	                   &c, &e), ANC_EINVAL);
-	expect_msg(&e, "index.\"M\"");
+	refused(ANC_EINVAL,
+	        "{" BASE ",\"index\":{\"kind\":\"flat\",\"m\":8}}",
+	        "flat", NULL);
 
-	cr_assert_eq(PARSE("{" BASE ",\"index\":{\"kind\":\"flat\",\"m\":8}}",
-	                   &c, &e), ANC_EINVAL);
-	expect_msg(&e, "flat");
+	refused(ANC_EINVAL,
+	        "{" BASE ",\"index\":{\"m\":8}}",
+	        "index.kind", NULL);
 
-	cr_assert_eq(PARSE("{" BASE ",\"index\":{\"m\":8}}", &c, &e), ANC_EINVAL);
-	expect_msg(&e, "index.kind");
+	refused(ANC_EINVAL,
+	        "{" BASE ",\"index\":\"hnsw\"}",
+	        "\"index\": expected object", NULL);
 
-	cr_assert_eq(PARSE("{" BASE ",\"index\":\"hnsw\"}", &c, &e), ANC_EINVAL);
-	expect_msg(&e, "\"index\": expected object");
-
-	cr_assert_eq(PARSE("{" BASE ",\"index\":{\"kind\":\"hnsw\",\"m\":1}}",
-	                   &c, &e), ANC_EINVAL);
-	expect_msg(&e, "index.m");
+	refused(ANC_EINVAL,
+	        "{" BASE ",\"index\":{\"kind\":\"hnsw\",\"m\":1}}",
+	        "index.m", NULL);
 }
 
 Test(cli_contract, unknown_top_level_key)
 {
-	anc_contract c;
-	anc_error e = {0};
-
 	/* The typo the strictness exists for. */
-	cr_assert_eq(PARSE("{\"name\":\"n\",\"model\":\"m\",\"revision\":\"1\","
-	                   "\"dimension\":384,\"metric\":\"ip\","
-	                   "\"normalize\":true}", &c, &e), ANC_EINVAL);
-	expect_msg(&e, "\"dimension\"");
-	expect_msg(&e, "unknown key");
+	refused(ANC_EINVAL,
+	        "{\"name\":\"n\",\"model\":\"m\",\"revision\":\"1\","
+	        "\"dimension\":384,\"metric\":\"ip\","
+	        "\"normalize\":true}",
+	        "\"dimension\"", "unknown key", NULL);
 }
 
 Test(cli_contract, dtype_other_than_f32)
 {
-	anc_contract c;
-	anc_error e = {0};
-
-	cr_assert_eq(PARSE("{" BASE ",\"dtype\":\"f16\"}", &c, &e), ANC_EINVAL);
-	expect_msg(&e, "\"dtype\"");
-	expect_msg(&e, "f16");
+	refused(ANC_EINVAL,
+	        "{" BASE ",\"dtype\":\"f16\"}",
+	        "\"dtype\"", "f16", NULL);
 }
 
 Test(cli_contract, syntax_errors_and_non_objects)
@@ -300,6 +302,22 @@ line(const char *s, const anc_cli_fields *f, uint32_t dim, anc_cli_line *l,
      anc_error *e)
 {
 	return anc_cli_line_parse(s, strlen(s), f, dim, l, e);
+}
+
+/* The line js is refused with code under fields f and dim, and the message
+ * holds every needle of the NULL-terminated list that follows. */
+static void
+line_refused(const anc_cli_fields *f, uint32_t dim, int code, const char *js,
+             ...)
+{
+	anc_cli_line l;
+	anc_error e = {0};
+	va_list ap;
+
+	cr_assert_eq(line(js, f, dim, &l, &e), code, "%s", js);
+	va_start(ap, js);
+	expect_msgs(&e, ap);
+	va_end(ap);
 }
 
 Test(cli_line, good_line)
@@ -368,10 +386,9 @@ Test(cli_line, bad_json)
 	anc_error e = {0};
 
 	anc_cli_fields_default(&f);
-	cr_assert_eq(line("{\"source\":\"s\",", &f, 0, &l, &e), ANC_EMALFORMED);
-	expect_msg(&e, "invalid JSON");
-	cr_assert_eq(line("[1,2]", &f, 0, &l, &e), ANC_EMALFORMED);
-	expect_msg(&e, "got array");
+	line_refused(&f, 0, ANC_EMALFORMED, "{\"source\":\"s\",", "invalid JSON",
+	             NULL);
+	line_refused(&f, 0, ANC_EMALFORMED, "[1,2]", "got array", NULL);
 	cr_assert_eq(line("{\"source\":\"a\",\"source\":\"b\",\"vector\":[1]}",
 	                  &f, 0, &l, &e), ANC_EMALFORMED);
 	/* Embedded NUL is not a valid protocol string. */
@@ -383,33 +400,28 @@ Test(cli_line, bad_json)
 Test(cli_line, missing_or_bad_source)
 {
 	anc_cli_fields f;
-	anc_cli_line l;
-	anc_error e = {0};
 
 	anc_cli_fields_default(&f);
-	cr_assert_eq(line("{\"src\":\"s\",\"vector\":[1]}", &f, 0, &l, &e),
-	             ANC_EINVAL);
-	expect_msg(&e, "source field \"source\": missing");
-	expect_msg(&e, "--source-field");
+	line_refused(&f, 0, ANC_EINVAL,
+	             "{\"src\":\"s\",\"vector\":[1]}",
+	             "source field \"source\": missing", "--source-field", NULL);
 
-	cr_assert_eq(line("{\"source\":\"\",\"vector\":[1]}", &f, 0, &l, &e),
-	             ANC_EINVAL);
-	expect_msg(&e, "got 0");
+	line_refused(&f, 0, ANC_EINVAL,
+	             "{\"source\":\"\",\"vector\":[1]}",
+	             "got 0", NULL);
 
-	cr_assert_eq(line("{\"source\":1.5,\"vector\":[1]}", &f, 0, &l, &e),
-	             ANC_EINVAL);
-	expect_msg(&e, "expected string or integer, got real");
+	line_refused(&f, 0, ANC_EINVAL,
+	             "{\"source\":1.5,\"vector\":[1]}",
+	             "expected string or integer, got real", NULL);
 
-	cr_assert_eq(line("{\"source\":null,\"vector\":[1]}", &f, 0, &l, &e),
-	             ANC_EINVAL);
-	expect_msg(&e, "got null");
+	line_refused(&f, 0, ANC_EINVAL,
+	             "{\"source\":null,\"vector\":[1]}",
+	             "got null", NULL);
 }
 
 Test(cli_line, source_too_long)
 {
 	anc_cli_fields f;
-	anc_cli_line l;
-	anc_error e = {0};
 	char *js = malloc(ANC_STR_MAX + 64);
 
 	cr_assert_not_null(js);
@@ -417,8 +429,7 @@ Test(cli_line, source_too_long)
 	memset(js + strlen(js), 'x', ANC_STR_MAX + 1);
 	strcpy(js + 11 + ANC_STR_MAX + 1, "\",\"vector\":[1]}");
 	anc_cli_fields_default(&f);
-	cr_assert_eq(line(js, &f, 0, &l, &e), ANC_EINVAL);
-	expect_msg(&e, "got 1025");
+	line_refused(&f, 0, ANC_EINVAL, js, "got 1025", NULL);
 	free(js);
 }
 
@@ -434,24 +445,23 @@ Test(cli_line, vector_errors)
 	expect_msg(&e, "\"vector\"[1]: expected number, got string");
 	cr_expect_null(l.vec);
 
-	cr_assert_eq(line("{\"source\":\"s\",\"vector\":[1,2]}", &f, 3, &l, &e),
-	             ANC_EDIM);
-	expect_msg(&e, "expected 3 numbers");
-	expect_msg(&e, "got 2");
+	line_refused(&f, 3, ANC_EDIM,
+	             "{\"source\":\"s\",\"vector\":[1,2]}",
+	             "expected 3 numbers", "got 2", NULL);
 
 	cr_assert_eq(line("{\"source\":\"s\",\"vector\":[]}", &f, 0, &l, &e),
 	             ANC_EINVAL);
-	cr_assert_eq(line("{\"source\":\"s\",\"vector\":\"1,2\"}", &f, 0, &l,
-	                  &e), ANC_EINVAL);
-	expect_msg(&e, "expected array of numbers, got string");
+	line_refused(&f, 0, ANC_EINVAL,
+	             "{\"source\":\"s\",\"vector\":\"1,2\"}",
+	             "expected array of numbers, got string", NULL);
 
-	cr_assert_eq(line("{\"source\":\"s\"}", &f, 0, &l, &e), ANC_EINVAL);
-	expect_msg(&e, "vector field \"vector\": missing");
-	expect_msg(&e, "--vectors");
+	line_refused(&f, 0, ANC_EINVAL,
+	             "{\"source\":\"s\"}",
+	             "vector field \"vector\": missing", "--vectors", NULL);
 
-	cr_assert_eq(line("{\"source\":\"s\",\"vector\":[1e300]}", &f, 0, &l,
-	                  &e), ANC_ENONFINITE);
-	expect_msg(&e, "[0]");
+	line_refused(&f, 0, ANC_ENONFINITE,
+	             "{\"source\":\"s\",\"vector\":[1e300]}",
+	             "[0]", NULL);
 }
 
 Test(cli_line, vector_not_wanted_is_ignored)
@@ -472,25 +482,23 @@ Test(cli_line, vector_not_wanted_is_ignored)
 Test(cli_line, text_errors)
 {
 	anc_cli_fields f;
-	anc_cli_line l;
-	anc_error e = {0};
 
 	anc_cli_fields_default(&f);
-	cr_assert_eq(line("{\"source\":\"s\",\"text\":7,\"vector\":[1]}", &f, 0,
-	                  &l, &e), ANC_EINVAL);
-	expect_msg(&e, "text field \"text\": expected string, got integer");
+	line_refused(&f, 0, ANC_EINVAL,
+	             "{\"source\":\"s\",\"text\":7,\"vector\":[1]}",
+	             "text field \"text\": expected string, got integer", NULL);
 
 	f.text = "body";
 	f.text_explicit = 1;
-	cr_assert_eq(line("{\"source\":\"s\",\"text\":\"t\",\"vector\":[1]}", &f,
-	                  0, &l, &e), ANC_EINVAL);
-	expect_msg(&e, "text field \"body\": missing");
+	line_refused(&f, 0, ANC_EINVAL,
+	             "{\"source\":\"s\",\"text\":\"t\",\"vector\":[1]}",
+	             "text field \"body\": missing", NULL);
 
 	f.text = "text";
 	f.max_text = 3;
-	cr_assert_eq(line("{\"source\":\"s\",\"text\":\"abcd\",\"vector\":[1]}",
-	                  &f, 0, &l, &e), ANC_ETOOBIG);
-	expect_msg(&e, "4 bytes, at most 3");
+	line_refused(&f, 0, ANC_ETOOBIG,
+	             "{\"source\":\"s\",\"text\":\"abcd\",\"vector\":[1]}",
+	             "4 bytes, at most 3", NULL);
 }
 
 Test(cli_line, real_sotu_line_needs_a_chunk_field)
@@ -629,6 +637,60 @@ Test(cli_args, options_scanner)
 	cr_expect_eq(anc_cli_args_parse(&ctx, 4, argv4, specs, pos, 2, &npos,
 	                                &e), ANC_EINVAL);
 	expect_msg(&e, "unexpected argument 'c'");
+}
+
+/* anc_cli_args_help: --help (or -h, sharing its flag) prints the usage on
+ * stdout and ends the command with ANC_OK; without it nothing is printed
+ * and the arguments come back; a parse error is the command's error. */
+Test(cli_args, args_help, .init = cr_redirect_stdout)
+{
+	int want_help = 0, helped = -1, npos = -1;
+	const anc_cli_optspec specs[] = {{"--help", NULL, &want_help},
+	                                 {"-h", NULL, &want_help},
+	                                 {NULL, NULL, NULL}};
+	char *argv_h[] = {"drift", "coll", "-h", NULL};
+	char *argv_ok[] = {"drift", "coll", NULL};
+	char *argv_bad[] = {"drift", "--bogus", NULL};
+	const char *pos[1];
+	anc_cli_ctx ctx;
+	anc_error e = {0};
+
+	memset(&ctx, 0, sizeof(ctx));
+	cr_assert_eq(anc_cli_args_help(&ctx, 2, argv_ok, specs, pos, 1, &npos,
+	                               "usage: anchorage drift\n", &helped, &e),
+	             ANC_OK, "%s", e.msg);
+	cr_expect_eq(helped, 0);
+	cr_expect_eq(npos, 1);
+	cr_expect_str_eq(pos[0], "coll");
+
+	helped = -1;
+	cr_expect_eq(anc_cli_args_help(&ctx, 2, argv_bad, specs, pos, 1, &npos,
+	                               "usage: anchorage drift\n", &helped, &e),
+	             ANC_EINVAL);
+	cr_expect_eq(helped, 0);
+	cr_expect_eq(ctx.usage_error, 1);
+	expect_msg(&e, "unknown option '--bogus'");
+
+	cr_assert_eq(anc_cli_args_help(&ctx, 3, argv_h, specs, pos, 1, &npos,
+	                               "usage: anchorage drift\n", &helped, &e),
+	             ANC_OK);
+	cr_expect_eq(helped, 1);
+	fflush(stdout);
+	cr_expect_stdout_eq_str("usage: anchorage drift\n");
+}
+
+Test(cli_args, missing)
+{
+	anc_cli_ctx ctx;
+	anc_error e = {0};
+
+	memset(&ctx, 0, sizeof(ctx));
+	cr_expect_eq(anc_cli_missing(&ctx, "contract show", "CONTRACT", &e),
+	             ANC_EINVAL);
+	cr_expect_eq(e.code, ANC_EINVAL);
+	cr_expect_str_eq(e.msg, "contract show: missing CONTRACT (see "
+	                 "anchorage contract show --help)");
+	cr_expect_eq(ctx.usage_error, 1);
 }
 
 /* ---- output helpers ------------------------------------------------------- */

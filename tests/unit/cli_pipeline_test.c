@@ -13,6 +13,7 @@
 
 #include "anc_client.h"
 #include "testutil.h"
+#include "tu_corpus.h"
 
 TestSuite(cli_pipeline, .fini = tu_cleanup, .timeout = 120);
 
@@ -21,23 +22,10 @@ static tu_server srv;
 static void
 setup(anc_client *cl)
 {
-	anc_resp *r = NULL;
-	anc_error err = {0};
 	anc_contract c;
 
-	cr_assert_eq(anc_client_collection_create(cl, "p", &r, &err), 0, "%s",
-	             err.msg);
-	anc_resp_free(r);
-	anc_contract_init(&c);
-	strcpy(c.name, "l2");
-	strcpy(c.model, "m");
-	strcpy(c.revision, "1");
-	c.dim = 4;
-	c.metric = ANC_METRIC_L2;
-	c.normalize = 0;
-	cr_assert_eq(anc_client_contract_register(cl, "p", &c, &r, &err), 0,
-	             "%s", err.msg);
-	anc_resp_free(r);
+	tu_contract_l2(&c, "l2", "m", 4);
+	tu_client_setup(cl, "p", &c, NULL);
 }
 
 Test(cli_pipeline, arguments)

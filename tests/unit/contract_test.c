@@ -6,18 +6,14 @@
 #include <string.h>
 
 #include "anc_types.h"
+#include "tu_corpus.h"
 
+/* The MiniLM contract of the tests, flat index (the default). */
 static anc_contract
 minilm(void)
 {
 	anc_contract c;
-	anc_contract_init(&c);
-	strcpy(c.name, "minilm");
-	strcpy(c.model, "sentence-transformers/all-MiniLM-L6-v2");
-	strcpy(c.revision, "1");
-	c.dim = 384;
-	c.metric = ANC_METRIC_COSINE;
-	c.normalize = 1;
+	tu_contract_minilm(&c);
 	return c;
 }
 
@@ -45,13 +41,7 @@ Test(contract, id_test_vectors)
 	expect_id(&c, "d954a28ae97ad076");
 
 	anc_contract s;
-	anc_contract_init(&s);
-	strcpy(s.name, "sift");
-	strcpy(s.model, "sift");
-	strcpy(s.revision, "1");
-	s.dim = 128;
-	s.metric = ANC_METRIC_L2;
-	s.normalize = 0;
+	tu_contract_l2(&s, "sift", "sift", 128);
 	expect_id(&s, "79bf4fee3cdac559");
 }
 

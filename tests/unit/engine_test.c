@@ -24,33 +24,19 @@
 #include "cli_vecfile.h"
 #include "testutil.h"
 #include "tu_corpus.h"
+#include "tu_db.h"
 
 TestSuite(engine, .fini = tu_cleanup);
 TestSuite(recall, .fini = tu_cleanup);
 
 #define COLL "sotu"
+#define LLAMA_FVECS "sotu-2models/sotu_llamacpp_4096.fvecs"
 
+/* Drift and calibration on: these tests read both. */
 static anc_db *
 db_open(const char *dir)
 {
-	anc_db_options o;
-	anc_db *db = NULL;
-	anc_error err;
-	anc_db_options_default(&o);
-	o.nosync = 1;
-	o.quiet = 1;
-	o.map_size = 1ull << 30;
-	int rv = anc_db_open(dir, &o, &db, &err);
-	cr_assert_eq(rv, ANC_OK, "open %s: %s", dir, err.msg);
-	return db;
-}
-
-static void
-db_close(anc_db *db)
-{
-	anc_error err;
-	int rv = anc_db_close(db, &err);
-	cr_assert_eq(rv, ANC_OK, "close: %s", err.msg);
+	return tu_db_open(dir, TU_DB_DRIFT | TU_DB_CALIB, 1ull << 30);
 }
 
 static void
@@ -91,13 +77,8 @@ sotu_load(anc_db *db, const tu_sotu *s, uint32_t from, uint32_t to)
 	anc_error err;
 	uint64_t seq = 0;
 	cr_assert(r && res);
-	for (uint32_t i = 0; i < n; i++) {
-		r[i].source = s->source[from + i];
-		r[i].chunk = s->chunk[from + i];
-		r[i].text = s->text[from + i];
-		r[i].vec = s->vecs + (size_t)(from + i) * s->dim;
-		r[i].dim = s->dim;
-	}
+	for (uint32_t i = 0; i < n; i++)
+		r[i] = tu_sotu_record(s, from + i);
 	int rv = anc_db_upsert(db, COLL, NULL, r, n, res, &seq, &err);
 	cr_assert_eq(rv, ANC_OK, "upsert: %s", err.msg);
 	cr_assert_gt(seq, 0);
@@ -178,7 +159,7 @@ Test(engine, open_close_reopen)
 	             ANC_OK);
 	cr_assert_eq(created, 0);
 	cr_assert_str_eq(id, id2);
-	db_close(db);
+	tu_db_close(db);
 
 	db = db_open(dir);
 	cr_assert_eq(anc_db_info(db, &info, &err), ANC_OK, "%s", err.msg);
@@ -192,8 +173,41 @@ Test(engine, open_close_reopen)
 	                 c.model);
 	cr_assert_gt(info->seq, 0);
 	anc_info_free(info);
-	db_close(db);
+	tu_db_close(db);
 	cr_assert_eq(anc_db_close(NULL, NULL), ANC_OK);
+}
+
+/* Reopen dir after its snapshot was removed or damaged: the index must
+ * come from LMDB (rebuilt, no snapshot loaded) and answer as before. */
+static void
+reopen_rebuilt(const char *dir, const tu_sotu *s)
+{
+	anc_db_open_stats st;
+	anc_db *db = db_open(dir);
+
+	anc_db_get_open_stats(db, &st);
+	cr_assert_eq(st.snapshots_loaded, 0);
+	cr_assert_eq(st.rebuilt, 1);
+	self_query_all(db, s, NULL, NULL);
+	tu_db_close(db);
+}
+
+/* Damage the snapshot of contract id in dir: keep == 0 flips one byte in
+ * the middle of its faiss payload, keep > 0 truncates it to keep bytes. */
+static void
+snapshot_damage(const char *dir, const char *id, size_t keep)
+{
+	size_t len;
+	char *buf = tu_file_read(snapshot_path(dir, id), &len);
+
+	cr_assert_not_null(buf);
+	if (keep == 0) {
+		cr_assert_gt(len, 1000);
+		buf[len / 2] ^= 0x40;
+		keep = len;
+	}
+	tu_file_write(snapshot_path(dir, id), buf, keep);
+	free(buf);
 }
 
 Test(engine, sotu_snapshot_rebuild_corrupt)
@@ -210,7 +224,7 @@ Test(engine, sotu_snapshot_rebuild_corrupt)
 	sotu_load(db, &s, 0, s.n);
 	self_query_all(db, &s, NULL, NULL);
 	self_query_all(db, &s, id, NULL);
-	db_close(db);
+	tu_db_close(db);
 
 	/* From the snapshot written by close. */
 	db = db_open(dir);
@@ -220,47 +234,19 @@ Test(engine, sotu_snapshot_rebuild_corrupt)
 	cr_assert_eq(st.rebuilt, 0);
 	cr_assert_eq(st.replayed, 0);
 	self_query_all(db, &s, "minilm@1", NULL);
-	db_close(db);
+	tu_db_close(db);
 
 	/* Snapshot removed: rebuild from LMDB. */
 	cr_assert_eq(unlink(snapshot_path(dir, id)), 0);
-	db = db_open(dir);
-	anc_db_get_open_stats(db, &st);
-	cr_assert_eq(st.snapshots_loaded, 0);
-	cr_assert_eq(st.rebuilt, 1);
-	self_query_all(db, &s, NULL, NULL);
-	db_close(db);
+	reopen_rebuilt(dir, &s);
 
 	/* Snapshot damaged (one byte in the faiss payload): rebuild. */
-	{
-		size_t len;
-		char *buf = tu_file_read(snapshot_path(dir, id), &len);
-		cr_assert_not_null(buf);
-		cr_assert_gt(len, 1000);
-		buf[len / 2] ^= 0x40;
-		tu_file_write(snapshot_path(dir, id), buf, len);
-		free(buf);
-	}
-	db = db_open(dir);
-	anc_db_get_open_stats(db, &st);
-	cr_assert_eq(st.snapshots_loaded, 0);
-	cr_assert_eq(st.rebuilt, 1);
-	self_query_all(db, &s, NULL, NULL);
-	db_close(db);
+	snapshot_damage(dir, id, 0);
+	reopen_rebuilt(dir, &s);
 
 	/* Truncated snapshot: rebuild too. */
-	{
-		size_t len;
-		char *buf = tu_file_read(snapshot_path(dir, id), &len);
-		cr_assert_not_null(buf);
-		tu_file_write(snapshot_path(dir, id), buf, 100);
-		free(buf);
-	}
-	db = db_open(dir);
-	anc_db_get_open_stats(db, &st);
-	cr_assert_eq(st.rebuilt, 1);
-	self_query_all(db, &s, NULL, NULL);
-	db_close(db);
+	snapshot_damage(dir, id, 100);
+	reopen_rebuilt(dir, &s);
 	tu_sotu_free(&s);
 }
 
@@ -312,14 +298,14 @@ Test(engine, crash_after_ack_then_replay)
 		cr_assert_eq(info->collections[0].contracts[0].index_ntotal, 90);
 		anc_info_free(info);
 	}
-	db_close(db);
+	tu_db_close(db);
 	/* And the snapshot written by that close is now complete. */
 	db = db_open(dir);
 	anc_db_get_open_stats(db, &st);
 	cr_assert_eq(st.snapshots_loaded, 1);
 	cr_assert_eq(st.replayed, 0);
 	self_query_all(db, &s, NULL, NULL);
-	db_close(db);
+	tu_db_close(db);
 	tu_sotu_free(&s);
 }
 
@@ -342,11 +328,11 @@ Test(engine, snapshot_ahead_of_lmdb_is_rebuilt)
 	db = db_open(dir);
 	sotu_setup(db, ANC_INDEX_FLAT, id);
 	sotu_load(db, &s, 0, 45);
-	db_close(db);
+	tu_db_close(db);
 	db = db_open(dir2);
 	sotu_setup(db, ANC_INDEX_FLAT, id);
 	sotu_load(db, &s, 0, 90);
-	db_close(db);
+	tu_db_close(db);
 	{
 		char from[TU_PATH_MAX];
 		snprintf(from, sizeof from, "%s", snapshot_path(dir2, id));
@@ -370,7 +356,7 @@ Test(engine, snapshot_ahead_of_lmdb_is_rebuilt)
 			             45);
 		anc_query_result_free(qr);
 	}
-	db_close(db);
+	tu_db_close(db);
 	tu_sotu_free(&s);
 }
 
@@ -394,12 +380,7 @@ Test(engine, revisions_and_unchanged)
 	sotu_setup(db, ANC_INDEX_FLAT, id);
 	sotu_load(db, &s, 0, s.n);
 
-	memset(&r, 0, sizeof r);
-	r.source = s.source[7];
-	r.chunk = s.chunk[7];
-	r.text = s.text[7];
-	r.vec = s.vecs + 7 * s.dim;
-	r.dim = s.dim;
+	r = tu_sotu_record(&s, 7);
 	{
 		anc_info *info;
 		anc_db_info(db, &info, &err);
@@ -489,7 +470,7 @@ Test(engine, revisions_and_unchanged)
 		anc_query_result_free(qr);
 	}
 	/* Survives reopen. */
-	db_close(db);
+	tu_db_close(db);
 	db = db_open(dir);
 	cr_assert_eq(anc_db_resolve(db, COLL, &s.anchors[7], 1, &rs, &err),
 	             ANC_OK);
@@ -498,7 +479,7 @@ Test(engine, revisions_and_unchanged)
 	cr_assert_eq(anc_db_upsert(db, COLL, NULL, &r, 1, &res, &seq, &err),
 	             ANC_OK);
 	cr_assert_eq(res.status, ANC_UPSERT_UNCHANGED);
-	db_close(db);
+	tu_db_close(db);
 	tu_sotu_free(&s);
 }
 
@@ -579,10 +560,10 @@ delete_checks(anc_index_kind kind)
 	anc_info_free(info);
 
 	/* Still deleted after a reopen from the snapshot and after a rebuild. */
-	db_close(db);
+	tu_db_close(db);
 	db = db_open(dir);
 	self_query_all(db, &s, NULL, skip);
-	db_close(db);
+	tu_db_close(db);
 	cr_assert_eq(unlink(snapshot_path(dir, id)), 0);
 	db = db_open(dir);
 	self_query_all(db, &s, NULL, skip);
@@ -592,13 +573,8 @@ delete_checks(anc_index_kind kind)
 
 	/* Re-upsert revives with the next revision. */
 	{
-		anc_record r = {0};
+		anc_record r = tu_sotu_record(&s, 33);
 		anc_upsert_result ur;
-		r.source = s.source[33];
-		r.chunk = s.chunk[33];
-		r.vec = s.vecs + 33 * s.dim;
-		r.dim = s.dim;
-		r.text = s.text[33];
 		cr_assert_eq(anc_db_upsert(db, COLL, NULL, &r, 1, &ur, NULL, &err),
 		             ANC_OK);
 		cr_assert_eq(ur.status, ANC_UPSERT_UPDATED);
@@ -612,7 +588,7 @@ delete_checks(anc_index_kind kind)
 		cr_assert_eq(qr->lists[0].hits[0].revision, 3);
 		anc_query_result_free(qr);
 	}
-	db_close(db);
+	tu_db_close(db);
 	tu_sotu_free(&s);
 }
 
@@ -642,9 +618,7 @@ Test(engine, error_paths)
 	db = db_open(dir);
 	sotu_setup(db, ANC_INDEX_FLAT, id);
 	sotu_load(db, &s, 0, s.n);
-	cr_assert_eq(anc_fvecs_read(tu_data_path("sotu-2models/sotu_llamacpp_4096.fvecs"),
-	                            0, 2, &llama, &ln, &ld, &err),
-	             ANC_OK, "%s", err.msg);
+	llama = tu_fvecs(LLAMA_FVECS, 0, 2, &ln, &ld);
 	cr_assert_eq(ld, 4096);
 
 	v = malloc(s.dim * sizeof *v);
@@ -835,7 +809,7 @@ Test(engine, error_paths)
 	             "%s", err.msg);
 	for (int i = 0; i < 3; i++)
 		cr_assert_eq(res[i].status, ANC_UPSERT_CREATED);
-	db_close(db);
+	tu_db_close(db);
 	free(v);
 	free(llama);
 	tu_sotu_free(&s);
@@ -858,9 +832,7 @@ Test(engine, two_contracts)
 	anc_query_result *qr;
 
 	tu_sotu_read(&s, COLL);
-	cr_assert_eq(anc_fvecs_read(tu_data_path("sotu-2models/sotu_llamacpp_4096.fvecs"),
-	                            0, UINT32_MAX, &llama, &ln, &ld, &err),
-	             ANC_OK, "%s", err.msg);
+	llama = tu_fvecs(LLAMA_FVECS, 0, UINT32_MAX, &ln, &ld);
 	cr_assert_eq(ln, 90);
 	db = db_open(dir);
 	sotu_setup(db, ANC_INDEX_FLAT, id);
@@ -914,7 +886,7 @@ Test(engine, two_contracts)
 		cr_assert_eq(info->collections[0].contracts[1].vectors, 89);
 		anc_info_free(info);
 	}
-	db_close(db);
+	tu_db_close(db);
 	db = db_open(dir);
 	{
 		anc_db_open_stats st;
@@ -927,7 +899,7 @@ Test(engine, two_contracts)
 	             ANC_OK);
 	cr_assert_str_eq(qr->lists[0].hits[0].anchor, s.anchors[21]);
 	anc_query_result_free(qr);
-	db_close(db);
+	tu_db_close(db);
 	free(r);
 	free(res);
 	free(llama);
@@ -951,13 +923,7 @@ Test(engine, stale_rebuild)
 	uint64_t gen0;
 
 	cr_assert_eq(anc_db_collection_create(db, "syn", NULL, &err), ANC_OK);
-	anc_contract_init(&c);
-	snprintf(c.name, sizeof c.name, "syn");
-	snprintf(c.model, sizeof c.model, "synthetic");
-	snprintf(c.revision, sizeof c.revision, "1");
-	c.dim = D;
-	c.metric = ANC_METRIC_L2;
-	c.normalize = 0;
+	tu_contract_l2(&c, "syn", "synthetic", D);
 	cr_assert_eq(anc_db_contract_register(db, "syn", &c, NULL, NULL, &err),
 	             ANC_OK, "%s", err.msg);
 	for (int round = 0; round < 2; round++) {
@@ -990,7 +956,7 @@ Test(engine, stale_rebuild)
 	cr_assert_eq(info->collections[0].contracts[0].vectors, N);
 	cr_assert_eq(info->collections[0].contracts[0].index_ntotal, N);
 	anc_info_free(info);
-	db_close(db);
+	tu_db_close(db);
 }
 
 /* Auto-snapshot after snapshot_every vectors, without close. */
@@ -1001,22 +967,18 @@ Test(engine, snapshot_every)
 	anc_contract_id_str id;
 	anc_db_options o;
 	anc_db *db;
-	anc_error err;
 	struct stat sb;
 
 	tu_sotu_read(&s, COLL);
-	anc_db_options_default(&o);
-	o.nosync = 1;
-	o.quiet = 1;
-	o.map_size = 1ull << 30;
+	tu_db_options(&o, TU_DB_DRIFT | TU_DB_CALIB, 1ull << 30);
 	o.snapshot_every = 40;
-	cr_assert_eq(anc_db_open(dir, &o, &db, &err), ANC_OK);
+	db = tu_db_open_with(dir, &o);
 	sotu_setup(db, ANC_INDEX_FLAT, id);
 	sotu_load(db, &s, 0, 30);
 	cr_assert_neq(stat(snapshot_path(dir, id), &sb), 0);
 	sotu_load(db, &s, 30, 50);
 	cr_assert_eq(stat(snapshot_path(dir, id), &sb), 0);
-	db_close(db);
+	tu_db_close(db);
 	tu_sotu_free(&s);
 }
 
@@ -1033,9 +995,7 @@ sift_load(const char *dir, anc_index_kind kind, float **base, uint32_t *nb)
 	anc_upsert_result *res;
 	char(*chunks)[12];
 
-	cr_assert_eq(anc_fvecs_read(tu_data_path("sift5k/sift5k_base.fvecs"), 0,
-	                            UINT32_MAX, base, nb, &d, &err),
-	             ANC_OK, "%s", err.msg);
+	*base = tu_fvecs("sift5k/sift5k_base.fvecs", 0, UINT32_MAX, nb, &d);
 	cr_assert_eq(*nb, 5000);
 	cr_assert_eq(d, 128);
 	cr_assert_eq(anc_db_collection_create(db, "sift", NULL, &err), ANC_OK);
@@ -1082,12 +1042,8 @@ sift_recall(anc_db *db, const char *qfile, const char *gtfile, int expect_exact)
 	anc_query_result *qr;
 	uint64_t found = 0;
 
-	cr_assert_eq(anc_fvecs_read(tu_data_path(qfile), 0, UINT32_MAX, &q, &nq,
-	                            &d, &err),
-	             ANC_OK, "%s", err.msg);
-	cr_assert_eq(anc_ivecs_read(tu_data_path(gtfile), 0, UINT32_MAX, &gt,
-	                            &ng, &gd, &err),
-	             ANC_OK, "%s", err.msg);
+	q = tu_fvecs(qfile, 0, UINT32_MAX, &nq, &d);
+	gt = tu_ivecs(gtfile, 0, UINT32_MAX, &ng, &gd);
 	cr_assert_eq(nq, ng);
 	cr_assert_eq(anc_db_query(db, "sift", NULL, q, nq, d, 10, 0, &qr, &err),
 	             ANC_OK, "%s", err.msg);
@@ -1124,7 +1080,7 @@ Test(recall, sift5k_flat_exact)
 	                1);
 	cr_log_info("sift5k flat recall@10 (100 queries) = %.4f", r);
 	cr_assert_geq(r, 0.999);
-	db_close(db);
+	tu_db_close(db);
 	free(base);
 }
 
@@ -1140,7 +1096,7 @@ Test(recall, sift5k_hnsw)
 	double r = sift_recall(db, qf, gf, 0);
 	fprintf(stderr, "sift5k HNSW(M32, efC200, efS128) recall@10 = %.4f\n", r);
 	cr_assert_geq(r, 0.95);
-	db_close(db);
+	tu_db_close(db);
 	/* Same after loading the snapshot. */
 	db = db_open(dir);
 	anc_db_open_stats st;
@@ -1149,7 +1105,7 @@ Test(recall, sift5k_hnsw)
 	r = sift_recall(db, qf, gf, 0);
 	fprintf(stderr, "sift5k HNSW after snapshot load recall@10 = %.4f\n", r);
 	cr_assert_geq(r, 0.95);
-	db_close(db);
+	tu_db_close(db);
 	free(base);
 }
 
@@ -1202,12 +1158,9 @@ Test(engine, queries_during_writes)
 	pthread_t th[2];
 
 	tu_sotu_read(&s, COLL);
-	anc_db_options_default(&o);
-	o.nosync = 1;
-	o.quiet = 1;
-	o.map_size = 1ull << 30;
+	tu_db_options(&o, TU_DB_DRIFT | TU_DB_CALIB, 1ull << 30);
 	o.snapshot_every = 20;
-	cr_assert_eq(anc_db_open(dir, &o, &db, &err), ANC_OK);
+	db = tu_db_open_with(dir, &o);
 	sotu_setup(db, ANC_INDEX_HNSW, id);
 	sotu_load(db, &s, 0, 45);
 	for (int i = 0; i < 2; i++) {
@@ -1239,7 +1192,7 @@ Test(engine, queries_during_writes)
 		cr_assert_eq(t[i].bad, 0);
 		cr_assert_gt(t[i].queries, 0);
 	}
-	db_close(db);
+	tu_db_close(db);
 	tu_sotu_free(&s);
 }
 
@@ -1251,7 +1204,6 @@ Test(engine, queries_during_writes)
  * the way `anchorage load --contract V2` sends a JSONL without text.
  */
 
-#define LLAMA_FVECS "sotu-2models/sotu_llamacpp_4096.fvecs"
 
 static void
 contract_llama(anc_contract *c)
@@ -1270,10 +1222,7 @@ llama_read(uint32_t *n)
 {
 	float *v = NULL;
 	uint32_t d = 0;
-	anc_error err;
-	cr_assert_eq(anc_fvecs_read(tu_data_path(LLAMA_FVECS), 0, UINT32_MAX, &v,
-	                            n, &d, &err),
-	             ANC_OK, "%s", err.msg);
+	v = tu_fvecs(LLAMA_FVECS, 0, UINT32_MAX, n, &d);
 	cr_assert_eq(d, 4096);
 	cr_assert_eq(*n, TU_SOTU_ROWS);
 	return v;
@@ -1457,7 +1406,7 @@ Test(engine, contracts_two_models_share_passages)
 	anc_resolved_free(after, s.n);
 
 	/* Durable: states and coverage after reopen. */
-	db_close(db);
+	tu_db_close(db);
 	db = db_open(dir);
 	cr_assert_eq(anc_db_info(db, &in, &err), ANC_OK, "%s", err.msg);
 	cr_assert_str_eq(in->collections[0].default_contract, lid);
@@ -1466,7 +1415,7 @@ Test(engine, contracts_two_models_share_passages)
 	cr_assert_eq(info_contract(in, lid, &live)->vectors, 90);
 	anc_info_free(in);
 	self_first(db, &s, NULL, lv, 4096, lid);
-	db_close(db);
+	tu_db_close(db);
 	free(lv);
 	tu_sotu_free(&s);
 }
@@ -1557,7 +1506,7 @@ Test(engine, contract_violations_name_the_default)
 	free(pu);
 	free(pn);
 	free(lv);
-	db_close(db);
+	tu_db_close(db);
 	tu_sotu_free(&s);
 }
 
@@ -1687,7 +1636,7 @@ Test(engine, contract_canaries)
 	cr_assert_null(cr);
 
 	/* The last result is durable. */
-	db_close(db);
+	tu_db_close(db);
 	db = db_open(dir);
 	cr_assert_eq(anc_db_info(db, &in, &err), ANC_OK);
 	const anc_contract_info *k = info_contract(in, mid, &live);
@@ -1707,7 +1656,7 @@ Test(engine, contract_canaries)
 	free(pu);
 	free(pn);
 	free(lv);
-	db_close(db);
+	tu_db_close(db);
 	tu_sotu_free(&s);
 }
 
@@ -1790,7 +1739,7 @@ Test(engine, contract_promote_retire_states)
 
 	/* After a restart the retired index is not loaded; delete still
 	 * removes the passage (and the retired contract's vector). */
-	db_close(db);
+	tu_db_close(db);
 	db = db_open(dir);
 	anc_db_get_open_stats(db, &os);
 	cr_assert_eq(os.indexes, 1, "retired index loaded: %u", os.indexes);
@@ -1808,6 +1757,6 @@ Test(engine, contract_promote_retire_states)
 	anc_info_free(in);
 	cr_assert_eq(anc_db_snapshot(db, &err), ANC_OK, "%s", err.msg);
 	free(lv);
-	db_close(db);
+	tu_db_close(db);
 	tu_sotu_free(&s);
 }

@@ -20,49 +20,19 @@
 
 #include "anc_index.h"
 #include "testutil.h"
+#include "tu_corpus.h"
+#include "tu_db.h"
 
 TestSuite(engine_write, .fini = tu_cleanup);
 
 #define COLL "w"
-
-static anc_db *
-db_open(const char *dir, uint64_t map_size)
-{
-	anc_db_options o;
-	anc_db *db = NULL;
-	anc_error err;
-	anc_db_options_default(&o);
-	o.nosync = 1;
-	o.quiet = 1;
-	o.drift_off = 1;
-	o.calib_off = 1;
-	o.map_size = map_size;
-	int rv = anc_db_open(dir, &o, &db, &err);
-	cr_assert_eq(rv, ANC_OK, "open %s: %s", dir, err.msg);
-	return db;
-}
-
-static void
-db_close(anc_db *db)
-{
-	anc_error err;
-	int rv = anc_db_close(db, &err);
-	cr_assert_eq(rv, ANC_OK, "close: %s", err.msg);
-}
 
 static void
 setup(anc_db *db, uint32_t dim, anc_contract_id_str id)
 {
 	anc_contract c;
 	anc_error err;
-	anc_contract_init(&c);
-	snprintf(c.name, sizeof c.name, "syn");
-	snprintf(c.model, sizeof c.model, "synthetic");
-	snprintf(c.revision, sizeof c.revision, "1");
-	c.dim = dim;
-	c.metric = ANC_METRIC_L2;
-	c.normalize = 0;
-	c.index.kind = ANC_INDEX_FLAT;
+	tu_contract_l2(&c, "syn", "synthetic", dim);
 	cr_assert_eq(anc_db_collection_create(db, COLL, NULL, &err), ANC_OK,
 	             "%s", err.msg);
 	cr_assert_eq(anc_db_contract_register(db, COLL, &c, id, NULL, &err),
@@ -225,7 +195,7 @@ Test(engine_write, concurrent_upserts_each_committed_once)
 {
 	const char *dir = tu_tmpdir();
 	anc_contract_id_str id;
-	anc_db *db = db_open(dir, 1ull << 30);
+	anc_db *db = tu_db_open(dir, 0, 1ull << 30);
 	pthread_t th[NTHREADS];
 	static writer w[NTHREADS];
 	uint64_t all[NTHREADS * NBATCHES], seq0 = 0, seq, live, vectors, ntotal;
@@ -271,22 +241,22 @@ Test(engine_write, concurrent_upserts_each_committed_once)
 		self_found(db, DIM, t, 0, w[t].first_anchor);
 		self_found(db, DIM, t, NBATCHES * BATCH - 1, NULL);
 	}
-	db_close(db);
+	tu_db_close(db);
 
 	/* From the snapshot; then from LMDB alone. */
-	db = db_open(dir, 1ull << 30);
+	db = tu_db_open(dir, 0, 1ull << 30);
 	cr_assert_eq(info_seq(db, &live, &vectors, &ntotal), seq);
 	cr_assert_eq(live, NTHREADS * NBATCHES * BATCH);
 	cr_assert_eq(ntotal, NTHREADS * NBATCHES * BATCH);
-	db_close(db);
+	tu_db_close(db);
 	cr_assert_eq(tu_rmrf(tu_path(dir, "snapshots")), 0);
-	db = db_open(dir, 1ull << 30);
+	db = tu_db_open(dir, 0, 1ull << 30);
 	cr_assert_eq(info_seq(db, &live, &vectors, &ntotal), seq);
 	cr_assert_eq(ntotal, NTHREADS * NBATCHES * BATCH);
 	for (uint32_t t = 0; t < NTHREADS; t++)
 		for (uint32_t r = 0; r < NBATCHES * BATCH; r += 97)
 			self_found(db, DIM, t, r, r == 0 ? w[t].first_anchor : NULL);
-	db_close(db);
+	tu_db_close(db);
 }
 
 /* A request too big for the map fails with the map-full error; requests
@@ -296,7 +266,7 @@ Test(engine_write, failing_request_fails_alone)
 {
 	const char *dir = tu_tmpdir();
 	anc_contract_id_str id;
-	anc_db *db = db_open(dir, 8ull << 20);
+	anc_db *db = tu_db_open(dir, 0, 8ull << 20);
 	pthread_t th[5];
 	static writer w[5];
 	uint64_t live, vectors, ntotal;
@@ -328,12 +298,12 @@ Test(engine_write, failing_request_fails_alone)
 		self_found(db, 784, t, 0, w[t].first_anchor);
 		self_found(db, 784, t, 49, NULL);
 	}
-	db_close(db);
-	db = db_open(dir, 8ull << 20);
+	tu_db_close(db);
+	db = tu_db_open(dir, 0, 8ull << 20);
 	(void)info_seq(db, &live, &vectors, &ntotal);
 	cr_assert_eq(live, 4 * 10 * 5);
 	cr_assert_eq(ntotal, 4 * 10 * 5);
-	db_close(db);
+	tu_db_close(db);
 }
 
 /* ---- one writer: the rules of a single upsert --------------------------- */
@@ -352,7 +322,7 @@ Test(engine_write, sequence_is_old_plus_changed_plus_one)
 {
 	const char *dir = tu_tmpdir();
 	anc_contract_id_str id;
-	anc_db *db = db_open(dir, 1ull << 30);
+	anc_db *db = tu_db_open(dir, 0, 1ull << 30);
 	float v[10][DIM];
 	char chunk[10][8];
 	anc_record r[10];
@@ -392,7 +362,7 @@ Test(engine_write, sequence_is_old_plus_changed_plus_one)
 	cr_assert_eq(vectors, 10);
 	self_found(db, DIM, 98, 2, res[2].anchor);
 	self_found(db, DIM, 99, 3, res[3].anchor);
-	db_close(db);
+	tu_db_close(db);
 }
 
 /* The same anchor twice in one batch: the second record sees the first,
@@ -401,7 +371,7 @@ Test(engine_write, repeated_anchor_in_one_batch)
 {
 	const char *dir = tu_tmpdir();
 	anc_contract_id_str id;
-	anc_db *db = db_open(dir, 1ull << 30);
+	anc_db *db = tu_db_open(dir, 0, 1ull << 30);
 	float v0[DIM], v1[DIM], v2[DIM];
 	anc_record r[3];
 	anc_upsert_result res[3];
@@ -446,5 +416,5 @@ Test(engine_write, repeated_anchor_in_one_batch)
 	cr_assert_eq(qr->lists[0].nhits, 2);
 	cr_assert_gt(qr->lists[0].hits[0].score, 1e-3);
 	anc_query_result_free(qr);
-	db_close(db);
+	tu_db_close(db);
 }

@@ -15,7 +15,6 @@
 #include <criterion/criterion.h>
 
 #include <fcntl.h>
-#include <lmdb.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +27,7 @@
 #include "ground.h"
 #include "testutil.h"
 #include "tu_corpus.h"
+#include "tu_db.h"
 
 TestSuite(ground, .fini = tu_cleanup, .timeout = 120);
 
@@ -35,25 +35,9 @@ TestSuite(ground, .fini = tu_cleanup, .timeout = 120);
 #define TRANSPORT "minilm-za-transport/za_land_transport_act_all-MiniLM-L6-v2_384.fvecs"
 
 static anc_db *
-db_open2(const char *dir, int calib_off)
-{
-	anc_db_options o;
-	anc_db *db = NULL;
-	anc_error err;
-	anc_db_options_default(&o);
-	o.nosync = 1;
-	o.quiet = 1;
-	o.drift_off = 1;
-	o.calib_off = calib_off;
-	int rv = anc_db_open(dir, &o, &db, &err);
-	cr_assert_eq(rv, ANC_OK, "open: %s", err.msg);
-	return db;
-}
-
-static anc_db *
 db_open(const char *dir)
 {
-	return db_open2(dir, 1);
+	return tu_db_open(dir, 0, 0);
 }
 
 /* Load the SOTU corpus into COLL under the MiniLM contract. */
@@ -70,17 +54,37 @@ load_sotu(anc_db *db, tu_sotu *s, anc_contract_id_str id)
 	tu_contract_minilm(&c);
 	cr_assert_eq(anc_db_contract_register(db, COLL, &c, id, NULL, &err),
 	             ANC_OK, "%s", err.msg);
-	for (uint32_t i = 0; i < s->n; i++) {
-		recs[i].source = s->source[i];
-		recs[i].chunk = s->chunk[i];
-		recs[i].text = s->text[i];
-		recs[i].vec = s->vecs + (size_t)i * s->dim;
-		recs[i].dim = s->dim;
-	}
+	for (uint32_t i = 0; i < s->n; i++)
+		recs[i] = tu_sotu_record(s, i);
 	cr_assert_eq(anc_db_upsert(db, COLL, id, recs, s->n, res, NULL, &err),
 	             ANC_OK, "%s", err.msg);
 	free(recs);
 	free(res);
+}
+
+/* What most tests start from: a fresh database in a temporary directory
+ * (tu_db_open flags) holding the SOTU corpus under the MiniLM contract. */
+typedef struct sotu_db {
+	const char *dir;
+	anc_db *db;
+	tu_sotu s;
+	anc_contract_id_str id;
+} sotu_db;
+
+static void
+sotu_db_open(sotu_db *f, unsigned flags)
+{
+	f->dir = tu_tmpdir();
+	f->db = tu_db_open(f->dir, flags, 0);
+	tu_sotu_read(&f->s, COLL);
+	load_sotu(f->db, &f->s, f->id);
+}
+
+static void
+sotu_db_close(sotu_db *f)
+{
+	tu_sotu_free(&f->s);
+	anc_db_close(f->db, NULL);
 }
 
 static float *
@@ -88,10 +92,7 @@ transport(uint32_t *n)
 {
 	float *v = NULL;
 	uint32_t dim = 0;
-	anc_error err;
-	cr_assert_eq(anc_fvecs_read(tu_data_path(TRANSPORT), 0, UINT32_MAX, &v,
-	                            n, &dim, &err),
-	             ANC_OK, "%s", err.msg);
+	v = tu_fvecs(TRANSPORT, 0, UINT32_MAX, n, &dim);
 	cr_assert_eq(dim, TU_SOTU_DIM);
 	return v;
 }
@@ -109,18 +110,14 @@ dot(const float *a, const float *b)
 
 Test(ground, calibration_separates_self_from_unrelated)
 {
-	const char *dir = tu_tmpdir();
-	anc_db *db = db_open(dir);
-	tu_sotu s;
-	anc_contract_id_str id;
+	sotu_db f;
 	anc_calibration c;
 	anc_error err;
 	uint32_t nt;
 	float *t, worst_unrelated = -1;
 
-	tu_sotu_read(&s, COLL);
-	load_sotu(db, &s, id);
-	cr_assert_eq(anc_db_calibration(db, COLL, id, 1, &c, &err), ANC_OK,
+	sotu_db_open(&f, 0);
+	cr_assert_eq(anc_db_calibration(f.db, COLL, f.id, 1, &c, &err), ANC_OK,
 	             "%s", err.msg);
 	cr_assert_gt(c.computed_at, 0);
 	cr_assert_eq(c.vectors, 90);
@@ -133,9 +130,9 @@ Test(ground, calibration_separates_self_from_unrelated)
 	cr_assert_gt(c.margin, 0);
 	t = transport(&nt);
 	for (uint32_t i = 0; i < nt; i++)
-		for (uint32_t j = 0; j < s.n; j++) {
+		for (uint32_t j = 0; j < f.s.n; j++) {
 			float d = dot(t + (size_t)i * TU_SOTU_DIM,
-			              s.vecs + (size_t)j * TU_SOTU_DIM);
+			              f.s.vecs + (size_t)j * TU_SOTU_DIM);
 			if (d > worst_unrelated)
 				worst_unrelated = d;
 		}
@@ -152,21 +149,21 @@ Test(ground, calibration_separates_self_from_unrelated)
 	cr_assert_lt(worst_unrelated, c.weak);
 	/* the same vectors give the same numbers (seeded sampling) */
 	anc_calibration c2;
-	cr_assert_eq(anc_db_calibration(db, COLL, id, 1, &c2, &err), ANC_OK);
+	cr_assert_eq(anc_db_calibration(f.db, COLL, f.id, 1, &c2, &err),
+	             ANC_OK);
 	cr_assert_eq(c2.strong, c.strong);
 	cr_assert_eq(c2.weak, c.weak);
 	/* kept across a restart, and shown by info */
-	cr_assert_eq(anc_db_close(db, &err), ANC_OK);
-	db = db_open(dir);
+	cr_assert_eq(anc_db_close(f.db, &err), ANC_OK);
+	f.db = db_open(f.dir);
 	anc_info *info = NULL;
-	cr_assert_eq(anc_db_info(db, &info, &err), ANC_OK);
+	cr_assert_eq(anc_db_info(f.db, &info, &err), ANC_OK);
 	cr_assert_eq(info->collections[0].contracts[0].calib.strong, c.strong);
 	cr_assert_eq(info->collections[0].contracts[0].calib.computed_at,
 	             c2.computed_at);
 	anc_info_free(info);
 	free(t);
-	tu_sotu_free(&s);
-	anc_db_close(db, NULL);
+	sotu_db_close(&f);
 }
 
 Test(ground, calibration_l2_lower_is_closer)
@@ -238,21 +235,17 @@ Test(ground, calibration_refuses_tiny_and_unknown)
 
 Test(ground, calibration_follows_the_corpus_in_the_background)
 {
-	const char *dir = tu_tmpdir();
-	anc_db *db = db_open2(dir, 0);
-	tu_sotu s;
-	anc_contract_id_str id;
+	sotu_db f;
 	anc_calibration c;
 	anc_error err;
 	anc_delete_result dr[20];
 	double t0;
 
-	tu_sotu_read(&s, COLL);
-	load_sotu(db, &s, id);
+	sotu_db_open(&f, TU_DB_CALIB);
 	t0 = tu_now();
 	do {
 		anc_info *info = NULL;
-		cr_assert_eq(anc_db_info(db, &info, &err), ANC_OK);
+		cr_assert_eq(anc_db_info(f.db, &info, &err), ANC_OK);
 		c = info->collections[0].contracts[0].calib;
 		anc_info_free(info);
 		if (c.computed_at == 0)
@@ -261,49 +254,45 @@ Test(ground, calibration_follows_the_corpus_in_the_background)
 	cr_assert_neq(c.computed_at, 0, "no background calibration in 20 s");
 	cr_assert_eq(c.vectors, 90);
 	/* delete 20 of 90 (22% > 10%): recalibrated on 70 */
-	cr_assert_eq(anc_db_delete(db, COLL, s.anchors, 20, dr, NULL, &err),
+	cr_assert_eq(anc_db_delete(f.db, COLL, f.s.anchors, 20, dr, NULL, &err),
 	             ANC_OK);
 	t0 = tu_now();
 	do {
 		anc_info *info = NULL;
-		cr_assert_eq(anc_db_info(db, &info, &err), ANC_OK);
+		cr_assert_eq(anc_db_info(f.db, &info, &err), ANC_OK);
 		c = info->collections[0].contracts[0].calib;
 		anc_info_free(info);
 		if (c.vectors != 70)
 			usleep(100000);
 	} while (c.vectors != 70 && tu_now() - t0 < 20);
 	cr_assert_eq(c.vectors, 70, "not recalibrated after 22%% deleted");
-	tu_sotu_free(&s);
-	anc_db_close(db, NULL);
+	sotu_db_close(&f);
 }
 
 /* ---- query confidence ----------------------------------------------------------- */
 
 Test(ground, query_carries_confidence)
 {
-	const char *dir = tu_tmpdir();
-	anc_db *db = db_open(dir);
-	tu_sotu s;
-	anc_contract_id_str id;
+	sotu_db f;
 	anc_calibration c;
 	anc_query_result *qr = NULL;
 	anc_error err;
 	uint32_t nt;
 	float *t;
 
-	tu_sotu_read(&s, COLL);
-	load_sotu(db, &s, id);
-	cr_assert_eq(anc_db_calibration(db, COLL, id, 0, &c, &err), ANC_OK);
-	cr_assert_eq(anc_db_query(db, COLL, NULL, s.vecs, s.n, TU_SOTU_DIM, 3,
-	                          0, &qr, &err), ANC_OK, "%s", err.msg);
-	for (uint32_t i = 0; i < s.n; i++)
+	sotu_db_open(&f, 0);
+	cr_assert_eq(anc_db_calibration(f.db, COLL, f.id, 0, &c, &err), ANC_OK);
+	cr_assert_eq(anc_db_query(f.db, COLL, NULL, f.s.vecs, f.s.n,
+	                          TU_SOTU_DIM, 3, 0, &qr, &err),
+	             ANC_OK, "%s", err.msg);
+	for (uint32_t i = 0; i < f.s.n; i++)
 		cr_assert_eq(qr->lists[i].confidence, ANC_CONF_STRONG,
 		             "passage %u: %s", i,
 		             anc_confidence_name(qr->lists[i].confidence));
 	anc_query_result_free(qr);
 	t = transport(&nt);
-	cr_assert_eq(anc_db_query(db, COLL, NULL, t, nt, TU_SOTU_DIM, 3, 0, &qr,
-	                          &err), ANC_OK);
+	cr_assert_eq(anc_db_query(f.db, COLL, NULL, t, nt, TU_SOTU_DIM, 3, 0,
+	                          &qr, &err), ANC_OK);
 	for (uint32_t i = 0; i < nt; i++)
 		cr_assert_eq(qr->lists[i].confidence, ANC_CONF_NONE,
 		             "transport %u: %s (score %f)", i,
@@ -311,8 +300,7 @@ Test(ground, query_carries_confidence)
 		             qr->lists[i].hits[0].score);
 	anc_query_result_free(qr);
 	free(t);
-	tu_sotu_free(&s);
-	anc_db_close(db, NULL);
+	sotu_db_close(&f);
 }
 
 /* ---- verify --------------------------------------------------------------------- */
@@ -322,10 +310,7 @@ static const char *const expect_names[] = {"supported", "miscited",
 
 Test(ground, verify_confusion_table)
 {
-	const char *dir = tu_tmpdir();
-	anc_db *db = db_open(dir);
-	tu_sotu s;
-	anc_contract_id_str id;
+	sotu_db f;
 	anc_verify_result *vr = NULL;
 	anc_error err;
 	uint32_t nt, table[3][ANC_VERDICT_LAST + 1];
@@ -334,39 +319,38 @@ Test(ground, verify_confusion_table)
 	uint32_t n, k = 0;
 
 	memset(table, 0, sizeof table);
-	tu_sotu_read(&s, COLL);
-	load_sotu(db, &s, id);
+	sotu_db_open(&f, 0);
 	t = transport(&nt);
-	n = 2 * s.n + nt;
+	n = 2 * f.s.n + nt;
 	cl = calloc(n, sizeof *cl);
 	cr_assert_not_null(cl);
 	/* 0..89: passage i citing itself; 90..179: citing passage i+37;
 	 * then every transport-act chunk citing SOTU passage j % 90 */
-	for (uint32_t i = 0; i < s.n; i++, k++) {
-		cl[k].vec = s.vecs + (size_t)i * TU_SOTU_DIM;
+	for (uint32_t i = 0; i < f.s.n; i++, k++) {
+		cl[k].vec = f.s.vecs + (size_t)i * TU_SOTU_DIM;
 		cl[k].dim = TU_SOTU_DIM;
-		cl[k].cited = &s.anchors[i];
+		cl[k].cited = &f.s.anchors[i];
 		cl[k].ncited = 1;
 	}
-	for (uint32_t i = 0; i < s.n; i++, k++) {
-		cl[k].vec = s.vecs + (size_t)i * TU_SOTU_DIM;
+	for (uint32_t i = 0; i < f.s.n; i++, k++) {
+		cl[k].vec = f.s.vecs + (size_t)i * TU_SOTU_DIM;
 		cl[k].dim = TU_SOTU_DIM;
-		cl[k].cited = &s.anchors[(i + 37) % s.n];
+		cl[k].cited = &f.s.anchors[(i + 37) % f.s.n];
 		cl[k].ncited = 1;
 	}
 	for (uint32_t j = 0; j < nt; j++, k++) {
 		cl[k].vec = t + (size_t)j * TU_SOTU_DIM;
 		cl[k].dim = TU_SOTU_DIM;
-		cl[k].cited = &s.anchors[j % s.n];
+		cl[k].cited = &f.s.anchors[j % f.s.n];
 		cl[k].ncited = 1;
 	}
-	cr_assert_eq(anc_db_verify(db, COLL, NULL, cl, n, 0, &vr, &err), ANC_OK,
-	             "%s", err.msg);
+	cr_assert_eq(anc_db_verify(f.db, COLL, NULL, cl, n, 0, &vr, &err),
+	             ANC_OK, "%s", err.msg);
 	cr_assert_eq(vr->n, n);
 	cr_assert_eq(vr->prov.exact, 1);
-	cr_assert_str_eq(vr->prov.contract, id);
+	cr_assert_str_eq(vr->prov.contract, f.id);
 	for (uint32_t i = 0; i < n; i++) {
-		int e = i < s.n ? 0 : i < 2 * s.n ? 1 : 2;
+		int e = i < f.s.n ? 0 : i < 2 * f.s.n ? 1 : 2;
 		table[e][vr->claims[i].verdict]++;
 	}
 	printf("verdict confusion table (rows expected, columns given; %u "
@@ -377,37 +361,33 @@ Test(ground, verify_confusion_table)
 		       table[e][0], table[e][1], table[e][2], table[e][3]);
 	printf("thresholds used: weak %.4f strong %.4f margin %.4f\n",
 	       vr->calib.weak, vr->calib.strong, vr->calib.margin);
-	cr_assert_eq(table[0][ANC_VERDICT_SUPPORTED], s.n);
-	cr_assert_eq(table[1][ANC_VERDICT_MISCITED], s.n);
+	cr_assert_eq(table[0][ANC_VERDICT_SUPPORTED], f.s.n);
+	cr_assert_eq(table[1][ANC_VERDICT_MISCITED], f.s.n);
 	cr_assert_eq(table[2][ANC_VERDICT_UNSUPPORTED], nt);
 	/* the details of one of each */
 	const anc_claim_result *c = &vr->claims[5];
-	cr_assert_str_eq(c->best, s.anchors[5]);
+	cr_assert_str_eq(c->best, f.s.anchors[5]);
 	cr_assert(c->best_cited);
 	cr_assert_eq(c->cited[0].status, ANC_ANCHOR_LIVE);
 	cr_assert(c->cited[0].at_revision);
 	cr_assert(fabsf(c->cited[0].score - 1.0f) < 1e-4f);
 	cr_assert_eq(c->suggested[0], '\0');
-	c = &vr->claims[s.n + 5];
-	cr_assert_str_eq(c->suggested, s.anchors[5]);
+	c = &vr->claims[f.s.n + 5];
+	cr_assert_str_eq(c->suggested, f.s.anchors[5]);
 	cr_assert(!c->best_cited);
-	cr_assert_str_eq(c->cited[0].anchor, s.anchors[42]);
-	c = &vr->claims[2 * s.n];
+	cr_assert_str_eq(c->cited[0].anchor, f.s.anchors[42]);
+	c = &vr->claims[2 * f.s.n];
 	cr_assert_eq(c->suggested[0], '\0');
 	cr_assert(c->has_best);
 	anc_verify_result_free(vr);
 	free(cl);
 	free(t);
-	tu_sotu_free(&s);
-	anc_db_close(db, NULL);
+	sotu_db_close(&f);
 }
 
 Test(ground, verify_reports_stale_and_missing_citations)
 {
-	const char *dir = tu_tmpdir();
-	anc_db *db = db_open(dir);
-	tu_sotu s;
-	anc_contract_id_str id;
+	sotu_db f;
 	anc_verify_result *vr = NULL;
 	anc_delete_result dr;
 	anc_error err;
@@ -415,18 +395,17 @@ Test(ground, verify_reports_stale_and_missing_citations)
 	uint64_t revs[3] = {7, 0, 0};
 	anc_anchor_str unknown;
 
-	tu_sotu_read(&s, COLL);
-	load_sotu(db, &s, id);
+	sotu_db_open(&f, 0);
 	tu_anchor(COLL, "no-such-source", "0", unknown);
-	cr_assert_eq(anc_db_delete(db, COLL, &s.anchors[3], 1, &dr, NULL, &err),
-	             ANC_OK);
-	memcpy(cited[0], s.anchors[1], sizeof cited[0]); /* wrong revision */
-	memcpy(cited[1], s.anchors[3], sizeof cited[1]); /* deleted */
+	cr_assert_eq(anc_db_delete(f.db, COLL, &f.s.anchors[3], 1, &dr, NULL,
+	                           &err), ANC_OK);
+	memcpy(cited[0], f.s.anchors[1], sizeof cited[0]); /* wrong revision */
+	memcpy(cited[1], f.s.anchors[3], sizeof cited[1]); /* deleted */
 	memcpy(cited[2], unknown, sizeof cited[2]);      /* never existed */
-	anc_claim cl = {s.vecs + 1 * TU_SOTU_DIM, TU_SOTU_DIM,
+	anc_claim cl = {f.s.vecs + 1 * TU_SOTU_DIM, TU_SOTU_DIM,
 	                (const anc_anchor_str *)cited, revs, 3};
-	cr_assert_eq(anc_db_verify(db, COLL, id, &cl, 1, 0, &vr, &err), ANC_OK,
-	             "%s", err.msg);
+	cr_assert_eq(anc_db_verify(f.db, COLL, f.id, &cl, 1, 0, &vr, &err),
+	             ANC_OK, "%s", err.msg);
 	const anc_claim_result *c = &vr->claims[0];
 	cr_assert_eq(c->cited[0].status, ANC_ANCHOR_LIVE);
 	cr_assert_eq(c->cited[0].revision, 1);
@@ -442,116 +421,77 @@ Test(ground, verify_reports_stale_and_missing_citations)
 	cr_assert_eq(c->verdict, ANC_VERDICT_SUPPORTED);
 	anc_verify_result_free(vr);
 	/* only dead citations: the claim's own passage is suggested */
-	anc_claim cl2 = {s.vecs + 3 * TU_SOTU_DIM, TU_SOTU_DIM,
+	anc_claim cl2 = {f.s.vecs + 3 * TU_SOTU_DIM, TU_SOTU_DIM,
 	                 (const anc_anchor_str *)&cited[2], NULL, 1};
-	cr_assert_eq(anc_db_verify(db, COLL, id, &cl2, 1, 0, &vr, &err),
+	cr_assert_eq(anc_db_verify(f.db, COLL, f.id, &cl2, 1, 0, &vr, &err),
 	             ANC_OK);
 	cr_assert_eq(vr->claims[0].verdict, ANC_VERDICT_MISCITED);
 	cr_assert_neq(vr->claims[0].suggested[0], '\0');
 	anc_verify_result_free(vr);
 	/* nothing cited at all: the claim's own passage is suggested */
-	anc_claim cl3 = {s.vecs, TU_SOTU_DIM, NULL, NULL, 0};
-	cr_assert_eq(anc_db_verify(db, COLL, id, &cl3, 1, 0, &vr, &err),
+	anc_claim cl3 = {f.s.vecs, TU_SOTU_DIM, NULL, NULL, 0};
+	cr_assert_eq(anc_db_verify(f.db, COLL, f.id, &cl3, 1, 0, &vr, &err),
 	             ANC_OK);
 	cr_assert_eq(vr->claims[0].verdict, ANC_VERDICT_MISCITED);
-	cr_assert_str_eq(vr->claims[0].suggested, s.anchors[0]);
+	cr_assert_str_eq(vr->claims[0].suggested, f.s.anchors[0]);
 	anc_verify_result_free(vr);
-	tu_sotu_free(&s);
-	anc_db_close(db, NULL);
+	sotu_db_close(&f);
 }
 
 Test(ground, verify_refuses_bad_input)
 {
-	const char *dir = tu_tmpdir();
-	anc_db *db = db_open(dir);
-	tu_sotu s;
-	anc_contract_id_str id;
+	sotu_db f;
 	anc_verify_result *vr = NULL;
 	anc_error err;
 	float bad[TU_SOTU_DIM];
 	anc_anchor_str junk = "not-an-anchor";
 
-	tu_sotu_read(&s, COLL);
-	load_sotu(db, &s, id);
-	anc_claim ok = {s.vecs, TU_SOTU_DIM, NULL, NULL, 0};
+	sotu_db_open(&f, 0);
+	anc_claim ok = {f.s.vecs, TU_SOTU_DIM, NULL, NULL, 0};
 	anc_claim c = ok;
 	c.dim = 100;
-	cr_assert_eq(anc_db_verify(db, COLL, id, &c, 1, 0, &vr, &err), ANC_EDIM);
+	cr_assert_eq(anc_db_verify(f.db, COLL, f.id, &c, 1, 0, &vr, &err),
+	             ANC_EDIM);
 	cr_assert(strstr(err.msg, "claims[0]") != NULL, "%s", err.msg);
-	memcpy(bad, s.vecs, sizeof bad);
+	memcpy(bad, f.s.vecs, sizeof bad);
 	bad[17] = NAN;
 	c = ok;
 	c.vec = bad;
-	cr_assert_eq(anc_db_verify(db, COLL, id, &c, 1, 0, &vr, &err),
+	cr_assert_eq(anc_db_verify(f.db, COLL, f.id, &c, 1, 0, &vr, &err),
 	             ANC_ENONFINITE);
 	for (int i = 0; i < TU_SOTU_DIM; i++)
-		bad[i] = s.vecs[i] * 3;
-	cr_assert_eq(anc_db_verify(db, COLL, id, &c, 1, 0, &vr, &err),
+		bad[i] = f.s.vecs[i] * 3;
+	cr_assert_eq(anc_db_verify(f.db, COLL, f.id, &c, 1, 0, &vr, &err),
 	             ANC_EVIOLATION);
 	c = ok;
 	c.cited = (const anc_anchor_str *)&junk;
 	c.ncited = 1;
-	cr_assert_eq(anc_db_verify(db, COLL, id, &c, 1, 0, &vr, &err),
+	cr_assert_eq(anc_db_verify(f.db, COLL, f.id, &c, 1, 0, &vr, &err),
 	             ANC_EINVAL);
 	cr_assert(strstr(err.msg, "claims[0].cited[0]") != NULL, "%s", err.msg);
 	c = ok;
 	c.ncited = ANC_VERIFY_CITED_MAX + 1;
-	c.cited = (const anc_anchor_str *)s.anchors;
-	cr_assert_eq(anc_db_verify(db, COLL, id, &c, 1, 0, &vr, &err),
+	c.cited = (const anc_anchor_str *)f.s.anchors;
+	cr_assert_eq(anc_db_verify(f.db, COLL, f.id, &c, 1, 0, &vr, &err),
 	             ANC_ETOOBIG);
-	cr_assert_eq(anc_db_verify(db, COLL, id, &ok, 0, 0, &vr, &err),
+	cr_assert_eq(anc_db_verify(f.db, COLL, f.id, &ok, 0, 0, &vr, &err),
 	             ANC_EINVAL);
-	cr_assert_eq(anc_db_verify(db, COLL, id, &ok,
+	cr_assert_eq(anc_db_verify(f.db, COLL, f.id, &ok,
 	                           ANC_VERIFY_CLAIMS_MAX + 1, 0, &vr, &err),
 	             ANC_ETOOBIG);
-	cr_assert_eq(anc_db_verify(db, "nope", id, &ok, 1, 0, &vr, &err),
+	cr_assert_eq(anc_db_verify(f.db, "nope", f.id, &ok, 1, 0, &vr, &err),
 	             ANC_ENOCOLL);
-	cr_assert_eq(anc_db_verify(db, COLL, "ffffffffffffffff", &ok, 1, 0, &vr,
-	                           &err), ANC_ENOCONTRACT);
+	cr_assert_eq(anc_db_verify(f.db, COLL, "ffffffffffffffff", &ok, 1, 0,
+	                           &vr, &err), ANC_ENOCONTRACT);
 	cr_assert_null(vr);
-	tu_sotu_free(&s);
-	anc_db_close(db, NULL);
+	sotu_db_close(&f);
 }
 
 /* ---- receipts -------------------------------------------------------------------- */
 
-/* Flip one byte in the middle of the only receipt of the closed database
- * in dir, directly with liblmdb. */
-static void
-tamper_one_receipt(const char *dir)
-{
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi dbi;
-	MDB_cursor *cur;
-	MDB_val k, v;
-	char path[1024];
-	snprintf(path, sizeof path, "%s/lmdb", dir);
-	cr_assert_eq(mdb_env_create(&env), 0);
-	cr_assert_eq(mdb_env_set_maxdbs(env, 16), 0);
-	cr_assert_eq(mdb_env_set_mapsize(env, 1ull << 30), 0);
-	cr_assert_eq(mdb_env_open(env, path, 0, 0644), 0);
-	cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	cr_assert_eq(mdb_dbi_open(txn, "receipts", 0, &dbi), 0);
-	cr_assert_eq(mdb_cursor_open(txn, dbi, &cur), 0);
-	cr_assert_eq(mdb_cursor_get(cur, &k, &v, MDB_FIRST), 0);
-	uint8_t *copy = malloc(v.mv_size);
-	memcpy(copy, v.mv_data, v.mv_size);
-	copy[v.mv_size / 2] ^= 0x01;
-	MDB_val nv = {v.mv_size, copy};
-	cr_assert_eq(mdb_cursor_put(cur, &k, &nv, MDB_CURRENT), 0);
-	mdb_cursor_close(cur);
-	cr_assert_eq(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
-	free(copy);
-}
-
 Test(ground, receipt_roundtrip_tamper_and_replay)
 {
-	const char *dir = tu_tmpdir();
-	anc_db *db = db_open(dir);
-	tu_sotu s;
-	anc_contract_id_str id;
+	sotu_db f;
 	anc_query_result *qr = NULL;
 	anc_receipt *r = NULL;
 	anc_replay_result *rp = NULL;
@@ -560,27 +500,28 @@ Test(ground, receipt_roundtrip_tamper_and_replay)
 	anc_receipt_id_str rid;
 	struct stat sb;
 
-	tu_sotu_read(&s, COLL);
-	load_sotu(db, &s, id);
+	sotu_db_open(&f, 0);
 	/* the secret was made on first open, readable by the owner only */
-	cr_assert_eq(stat(tu_path(dir, "receipt.key"), &sb), 0);
+	cr_assert_eq(stat(tu_path(f.dir, "receipt.key"), &sb), 0);
 	cr_assert_eq(sb.st_size, 32);
 	cr_assert_eq(sb.st_mode & 0777, 0600);
 
-	cr_assert_eq(anc_db_query2(db, COLL, NULL, s.vecs + 5 * TU_SOTU_DIM, 1,
-	                           TU_SOTU_DIM, 5, 0, &qo, &qr, &err), ANC_OK);
-	cr_assert_eq(anc_db_receipt_query(db, COLL, s.vecs + 5 * TU_SOTU_DIM, 1,
+	cr_assert_eq(anc_db_query2(f.db, COLL, NULL, f.s.vecs + 5 * TU_SOTU_DIM,
+	                           1, TU_SOTU_DIM, 5, 0, &qo, &qr, &err),
+	             ANC_OK);
+	cr_assert_eq(anc_db_receipt_query(f.db, COLL,
+	                                  f.s.vecs + 5 * TU_SOTU_DIM, 1,
 	                                  TU_SOTU_DIM, 5, 0, &qo, qr, &err),
 	             ANC_OK, "%s", err.msg);
 	cr_assert_eq(strlen(qr->prov.receipt), ANC_RECEIPT_ID_LEN);
 	memcpy(rid, qr->prov.receipt, sizeof rid);
 
 	/* it reads back, authentic, with the same hits and old texts */
-	cr_assert_eq(anc_db_receipt_get(db, rid, 1, &r, &err), ANC_OK, "%s",
+	cr_assert_eq(anc_db_receipt_get(f.db, rid, 1, &r, &err), ANC_OK, "%s",
 	             err.msg);
 	cr_assert(r->authentic);
 	cr_assert_eq(r->kind, ANC_RECEIPT_QUERY);
-	cr_assert_str_eq(r->prov.contract, id);
+	cr_assert_str_eq(r->prov.contract, f.id);
 	cr_assert_eq(r->prov.seq, qr->prov.seq);
 	cr_assert_eq(r->k, 5);
 	cr_assert_eq(r->nq, 1);
@@ -594,14 +535,14 @@ Test(ground, receipt_roundtrip_tamper_and_replay)
 		             qr->lists[0].hits[j].score);
 		cr_assert_not_null(r->lists[0].hits[j].text);
 	}
-	cr_assert_str_eq(r->lists[0].hits[0].text, s.text[5]);
+	cr_assert_str_eq(r->lists[0].hits[0].text, f.s.text[5]);
 	printf("receipt %s: %u bytes for 1 query of %u floats and 5 hits\n",
 	       rid, r->record_bytes, TU_SOTU_DIM);
 	anc_receipt_free(r);
 	r = NULL;
 
 	/* nothing changed yet */
-	cr_assert_eq(anc_db_receipt_replay(db, rid, &rp, &err), ANC_OK, "%s",
+	cr_assert_eq(anc_db_receipt_replay(f.db, rid, &rp, &err), ANC_OK, "%s",
 	             err.msg);
 	cr_assert(rp->unchanged);
 	cr_assert_eq(rp->nchanges, 0);
@@ -609,25 +550,25 @@ Test(ground, receipt_roundtrip_tamper_and_replay)
 
 	/* edit the cited passage: replay reports the bumped revision, and
 	 * the receipt still reads the text it vouched for */
-	anc_record ed = {s.source[5], s.chunk[5], "edited text", NULL, 0,
-	                 s.vecs + 5 * TU_SOTU_DIM, TU_SOTU_DIM};
+	anc_record ed = {f.s.source[5], f.s.chunk[5], "edited text", NULL, 0,
+	                 f.s.vecs + 5 * TU_SOTU_DIM, TU_SOTU_DIM};
 	anc_upsert_result ur;
-	cr_assert_eq(anc_db_upsert(db, COLL, id, &ed, 1, &ur, NULL, &err),
+	cr_assert_eq(anc_db_upsert(f.db, COLL, f.id, &ed, 1, &ur, NULL, &err),
 	             ANC_OK);
 	cr_assert_eq(ur.revision, 2);
 	/* and delete another hit */
 	anc_delete_result dr;
-	cr_assert_eq(anc_db_delete(db, COLL,
+	cr_assert_eq(anc_db_delete(f.db, COLL,
 	                           (const anc_anchor_str *)qr->lists[0].hits[1]
 	                               .anchor, 1, &dr, NULL, &err), ANC_OK);
-	cr_assert_eq(anc_db_receipt_replay(db, rid, &rp, &err), ANC_OK, "%s",
+	cr_assert_eq(anc_db_receipt_replay(f.db, rid, &rp, &err), ANC_OK, "%s",
 	             err.msg);
 	cr_assert_eq(rp->unchanged, 0);
 	int revised = 0, deleted = 0, added = 0;
 	for (uint32_t i = 0; i < rp->nchanges; i++) {
 		const anc_replay_change *c = &rp->changes[i];
 		if (c->kind == ANC_CHANGE_REVISED) {
-			cr_assert_str_eq(c->anchor, s.anchors[5]);
+			cr_assert_str_eq(c->anchor, f.s.anchors[5]);
 			cr_assert_eq(c->old_revision, 1);
 			cr_assert_eq(c->new_revision, 2);
 			revised++;
@@ -647,10 +588,10 @@ Test(ground, receipt_roundtrip_tamper_and_replay)
 	anc_replay_result_free(rp);
 	/* a new passage with the query's own vector is */
 	anc_record nw = {"new-source", "0", "new", NULL, 0,
-	                 s.vecs + 5 * TU_SOTU_DIM, TU_SOTU_DIM};
-	cr_assert_eq(anc_db_upsert(db, COLL, id, &nw, 1, &ur, NULL, &err),
+	                 f.s.vecs + 5 * TU_SOTU_DIM, TU_SOTU_DIM};
+	cr_assert_eq(anc_db_upsert(f.db, COLL, f.id, &nw, 1, &ur, NULL, &err),
 	             ANC_OK);
-	cr_assert_eq(anc_db_receipt_replay(db, rid, &rp, &err), ANC_OK);
+	cr_assert_eq(anc_db_receipt_replay(f.db, rid, &rp, &err), ANC_OK);
 	added = 0;
 	for (uint32_t i = 0; i < rp->nchanges; i++)
 		if (rp->changes[i].kind == ANC_CHANGE_NEW) {
@@ -660,58 +601,57 @@ Test(ground, receipt_roundtrip_tamper_and_replay)
 		}
 	cr_assert_eq(added, 1);
 	anc_replay_result_free(rp);
-	cr_assert_eq(anc_db_receipt_get(db, rid, 1, &r, &err), ANC_OK);
-	cr_assert_str_eq(r->lists[0].hits[0].text, s.text[5]);
+	cr_assert_eq(anc_db_receipt_get(f.db, rid, 1, &r, &err), ANC_OK);
+	cr_assert_str_eq(r->lists[0].hits[0].text, f.s.text[5]);
 	anc_receipt_free(r);
 	r = NULL;
 
 	/* flip one stored byte: show and replay refuse it as tampered */
-	cr_assert_eq(anc_db_close(db, &err), ANC_OK);
-	tamper_one_receipt(dir);
-	db = db_open(dir);
-	cr_assert_eq(anc_db_receipt_get(db, rid, 0, &r, &err), ANC_ETAMPERED);
+	cr_assert_eq(anc_db_close(f.db, &err), ANC_OK);
+	/* one byte in the middle of the only receipt */
+	cr_assert_eq(tu_db_receipts_tamper(f.dir, 2, 0x01, 0), 1);
+	f.db = db_open(f.dir);
+	cr_assert_eq(anc_db_receipt_get(f.db, rid, 0, &r, &err), ANC_ETAMPERED);
 	cr_assert(strstr(err.msg, "TAMPERED") != NULL, "%s", err.msg);
 	cr_assert_null(r);
-	cr_assert_eq(anc_db_receipt_replay(db, rid, &rp, &err), ANC_ETAMPERED);
+	cr_assert_eq(anc_db_receipt_replay(f.db, rid, &rp, &err),
+	             ANC_ETAMPERED);
 	anc_ground_stats gs;
-	cr_assert_eq(anc_db_ground_stats(db, &gs, &err), ANC_OK);
+	cr_assert_eq(anc_db_ground_stats(f.db, &gs, &err), ANC_OK);
 	cr_assert_eq(gs.receipts_tampered, 2);
 	cr_assert_eq(gs.receipts_stored, 1);
 	cr_assert_geq(gs.revisions_retained, 5);
 
 	/* bad and unknown IDs */
-	cr_assert_eq(anc_db_receipt_get(db, "xyz", 0, &r, &err), ANC_EINVAL);
-	cr_assert_eq(anc_db_receipt_get(db, "0123456789abcdef0123456789ABCDEF",
+	cr_assert_eq(anc_db_receipt_get(f.db, "xyz", 0, &r, &err), ANC_EINVAL);
+	cr_assert_eq(anc_db_receipt_get(f.db,
+	                                "0123456789abcdef0123456789ABCDEF",
 	                                0, &r, &err), ANC_EINVAL);
-	cr_assert_eq(anc_db_receipt_get(db, "0123456789abcdef0123456789abcdef",
+	cr_assert_eq(anc_db_receipt_get(f.db,
+	                                "0123456789abcdef0123456789abcdef",
 	                                0, &r, &err), ANC_ENOTFOUND);
 	anc_query_result_free(qr);
-	tu_sotu_free(&s);
-	anc_db_close(db, NULL);
+	sotu_db_close(&f);
 }
 
 Test(ground, verify_receipt_replay)
 {
-	const char *dir = tu_tmpdir();
-	anc_db *db = db_open(dir);
-	tu_sotu s;
-	anc_contract_id_str id;
+	sotu_db f;
 	anc_verify_result *vr = NULL;
 	anc_replay_result *rp = NULL;
 	anc_receipt *r = NULL;
 	anc_error err;
 
-	tu_sotu_read(&s, COLL);
-	load_sotu(db, &s, id);
+	sotu_db_open(&f, 0);
 	anc_claim cl[2] = {
-	    {s.vecs + 7 * TU_SOTU_DIM, TU_SOTU_DIM,
-	     (const anc_anchor_str *)&s.anchors[7], NULL, 1},
-	    {s.vecs + 8 * TU_SOTU_DIM, TU_SOTU_DIM,
-	     (const anc_anchor_str *)&s.anchors[50], NULL, 1}};
-	cr_assert_eq(anc_db_verify(db, COLL, id, cl, 2, 1, &vr, &err), ANC_OK,
-	             "%s", err.msg);
+	    {f.s.vecs + 7 * TU_SOTU_DIM, TU_SOTU_DIM,
+	     (const anc_anchor_str *)&f.s.anchors[7], NULL, 1},
+	    {f.s.vecs + 8 * TU_SOTU_DIM, TU_SOTU_DIM,
+	     (const anc_anchor_str *)&f.s.anchors[50], NULL, 1}};
+	cr_assert_eq(anc_db_verify(f.db, COLL, f.id, cl, 2, 1, &vr, &err),
+	             ANC_OK, "%s", err.msg);
 	cr_assert_eq(strlen(vr->prov.receipt), ANC_RECEIPT_ID_LEN);
-	cr_assert_eq(anc_db_receipt_get(db, vr->prov.receipt, 0, &r, &err),
+	cr_assert_eq(anc_db_receipt_get(f.db, vr->prov.receipt, 0, &r, &err),
 	             ANC_OK, "%s", err.msg);
 	cr_assert_eq(r->kind, ANC_RECEIPT_VERIFY);
 	cr_assert_eq(r->lists[0].verdict, ANC_VERDICT_SUPPORTED);
@@ -719,22 +659,21 @@ Test(ground, verify_receipt_replay)
 	cr_assert_eq(r->lists[1].nhits, 2); /* cited + the uncited best */
 	anc_receipt_free(r);
 	/* edit the cited passage 7 (new text, same vector) */
-	anc_record ed = {s.source[7], s.chunk[7], "edited", NULL, 0,
-	                 s.vecs + 7 * TU_SOTU_DIM, TU_SOTU_DIM};
+	anc_record ed = {f.s.source[7], f.s.chunk[7], "edited", NULL, 0,
+	                 f.s.vecs + 7 * TU_SOTU_DIM, TU_SOTU_DIM};
 	anc_upsert_result ur;
-	cr_assert_eq(anc_db_upsert(db, COLL, id, &ed, 1, &ur, NULL, &err),
+	cr_assert_eq(anc_db_upsert(f.db, COLL, f.id, &ed, 1, &ur, NULL, &err),
 	             ANC_OK);
-	cr_assert_eq(anc_db_receipt_replay(db, vr->prov.receipt, &rp, &err),
+	cr_assert_eq(anc_db_receipt_replay(f.db, vr->prov.receipt, &rp, &err),
 	             ANC_OK, "%s", err.msg);
 	cr_assert_eq(rp->kind, ANC_RECEIPT_VERIFY);
 	cr_assert_eq(rp->nchanges, 1);
 	cr_assert_eq(rp->changes[0].kind, ANC_CHANGE_REVISED);
-	cr_assert_str_eq(rp->changes[0].anchor, s.anchors[7]);
+	cr_assert_str_eq(rp->changes[0].anchor, f.s.anchors[7]);
 	cr_assert_eq(rp->changes[0].new_revision, 2);
 	anc_replay_result_free(rp);
 	anc_verify_result_free(vr);
-	tu_sotu_free(&s);
-	anc_db_close(db, NULL);
+	sotu_db_close(&f);
 }
 
 Test(ground, receipt_key_file_is_checked)
@@ -746,10 +685,7 @@ Test(ground, receipt_key_file_is_checked)
 	char kp[1024];
 	int fd;
 
-	anc_db_options_default(&o);
-	o.nosync = 1;
-	o.quiet = 1;
-	o.calib_off = 1;
+	tu_db_options(&o, TU_DB_DRIFT, 0);
 	cr_assert_eq(mkdir(tu_path(dir, "d"), 0755), 0);
 	snprintf(kp, sizeof kp, "%s/d/receipt.key", dir);
 	fd = open(kp, O_WRONLY | O_CREAT, 0644);

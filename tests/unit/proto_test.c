@@ -230,6 +230,26 @@ sample_contract(void)
 	return c;
 }
 
+/* A request (response) of operation op with request ID id, nothing else
+ * set, and an empty buffer to encode it into (anc_buf_free it). */
+static void
+req_start(anc_req *req, anc_buf *buf, uint64_t id, anc_op op)
+{
+	anc_buf_init(buf);
+	memset(req, 0, sizeof(*req));
+	req->id = id;
+	req->op = op;
+}
+
+static void
+resp_start(anc_resp *resp, anc_buf *buf, uint64_t id, anc_op op)
+{
+	anc_buf_init(buf);
+	memset(resp, 0, sizeof(*resp));
+	resp->id = id;
+	resp->op = op;
+}
+
 /* Encode req, decode it back; the caller frees *out. */
 static anc_req *
 req_roundtrip(const anc_req *req, anc_buf *buf)
@@ -305,10 +325,7 @@ Test(proto, req_roundtrip_ping_info)
 {
 	anc_buf buf;
 	anc_req req;
-	anc_buf_init(&buf);
-	memset(&req, 0, sizeof(req));
-	req.id = 1;
-	req.op = ANC_OP_PING;
+	req_start(&req, &buf, 1, ANC_OP_PING);
 	anc_req *out = req_roundtrip(&req, &buf);
 	anc_req_free(out);
 	req.op = ANC_OP_INFO;
@@ -327,10 +344,7 @@ Test(proto, req_roundtrip_collection_create)
 {
 	anc_buf buf;
 	anc_req req;
-	anc_buf_init(&buf);
-	memset(&req, 0, sizeof(req));
-	req.id = 77;
-	req.op = ANC_OP_COLLECTION_CREATE;
+	req_start(&req, &buf, 77, ANC_OP_COLLECTION_CREATE);
 	req.u.collection_create.name = "docs.v2";
 	anc_req *out = req_roundtrip(&req, &buf);
 	cr_expect_str_eq(out->u.collection_create.name, "docs.v2");
@@ -342,10 +356,7 @@ Test(proto, req_roundtrip_contract_register)
 {
 	anc_buf buf;
 	anc_req req;
-	anc_buf_init(&buf);
-	memset(&req, 0, sizeof(req));
-	req.id = 5;
-	req.op = ANC_OP_CONTRACT_REGISTER;
+	req_start(&req, &buf, 5, ANC_OP_CONTRACT_REGISTER);
 	req.u.contract_register.collection = "docs";
 	req.u.contract_register.contract = sample_contract();
 	anc_req *out = req_roundtrip(&req, &buf);
@@ -405,10 +416,7 @@ Test(proto, req_roundtrip_upsert)
 		{ .source = "doc/2", .chunk = "", .text = NULL, .meta = NULL,
 		  .vec = v1, .dim = 3 },
 	};
-	anc_buf_init(&buf);
-	memset(&req, 0, sizeof(req));
-	req.id = 9;
-	req.op = ANC_OP_UPSERT;
+	req_start(&req, &buf, 9, ANC_OP_UPSERT);
 	req.u.upsert.collection = "docs";
 	req.u.upsert.contract = "minilm@r1";
 	req.u.upsert.records = recs;
@@ -441,10 +449,7 @@ Test(proto, req_roundtrip_query)
 	anc_buf buf;
 	anc_req req;
 	float vecs[6] = { 1, 2, 3, 4, 5, 6 };
-	anc_buf_init(&buf);
-	memset(&req, 0, sizeof(req));
-	req.id = 10;
-	req.op = ANC_OP_QUERY;
+	req_start(&req, &buf, 10, ANC_OP_QUERY);
 	req.u.query.collection = "docs";
 	req.u.query.contract = "0123456789abcdef";
 	req.u.query.vectors = vecs;
@@ -544,10 +549,7 @@ Test(proto, resp_roundtrip_ping_create_register)
 {
 	anc_buf buf;
 	anc_resp r;
-	anc_buf_init(&buf);
-	memset(&r, 0, sizeof(r));
-	r.id = 4;
-	r.op = ANC_OP_PING;
+	resp_start(&r, &buf, 4, ANC_OP_PING);
 	strcpy(r.u.ping.version, "0.1.0");
 	anc_resp *out = resp_roundtrip(&r, &buf);
 	cr_expect_str_eq(out->u.ping.version, "0.1.0");
@@ -577,8 +579,7 @@ Test(proto, resp_roundtrip_info)
 	anc_resp r;
 	anc_contract_info ci[2];
 	anc_collection_info co[2];
-	anc_buf_init(&buf);
-	memset(&r, 0, sizeof(r));
+	resp_start(&r, &buf, 8, ANC_OP_INFO);
 	memset(ci, 0, sizeof(ci));
 	memset(co, 0, sizeof(co));
 	ci[0].contract = sample_contract();
@@ -600,8 +601,6 @@ Test(proto, resp_roundtrip_info)
 	co[0].contracts = ci;
 	co[0].ncontracts = 2;
 	strcpy(co[1].name, "empty");
-	r.op = ANC_OP_INFO;
-	r.id = 8;
 	strcpy(r.u.info.version, "0.1.0");
 	r.u.info.seq = 1234567890123ull;
 	r.u.info.collections = co;
@@ -686,8 +685,7 @@ Test(proto, resp_roundtrip_query)
 	anc_resp r;
 	anc_hit hits[2];
 	anc_hitlist lists[2];
-	anc_buf_init(&buf);
-	memset(&r, 0, sizeof(r));
+	resp_start(&r, &buf, 12, ANC_OP_QUERY);
 	memset(hits, 0, sizeof(hits));
 	anchor_of("q", "1", hits[0].anchor);
 	hits[0].score = 0.875f;
@@ -704,8 +702,6 @@ Test(proto, resp_roundtrip_query)
 	lists[0].nhits = 2;
 	lists[1].hits = NULL;
 	lists[1].nhits = 0;
-	r.op = ANC_OP_QUERY;
-	r.id = 12;
 	r.u.query.lists = lists;
 	r.u.query.nq = 2;
 	strcpy(r.u.query.prov.contract, "0123456789abcdef");

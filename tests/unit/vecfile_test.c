@@ -5,6 +5,7 @@
  * small files written into a temporary directory.
  */
 #include <criterion/criterion.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,6 +231,29 @@ Test(vecfile, directory_is_refused)
 
 TestSuite(vecfile_bad, .init = setup_tmp, .fini = teardown_tmp);
 
+/* Reading all of p is refused as malformed, with a message that holds
+ * every needle of the NULL-terminated list, and nothing comes back. */
+static void
+expect_malformed(const char *p, ...)
+{
+	float *v = NULL;
+	uint32_t n = 9, d = 9;
+	anc_error err = {0};
+	const char *needle;
+	va_list ap;
+
+	cr_assert_eq(anc_fvecs_read(p, 0, UINT32_MAX, &v, &n, &d, &err),
+	             ANC_EMALFORMED, "%s", p);
+	va_start(ap, p);
+	while ((needle = va_arg(ap, const char *)) != NULL)
+		cr_expect(strstr(err.msg, needle) != NULL, "msg: %s lacks %s",
+		          err.msg, needle);
+	va_end(ap);
+	cr_expect_null(v);
+	cr_expect_eq(n, 0);
+	cr_expect_eq(d, 0);
+}
+
 Test(vecfile_bad, well_formed_small_file)
 {
 	const int32_t w[] = {2, 1, 2, 2, 3, 4};
@@ -258,14 +282,7 @@ Test(vecfile_bad, truncated_record)
 	anc_error err = {0};
 	const char *p = write_words("trunc.fvecs", w, 7, 0);
 
-	cr_assert_eq(anc_fvecs_read(p, 0, UINT32_MAX, &v, &n, &d, &err),
-	             ANC_EMALFORMED);
-	cr_expect(strstr(err.msg, "record 1 truncated") != NULL, "msg: %s",
-	          err.msg);
-	cr_expect(strstr(err.msg, "trunc.fvecs") != NULL);
-	cr_expect_null(v);
-	cr_expect_eq(n, 0);
-	cr_expect_eq(d, 0);
+	expect_malformed(p, "record 1 truncated", "trunc.fvecs", NULL);
 
 	/* Asking only for row 0 still refuses the broken file. */
 	cr_assert_eq(anc_fvecs_read(p, 0, 1, &v, &n, &d, &err),
@@ -276,30 +293,16 @@ Test(vecfile_bad, truncated_record)
 Test(vecfile_bad, header_shorter_than_4_bytes)
 {
 	const int32_t w[] = {0};
-	float *v = NULL;
-	uint32_t n, d;
-	anc_error err = {0};
-	const char *p = write_words("short.fvecs", w, 0, 3);
 
-	cr_assert_eq(anc_fvecs_read(p, 0, UINT32_MAX, &v, &n, &d, &err),
-	             ANC_EMALFORMED);
-	cr_expect(strstr(err.msg, "record 0 truncated") != NULL, "msg: %s",
-	          err.msg);
-	cr_expect_null(v);
+	expect_malformed(write_words("short.fvecs", w, 0, 3),
+	                 "record 0 truncated", NULL);
 }
 
 Test(vecfile_bad, empty_file)
 {
 	const int32_t w[] = {0};
-	float *v = NULL;
-	uint32_t n, d;
-	anc_error err = {0};
-	const char *p = write_words("empty.fvecs", w, 0, 0);
 
-	cr_assert_eq(anc_fvecs_read(p, 0, UINT32_MAX, &v, &n, &d, &err),
-	             ANC_EMALFORMED);
-	cr_expect(strstr(err.msg, "empty") != NULL, "msg: %s", err.msg);
-	cr_expect_null(v);
+	expect_malformed(write_words("empty.fvecs", w, 0, 0), "empty", NULL);
 }
 
 Test(vecfile_bad, d_zero_negative_and_too_big)
@@ -307,44 +310,21 @@ Test(vecfile_bad, d_zero_negative_and_too_big)
 	const int32_t w0[] = {0, 0, 0};
 	const int32_t wn[] = {-4, 0, 0};
 	const int32_t wb[] = {ANC_DIM_MAX + 1, 0, 0};
-	float *v = NULL;
-	uint32_t n, d;
-	anc_error err = {0};
-	const char *p;
 
-	p = write_words("d0.fvecs", w0, 3, 0);
-	cr_assert_eq(anc_fvecs_read(p, 0, UINT32_MAX, &v, &n, &d, &err),
-	             ANC_EMALFORMED);
-	cr_expect(strstr(err.msg, "d=0") != NULL, "msg: %s", err.msg);
-	cr_expect(strstr(err.msg, "record 0") != NULL);
-
-	p = write_words("dneg.fvecs", wn, 3, 0);
-	cr_assert_eq(anc_fvecs_read(p, 0, UINT32_MAX, &v, &n, &d, &err),
-	             ANC_EMALFORMED);
-	cr_expect(strstr(err.msg, "d=-4") != NULL, "msg: %s", err.msg);
-
+	expect_malformed(write_words("d0.fvecs", w0, 3, 0), "d=0", "record 0",
+	                 NULL);
+	expect_malformed(write_words("dneg.fvecs", wn, 3, 0), "d=-4", NULL);
 	/* A huge d must be refused before any allocation is sized by it. */
-	p = write_words("dbig.fvecs", wb, 3, 0);
-	cr_assert_eq(anc_fvecs_read(p, 0, UINT32_MAX, &v, &n, &d, &err),
-	             ANC_EMALFORMED);
-	cr_expect(strstr(err.msg, "d=65537") != NULL, "msg: %s", err.msg);
-	cr_expect_null(v);
+	expect_malformed(write_words("dbig.fvecs", wb, 3, 0), "d=65537", NULL);
 }
 
 Test(vecfile_bad, mixed_d_detected_by_size)
 {
 	/* d=2 then d=1: 12 + 8 bytes, not a multiple of 12. */
 	const int32_t w[] = {2, 0, 0, 1, 0};
-	float *v = NULL;
-	uint32_t n, d;
-	anc_error err = {0};
-	const char *p = write_words("mixed.fvecs", w, 5, 0);
 
-	cr_assert_eq(anc_fvecs_read(p, 0, UINT32_MAX, &v, &n, &d, &err),
-	             ANC_EMALFORMED);
-	cr_expect(strstr(err.msg, "record 1: d=1, expected 2") != NULL,
-	          "msg: %s", err.msg);
-	cr_expect_null(v);
+	expect_malformed(write_words("mixed.fvecs", w, 5, 0),
+	                 "record 1: d=1, expected 2", NULL);
 }
 
 Test(vecfile_bad, mixed_d_with_whole_size)
@@ -357,11 +337,7 @@ Test(vecfile_bad, mixed_d_with_whole_size)
 	anc_error err = {0};
 	const char *p = write_words("mixed2.fvecs", w, 6, 0);
 
-	cr_assert_eq(anc_fvecs_read(p, 0, UINT32_MAX, &v, &n, &d, &err),
-	             ANC_EMALFORMED);
-	cr_expect(strstr(err.msg, "record 1: d=5, expected 2") != NULL,
-	          "msg: %s", err.msg);
-	cr_expect_null(v);
+	expect_malformed(p, "record 1: d=5, expected 2", NULL);
 	/* Row 0 alone is readable: it is well formed. */
 	cr_assert_eq(anc_fvecs_read(p, 0, 1, &v, &n, &d, &err), ANC_OK);
 	cr_expect_eq(n, 1);

@@ -31,6 +31,7 @@
 #include "faiss_c_ext.h"
 #include "store.h"
 #include "testutil.h"
+#include "tu_corpus.h"
 #include "vindex.h"
 
 TestSuite(vindex, .fini = tu_cleanup);
@@ -55,9 +56,7 @@ fill(store *st, const uint8_t *id, uint32_t from, uint32_t to)
 	anc_error err;
 	if (base == NULL) {
 		uint32_t n, d;
-		cr_assert_eq(anc_fvecs_read(tu_data_path("sift5k/sift5k_base.fvecs"),
-		                            0, N, &base, &n, &d, &err),
-		             ANC_OK, "%s", err.msg);
+		base = tu_fvecs("sift5k/sift5k_base.fvecs", 0, N, &n, &d);
 		cr_assert_eq(d, D);
 	}
 	cr_assert_eq(store_txn_begin(st, 0, &txn, &err), ANC_OK);
@@ -77,16 +76,29 @@ static void
 contract(anc_contract *c, anc_index_kind kind, uint8_t id[8])
 {
 	anc_error err;
-	anc_contract_init(c);
-	snprintf(c->name, sizeof c->name, "sift");
-	snprintf(c->model, sizeof c->model, "sift");
-	snprintf(c->revision, sizeof c->revision, "1");
-	c->dim = D;
-	c->metric = ANC_METRIC_L2;
-	c->normalize = 0;
+	tu_contract_l2(c, "sift", "sift", D);
 	c->index.kind = kind;
 	cr_assert_eq(anc_contract_validate(c, &err), ANC_OK, "%s", err.msg);
 	anc_contract_id(c, id);
+}
+
+/* vindex_open of contract c (ID 1) quietly; failing fails the test. */
+static void
+open_vindex(store *st, const char *snapdir, const anc_contract *c,
+            const uint8_t id[8], vindex **vx, vindex_open_info *info)
+{
+	anc_error err;
+	cr_assert_eq(vindex_open(st, snapdir, 1, c, id, 1, vx, info, &err),
+	             ANC_OK, "%s", err.msg);
+}
+
+/* The index's statistics, under its read lock. */
+static void
+stats_of(vindex *vx, vindex_stats *s)
+{
+	vindex_rdlock(vx);
+	vindex_stats_locked(vx, s);
+	vindex_unlock(vx);
 }
 
 /* Each of rows [0, n) finds itself (label row+1) first at distance 0. */
@@ -138,13 +150,10 @@ Test(vindex, rebuild_snapshot_load_replay)
 	fill(st, id, 0, 600);
 
 	/* No snapshot: rebuild. */
-	cr_assert_eq(vindex_open(st, snapdir, 1, &c, id, 1, &vx, &info, &err),
-	             ANC_OK, "%s", err.msg);
+	open_vindex(st, snapdir, &c, id, &vx, &info);
 	cr_assert_eq(info.rebuilt, 1);
 	cr_assert_eq(info.loaded, 0);
-	vindex_rdlock(vx);
-	vindex_stats_locked(vx, &s);
-	vindex_unlock(vx);
+	stats_of(vx, &s);
 	cr_assert_eq(s.ntotal, 600);
 	cr_assert_eq(s.live, 600);
 	cr_assert_eq(s.applied, 601);
@@ -154,13 +163,10 @@ Test(vindex, rebuild_snapshot_load_replay)
 
 	/* Snapshot + 400 newer labels: load and replay. */
 	fill(st, id, 600, N);
-	cr_assert_eq(vindex_open(st, snapdir, 1, &c, id, 1, &vx, &info, &err),
-	             ANC_OK, "%s", err.msg);
+	open_vindex(st, snapdir, &c, id, &vx, &info);
 	cr_assert_eq(info.loaded, 1);
 	cr_assert_eq(info.replayed, 400);
-	vindex_rdlock(vx);
-	vindex_stats_locked(vx, &s);
-	vindex_unlock(vx);
+	stats_of(vx, &s);
 	cr_assert_eq(s.ntotal, N);
 	cr_assert_eq(s.live, N);
 	cr_assert_eq(s.unsnapped, 400);
@@ -181,9 +187,7 @@ Test(vindex, rebuild_snapshot_load_replay)
 	             ANC_OK);
 	cr_assert_eq(info.rebuilt, 1);
 	self_search(vx, N);
-	vindex_rdlock(vx);
-	vindex_stats_locked(vx, &s);
-	vindex_unlock(vx);
+	stats_of(vx, &s);
 	cr_assert_eq(s.generation, 2, "a rebuild continues the generation count");
 	cr_assert_eq(vindex_snapshot(vx, &err), ANC_OK);
 	vindex_destroy(vx);
@@ -202,9 +206,7 @@ Test(vindex, rebuild_snapshot_load_replay)
 		                         &err),
 		             ANC_OK);
 		cr_assert_eq(info.rebuilt, 1);
-		vindex_rdlock(vx);
-		vindex_stats_locked(vx, &s);
-		vindex_unlock(vx);
+		stats_of(vx, &s);
 		cr_assert_eq(s.ntotal, 10);
 		vindex_destroy(vx);
 	}
@@ -248,17 +250,14 @@ Test(vindex, hnsw_add_search_snapshot)
 	cr_assert_eq(a.st_ino, b.st_ino);
 	vindex_destroy(vx);
 
-	cr_assert_eq(vindex_open(st, snapdir, 1, &c, id, 1, &vx, &info, &err),
-	             ANC_OK, "%s", err.msg);
+	open_vindex(st, snapdir, &c, id, &vx, &info);
 	cr_assert_eq(info.loaded, 1);
 	cr_assert_eq(info.replayed, 0);
 	self_search(vx, 200);
 	/* Removal bookkeeping: live follows, entries stay. */
 	vindex_note(vx, N + 2, -10);
 	vindex_stats s;
-	vindex_rdlock(vx);
-	vindex_stats_locked(vx, &s);
-	vindex_unlock(vx);
+	stats_of(vx, &s);
 	cr_assert_eq(s.live, N - 10);
 	cr_assert_eq(s.ntotal, N);
 	cr_assert_eq(s.applied, N + 2);
@@ -312,28 +311,20 @@ static uint32_t gdim;
 static void
 queries_load(void)
 {
-	anc_error err;
 	uint32_t n, d;
-	cr_assert_eq(anc_fvecs_read(tu_data_path("sift5k/siftsmall100_query.fvecs"),
-	                            0, NQ, &qv, &n, &d, &err),
-	             ANC_OK, "%s", err.msg);
+	qv = tu_fvecs("sift5k/siftsmall100_query.fvecs", 0, NQ, &n, &d);
 	cr_assert_eq(n, NQ);
-	cr_assert_eq(anc_ivecs_read(tu_data_path(
-	                 "sift5k/siftsmall100_query_vs_sift5k_groundtruth_l2_k100.ivecs"),
-	                            0, NQ, &gt, &n, &gdim, &err),
-	             ANC_OK, "%s", err.msg);
+	gt = tu_ivecs("sift5k/siftsmall100_query_vs_sift5k_groundtruth_l2_k100"
+	              ".ivecs", 0, NQ, &n, &gdim);
 }
 
 /* The whole of sift5k: base holds NB rows, the store labels row+1. */
 static void
 fill_all(store *st, const uint8_t *id)
 {
-	anc_error err;
 	uint32_t n, d;
 	free(base);
-	cr_assert_eq(anc_fvecs_read(tu_data_path("sift5k/sift5k_base.fvecs"), 0,
-	                            NB, &base, &n, &d, &err),
-	             ANC_OK, "%s", err.msg);
+	base = tu_fvecs("sift5k/sift5k_base.fvecs", 0, NB, &n, &d);
 	cr_assert_eq(n, NB);
 	fill(st, id, 0, NB);
 }
@@ -384,9 +375,7 @@ wait_trained(vindex *vx, uint64_t builds)
 {
 	vindex_stats s;
 	for (int i = 0; i < 6000; i++) { /* 60 s */
-		vindex_rdlock(vx);
-		vindex_stats_locked(vx, &s);
-		vindex_unlock(vx);
+		stats_of(vx, &s);
 		if (s.trained && s.builds >= builds && !vindex_building(vx))
 			return;
 		usleep(10000);
@@ -448,9 +437,7 @@ kind_check(anc_index_kind kind, double min_recall, double *recall_out)
 	             ANC_OK, "%s", err.msg);
 	cr_assert_eq(info.rebuilt, 1);
 	wait_trained(vx, kind == ANC_INDEX_FLAT || kind == ANC_INDEX_HNSW ? 0 : 1);
-	vindex_rdlock(vx);
-	vindex_stats_locked(vx, &s);
-	vindex_unlock(vx);
+	stats_of(vx, &s);
 	cr_assert_eq(s.ntotal, NB);
 	cr_assert_eq(s.live, NB);
 	r = search_recall(vx, NULL, &used);
@@ -460,12 +447,9 @@ kind_check(anc_index_kind kind, double min_recall, double *recall_out)
 	cr_assert_eq(vindex_snapshot(vx, &err), ANC_OK, "%s", err.msg);
 	vindex_destroy(vx);
 	/* The trained snapshot loads trained, same answers. */
-	cr_assert_eq(vindex_open(st, snapdir, 1, &c, id, 1, &vx, &info, &err),
-	             ANC_OK, "%s", err.msg);
+	open_vindex(st, snapdir, &c, id, &vx, &info);
 	cr_assert_eq(info.loaded, 1);
-	vindex_rdlock(vx);
-	vindex_stats_locked(vx, &s);
-	vindex_unlock(vx);
+	stats_of(vx, &s);
 	cr_assert_eq(s.trained, 1);
 	cr_assert_eq(s.building, 0);
 	cr_assert_float_eq(search_recall(vx, NULL, NULL), r, 1e-9);
@@ -515,12 +499,9 @@ Test(vindex, untrained_is_exact_placeholder)
 	open_store(dir, sizeof dir, snapdir, sizeof snapdir, &st);
 	kind_contract(&c, ANC_INDEX_IVF_FLAT, id);
 	fill(st, id, 0, 1000); /* < 1248 */
-	cr_assert_eq(vindex_open(st, snapdir, 1, &c, id, 1, &vx, &info, &err),
-	             ANC_OK, "%s", err.msg);
+	open_vindex(st, snapdir, &c, id, &vx, &info);
 	cr_assert_eq(vindex_building(vx), 0);
-	vindex_rdlock(vx);
-	vindex_stats_locked(vx, &s);
-	vindex_unlock(vx);
+	stats_of(vx, &s);
 	cr_assert_eq(s.trained, 0);
 	cr_assert_eq(s.code_bytes, 4 * D, "placeholder memory is flat's");
 	self_search(vx, 1000);
@@ -538,12 +519,9 @@ Test(vindex, untrained_is_exact_placeholder)
 	/* The snapshot of the placeholder loads as a placeholder. */
 	cr_assert_eq(vindex_snapshot(vx, &err), ANC_OK, "%s", err.msg);
 	vindex_destroy(vx);
-	cr_assert_eq(vindex_open(st, snapdir, 1, &c, id, 1, &vx, &info, &err),
-	             ANC_OK, "%s", err.msg);
+	open_vindex(st, snapdir, &c, id, &vx, &info);
 	cr_assert_eq(info.loaded, 1);
-	vindex_rdlock(vx);
-	vindex_stats_locked(vx, &s);
-	vindex_unlock(vx);
+	stats_of(vx, &s);
 	cr_assert_eq(s.trained, 0);
 	vindex_destroy(vx);
 	store_close(st);
@@ -562,7 +540,6 @@ Test(vindex, per_request_params, .timeout = 120)
 	vindex *vh, *vi;
 	vindex_open_info info;
 	vindex_params used, p;
-	anc_error err;
 	double r16, r256, r1, rall;
 
 	open_store(dir, sizeof dir, snapdir, sizeof snapdir, &st);
@@ -573,10 +550,8 @@ Test(vindex, per_request_params, .timeout = 120)
 	base = NULL;
 	fill_all(st, idh);
 	fill(st, idi, 0, NB);
-	cr_assert_eq(vindex_open(st, snapdir, 1, &ch, idh, 1, &vh, &info, &err),
-	             ANC_OK, "%s", err.msg);
-	cr_assert_eq(vindex_open(st, snapdir, 1, &ci, idi, 1, &vi, &info, &err),
-	             ANC_OK, "%s", err.msg);
+	open_vindex(st, snapdir, &ch, idh, &vh, &info);
+	open_vindex(st, snapdir, &ci, idi, &vi, &info);
 	wait_trained(vi, 1);
 
 	search_recall(vh, NULL, &used);
@@ -639,8 +614,7 @@ Test(vindex, exact_search_from_store, .timeout = 60)
 	queries_load();
 	kind_contract(&c, ANC_INDEX_HNSW_SQ8, id);
 	fill_all(st, id);
-	cr_assert_eq(vindex_open(st, snapdir, 1, &c, id, 1, &vx, &info, &err),
-	             ANC_OK, "%s", err.msg);
+	open_vindex(st, snapdir, &c, id, &vx, &info);
 	cr_assert_eq(store_txn_begin(st, 1, &txn, &err), ANC_OK);
 	cr_assert_eq(vindex_search_exact(vx, txn, NQ, qv, 10, dist, lab, &err),
 	             ANC_OK, "%s", err.msg);
@@ -659,9 +633,7 @@ Test(vindex, exact_search_from_store, .timeout = 60)
 		snprintf(c3.revision, sizeof c3.revision, "3");
 		anc_contract_id(&c3, id3);
 		fill(st, id3, 0, 3);
-		cr_assert_eq(vindex_open(st, snapdir, 1, &c3, id3, 1, &vx, &info,
-		                         &err),
-		             ANC_OK, "%s", err.msg);
+		open_vindex(st, snapdir, &c3, id3, &vx, &info);
 		cr_assert_eq(store_txn_begin(st, 1, &txn, &err), ANC_OK);
 		cr_assert_eq(vindex_search_exact(vx, txn, 1, base, 10, dist, lab,
 		                                 &err),
@@ -776,9 +748,7 @@ Test(vindex, background_build_serves_queries, .timeout = 120)
 	             "added: %s", (unsigned long long)ra.misses, ra.why);
 	cr_assert_gt(ra.searches, 100);
 	cr_assert(saw_building, "the build ran while vectors were added");
-	vindex_rdlock(vx);
-	vindex_stats_locked(vx, &s);
-	vindex_unlock(vx);
+	stats_of(vx, &s);
 	cr_assert_eq(s.trained, 1);
 	cr_assert_geq(s.builds, 1);
 	cr_assert_eq(s.ntotal, NB, "pending vectors caught up exactly once: %llu",

@@ -10,6 +10,7 @@
 #include "testutil.h"
 
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -693,4 +694,25 @@ tu_cleanup(void)
 		(void)tu_rmrf(tu_tmpdirs[i]); /* best effort in teardown */
 	tu_ntmpdirs = 0;
 	tu_cli_set_url(NULL);
+}
+
+json_t *
+tu_cli_json(const char *url, size_t flags, const char *const *args)
+{
+	char *out = NULL, *err = NULL, what[256] = "";
+	json_error_t je;
+	json_t *o;
+	int st;
+
+	/* The command line, for the failure messages. */
+	for (size_t i = 0; args[i] != NULL && strlen(what) < 200; i++)
+		snprintf(what + strlen(what), sizeof what - strlen(what), "%s%s",
+		         i ? " " : "", args[i]);
+	st = tu_cliv(url, NULL, &out, &err, args);
+	cr_assert_eq(st, 0, "%s: exit %d: %s", what, st, err);
+	o = json_loads(out, flags, &je);
+	cr_assert_not_null(o, "%s: not JSON: %s", what, out);
+	free(out);
+	free(err);
+	return o;
 }

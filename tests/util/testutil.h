@@ -138,6 +138,13 @@ int tu_cli(char **out, char **err, ...);
 int tu_cliv(const char *url, const char *stdin_data, char **out, char **err,
             const char *const *args);
 
+/* tu_cliv without stdin for a command that must exit 0 and print JSON:
+ * its stdout parsed by jansson's json_loads with flags
+ * (JSON_DISABLE_EOF_CHECK reads the first of several lines). Returns a new
+ * reference (json_decref it); anything else fails the test. */
+struct json_t *tu_cli_json(const char *url, size_t flags,
+                           const char *const *args);
+
 /* Run argv[0] (a path) with argv, capturing stdout/stderr like tu_cliv;
  * SIGKILL and fail the test after timeout seconds. Returns the exit status
  * (128+signal when killed by a signal). */

@@ -23,6 +23,28 @@ tu_anchor(const char *collection, const char *source, const char *chunk,
 	anc_anchor_format(raw, out);
 }
 
+float *
+tu_fvecs(const char *rel, uint32_t begin, uint32_t end, uint32_t *n,
+         uint32_t *dim)
+{
+	float *v = NULL;
+	anc_error err = {0};
+	int rc = anc_fvecs_read(tu_data_path(rel), begin, end, &v, n, dim, &err);
+	cr_assert_eq(rc, ANC_OK, "%s: %s", rel, err.msg);
+	return v;
+}
+
+int32_t *
+tu_ivecs(const char *rel, uint32_t begin, uint32_t end, uint32_t *n,
+         uint32_t *dim)
+{
+	int32_t *v = NULL;
+	anc_error err = {0};
+	int rc = anc_ivecs_read(tu_data_path(rel), begin, end, &v, n, dim, &err);
+	cr_assert_eq(rc, ANC_OK, "%s: %s", rel, err.msg);
+	return v;
+}
+
 static char *
 xstrdup(const char *s)
 {
@@ -129,6 +151,67 @@ tu_contract_minilm(anc_contract *c)
 	c->index.kind = ANC_INDEX_FLAT;
 }
 
+anc_record
+tu_sotu_record(const tu_sotu *s, uint32_t i)
+{
+	anc_record r;
+
+	cr_assert_lt(i, s->n);
+	memset(&r, 0, sizeof r);
+	r.source = s->source[i];
+	r.chunk = s->chunk[i];
+	r.text = s->text[i];
+	r.vec = s->vecs + (size_t)i * s->dim;
+	r.dim = s->dim;
+	return r;
+}
+
+void
+tu_contract_l2(anc_contract *c, const char *name, const char *model,
+               uint32_t dim)
+{
+	anc_contract_init(c);
+	snprintf(c->name, sizeof c->name, "%s", name);
+	snprintf(c->model, sizeof c->model, "%s", model);
+	snprintf(c->revision, sizeof c->revision, "1");
+	c->dim = dim;
+	c->metric = ANC_METRIC_L2;
+	c->normalize = 0;
+	c->index.kind = ANC_INDEX_FLAT;
+}
+
+void
+tu_client_setup(anc_client *cl, const char *collection,
+                const anc_contract *c, anc_contract_id_str id)
+{
+	anc_error err = {0};
+	anc_resp *resp = NULL;
+
+	cr_assert_eq(anc_client_collection_create(cl, collection, &resp, &err),
+	             0, "collection create %s: %s", collection, err.msg);
+	anc_resp_free(resp);
+	resp = NULL;
+	cr_assert_eq(anc_client_contract_register(cl, collection, c, &resp,
+	                                          &err),
+	             0, "contract register %s@%s: %s", c->name, c->revision,
+	             err.msg);
+	if (id != NULL)
+		memcpy(id, resp->u.contract_register.id,
+		       sizeof(anc_contract_id_str));
+	anc_resp_free(resp);
+}
+
+void
+tu_contract_minilm_id(anc_contract_id_str out)
+{
+	anc_contract c;
+	uint8_t raw[ANC_CONTRACT_ID_RAW];
+
+	tu_contract_minilm(&c);
+	anc_contract_id(&c, raw);
+	anc_contract_id_format(raw, out);
+}
+
 void
 tu_contract_minilm_write(const char *path)
 {
@@ -182,4 +265,12 @@ tu_sotu_load_cli(const char *dir, const char *collection,
 	else
 		free(out);
 	free(err);
+}
+
+void
+tu_sotu_serve(tu_server *srv, const char *tmp, anc_contract_id_str id)
+{
+	tu_server_start(srv, tu_path(tmp, "data"), tu_ipc_url(tmp, "s.sock"),
+	                "--nosync", NULL);
+	tu_sotu_load_cli(tmp, "sotu", id, NULL);
 }
