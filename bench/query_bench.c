@@ -19,6 +19,25 @@
  *     - an efSearch sweep, in-process and over ipc:// (1 client): the
  *       recall/QPS curve;
  *     - ping round trips (ipc, tcp) p50/p99;
+ *     - the transport floor: a bare nng REQ/REP echo (this binary run as
+ *       a separate process with --nng-echo, laid out like the server:
+ *       worker threads with nng contexts and aio_wait) at Anchorage's own
+ *       ping and query message sizes, ipc and tcp ("nng_floor");
+ *     - where the added latency goes ("split_inprocess", "added_latency"):
+ *       with the server stopped the bench opens its data itself and times,
+ *       query by query, in-process faiss, the client's encoding,
+ *       anc_server_handle (everything a worker does between nng's receive
+ *       and send) and the client's decoding; the single-client added
+ *       latency is then split into nng floor + server overhead + client
+ *       codec + the rest (thread hand-offs and scheduling between
+ *       processes, which only the difference shows);
+ *     - CPU: each client thread's CPU time (CLOCK_THREAD_CPUTIME_ID) and
+ *       the server process's (/proc/PID/stat) and context switches (all
+ *       its threads) over every run, per request; "throughput_16" gives
+ *       the raw 16-client ratio and the ratio on the cores the client
+ *       threads leave, and the CPU efficiency (faiss CPU per query /
+ *       server CPU per request). The 1- and 16-client runs are compared
+ *       with in-process faiss measured right before and after them;
  *     - p99 at 70% of the 16-client peak (open loop: each client sends
  *       on a fixed schedule, latency counted from the scheduled time);
  *     - batched exact search: 256 queries in one request against a flat
@@ -41,6 +60,7 @@
  * Nothing is asserted: the README's "Performance" section lists the goals
  * next to a measured run.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -50,6 +70,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -62,12 +83,16 @@
 #include <faiss/c_api/error_c.h>
 #include <faiss/c_api/index_factory_c.h>
 #include <faiss/c_api/index_io_c.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
 #include <omp.h>
 #include <zlib.h>
 
 #include "anc_client.h"
 #include "anc_index.h"
 #include "faiss_c_ext.h"
+#include "srv_server.h"
 
 #ifndef ANC_DATA_DIR
 #define ANC_DATA_DIR "../shared/data"
@@ -85,6 +110,68 @@ now_s(void)
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* CPU seconds of the calling thread. */
+static double
+thread_cpu_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* CPU seconds (user + system) and context switches (voluntary +
+ * involuntary, all threads) of process pid so far, from /proc; zeros when
+ * it cannot be read. Used to charge a run's CPU to the server. */
+typedef struct {
+	double cpu_s;
+	uint64_t csw;
+} proc_stat;
+
+static proc_stat
+proc_sample(pid_t pid)
+{
+	proc_stat ps = {0, 0};
+	char path[64], line[256];
+	unsigned long ut = 0, st = 0;
+	long tick = sysconf(_SC_CLK_TCK);
+	FILE *f;
+	DIR *d;
+	struct dirent *de;
+
+	if (pid <= 0)
+		return ps;
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	if ((f = fopen(path, "r")) != NULL) {
+		/* comm (field 2) has no spaces here: anchorage-server,
+		 * query_bench */
+		if (fscanf(f, "%*d %*s %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
+		              "%*u %lu %lu", &ut, &st) == 2 && tick > 0)
+			ps.cpu_s = (double)(ut + st) / (double)tick;
+		fclose(f);
+	}
+	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+	if ((d = opendir(path)) == NULL)
+		return ps;
+	while ((de = readdir(d)) != NULL) {
+		char sp[320];
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(sp, sizeof sp, "/proc/%d/task/%s/status", (int)pid,
+		         de->d_name);
+		if ((f = fopen(sp, "r")) == NULL)
+			continue;
+		while (fgets(line, sizeof line, f) != NULL) {
+			unsigned long long v;
+			if (sscanf(line, "voluntary_ctxt_switches: %llu", &v) == 1 ||
+			    sscanf(line, "nonvoluntary_ctxt_switches: %llu", &v) == 1)
+				ps.csw += v;
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return ps;
 }
 
 static void
@@ -223,6 +310,9 @@ typedef struct {
 	char tcp[64];
 } server;
 
+/* The running server, whose CPU and context switches cl_run charges. */
+static pid_t stat_pid;
+
 static void
 server_start(server *s)
 {
@@ -254,6 +344,7 @@ server_start(server *s)
 		    anc_client_ping(c, &r, &err) == 0) {
 			anc_resp_free(r);
 			anc_client_close(c);
+			stat_pid = s->pid;
 			return;
 		}
 		anc_client_close(c);
@@ -268,6 +359,7 @@ server_stop(server *s)
 	int st;
 	if (s->pid <= 0)
 		return;
+	stat_pid = 0;
 	kill(s->pid, SIGTERM);
 	if (waitpid(s->pid, &st, 0) != s->pid || !WIFEXITED(st) ||
 	    WEXITSTATUS(st) != 0)
@@ -451,7 +543,7 @@ typedef struct {
 	double *lat;
 	size_t nlat;
 	uint32_t found;
-	double t0, t1;
+	double t0, t1, cpu;
 } faiss_job;
 
 static void *
@@ -461,7 +553,9 @@ faiss_worker(void *arg)
 	float d[K];
 	idx_t l[K];
 	long rows[K];
+	double c0;
 	omp_set_num_threads(1);
+	c0 = thread_cpu_s();
 	j->t0 = now_s();
 	for (uint32_t i = 0; i < j->nq; i++) {
 		uint32_t q = (j->q0 + i * j->step) % j->ds->nq;
@@ -476,11 +570,18 @@ faiss_worker(void *arg)
 		j->found += hits_in_gt(j->ds, q, rows, K);
 	}
 	j->t1 = now_s();
+	j->cpu = thread_cpu_s() - c0;
 	return NULL;
 }
 
+/* CPU accounting (issue 6, point 3): client_cpu_s is the CPU the client
+ * threads of this process used (encode, decode, nng's calls on their
+ * stack; not nng's own I/O threads), server_cpu_s what the server process
+ * used in the same interval (or faiss's own threads in-process). */
 typedef struct {
 	double qps, p50, p99, recall;
+	double wall_s, client_cpu_s, server_cpu_s;
+	uint64_t n, server_csw;
 } result;
 
 /* nthreads threads, each searching per_thread single queries. */
@@ -502,12 +603,14 @@ faiss_run(const dataset *ds, FaissIndex *idx, uint32_t ef, int nthreads,
 	for (int t = 0; t < nthreads; t++) {
 		jobs[t] = (faiss_job){ds, idx, sp, (uint32_t)t, (uint32_t)nthreads,
 		                      per_thread, all + (size_t)t * per_thread, 0,
-		                      0, 0, 0};
+		                      0, 0, 0, 0};
 		pthread_create(&thr[t], NULL, faiss_worker, &jobs[t]);
 	}
+	memset(&r, 0, sizeof r);
 	for (int t = 0; t < nthreads; t++) {
 		pthread_join(thr[t], NULL);
 		n += jobs[t].nlat;
+		r.server_cpu_s += jobs[t].cpu;
 		found += jobs[t].found;
 		if (jobs[t].t0 < t0)
 			t0 = jobs[t].t0;
@@ -515,6 +618,8 @@ faiss_run(const dataset *ds, FaissIndex *idx, uint32_t ef, int nthreads,
 			t1 = jobs[t].t1;
 	}
 	r.qps = n / (t1 - t0);
+	r.wall_s = t1 - t0;
+	r.n = n;
 	r.recall = found / (double)(n * K);
 	r.p50 = pct(all, n, 50);
 	r.p99 = pct(all, n, 99);
@@ -537,7 +642,7 @@ typedef struct {
 	double *lat;
 	size_t nlat;
 	uint64_t found, errors;
-	double t0, t1;
+	double t0, t1, cpu;
 	int ping;
 } cl_job;
 
@@ -547,6 +652,7 @@ cl_worker(void *arg)
 	cl_job *j = arg;
 	anc_client *c = client_open(j->url);
 	long rows[K];
+	double c0 = thread_cpu_s();
 	j->t0 = now_s();
 	for (uint32_t i = 0; i < j->nq; i++) {
 		uint32_t q = (j->q0 + i * j->step) % j->ds->nq;
@@ -582,6 +688,7 @@ cl_worker(void *arg)
 		anc_resp_free(r);
 	}
 	j->t1 = now_s();
+	j->cpu = thread_cpu_s() - c0;
 	anc_client_close(c);
 	return NULL;
 }
@@ -596,8 +703,10 @@ cl_run(const dataset *ds, const char *url, const char *coll, const char *cid,
 	double *all = xmalloc((size_t)nclients * per_client * sizeof *all);
 	double t0 = 1e300, t1 = 0, start = now_s() + 0.2;
 	uint64_t found = 0, n = 0;
+	proc_stat p0 = proc_sample(stat_pid), p1;
 	result r;
 
+	memset(&r, 0, sizeof r);
 	*errors = 0;
 	for (int t = 0; t < nclients; t++) {
 		memset(&jobs[t], 0, sizeof jobs[t]);
@@ -624,7 +733,15 @@ cl_run(const dataset *ds, const char *url, const char *coll, const char *cid,
 		if (jobs[t].t1 > t1)
 			t1 = jobs[t].t1;
 		n += jobs[t].nlat;
+		r.client_cpu_s += jobs[t].cpu;
 	}
+	p1 = proc_sample(stat_pid);
+	/* The server's sample also covers connection set-up and the 0.2 s
+	 * start delay: negligible against seconds of searching. */
+	r.server_cpu_s = p1.cpu_s - p0.cpu_s;
+	r.server_csw = p1.csw - p0.csw;
+	r.n = n;
+	r.wall_s = t1 - t0;
 	r.qps = n / (t1 - t0);
 	r.recall = ping ? 0 : found / (double)(n * K);
 	r.p50 = pct(all, n, 50);
@@ -644,8 +761,340 @@ print_result(const char *bench, const char *where, int clients, uint32_t ef,
 	       bench, where, clients, ef, r.qps, r.p50, r.p99, r.recall);
 	if (ratio > 0)
 		printf(",\"ratio_to_faiss\":%.3f", ratio);
+	if (r.n > 0 && r.wall_s > 0 && r.client_cpu_s == 0)
+		printf(",\"faiss_cpu_us_per_query\":%.1f",
+		       r.server_cpu_s / r.n * 1e6);
+	else if (r.n > 0 && r.wall_s > 0)
+		printf(",\"client_cpu_us_per_req\":%.1f,\"client_cores\":%.2f,"
+		       "\"server_cpu_us_per_req\":%.1f,\"server_cores\":%.2f",
+		       r.client_cpu_s / r.n * 1e6, r.client_cpu_s / r.wall_s,
+		       r.server_cpu_s / r.n * 1e6, r.server_cpu_s / r.wall_s);
+	if (r.n > 0 && r.server_csw > 0)
+		printf(",\"server_ctxsw_per_req\":%.1f",
+		       (double)r.server_csw / r.n);
 	printf(",\"errors\":%llu}\n", (unsigned long long)errors);
 	fflush(stdout);
+}
+
+
+/* ---- the transport floor: bare nng REQ/REP -------------------------------------- */
+
+/*
+ * A bare nng 1.5.2 REP server with the server's own layout: a separate
+ * process (this binary run with --nng-echo, so nothing of the parent's nng
+ * state is inherited), ECHO_WORKERS threads each with an nng context and
+ * an aio, "receive; aio_wait; send; aio_wait" as in srv_server.c. It
+ * answers each request with a reply of the size named by the request's
+ * first 4 bytes, so the round trip carries Anchorage's exact message sizes
+ * both ways. The client side is anc_client's: nng_send of a caller
+ * buffer, nng_recv with NNG_FLAG_ALLOC, one REQ socket per thread.
+ */
+#define ECHO_WORKERS 4
+
+typedef struct {
+	nng_ctx ctx;
+	nng_aio *aio;
+} echo_worker;
+
+static void *
+echo_main(void *arg)
+{
+	echo_worker *w = arg;
+	for (;;) {
+		nng_msg *m;
+		uint32_t want = 0;
+		nng_ctx_recv(w->ctx, w->aio);
+		nng_aio_wait(w->aio);
+		if (nng_aio_result(w->aio) != 0)
+			return NULL;
+		m = nng_aio_get_msg(w->aio);
+		if (nng_msg_len(m) >= 4)
+			memcpy(&want, nng_msg_body(m), 4);
+		if (want > (1u << 20))
+			want = 0;
+		if (nng_msg_realloc(m, want) != 0) {
+			nng_msg_free(m);
+			continue;
+		}
+		nng_aio_set_msg(w->aio, m);
+		nng_ctx_send(w->ctx, w->aio);
+		nng_aio_wait(w->aio);
+		if (nng_aio_result(w->aio) != 0)
+			nng_msg_free(nng_aio_get_msg(w->aio));
+	}
+}
+
+/* query_bench --nng-echo URL...: serve until killed. */
+static int
+echo_serve(int nurl, char **urls)
+{
+	nng_socket sock;
+	echo_worker w[ECHO_WORKERS];
+	pthread_t thr[ECHO_WORKERS];
+	int rv;
+	if ((rv = nng_rep0_open(&sock)) != 0)
+		die("nng_rep0_open", nng_strerror(rv));
+	for (int i = 0; i < nurl; i++)
+		if ((rv = nng_listen(sock, urls[i], NULL, 0)) != 0)
+			die(urls[i], nng_strerror(rv));
+	for (int i = 0; i < ECHO_WORKERS; i++) {
+		if ((rv = nng_ctx_open(&w[i].ctx, sock)) != 0 ||
+		    (rv = nng_aio_alloc(&w[i].aio, NULL, NULL)) != 0)
+			die("nng echo worker", nng_strerror(rv));
+		pthread_create(&thr[i], NULL, echo_main, &w[i]);
+	}
+	for (int i = 0; i < ECHO_WORKERS; i++)
+		pthread_join(thr[i], NULL);
+	return 0;
+}
+
+/* Round trips of req_len-byte requests answered by rep_len bytes. */
+static result
+echo_run(const char *url, size_t req_len, size_t rep_len, uint32_t n)
+{
+	nng_socket sock;
+	unsigned char *buf = xmalloc(req_len < 4 ? 4 : req_len);
+	double *lat = xmalloc((size_t)n * sizeof *lat), t0, c0;
+	uint32_t want = (uint32_t)rep_len;
+	proc_stat p0, p1;
+	result r;
+	int rv;
+
+	memset(&r, 0, sizeof r);
+	memset(buf, 0xab, req_len < 4 ? 4 : req_len);
+	memcpy(buf, &want, 4);
+	if ((rv = nng_req0_open(&sock)) != 0 ||
+	    (rv = nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 10000)) != 0 ||
+	    (rv = nng_dial(sock, url, NULL, 0)) != 0)
+		die("nng echo dial", nng_strerror(rv));
+	for (uint32_t i = 0; i < 200; i++) { /* warm up */
+		void *rep;
+		size_t rl;
+		if (nng_send(sock, buf, req_len, 0) != 0 ||
+		    nng_recv(sock, &rep, &rl, NNG_FLAG_ALLOC) != 0)
+			die("nng echo", url);
+		nng_free(rep, rl);
+	}
+	p0 = proc_sample(stat_pid);
+	c0 = thread_cpu_s();
+	t0 = now_s();
+	for (uint32_t i = 0; i < n; i++) {
+		void *rep;
+		size_t rl;
+		double t = now_s();
+		if ((rv = nng_send(sock, buf, req_len, 0)) != 0 ||
+		    (rv = nng_recv(sock, &rep, &rl, NNG_FLAG_ALLOC)) != 0)
+			die("nng echo", nng_strerror(rv));
+		nng_free(rep, rl);
+		lat[i] = now_s() - t;
+	}
+	r.wall_s = now_s() - t0;
+	r.client_cpu_s = thread_cpu_s() - c0;
+	p1 = proc_sample(stat_pid);
+	r.server_cpu_s = p1.cpu_s - p0.cpu_s;
+	r.server_csw = p1.csw - p0.csw;
+	r.n = n;
+	r.qps = n / r.wall_s;
+	r.p50 = pct(lat, n, 50);
+	r.p99 = pct(lat, n, 99);
+	nng_close(sock);
+	free(buf);
+	free(lat);
+	return r;
+}
+
+/* Start the echo server process on ipc and tcp, measure each message size
+ * pair over both, stop it. sizes: pairs of (request, reply) bytes with a
+ * name each. */
+typedef struct {
+	const char *name;
+	size_t req, rep;
+} msg_size;
+
+static void
+bench_nng_floor(const char *self, const char *tmpdir, const msg_size *ms,
+                int nms, uint32_t n, double floor_p50[][2])
+{
+	char ipc[PATH_MAX + 32], tcp[64];
+	pid_t pid, server_pid = stat_pid;
+	snprintf(ipc, sizeof ipc, "ipc://%s/echo.sock", tmpdir);
+	snprintf(tcp, sizeof tcp, "tcp://127.0.0.1:%d",
+	         37000 + (int)(getpid() % 20000));
+	if ((pid = fork()) < 0)
+		die("fork", strerror(errno));
+	if (pid == 0) {
+		/* a bench that dies (die() exits) takes its echo server along */
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		execl(self, self, "--nng-echo", ipc, tcp, (char *)NULL);
+		_exit(127);
+	}
+	/* the listener is up when a dial succeeds */
+	for (int i = 0;; i++) {
+		nng_socket t;
+		int rv = nng_req0_open(&t);
+		if (rv == 0)
+			rv = nng_dial(t, ipc, NULL, 0);
+		nng_close(t);
+		if (rv == 0)
+			break;
+		if (i > 100)
+			die("nng echo server did not start", ipc);
+		usleep(50000);
+	}
+	usleep(100000); /* the tcp listener comes right after */
+	stat_pid = pid;
+	for (int u = 0; u < 2; u++)
+		for (int i = 0; i < nms; i++) {
+			result r = echo_run(u == 0 ? ipc : tcp, ms[i].req, ms[i].rep,
+			                    n);
+			floor_p50[i][u] = r.p50;
+			printf("{\"bench\":\"nng_floor\",\"where\":\"%s\","
+			       "\"layout\":\"separate process, %d workers with "
+			       "nng contexts, aio_wait\",\"msg\":\"%s\","
+			       "\"req_bytes\":%zu,\"rep_bytes\":%zu,\"qps\":%.1f,"
+			       "\"p50_us\":%.1f,\"p99_us\":%.1f,"
+			       "\"client_cpu_us_per_req\":%.1f,"
+			       "\"server_cpu_us_per_req\":%.1f,"
+			       "\"server_ctxsw_per_req\":%.1f}\n",
+			       u == 0 ? "ipc" : "tcp", ECHO_WORKERS, ms[i].name,
+			       ms[i].req, ms[i].rep, r.qps, r.p50, r.p99,
+			       r.client_cpu_s / r.n * 1e6, r.server_cpu_s / r.n * 1e6,
+			       (double)r.server_csw / r.n);
+			fflush(stdout);
+		}
+	stat_pid = server_pid;
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+/* ---- where the added latency goes: the request path in this process ------- */
+
+/*
+ * With the server stopped, the bench opens the same data directory itself
+ * and, per query, times in turn: in-process faiss on the snapshot's graph,
+ * the client's request encoding, anc_server_handle (decode, checks, the
+ * engine's search and LMDB lookups, reply encoding: everything a worker
+ * does between nng's receive and send), and the client's reply decoding.
+ * Interleaving per query keeps machine noise common to all four; the
+ * per-query difference handle - faiss is the server's own overhead.
+ */
+typedef struct {
+	double faiss, encode, handle, decode, overhead;
+	size_t req_bytes, rep_bytes, ping_req_bytes, ping_rep_bytes;
+} split_result;
+
+static split_result
+bench_split(const dataset *ds, const char *dir, FaissIndex *fidx,
+            const char *cid, uint32_t n)
+{
+	anc_db_options o;
+	anc_db *db = NULL;
+	anc_error err;
+	anc_limits lim;
+	anc_buf req = {0}, rep = {0};
+	FaissSearchParametersHNSW *sp = NULL;
+	double *t[5];
+	split_result sr;
+	anc_req ping;
+	anc_resp presp;
+
+	memset(&sr, 0, sizeof sr);
+	anc_limits_default(&lim);
+	anc_db_options_default(&o);
+	o.nosync = 1;
+	o.quiet = 1;
+	o.drift_off = 1;
+	o.snapshot_every = 0;
+	must(anc_db_open(dir, &o, &db, &err), &err, "open the data in-process");
+	if (faiss_SearchParametersHNSW_new_with(&sp, NULL, 64))
+		die("search params", faiss_get_last_error());
+	for (int i = 0; i < 5; i++)
+		t[i] = xmalloc((size_t)n * sizeof(double));
+	omp_set_num_threads(1);
+	for (uint32_t i = 0; i < n + 50; i++) {
+		uint32_t q = i % ds->nq;
+		const float *v = ds->queries + (size_t)q * ds->dim;
+		float d[K];
+		idx_t l[K];
+		anc_req rq;
+		anc_resp *resp = NULL;
+		double a, b, c, e, f;
+
+		memset(&rq, 0, sizeof rq);
+		rq.id = i + 1;
+		rq.op = ANC_OP_QUERY;
+		rq.u.query.collection = "fm-hnsw";
+		rq.u.query.contract = cid;
+		rq.u.query.vectors = (float *)v;
+		rq.u.query.nq = 1;
+		rq.u.query.dim = ds->dim;
+		rq.u.query.k = K;
+		rq.u.query.ef = 64;
+		a = now_s();
+		if (faiss_Index_search_with_params(fidx, 1, v, K, sp, d, l) != 0)
+			die("faiss search", faiss_get_last_error());
+		b = now_s();
+		anc_buf_reset(&req);
+		must(anc_req_encode(&rq, &req, &err), &err, "encode");
+		c = now_s();
+		if (anc_server_handle(db, NULL, &lim, req.data, req.len, &rep) !=
+		    ANC_OK)
+			die("anc_server_handle", "out of memory");
+		e = now_s();
+		must(anc_resp_decode(rep.data, rep.len, ANC_OP_QUERY, &lim, &resp,
+		                     &err),
+		     &err, "decode");
+		f = now_s();
+		if (resp->code != 0)
+			die("in-process query", resp->message);
+		anc_resp_free(resp);
+		if (i < 50)
+			continue; /* warm-up */
+		t[0][i - 50] = b - a;
+		t[1][i - 50] = c - b;
+		t[2][i - 50] = e - c;
+		t[3][i - 50] = f - e;
+		t[4][i - 50] = (e - c) - (b - a);
+		sr.req_bytes = req.len;
+		sr.rep_bytes = rep.len;
+	}
+	sr.faiss = pct(t[0], n, 50);
+	sr.encode = pct(t[1], n, 50);
+	sr.handle = pct(t[2], n, 50);
+	sr.decode = pct(t[3], n, 50);
+	/* the median of per-query differences, not a difference of medians */
+	sr.overhead = pct(t[4], n, 50);
+
+	memset(&ping, 0, sizeof ping);
+	ping.id = 1;
+	ping.op = ANC_OP_PING;
+	anc_buf_reset(&req);
+	must(anc_req_encode(&ping, &req, &err), &err, "encode ping");
+	sr.ping_req_bytes = req.len;
+	memset(&presp, 0, sizeof presp);
+	presp.id = 1;
+	presp.op = ANC_OP_PING;
+	snprintf(presp.u.ping.version, sizeof presp.u.ping.version, "%s",
+	         ANCHORAGE_VERSION);
+	anc_buf_reset(&rep);
+	must(anc_resp_encode(&presp, &rep, &err), &err, "encode ping reply");
+	sr.ping_rep_bytes = rep.len;
+
+	printf("{\"bench\":\"split_inprocess\",\"n\":%u,\"ef\":64,"
+	       "\"faiss_p50_us\":%.1f,\"client_encode_p50_us\":%.1f,"
+	       "\"server_handle_p50_us\":%.1f,\"client_decode_p50_us\":%.1f,"
+	       "\"server_overhead_p50_us\":%.1f,\"req_bytes\":%zu,"
+	       "\"rep_bytes\":%zu}\n",
+	       n, sr.faiss, sr.encode, sr.handle, sr.decode, sr.overhead,
+	       sr.req_bytes, sr.rep_bytes);
+	fflush(stdout);
+	for (int i = 0; i < 5; i++)
+		free(t[i]);
+	anc_buf_free(&req);
+	anc_buf_free(&rep);
+	faiss_SearchParameters_free(sp);
+	must(anc_db_close(db, &err), &err, "close the data");
+	return sr;
 }
 
 /* ---- batched flat ------------------------------------------------------------- */
@@ -856,8 +1305,15 @@ main(int argc, char **argv)
 	result fr1, fr2, r;
 	uint64_t errors;
 	double lt, peak16 = 0;
+	split_result sr;
+	double floor_p50[2][2]; /* [ping, query][ipc, tcp] */
+	char self[PATH_MAX];
 
+	if (argc >= 3 && strcmp(argv[1], "--nng-echo") == 0)
+		return echo_serve(argc - 2, argv + 2);
 	memset(&s, 0, sizeof s);
+	if (realpath(argv[0], self) == NULL)
+		die("realpath", argv[0]);
 	snprintf(path, sizeof path, "%s", argv[0]);
 	snprintf(s.bin, sizeof s.bin, "%s/anchorage-server", dirname(path));
 	if (data == NULL)
@@ -952,6 +1408,7 @@ main(int argc, char **argv)
 		if (nlabels != fm.nb)
 			die("snapshot entries differ from the rows loaded", hcid);
 	}
+	sr = bench_split(&fm, s.dir, fidx, hcid, quick ? 500 : 2000);
 	server_start(&s);
 
 	uint32_t per = (uint32_t)(quick ? 1500 : 6000);
@@ -969,11 +1426,23 @@ main(int argc, char **argv)
 			r = cl_run(&fm, urls[u], NULL, NULL, 0, 1, quick ? 2000 : 10000,
 			           0, 1, &errors);
 			printf("{\"bench\":\"ping\",\"where\":\"%s\",\"qps\":%.1f,"
-			       "\"p50_us\":%.1f,\"p99_us\":%.1f,\"errors\":%llu}\n",
+			       "\"p50_us\":%.1f,\"p99_us\":%.1f,"
+			       "\"client_cpu_us_per_req\":%.1f,"
+			       "\"server_cpu_us_per_req\":%.1f,"
+			       "\"server_ctxsw_per_req\":%.1f,\"errors\":%llu}\n",
 			       names[u], r.qps, r.p50, r.p99,
+			       r.client_cpu_s / r.n * 1e6, r.server_cpu_s / r.n * 1e6,
+			       (double)r.server_csw / r.n,
 			       (unsigned long long)errors);
 			fflush(stdout);
 		}
+	}
+	/* the transport floor at Anchorage's own message sizes */
+	{
+		msg_size ms[2] = {{"ping", sr.ping_req_bytes, sr.ping_rep_bytes},
+		                  {"query", sr.req_bytes, sr.rep_bytes}};
+		bench_nng_floor(self, tmpl, ms, 2, quick ? 2000 : 10000,
+		                floor_p50);
 	}
 
 	/* clients x transport */
@@ -989,18 +1458,77 @@ main(int argc, char **argv)
 					n = 50;
 				if (ncl[i] == 1)
 					n = (uint32_t)(fr1.qps * seconds);
+				/* On a shared machine the load changes within
+				 * minutes: the 1- and 16-client runs are also
+				 * compared with in-process faiss measured right
+				 * before and right after them (the mean of the
+				 * two brackets the run). */
+				result ref = {0};
+				int nth = ncl[i] == 1 ? 1 : omp_get_num_procs();
+				uint32_t nref = (uint32_t)((ncl[i] == 1 ? fr1.qps : fr2.qps) *
+				                           seconds / 2 / nth);
+				if (nref < 50)
+					nref = 50;
+				if (ncl[i] != 4)
+					ref = faiss_run(&fm, fidx, 64, nth, nref);
 				r = cl_run(&fm, urls[u], "fm-hnsw", hcid, 64, ncl[i], n, 0,
 				           0, &errors);
+				if (ncl[i] != 4) {
+					result b = faiss_run(&fm, fidx, 64, nth, nref);
+					ref.qps = (ref.qps + b.qps) / 2;
+					ref.p50 = (ref.p50 + b.p50) / 2;
+					ref.server_cpu_s += b.server_cpu_s;
+					ref.n += b.n;
+				}
 				print_result("hnsw", names[u], ncl[i], 64, r,
 				             r.qps / (ncl[i] == 1 ? fr1.qps : fr2.qps),
 				             errors);
-				if (ncl[i] == 1 && u == 0)
+				if (ncl[i] == 1) {
+					/* added = transport floor + server overhead +
+					 * client codec + the rest (thread hand-offs,
+					 * scheduling, caches: not attributable) */
+					double added = r.p50 - ref.p50;
+					double codec = sr.encode + sr.decode;
 					printf("{\"bench\":\"added_latency\",\"where\":"
-					       "\"ipc\",\"p50_us\":%.1f,\"faiss_p50_us\":"
-					       "%.1f,\"anchorage_p50_us\":%.1f}\n",
-					       r.p50 - fr1.p50, fr1.p50, r.p50);
-				if (ncl[i] == 16 && r.qps > peak16)
-					peak16 = r.qps;
+					       "\"%s\",\"p50_us\":%.1f,\"faiss_p50_us\":"
+					       "%.1f,\"anchorage_p50_us\":%.1f,"
+					       "\"p50_us_vs_first_faiss\":%.1f,"
+					       "\"nng_floor_p50_us\":%.1f,"
+					       "\"server_overhead_p50_us\":%.1f,"
+					       "\"client_codec_p50_us\":%.1f,"
+					       "\"rest_us\":%.1f}\n",
+					       names[u], added, ref.p50, r.p50,
+					       r.p50 - fr1.p50, floor_p50[1][u],
+					       sr.overhead, codec,
+					       added - floor_p50[1][u] - sr.overhead -
+					           codec);
+				}
+				if (ncl[i] == 16) {
+					/* The 16 client threads run on the same
+					 * cores as the server: a fair comparison
+					 * gives faiss the cores they leave. */
+					int ncpu = omp_get_num_procs();
+					double left = ncpu - r.client_cpu_s / r.wall_s;
+					printf("{\"bench\":\"throughput_16\",\"where\":"
+					       "\"%s\",\"qps\":%.1f,\"faiss_allcores_qps\":"
+					       "%.1f,\"ratio_raw\":%.3f,"
+					       "\"ratio_vs_first_faiss\":%.3f,"
+					       "\"client_cores\":%.2f,\"cores_left\":%.2f,"
+					       "\"ratio_on_cores_left\":%.3f,"
+					       "\"server_cpu_us_per_req\":%.1f,"
+					       "\"faiss_cpu_us_per_query\":%.1f,"
+					       "\"cpu_efficiency\":%.3f}\n",
+					       names[u], r.qps, ref.qps, r.qps / ref.qps,
+					       r.qps / fr2.qps, r.client_cpu_s / r.wall_s,
+					       left, r.qps / (ref.qps * left / ncpu),
+					       r.server_cpu_s / r.n * 1e6,
+					       ref.server_cpu_s / ref.n * 1e6,
+					       (ref.server_cpu_s / ref.n) /
+					           (r.server_cpu_s / r.n));
+					fflush(stdout);
+					if (r.qps > peak16)
+						peak16 = r.qps;
+				}
 			}
 	}
 
@@ -1083,7 +1611,7 @@ main(int argc, char **argv)
 			           {"fm-ivfpq", kr[2].cid, &kr[2].ci, kr[2].build_s}};
 			for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
 				anc_contract_info *ci = all[i].ci;
-				result q = {0, 0, 0, 0};
+				result q = {0};
 				if (all[i].cid != NULL)
 					q = cl_run(&fm, s.ipc, all[i].coll, all[i].cid, 0, 1,
 					           n, 0, 0, &errors);

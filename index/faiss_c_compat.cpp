@@ -25,19 +25,38 @@
  * faiss_Index_search_with_params here (an IDSelector through an IDMap is
  * refused, as it would need translating ids the other way). OpenMP is
  * left alone: the caller decides how many threads a search may use.
+ *
+ * HNSW efSearch (issue 6). faiss 1.7.3's HNSW::search sizes its candidate
+ * queue with the index's own hnsw.efSearch and uses the parameter's only
+ * in the stopping test, so SearchParametersHNSW::efSearch above the
+ * index's value changes nothing (measured: recall and time at ef 128 and
+ * 256 equal to ef 64) and below it only partly. Later faiss sizes the
+ * queue with the parameter. Setting the shared member per call would race
+ * with concurrent searches, so a search whose parameter differs from the
+ * index's value runs hnsw_search_ef below: 1.7.3's own algorithm
+ * (greedy descent of the upper levels, then the bounded-queue search of
+ * level 0) with the queue sized max(efSearch, k), as upstream does now.
+ * Equal values, or an index configured off the common path, take faiss's
+ * own search unchanged.
  */
 #include <faiss/AutoTune.h>
 #include <faiss/Index.h>
 #include <faiss/IndexIDMap.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/IndexFlat.h>
+#include <faiss/IndexHNSW.h>
 #include <faiss/IndexIVF.h>
+#include <faiss/impl/AuxIndexStructures.h>
+#include <faiss/impl/DistanceComputer.h>
 #include <faiss/impl/HNSW.h>
+#include <faiss/utils/Heap.h>
 #include <faiss/impl/IDSelector.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
 
+#include <algorithm>
 #include <exception>
+#include <memory>
 #include <stdexcept>
 
 #include <faiss/c_api/AutoTune_c.h>
@@ -370,6 +389,151 @@ faiss_SearchParametersHNSW_new_with(FaissSearchParametersHNSW **p_sp,
 	ANC_FAISS_CATCH
 }
 
+
+namespace {
+
+/* faiss's storage_distance_computer (IndexHNSW.cpp, not exported): HNSW
+ * minimises, so inner-product distances are negated. */
+struct NegatedDistance : faiss::DistanceComputer {
+	std::unique_ptr<faiss::DistanceComputer> base;
+	explicit NegatedDistance(faiss::DistanceComputer *b) : base(b) {}
+	void set_query(const float *x) override { base->set_query(x); }
+	float operator()(idx_t i) override { return -(*base)(i); }
+	float symmetric_dis(idx_t i, idx_t j) override
+	{
+		return -base->symmetric_dis(i, j);
+	}
+};
+
+typedef faiss::HNSW::storage_idx_t hnsw_id;
+
+void
+hnsw_greedy(const faiss::HNSW &h, faiss::DistanceComputer &qdis, int level,
+            hnsw_id &nearest, float &d_nearest)
+{
+	for (;;) {
+		hnsw_id prev = nearest;
+		size_t begin, end;
+		h.neighbor_range(nearest, level, &begin, &end);
+		for (size_t i = begin; i < end; i++) {
+			hnsw_id v = h.neighbors[i];
+			if (v < 0)
+				break;
+			float d = qdis(v);
+			if (d < d_nearest) {
+				nearest = v;
+				d_nearest = d;
+			}
+		}
+		if (nearest == prev)
+			return;
+	}
+}
+
+/* One query: I/D are a max-heap of k entries (heapified by the caller). */
+void
+hnsw_search_one(const faiss::HNSW &h, faiss::DistanceComputer &qdis, int k,
+                int ef, bool dis_check, faiss::Index::idx_t *I, float *D,
+                faiss::VisitedTable &vt)
+{
+	if (h.entry_point == -1)
+		return;
+	hnsw_id nearest = h.entry_point;
+	float d_nearest = qdis(nearest);
+	for (int level = h.max_level; level >= 1; level--)
+		hnsw_greedy(h, qdis, level, nearest, d_nearest);
+
+	faiss::HNSW::MinimaxHeap cand(std::max(ef, k));
+	cand.push(nearest, d_nearest);
+	int nres = 0;
+	faiss::maxheap_push(++nres, D, I, d_nearest,
+	                    (faiss::Index::idx_t)nearest);
+	vt.set(nearest);
+	int nstep = 0;
+	while (cand.size() > 0) {
+		float d0 = 0;
+		int v0 = cand.pop_min(&d0);
+		if (dis_check && cand.count_below(d0) >= ef)
+			break;
+		size_t begin, end;
+		h.neighbor_range(v0, 0, &begin, &end);
+		for (size_t j = begin; j < end; j++) {
+			hnsw_id v1 = h.neighbors[j];
+			if (v1 < 0)
+				break;
+			if (vt.get(v1))
+				continue;
+			vt.set(v1);
+			float d = qdis(v1);
+			if (nres < k)
+				faiss::maxheap_push(++nres, D, I, d,
+				                    (faiss::Index::idx_t)v1);
+			else if (d < D[0])
+				faiss::maxheap_replace_top(nres, D, I, d,
+				                           (faiss::Index::idx_t)v1);
+			cand.push(v1, d);
+		}
+		nstep++;
+		if (!dis_check && nstep > ef)
+			break;
+	}
+	vt.advance();
+}
+
+/* IndexHNSW::search with the queue sized by sp->efSearch (design note).
+ * Returns false when the index is off the path this reproduces (then
+ * faiss searches). */
+bool
+hnsw_search_ef(const faiss::Index *idx, faiss::Index::idx_t n, const float *x,
+               faiss::Index::idx_t k, const faiss::SearchParameters *params,
+               float *distances, faiss::Index::idx_t *labels)
+{
+	const auto *hi = dynamic_cast<const faiss::IndexHNSW *>(idx);
+	const auto *sp =
+	    dynamic_cast<const faiss::SearchParametersHNSW *>(params);
+	if (hi == nullptr || sp == nullptr || sp->sel != nullptr ||
+	    hi->storage == nullptr || hi->reconstruct_from_neighbors != nullptr ||
+	    hi->hnsw.upper_beam != 1 || !hi->hnsw.search_bounded_queue ||
+	    sp->efSearch == hi->hnsw.efSearch || k <= 0 || k > INT32_MAX)
+		return false;
+	const faiss::HNSW &h = hi->hnsw;
+	const bool ip = hi->metric_type == faiss::METRIC_INNER_PRODUCT;
+	std::exception_ptr failed;
+#pragma omp parallel
+	{
+		try {
+			faiss::VisitedTable vt(hi->ntotal);
+			std::unique_ptr<faiss::DistanceComputer> dis(
+			    ip ? new NegatedDistance(
+			             hi->storage->get_distance_computer())
+			       : hi->storage->get_distance_computer());
+#pragma omp for
+			for (faiss::Index::idx_t i = 0; i < n; i++) {
+				faiss::Index::idx_t *I = labels + i * k;
+				float *D = distances + i * k;
+				dis->set_query(x + i * hi->d);
+				faiss::maxheap_heapify(k, D, I);
+				hnsw_search_one(h, *dis, (int)k, sp->efSearch,
+				                sp->check_relative_distance, I, D,
+				                vt);
+				faiss::maxheap_reorder(k, D, I);
+			}
+		} catch (...) {
+#pragma omp critical(anc_hnsw_search_ef)
+			if (!failed)
+				failed = std::current_exception();
+		}
+	}
+	if (failed)
+		std::rethrow_exception(failed);
+	if (ip)
+		for (faiss::Index::idx_t i = 0; i < n * k; i++)
+			distances[i] = -distances[i];
+	return true;
+}
+
+} /* namespace */
+
 int
 faiss_Index_search_with_params(const FaissIndex *index, idx_t n,
                                const float *x, idx_t k,
@@ -382,11 +546,15 @@ faiss_Index_search_with_params(const FaissIndex *index, idx_t n,
 		    reinterpret_cast<const faiss::SearchParameters *>(params);
 		const auto *map = dynamic_cast<const faiss::IndexIDMap *>(idx);
 		if (sp == nullptr || map == nullptr) {
-			idx->search(n, x, k, distances, labels, sp);
+			if (!hnsw_search_ef(idx, n, x, k, sp, distances, labels))
+				idx->search(n, x, k, distances, labels, sp);
 		} else {
 			FAISS_THROW_IF_NOT_MSG(sp->sel == nullptr,
 			    "IDSelector through IndexIDMap not supported");
-			map->index->search(n, x, k, distances, labels, sp);
+			if (!hnsw_search_ef(map->index, n, x, k, sp, distances,
+			                    labels))
+				map->index->search(n, x, k, distances, labels,
+				                   sp);
 			const faiss::Index::idx_t *ids = map->id_map.data();
 			for (idx_t i = 0; i < n * k; i++)
 				if (labels[i] >= 0)

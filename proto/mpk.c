@@ -162,19 +162,48 @@ mpk_type_name(const msgpack_object *o)
 	return "unknown";
 }
 
+/*
+ * Paths are built for every field a decoder looks at, before it knows
+ * whether an error will need one: a query reply of 10 hits builds about 70.
+ * snprintf made that a third of a reply's decoding time (issue 6 profile),
+ * so the paths are put together by hand, with snprintf's result: the
+ * same text, cut at MPK_PATH_MAX - 1 bytes, always terminated.
+ */
+static size_t
+path_put(char *out, size_t at, const char *s, size_t n)
+{
+	if (at + n > MPK_PATH_MAX - 1)
+		n = MPK_PATH_MAX - 1 - at;
+	memcpy(out + at, s, n);
+	return at + n;
+}
+
 void
 mpk_path(char out[MPK_PATH_MAX], const char *parent, const char *key)
 {
-	if (parent == NULL || parent[0] == '\0')
-		snprintf(out, MPK_PATH_MAX, "%s", key);
-	else
-		snprintf(out, MPK_PATH_MAX, "%s.%s", parent, key);
+	size_t at = 0;
+	if (parent != NULL && parent[0] != '\0') {
+		at = path_put(out, at, parent, strlen(parent));
+		at = path_put(out, at, ".", 1);
+	}
+	at = path_put(out, at, key, strlen(key));
+	out[at] = '\0';
 }
 
 void
 mpk_path_idx(char out[MPK_PATH_MAX], const char *parent, uint32_t i)
 {
-	snprintf(out, MPK_PATH_MAX, "%s[%u]", parent, i);
+	char num[16], *p = num + sizeof num;
+	size_t at;
+	*--p = ']';
+	do {
+		*--p = (char)('0' + i % 10);
+		i /= 10;
+	} while (i != 0);
+	*--p = '[';
+	at = parent != NULL ? path_put(out, 0, parent, strlen(parent)) : 0;
+	at = path_put(out, at, p, (size_t)(num + sizeof num - p));
+	out[at] = '\0';
 }
 
 int

@@ -31,3 +31,5 @@ echo "bench.sh: load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo
 # shellcheck disable=SC2086 # BENCH_ARGS is a list of flags
 "$bin" --data "$data" --server-bin "$build/anchorage-server" ${BENCH_ARGS:-} |
 	tee "$build/bench-query.jsonl"
+# The load at the end too: a run is only as quiet as its noisiest minute.
+echo "bench.sh: load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?') at the end" >&2
