@@ -15,10 +15,13 @@
  *
  * usage: load_bench [--server-bin PATH] [--cli-bin PATH] [--data DIR]
  *                   [--n N] [--batch B] [--inflight K] [--nosync]
- *                   [--hnsw] [--hnsw-n N] [--keep]
+ *                   [--hnsw] [--hnsw-n N] [--keep] [--inproc-only]
  * The binaries default to anchorage-server and anchorage next to this
  * executable (the build directory); --data defaults to ../shared/data as
  * seen from the source tree (compile definition) or $ANC_DATA_DIR.
+ *
+ * --inproc-only stops after (a) (with --hnsw: faiss's batched HNSW add
+ * and (a) into HNSW, nothing else): a clean target for perf record.
  *
  * Goals (measured, not asserted): (b) >= 0.8 x (a) and >= 50,000
  * vectors/s for the flat index; HNSW ratio >= 0.8.
@@ -52,6 +55,30 @@
 #define DIM 784
 
 static double last_cli_cpu; /* CPU seconds of the last CLI run */
+/* /proc/PID/io write_bytes of the last measured process (in-process:
+ * ourselves; server+CLI: the server) over the load, next to the vector
+ * bytes (n x dim x 4). It is the kernel's page-cache accounting: a 4 KiB
+ * LMDB page that dirties a clean large folio counts the whole folio, so
+ * it tracks how scattered the commits are, and overstates what reaches
+ * the disk (README, "Measured load rates"). 0 when /proc cannot tell. */
+static unsigned long long last_write_bytes;
+
+static unsigned long long
+io_write_bytes(pid_t pid)
+{
+	char path[64], line[128];
+	unsigned long long v = 0;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/%ld/io", (long)pid);
+	if ((fp = fopen(path, "r")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), fp) != NULL)
+		if (sscanf(line, "write_bytes: %llu", &v) == 1)
+			break;
+	fclose(fp);
+	return v;
+}
 
 static double
 now_s(void)
@@ -184,6 +211,7 @@ bench_inproc(const char *dir, const float *x, uint32_t n, uint32_t batch,
 	anc_upsert_result *res = calloc(batch, sizeof(*res));
 	char (*chunks)[16] = calloc(batch, 16);
 	uint32_t i, j, m;
+	unsigned long long wb0;
 	double t0, t;
 
 	if (!recs || !res || !chunks)
@@ -197,6 +225,7 @@ bench_inproc(const char *dir, const float *x, uint32_t n, uint32_t batch,
 	contract_fill(&c, hnsw, 32);
 	if (anc_db_contract_register(db, "fm", &c, id, NULL, &err))
 		die("in-process: %s%s", err.msg, "");
+	wb0 = io_write_bytes(getpid());
 	t0 = now_s();
 	for (i = 0; i < n; i += m) {
 		m = n - i < batch ? n - i : batch;
@@ -212,6 +241,7 @@ bench_inproc(const char *dir, const float *x, uint32_t n, uint32_t batch,
 			die("in-process upsert: %s%s", err.msg, "");
 	}
 	t = now_s() - t0;
+	last_write_bytes = io_write_bytes(getpid()) - wb0;
 	(void)anc_db_close(db, NULL); /* snapshot time is not load time */
 	free(recs);
 	free(res);
@@ -279,8 +309,9 @@ spawn(char *const argv[], const char *log)
 static double
 bench_cli(const char *cli, const char *url, const char *coll,
           const char *ids, const char *npy, uint32_t batch,
-          uint32_t inflight, const char *log, long *rss_kb)
+          uint32_t inflight, const char *log, long *rss_kb, pid_t srv)
 {
+	unsigned long long wb0 = io_write_bytes(srv);
 	char b[16], k[16];
 	char *argv[] = {(char *)cli, "--server", (char *)url, "--timeout",
 	    "600000", "load", (char *)coll, (char *)ids, "--vectors",
@@ -298,6 +329,7 @@ bench_cli(const char *cli, const char *url, const char *coll,
 	    WEXITSTATUS(st) != 0)
 		die("the CLI load failed: see %s%s", log, "");
 	t = now_s() - t0;
+	last_write_bytes = io_write_bytes(srv) - wb0;
 	*rss_kb = ru.ru_maxrss;
 	last_cli_cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
 	    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
@@ -339,6 +371,11 @@ emit(const char *kase, const char *index, uint32_t n, double secs,
 	    "\"batch\":%u,\"inflight\":%u,\"sync\":%s", kase, index, n, DIM,
 	    secs, (double)n / secs, batch, inflight,
 	    nosync ? "false" : "true");
+	if (last_write_bytes > 0)
+		printf(",\"write_bytes\":%llu,\"write_over_vector_bytes\":%.2f",
+		    last_write_bytes, (double)last_write_bytes /
+		    ((double)n * DIM * sizeof(float)));
+	last_write_bytes = 0;
 	if (rss_kb > 0)
 		printf(",\"peak_rss_kb\":%ld,\"cli_cpu_s\":%.3f", rss_kb,
 		    last_cli_cpu);
@@ -357,7 +394,7 @@ main(int argc, char **argv)
 	const char *data = getenv("ANC_DATA_DIR");
 	const char *sb = NULL, *cb = NULL;
 	uint32_t n = 60000, batch = 2048, inflight = 4, hnsw_n = 20000, got;
-	int nosync = 0, hnsw = 0, keep = 0, i, st;
+	int nosync = 0, hnsw = 0, keep = 0, inproc_only = 0, i, st;
 	char *tmp;
 	float *x;
 	double ta, tb, t10, th_a, th_b, th_f, th_f1;
@@ -383,11 +420,12 @@ main(int argc, char **argv)
 		else if (strcmp(a, "--nosync") == 0) nosync = 1;
 		else if (strcmp(a, "--hnsw") == 0) hnsw = 1;
 		else if (strcmp(a, "--keep") == 0) keep = 1;
+		else if (strcmp(a, "--inproc-only") == 0) inproc_only = 1;
 		else {
 			fprintf(stderr, "usage: load_bench [--server-bin PATH] "
 			    "[--cli-bin PATH] [--data DIR] [--n N] [--batch B] "
 			    "[--inflight K] [--nosync] [--hnsw] [--hnsw-n N] "
-			    "[--keep]\n");
+			    "[--keep] [--inproc-only]\n");
 			return 2;
 		}
 	}
@@ -423,8 +461,27 @@ main(int argc, char **argv)
 
 	/* (a) in-process */
 	snprintf(p_in, sizeof(p_in), "%s/inproc", tmp);
-	ta = bench_inproc(p_in, x, n, batch, nosync, 0);
-	emit("in_process", "flat", n, ta, batch, 1, nosync, 0);
+	if (inproc_only && hnsw) {
+		/* just the two HNSW adds to compare under perf */
+		uint32_t hn = hnsw_n < n ? hnsw_n : n;
+		th_f = bench_faiss_hnsw(x, hn, batch);
+		emit("faiss_add", "hnsw", hn, th_f, batch, 1, 1, 0);
+		th_a = bench_inproc(p_in, x, hn, batch, nosync, 1);
+		emit("in_process", "hnsw", hn, th_a, batch, 1, nosync, 0);
+		printf("{\"bench\":\"load\",\"case\":\"ratio\",\"index\":"
+		    "\"hnsw\",\"in_process_over_faiss_add\":%.3f}\n",
+		    th_f / th_a);
+	} else {
+		ta = bench_inproc(p_in, x, n, batch, nosync, 0);
+		emit("in_process", "flat", n, ta, batch, 1, nosync, 0);
+	}
+	if (inproc_only) {
+		free(x);
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
+		if (!keep && system(cmd) != 0)
+			fprintf(stderr, "load_bench: could not remove %s\n", tmp);
+		return 0;
+	}
 
 	/* (b) server + CLI. The vectors are released first: a forked
 	 * child's peak RSS (ru_maxrss) includes the pages it shares with
@@ -446,11 +503,11 @@ main(int argc, char **argv)
 	setup_collection(cl, "fm10k", 0);
 	snprintf(log, sizeof(log), "%s/cli.log", tmp);
 	t10 = bench_cli(cb, url, "fm10k", p_ids10, p_npy10, batch, inflight,
-	    log, &rss10);
+	    log, &rss10, srv);
 	emit("server_cli", "flat", n < 10000 ? n : 10000, t10, batch,
 	    inflight, nosync, rss10);
 	tb = bench_cli(cb, url, "fm", p_ids, p_npy, batch, inflight, log,
-	    &rss60);
+	    &rss60, srv);
 	emit("server_cli", "flat", n, tb, batch, inflight, nosync, rss60);
 	printf("{\"bench\":\"load\",\"case\":\"ratio\",\"index\":\"flat\","
 	    "\"server_cli_over_in_process\":%.3f,\"goal_ratio\":0.8,"
@@ -480,7 +537,7 @@ main(int argc, char **argv)
 		free(x); /* see "(b)" above: keep the CLI's RSS its own */
 		x = NULL;
 		th_b = bench_cli(cb, url, "fmh", p_ids, p_npy, batch, inflight,
-		    log, &rssh);
+		    log, &rssh, srv);
 		emit("server_cli", "hnsw", hn, th_b, batch, inflight, nosync,
 		    rssh);
 		printf("{\"bench\":\"load\",\"case\":\"ratio\",\"index\":\"hnsw\","

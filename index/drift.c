@@ -95,7 +95,13 @@ struct anc_drift {
 	/* per-query thresholds, under ring_mu */
 	float *centroid;
 	double centroid_norm;
-	double last_add, refreshed_at; /* monotonic; under ref_mu */
+	/* monotonic; under ref_mu. stale_since: when the reference first
+	 * changed after its last refresh, so that a long bulk load gets one
+	 * refresh per max_age, counted from its start, and a short one none
+	 * until it has been quiet (each refresh is a batched search of the
+	 * reservoir against the whole index: ~35% of a flat bulk load's CPU
+	 * when it ran at the first tick of every load). */
+	double last_add, stale_since;
 	anc_drift_report last;         /* under rep_mu */
 	int have_last;
 	/* Report cache, under rep_mu: the reservoir's columns sorted (for
@@ -128,19 +134,13 @@ rng_below(uint64_t *s, uint64_t n)
 	return n == 0 ? 0 : rng_next(s) % n;
 }
 
+/* Seconds on a clock: CLOCK_REALTIME for report times, CLOCK_MONOTONIC
+ * for the quiet and age intervals. */
 static double
-now_unix(void)
+clock_seconds(clockid_t id)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double
-now_mono(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(id, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
@@ -157,6 +157,28 @@ unlock(pthread_mutex_t *m)
 {
 	if (pthread_mutex_unlock(m) != 0)
 		abort();
+}
+
+/* A counter read under the mutex that guards it. */
+static uint64_t
+locked_u64(pthread_mutex_t *m, const uint64_t *v)
+{
+	lock(m);
+	uint64_t x = *v;
+	unlock(m);
+	return x;
+}
+
+/* v joins a ring of cap vectors of dim floats: written at *pos, the
+ * oldest overwritten once *n reaches cap. Its lock held. */
+static void
+ring_push(float *ring, uint32_t *pos, uint32_t *n, uint32_t cap,
+          uint32_t dim, const float *v)
+{
+	memcpy(ring + (size_t)*pos * dim, v, dim * sizeof(float));
+	*pos = (*pos + 1) % cap;
+	if (*n < cap)
+		(*n)++;
 }
 
 /* In-place ascending sort of floats: quicksort with median-of-three and
@@ -526,7 +548,7 @@ anc_drift_create(uint32_t dim, anc_metric metric, const anc_drift_config *cfg,
 	d->res = r.res;
 	d->win_cap = d->cfg.window;
 	d->wr_cap = d->cfg.write_window;
-	d->rebuilt_at = now_mono();
+	d->rebuilt_at = clock_seconds(CLOCK_MONOTONIC);
 	d->rng_res = seed ^ 0x5eed5eed5eed5eedull;
 	d->rng_rep = seed * 0x2545f4914f6cdd1dull + 1;
 	*out = d;
@@ -618,6 +640,15 @@ anc_drift_configure(anc_drift *d, const anc_drift_config *cfg, anc_error *err)
 
 /* ---- reference ------------------------------------------------------------------ */
 
+/* The reference changed. ref_mu held. */
+static void
+mark_stale(anc_drift *d, double now)
+{
+	if (!d->stale)
+		d->stale_since = now;
+	d->stale = 1;
+}
+
 void
 anc_drift_ref_reset(anc_drift *d)
 {
@@ -628,7 +659,7 @@ anc_drift_ref_reset(anc_drift *d)
 	memset(d->mean, 0, d->dim * sizeof(double));
 	memset(d->m2, 0, d->dim * sizeof(double));
 	d->nscores = 0;
-	d->stale = 1;
+	mark_stale(d, clock_seconds(CLOCK_MONOTONIC));
 	/* a full refill follows: nothing to rebuild for */
 	d->forgot = 0;
 	d->refill = 0;
@@ -681,19 +712,15 @@ anc_drift_ref_add(anc_drift *d, const float *vecs, uint64_t n, int as_write)
 			(void)ref_absorb(d, &d->rb_n, d->rb_mean, d->rb_m2,
 			                 d->rb_res, &d->rb_res_n, v);
 	}
-	d->stale = 1;
-	d->last_add = now_mono();
+	d->last_add = clock_seconds(CLOCK_MONOTONIC);
+	mark_stale(d, d->last_add);
 	unlock(&d->ref_mu);
 	if (!as_write || d->wr_cap == 0)
 		return;
 	lock(&d->ring_mu);
-	for (uint64_t i = 0; i < n; i++) {
-		memcpy(d->wr + (size_t)d->wr_pos * dim, vecs + (size_t)i * dim,
-		       dim * sizeof(float));
-		d->wr_pos = (d->wr_pos + 1) % d->wr_cap;
-		if (d->wr_n < d->wr_cap)
-			d->wr_n++;
-	}
+	for (uint64_t i = 0; i < n; i++)
+		ring_push(d->wr, &d->wr_pos, &d->wr_n, d->wr_cap, dim,
+		          vecs + (size_t)i * dim);
 	d->w_seen += n;
 	unlock(&d->ring_mu);
 }
@@ -705,17 +732,14 @@ anc_drift_ref_forget(anc_drift *d, uint64_t n)
 		return;
 	lock(&d->ref_mu);
 	d->forgot += n;
-	d->last_forget = now_mono();
+	d->last_forget = clock_seconds(CLOCK_MONOTONIC);
 	unlock(&d->ref_mu);
 }
 
 uint64_t
 anc_drift_ref_forgotten(anc_drift *d)
 {
-	lock(&d->ref_mu);
-	uint64_t n = d->forgot;
-	unlock(&d->ref_mu);
-	return n;
+	return locked_u64(&d->ref_mu, &d->forgot);
 }
 
 int
@@ -802,8 +826,8 @@ anc_drift_rebuild_end(anc_drift *d, int commit)
 		d->res_n = d->rb_res_n;
 		d->res_gen++;
 		d->nscores = 0; /* scores of the old sample: recomputed */
-		d->stale = 1;
-		d->last_add = d->rebuilt_at = now_mono();
+		d->last_add = d->rebuilt_at = clock_seconds(CLOCK_MONOTONIC);
+		mark_stale(d, d->last_add);
 	} else {
 		/* what was forgotten is still in the reference */
 		d->forgot += d->rb_forgot;
@@ -816,10 +840,7 @@ anc_drift_rebuild_end(anc_drift *d, int commit)
 uint64_t
 anc_drift_ref_count(anc_drift *d)
 {
-	lock(&d->ref_mu);
-	uint64_t n = d->ref_n;
-	unlock(&d->ref_mu);
-	return n;
+	return locked_u64(&d->ref_mu, &d->ref_n);
 }
 
 int
@@ -857,7 +878,6 @@ anc_drift_refresh(anc_drift *d, const float *scores, uint32_t n)
 		memcpy(d->ref_scores, scores, n * sizeof(float));
 	d->nscores = scores != NULL ? n : 0;
 	d->stale = 0;
-	d->refreshed_at = now_mono();
 	if (cen != NULL && d->res_n > 0 &&
 	    (dist = malloc(d->res_n * sizeof(double))) != NULL &&
 	    (sc = malloc((d->nscores + 1) * sizeof(double))) != NULL) {
@@ -916,13 +936,10 @@ anc_drift_observe_query(anc_drift *d, const float *v, float top1,
 		f = dist > d->dist_p99 ||
 		    (has_top1 && score_worse(d->metric, top1, d->score_p01));
 	}
-	memcpy(d->win + (size_t)d->win_pos * d->dim, v, d->dim * sizeof(float));
 	d->win_top1[d->win_pos] = top1;
 	d->win_has[d->win_pos] = (uint8_t)(has_top1 != 0);
 	d->win_flag[d->win_pos] = (uint8_t)f;
-	d->win_pos = (d->win_pos + 1) % d->win_cap;
-	if (d->win_n < d->win_cap)
-		d->win_n++;
+	ring_push(d->win, &d->win_pos, &d->win_n, d->win_cap, d->dim, v);
 	d->q_seen++;
 	d->q_flagged += (uint64_t)f;
 	unlock(&d->ring_mu);
@@ -938,7 +955,7 @@ anc_drift_refresh_due(anc_drift *d, double now, double quiet, double max_age)
 	lock(&d->ref_mu);
 	int due = d->stale && d->ref_n > 0 &&
 	          (now - d->last_add >= quiet ||
-	           now - d->refreshed_at >= max_age);
+	           now - d->stale_since >= max_age);
 	unlock(&d->ref_mu);
 	return due;
 }
@@ -966,10 +983,7 @@ anc_drift_last_set(anc_drift *d, const anc_drift_report *r)
 uint64_t
 anc_drift_queries_seen(anc_drift *d)
 {
-	lock(&d->ring_mu);
-	uint64_t n = d->q_seen;
-	unlock(&d->ring_mu);
-	return n;
+	return locked_u64(&d->ring_mu, &d->q_seen);
 }
 
 void
@@ -1652,7 +1666,7 @@ anc_drift_report_compute(anc_drift *d, anc_drift_report *out, anc_error *err)
 {
 	snap s;
 	int rv = ANC_OK;
-	double t0 = now_mono();
+	double t0 = clock_seconds(CLOCK_MONOTONIC);
 	uint32_t dim = d->dim;
 	uint64_t rng;
 
@@ -1666,7 +1680,7 @@ anc_drift_report_compute(anc_drift *d, anc_drift_report *out, anc_error *err)
 		                   dim);
 		goto done;
 	}
-	out->time = now_unix();
+	out->time = clock_seconds(CLOCK_REALTIME);
 	out->reference_count = s.ref_n;
 	out->reference_sample = s.nref;
 	out->reference_scores = s.nscores;
@@ -1746,7 +1760,7 @@ anc_drift_report_compute(anc_drift *d, anc_drift_report *out, anc_error *err)
 	              : out->nfired == 2 ? ANC_DRIFT_WARN
 	                                 : ANC_DRIFT_OK;
 done:
-	out->compute_seconds = now_mono() - t0;
+	out->compute_seconds = clock_seconds(CLOCK_MONOTONIC) - t0;
 	unlock(&d->rep_mu);
 	snap_free(&s);
 	return rv;

@@ -148,8 +148,9 @@ void anc_drift_observe_query(anc_drift *d, const float *v, float top1,
                              int has_top1, int *flag, float *score);
 
 /* When the reference changed since the last refresh and either it has
- * been quiet for quiet seconds or the last refresh is max_age seconds old
- * (a bulk load must not trigger a refresh per batch). now: monotonic. */
+ * been quiet for quiet seconds or its first change since that refresh is
+ * max_age seconds old (a bulk load gets no refresh in its first max_age
+ * seconds and then one per max_age). now: monotonic. */
 int anc_drift_refresh_due(anc_drift *d, double now, double quiet,
                           double max_age);
 

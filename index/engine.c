@@ -1026,6 +1026,11 @@ vector_check(const coll_ent *ce, const contract_ent *e, const float *v,
 		               ce->sc.name, e->idstr, what);
 		return rv;
 	}
+	/* The norm matters only to these two rules: an l2 contract without
+	 * normalize skips the pass over the vector (issue 6: every query
+	 * pays it). */
+	if (!e->c.normalize && e->c.metric != ANC_METRIC_COSINE)
+		return ANC_OK;
 	norm = anc_vector_norm(v, dim);
 	if (e->c.normalize && fabs(norm - 1.0) > ANC_NORM_TOLERANCE)
 		return anc_error_set(err, ANC_EVIOLATION,
@@ -1531,9 +1536,11 @@ upsert_submit(anc_db *db, upsert_req *q)
 			g[k++] = h;
 		}
 		must(pthread_mutex_unlock(&db->gmu), "group unlock");
+		ground_write_begin(db->gr);
 		wlock(db);
 		upsert_group(db, g, k);
 		wunlock(db);
+		ground_write_end(db->gr);
 		must(pthread_mutex_lock(&db->gmu), "group lock");
 		for (uint32_t i = 0; i < k; i++)
 			g[i]->done = 1;
@@ -1995,8 +2002,10 @@ anc_db_query2(anc_db *db, const char *collection, const char *contract_ref,
 	vp.ef = opt->ef;
 	vp.nprobe = opt->nprobe;
 	for (uint32_t q = 0; q < nq; q++) {
-		char what[32];
-		snprintf(what, sizeof what, "query %u", q);
+		char what[32] = "query 0";
+		/* most requests carry one vector: no formatting for it */
+		if (q > 0)
+			snprintf(what, sizeof what, "query %u", q);
 		if ((rv = vector_check(ce, e, vecs + (size_t)q * dim, dim, what,
 		                       err)) != ANC_OK)
 			return rv == ANC_EDIM || rv == ANC_EVIOLATION
@@ -2624,7 +2633,7 @@ done:
  * anc_db_upsert (indexed vectors) and anc_db_query (query vectors). The
  * drift thread wakes every second: it refreshes the reference top-1 scores
  * of a contract whose reference changed and has been quiet for 2 s (or
- * whose refresh is 30 s old, so a long bulk load still gets thresholds),
+ * first changed 30 s ago, so a long bulk load still gets thresholds),
  * and every drift_interval seconds computes a report for each contract
  * whose window moved and records it in LMDB. It takes the catalog read
  * lock only to copy the list of contracts (entries are never freed before

@@ -90,6 +90,7 @@ struct ground {
 	int mu_ok, cond_ok, thread_ok;
 	pthread_t thread;
 	int stop, dirty;     /* under mu */
+	int writing;         /* write groups in progress, under mu */
 	calib_ent *cal;      /* under mu */
 	uint32_t ncal, capcal;
 	anc_ground_stats stats; /* counters under mu (not the LMDB counts) */
@@ -1468,7 +1469,11 @@ best_one(void *arg, uint64_t label, const uint8_t *anchor, const void *vec,
 	for (uint32_t i = 0; i < a->n; i++) {
 		float s = score(a->m, a->q + (size_t)i * a->dim, a->buf, a->dim);
 		double c = close_of(a->m, s);
-		if (!a->has[i] || c > a->best[i]) {
+		/* Ties go to the lowest anchor: the answer must not depend
+		 * on the order in which the store is scanned. */
+		if (!a->has[i] || c > a->best[i] ||
+		    (c == a->best[i] &&
+		     memcmp(anchor, a->anchor[i], ANC_ANCHOR_RAW) < 0)) {
 			a->has[i] = 1;
 			a->best[i] = c;
 			a->score[i] = s;
@@ -2175,7 +2180,10 @@ ground_main(void *arg)
 				while (!g->stop && !g->dirty && rc == 0)
 					rc = pthread_cond_timedwait(&g->cond,
 					                            &g->mu, &ts);
-				if (g->stop || !g->dirty ||
+				/* A write group still running (an HNSW batch
+				 * may take longer than QUIET_SECONDS) is not
+				 * quiet. */
+				if (g->stop || (!g->dirty && g->writing == 0) ||
 				    time(NULL) - first >= QUIET_MAX_SECONDS)
 					break;
 			}
@@ -2196,6 +2204,28 @@ ground_main(void *arg)
 	}
 	unlock(g);
 	return NULL;
+}
+
+void
+ground_write_begin(ground *g)
+{
+	if (g == NULL || !g->thread_ok)
+		return;
+	lock(g);
+	g->writing++;
+	unlock(g);
+}
+
+void
+ground_write_end(ground *g)
+{
+	if (g == NULL || !g->thread_ok)
+		return;
+	lock(g);
+	if (g->writing > 0)
+		g->writing--;
+	unlock(g);
+	ground_note_writes(g);
 }
 
 void

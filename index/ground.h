@@ -69,6 +69,10 @@ int ground_open(anc_db *db, const char *dir, const anc_db_options *opt,
 void ground_close(ground *g);
 /* A write committed: the background thread will look at the counts. */
 void ground_note_writes(ground *g);
+/* Around a group of writes: no recalibration starts while one is running
+ * (it counts as not quiet), and its end counts as a write. NULL is fine. */
+void ground_write_begin(ground *g);
+void ground_write_end(ground *g);
 /* Set the confidence of each list of res (its top hit against the
  * calibration of (cid, id)). NULL g is fine (unknown). */
 void ground_label(ground *g, uint32_t cid, const uint8_t id[ANC_CONTRACT_ID_RAW],

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <pthread.h>
+
 #include <openssl/evp.h>
 
 /* ---- hashing -------------------------------------------------------------- */
@@ -20,13 +22,34 @@ typedef struct {
 	EVP_MD_CTX *ctx;
 } hasher;
 
+/* OpenSSL 3 looks the algorithm up in its provider tables on every
+ * EVP_sha256()-initialised digest (an implicit fetch, ~3% of a bulk
+ * load's write CPU): fetch it once for the process. pthread_once makes
+ * the first use thread-safe; the EVP_MD is kept until exit on purpose.
+ * If the explicit fetch fails, EVP_sha256() (the implicit path) still
+ * works, so nothing changes but the speed. */
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha256_md;
+
+static void
+sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 static int
 hasher_begin(hasher *h)
 {
+	const EVP_MD *md;
+
+	if (pthread_once(&sha256_once, sha256_fetch) != 0 || sha256_md == NULL)
+		md = EVP_sha256();
+	else
+		md = sha256_md;
 	h->ctx = EVP_MD_CTX_new();
 	if (h->ctx == NULL)
 		return ANC_ENOMEM;
-	if (EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1) {
+	if (EVP_DigestInit_ex(h->ctx, md, NULL) != 1) {
 		EVP_MD_CTX_free(h->ctx);
 		h->ctx = NULL;
 		return ANC_ENOMEM;

@@ -8,11 +8,16 @@
  * live/deleted counts and write sequence; resolve: the text).
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <math.h>
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "anc_client.h"
 #include "cli_vecfile.h"
@@ -48,18 +53,10 @@ setup_server(const char *max_message)
 	anc_contract c;
 	tu_contract_minilm(&c);
 	anc_resp *resp = NULL;
-	cr_assert_eq(anc_client_collection_create(cl, "sotu", &resp, &err), 0,
-	             "%s", err.msg);
-	anc_resp_free(resp);
-	cr_assert_eq(anc_client_contract_register(cl, "sotu", &c, &resp, &err),
-	             0, "%s", err.msg);
-	memcpy(cid, resp->u.contract_register.id, sizeof cid);
-	anc_resp_free(resp);
+	tu_client_setup(cl, "sotu", &c, cid);
 	anc_record recs[NLOADED];
 	for (uint32_t i = 0; i < NLOADED; i++)
-		recs[i] = (anc_record){.source = s.source[i], .chunk = s.chunk[i],
-		    .text = s.text[i], .vec = s.vecs + (size_t)i * s.dim,
-		    .dim = s.dim};
+		recs[i] = tu_sotu_record(&s, i);
 	cr_assert_eq(anc_client_upsert(cl, "sotu", cid, recs, NLOADED, &resp,
 	             &err), 0, "%s", err.msg);
 	anc_resp_free(resp);
@@ -466,12 +463,8 @@ Test(e2e_badinput, dimension_mismatch, .init = setup)
 	char msg[MSG];
 	mp m;
 	/* The other model's vector: 4096-d LLaMA embedding of the same text. */
-	float *llama = NULL;
 	uint32_t n = 0, dim = 0;
-	anc_error err = {0};
-	cr_assert_eq(anc_fvecs_read(tu_data_path(
-	    "sotu-2models/sotu_llamacpp_4096.fvecs"), 7, 8, &llama, &n, &dim,
-	    &err), 0, "%s", err.msg);
+	float *llama = tu_fvecs("sotu-2models/sotu_llamacpp_4096.fvecs", 7, 8, &n, &dim);
 	cr_assert_eq(dim, 4096);
 	mp_query(&m, 21, "sotu", cid, llama, 1, dim, 3);
 	int rc = send_mp(&m, ANC_OP_QUERY, msg, sizeof msg);
@@ -641,6 +634,59 @@ Test(e2e_badinput, unknown_collection_and_contract, .init = setup)
 	check_healthy("k = 1000000");
 }
 
+/*
+ * Send one request body over the server's ipc:// socket speaking nng's SP
+ * wire format by hand (8-byte handshake "\0SP\0" + protocol 48 = REQ;
+ * then per message a 0x01 byte, a 64-bit big-endian length and the body,
+ * which for REQ starts with a 32-bit request ID with its top bit set), and
+ * return 1 when the server closes the connection without a reply within
+ * 5 s. Done without nng on purpose: nng 1.5.2's sending side can stall
+ * for good when the peer drops a message over its limit mid-transfer, and
+ * closing that socket (or the library at exit) then waits forever; this
+ * test is about the server.
+ */
+static int
+ipc_send_dropped(const char *url, const void *body, size_t len)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct timeval tv = {.tv_sec = 5};
+	unsigned char hs[8] = {0, 'S', 'P', 0, 0, 48, 0, 0}, peer[8], hdr[13];
+	const char *path = url + strlen("ipc://");
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	cr_assert_eq(strncmp(url, "ipc://", 6), 0, "not ipc: %s", url);
+	cr_assert_geq(fd, 0);
+	cr_assert_lt(strlen(path), sizeof sa.sun_path);
+	strcpy(sa.sun_path, path);
+	cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+	cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv), 0);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	cr_assert_eq(write(fd, hs, 8), 8);
+	cr_assert_eq(read(fd, peer, 8), 8, "no SP handshake from the server");
+	cr_assert_eq(peer[5], 49, "the server is not REP (protocol %d)", peer[5]);
+	uint64_t n = (uint64_t)len + 4;
+	hdr[0] = 1;
+	for (int i = 0; i < 8; i++)
+		hdr[1 + i] = (unsigned char)(n >> (56 - 8 * i));
+	hdr[9] = 0x80, hdr[10] = 0, hdr[11] = 0, hdr[12] = 1;
+	cr_assert_eq(write(fd, hdr, sizeof hdr), (ssize_t)sizeof hdr);
+	/* The server may close before it has all of it: stop at the first
+	 * error (EPIPE: SIGPIPE is ignored by MSG_NOSIGNAL). */
+	size_t off = 0;
+	while (off < len) {
+		ssize_t w = send(fd, (const char *)body + off, len - off,
+		                 MSG_NOSIGNAL);
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	char c;
+	ssize_t r = read(fd, &c, 1); /* 0: closed; -1: reset (or timeout) */
+	int closed = r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+	close(fd);
+	return closed;
+}
+
 Test(e2e_badinput, oversized_message, .init = setup_small)
 {
 	/* The server accepts at most 1 MiB; send 2 MiB of queries. */
@@ -655,14 +701,10 @@ Test(e2e_badinput, oversized_message, .init = setup_small)
 	mp_query(&m, 70, "sotu", cid, big, nq, TU_SOTU_DIM, 3);
 	free(big);
 	cr_assert_gt(m.sb.size, 2u << 20);
-	int transport = 0;
-	int rc = send_raw(m.sb.data, m.sb.size, ANC_OP_QUERY, msg, sizeof msg,
-	                  NULL, &transport);
+	cr_assert(ipc_send_dropped(srv.url, m.sb.data, m.sb.size),
+	          "the server answered (or kept the connection open after) a "
+	          "%zu-byte message over its 1 MiB limit", m.sb.size);
 	msgpack_sbuffer_destroy(&m.sb);
-	cr_assert(rc == ANC_ETOOBIG || transport, "2 MiB message: %s (%s)",
-	          anc_errname(rc), msg);
-	cr_log_info("2 MiB message: %s%s: %s", transport ? "transport " : "",
-	            anc_errname(rc), msg);
 	check_healthy("a 2 MiB message");
 
 	/* Just under the limit still works. */
@@ -677,7 +719,7 @@ Test(e2e_badinput, oversized_message, .init = setup_small)
 	mp_query(&m, 72, "sotu", cid, ok, nq, TU_SOTU_DIM, 1);
 	free(ok);
 	cr_assert_lt(m.sb.size, 1u << 20);
-	rc = send_mp(&m, ANC_OP_QUERY, msg, sizeof msg);
+	int rc = send_mp(&m, ANC_OP_QUERY, msg, sizeof msg);
 	cr_assert_eq(rc, 0, "a %u-query message under the limit: %s (%s)", nq,
 	             anc_errname(rc), msg);
 	check_healthy("a message just under the limit");

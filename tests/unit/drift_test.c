@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "anc_proto.h"
 #include "drift.h"
@@ -745,4 +746,41 @@ Test(drift, wire_request_with_set)
 	cr_expect_not_null(strstr(err.msg, "body.set"), "%s", err.msg);
 	cr_expect_not_null(strstr(err.msg, "window"), "%s", err.msg);
 	anc_buf_free(&b);
+}
+
+/* The reference-score refresh (a batched search of the reservoir against
+ * the whole index) waits for writes to be quiet, or for max_age counted
+ * from the first change since the last refresh: a bulk load shorter than
+ * max_age triggers none while it runs, a longer one one per max_age. */
+Test(drift, refresh_waits_for_quiet_or_max_age_since_first_change)
+{
+	anc_error err;
+	anc_drift *d;
+	struct timespec ts;
+	float v[2] = {1, 2};
+	cr_assert_eq(anc_drift_create(2, ANC_METRIC_L2, NULL, 1, &d, &err),
+	             ANC_OK);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	double t0 = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	cr_expect_not(anc_drift_refresh_due(d, t0 + 100, 2, 30),
+	              "an empty reference has nothing to refresh");
+	anc_drift_ref_add(d, v, 1, 1);
+	/* writes keep coming: not quiet, first change < max_age ago */
+	cr_expect_not(anc_drift_refresh_due(d, t0 + 1, 2, 30));
+	for (int i = 0; i < 3; i++)
+		anc_drift_ref_add(d, v, 1, 1);
+	cr_expect_not(anc_drift_refresh_due(d, t0 + 1.5, 2, 30));
+	/* quiet for 2 s */
+	cr_expect(anc_drift_refresh_due(d, t0 + 10, 2, 30));
+	anc_drift_refresh(d, NULL, 0);
+	cr_expect_not(anc_drift_refresh_due(d, t0 + 100, 2, 30),
+	              "refreshed and unchanged since");
+	/* A change after the refresh: max_age counts from it. */
+	anc_drift_ref_add(d, v, 1, 1);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	double t1 = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	cr_expect_not(anc_drift_refresh_due(d, t1 + 1, 2, 30));
+	cr_expect(anc_drift_refresh_due(d, t1 + 31, 40, 30),
+	          "not quiet (quiet 40 s) but the change is > 30 s old");
+	anc_drift_destroy(d);
 }
