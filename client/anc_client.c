@@ -249,6 +249,20 @@ fail:
 	return code;
 }
 
+/* A request over the limit is refused here rather than sent: a server
+ * drops it without a reply (nng enforces the size before allocating), and
+ * nng 1.5.2's sending side can then stall for good on that connection. */
+static int
+client_size_check(const anc_client *c, size_t len, anc_error *err)
+{
+	if (len <= c->opt.limits.max_message)
+		return ANC_OK;
+	return anc_error_set(err, ANC_ETOOBIG,
+	    "request: %zu bytes, over the limit max_message=%u (the "
+	    "server's default is the same; raise both: client limits and "
+	    "anchorage-server --max-message)", len, c->opt.limits.max_message);
+}
+
 /* Send the bytes in c->buf and receive one reply into *reply (nng-allocated,
  * released with nng_free(*reply, *reply_len)). */
 static int
@@ -259,6 +273,8 @@ client_exchange(anc_client *c, void **reply, size_t *reply_len,
 
 	*reply = NULL;
 	*reply_len = 0;
+	if ((rv = client_size_check(c, c->buf.len, err)) != ANC_OK)
+		return rv;
 	/* nng_send copies the buffer when flags lack NNG_FLAG_ALLOC. */
 	if ((rv = nng_send(c->sock, c->buf.data, c->buf.len, 0)) != 0)
 		return client_nng_error(err, rv, "send to", c->url,
@@ -717,6 +733,8 @@ anc_pipeline_upsert(anc_pipeline *p, const char *collection,
 	anc_buf_reset(&p->buf);
 	if ((code = anc_req_encode(&req, &p->buf, err)) != ANC_OK)
 		return anc_error_wrap(err, "upsert request");
+	if ((code = client_size_check(p->c, p->buf.len, err)) != ANC_OK)
+		return anc_error_wrap(err, "upsert of %u records", n);
 	if ((rv = nng_msg_alloc(&m, p->buf.len)) != 0)
 		return client_nng_error(err, rv, "allocate a request for",
 		    p->c->url, 0);

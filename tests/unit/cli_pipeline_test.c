@@ -157,3 +157,41 @@ Test(cli_pipeline, timeout_without_server)
 	anc_pipeline_close(p);
 	anc_client_close(cl);
 }
+
+/* A request over the client's max_message is refused before it is sent
+ * (a server would drop it without a reply), by the plain calls and by the
+ * pipeline, with no server needed; one under it goes out (and times out
+ * here, there being no server). */
+Test(cli_pipeline, request_over_max_message_is_refused_locally)
+{
+	const char *tmp = tu_tmpdir();
+	anc_client_options opt;
+	anc_client *cl = NULL;
+	anc_pipeline *p = NULL;
+	anc_error err = {0};
+	anc_resp *r = NULL;
+	static float v[4096];
+	anc_record rec = {"s", "c", NULL, NULL, 0, v, 4096};
+
+	anc_client_options_default(&opt);
+	opt.timeout_ms = 300;
+	opt.limits.max_message = 4096; /* 4096 floats are 16 KiB */
+	cr_assert_eq(anc_client_open(tu_ipc_url(tmp, "none.sock"), &opt, &cl,
+	                             &err), 0, "%s", err.msg);
+	double t0 = tu_now();
+	cr_assert_eq(anc_client_query(cl, "p", NULL, v, 1, 4096, 3, 0, &r,
+	                              &err), ANC_ETOOBIG, "%s", err.msg);
+	cr_assert_lt(tu_now() - t0, 0.25, "refused without waiting");
+	cr_assert_not_null(strstr(err.msg, "max_message=4096"), "%s", err.msg);
+	cr_assert_null(r);
+	cr_assert_eq(anc_pipeline_open(cl, 2, &p, &err), 0);
+	cr_assert_eq(anc_pipeline_upsert(p, "p", "l2@1", &rec, 1, 1, &err),
+	             ANC_ETOOBIG);
+	cr_assert_not_null(strstr(err.msg, "upsert of 1 records"), "%s",
+	                   err.msg);
+	cr_assert_eq(anc_pipeline_pending(p), 0);
+	anc_pipeline_close(p);
+	cr_assert_eq(anc_client_ping(cl, &r, &err), ANC_ETIMEOUT, "%s",
+	             err.msg);
+	anc_client_close(cl);
+}
