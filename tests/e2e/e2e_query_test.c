@@ -72,46 +72,6 @@ start(void)
 }
 
 static void
-contract_of(anc_contract *c, const char *name, anc_index_kind kind)
-{
-	anc_contract_init(c);
-	snprintf(c->name, sizeof c->name, "%s", name);
-	snprintf(c->model, sizeof c->model, "sift");
-	snprintf(c->revision, sizeof c->revision, "1");
-	c->dim = D;
-	c->metric = ANC_METRIC_L2;
-	c->normalize = 0;
-	c->index.kind = kind;
-	if (kind == ANC_INDEX_HNSW || kind == ANC_INDEX_HNSW_SQ8) {
-		c->index.ef_construction = 200;
-		c->index.ef_search = 128;
-	} else if (kind == ANC_INDEX_IVF_FLAT || kind == ANC_INDEX_IVF_PQ) {
-		c->index.nlist = 32; /* trained from 39 x 32 = 1248 vectors */
-		c->index.nprobe = 8;
-		if (kind == ANC_INDEX_IVF_PQ) {
-			c->index.nlist = 16;
-			c->index.pq_m = 32;
-			c->index.pq_nbits = 6; /* trained from 39 x 64 */
-		}
-	}
-}
-
-static void
-coll_make(anc_client *cl, const char *coll, const anc_contract *c,
-          anc_contract_id_str cid)
-{
-	anc_resp *r = NULL;
-	anc_error err = {0};
-	cr_assert_eq(anc_client_collection_create(cl, coll, &r, &err), 0, "%s",
-	             err.msg);
-	anc_resp_free(r);
-	cr_assert_eq(anc_client_contract_register(cl, coll, c, &r, &err), 0,
-	             "%s: %s", coll, err.msg);
-	memcpy(cid, r->u.contract_register.id, sizeof(anc_contract_id_str));
-	anc_resp_free(r);
-}
-
-static void
 upsert_rows(anc_client *cl, const char *coll, const char *cid, uint32_t from,
             uint32_t to)
 {
@@ -178,8 +138,8 @@ Test(e2e_query, params_and_provenance)
 
 	start();
 	cl = tu_client(&srv);
-	contract_of(&c, "sift-hnsw", ANC_INDEX_HNSW);
-	coll_make(cl, "h", &c, cid);
+	tu_contract_sift(&c, "sift-hnsw", ANC_INDEX_HNSW);
+	tu_client_setup(cl, "h", &c, cid);
 	upsert_rows(cl, "h", cid, 0, NB);
 
 	r = query(cl, "h", cid, NULL);
@@ -242,11 +202,11 @@ Test(e2e_query, bad_params_named)
 
 	start();
 	cl = tu_client(&srv);
-	contract_of(&c, "sift-hnsw", ANC_INDEX_HNSW);
-	coll_make(cl, "h", &c, cid);
+	tu_contract_sift(&c, "sift-hnsw", ANC_INDEX_HNSW);
+	tu_client_setup(cl, "h", &c, cid);
 	upsert_rows(cl, "h", cid, 0, 100);
-	contract_of(&c, "sift-ivf", ANC_INDEX_IVF_FLAT);
-	coll_make(cl, "i", &c, icid);
+	tu_contract_sift(&c, "sift-ivf", ANC_INDEX_IVF_FLAT);
+	tu_client_setup(cl, "i", &c, icid);
 
 	o = (anc_client_query_opts){.ef = ANC_EF_MAX + 1};
 	rc = anc_client_query2(cl, "h", cid, qv, 1, D, K, 0, &o, &r, &err);
@@ -263,22 +223,22 @@ Test(e2e_query, bad_params_named)
 	cr_assert_not_null(strstr(err.msg, "32"), "%s", err.msg);
 
 	/* Bad index sections name the field. */
-	contract_of(&c, "bad-pq", ANC_INDEX_IVF_PQ);
+	tu_contract_sift(&c, "bad-pq", ANC_INDEX_IVF_PQ);
 	c.index.pq_m = 30; /* does not divide 128 */
 	rc = anc_client_contract_register(cl, "h", &c, &r, &err);
 	cr_assert_eq(rc, ANC_EINVAL);
 	cr_assert_not_null(strstr(err.msg, "index.pq_m"), "%s", err.msg);
 	/* A parameter of another kind: the encoder sends only the kind's
 	 * own fields, so this is the validation every decoder applies. */
-	contract_of(&c, "bad-ivf", ANC_INDEX_IVF_FLAT);
+	tu_contract_sift(&c, "bad-ivf", ANC_INDEX_IVF_FLAT);
 	c.index.m = 16;
 	cr_assert_eq(anc_contract_validate(&c, &err), ANC_EINVAL);
 	cr_assert_not_null(strstr(err.msg, "index.m"), "%s", err.msg);
-	contract_of(&c, "bad-hnsw", ANC_INDEX_HNSW);
+	tu_contract_sift(&c, "bad-hnsw", ANC_INDEX_HNSW);
 	c.index.nlist = 64;
 	cr_assert_eq(anc_contract_validate(&c, &err), ANC_EINVAL);
 	cr_assert_not_null(strstr(err.msg, "index.nlist"), "%s", err.msg);
-	contract_of(&c, "bad-nprobe", ANC_INDEX_IVF_FLAT);
+	tu_contract_sift(&c, "bad-nprobe", ANC_INDEX_IVF_FLAT);
 	c.index.nprobe = 64;
 	rc = anc_client_contract_register(cl, "h", &c, &r, &err);
 	cr_assert_eq(rc, ANC_EINVAL);
@@ -383,8 +343,8 @@ kind_served_throughout(anc_index_kind kind, double min_recall)
 
 	start();
 	cl = tu_client(&srv);
-	contract_of(&c, "sift", kind);
-	coll_make(cl, "k", &c, cid);
+	tu_contract_sift(&c, "sift", kind);
+	tu_client_setup(cl, "k", &c, cid);
 	memset(&rd, 0, sizeof rd);
 	rd.url = srv.url;
 	rd.coll = "k";
@@ -493,9 +453,9 @@ Test(e2e_query, many_readers_one_writer)
 
 	start();
 	cl = tu_client(&srv);
-	contract_of(&c, "sift-hnsw", ANC_INDEX_HNSW);
+	tu_contract_sift(&c, "sift-hnsw", ANC_INDEX_HNSW);
 	c.index.ef_construction = 64;
-	coll_make(cl, "w", &c, cid);
+	tu_client_setup(cl, "w", &c, cid);
 	upsert_rows(cl, "w", cid, 0, 1000);
 	for (int i = 0; i < READERS; i++) {
 		memset(&rd[i], 0, sizeof rd[i]);

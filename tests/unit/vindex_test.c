@@ -387,26 +387,9 @@ static void
 kind_contract(anc_contract *c, anc_index_kind kind, uint8_t id[8])
 {
 	anc_error err;
-	anc_contract_init(c);
-	snprintf(c->name, sizeof c->name, "sift-%s", anc_index_kind_name(kind));
-	snprintf(c->model, sizeof c->model, "sift");
-	snprintf(c->revision, sizeof c->revision, "1");
-	c->dim = D;
-	c->metric = ANC_METRIC_L2;
-	c->normalize = 0;
-	c->index.kind = kind;
-	if (kind == ANC_INDEX_HNSW || kind == ANC_INDEX_HNSW_SQ8) {
-		c->index.ef_construction = 200;
-		c->index.ef_search = 128;
-	} else if (kind == ANC_INDEX_IVF_FLAT) {
-		c->index.nlist = 32; /* trains at 39 x 32 = 1248 vectors */
-		c->index.nprobe = 8;
-	} else if (kind == ANC_INDEX_IVF_PQ) {
-		c->index.nlist = 16;
-		c->index.nprobe = 8;
-		c->index.pq_m = 32; /* 4 dims a code, 8 bits: trains at 9984 */
-		c->index.pq_nbits = 6; /* 64 centroids: trains at 39 x 64 */
-	}
+	char name[32];
+	snprintf(name, sizeof name, "sift-%s", anc_index_kind_name(kind));
+	tu_contract_sift(c, name, kind);
 	cr_assert_eq(anc_contract_validate(c, &err), ANC_OK, "%s", err.msg);
 	anc_contract_id(c, id);
 }

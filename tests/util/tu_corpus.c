@@ -181,6 +181,25 @@ tu_contract_l2(anc_contract *c, const char *name, const char *model,
 }
 
 void
+tu_contract_sift(anc_contract *c, const char *name, anc_index_kind kind)
+{
+	tu_contract_l2(c, name, "sift", 128);
+	c->index.kind = kind;
+	if (kind == ANC_INDEX_HNSW || kind == ANC_INDEX_HNSW_SQ8) {
+		c->index.ef_construction = 200;
+		c->index.ef_search = 128;
+	} else if (kind == ANC_INDEX_IVF_FLAT) {
+		c->index.nlist = 32; /* trains at 39 x 32 = 1248 vectors */
+		c->index.nprobe = 8;
+	} else if (kind == ANC_INDEX_IVF_PQ) {
+		c->index.nlist = 16;
+		c->index.nprobe = 8;
+		c->index.pq_m = 32; /* 4 dims a code */
+		c->index.pq_nbits = 6; /* 64 centroids: trains at 39 x 64 */
+	}
+}
+
+void
 tu_client_setup(anc_client *cl, const char *collection,
                 const anc_contract *c, anc_contract_id_str id)
 {

@@ -77,6 +77,13 @@ void tu_contract_minilm_write(const char *path);
 void tu_contract_l2(anc_contract *c, const char *name, const char *model,
                     uint32_t dim);
 
+/* tu_contract_l2 over the 128-d SIFT descriptors (model "sift") with the
+ * tests' settings for each index kind: HNSW efConstruction 200, efSearch
+ * 128; IVF nprobe 8, nlist 32 (flat) or 16 with 32 x 6-bit PQ codes, so
+ * that a few thousand vectors train them. */
+void tu_contract_sift(anc_contract *c, const char *name,
+                      anc_index_kind kind);
+
 /* Over cl: create collection and register c in it; its ID into id (when
  * not NULL). Either step failing fails the test. */
 void tu_client_setup(anc_client *cl, const char *collection,
