@@ -50,10 +50,13 @@
  *     (load until acknowledged, HNSW M 16 efConstruction 100) and query
  *     p50/p99/recall@10 at 10k and 100k vectors (1M with --big).
  *
- * usage: query_bench [--quick] [--big] [--server-bin PATH] [--data DIR]
- *                    [--seconds S]
+ * usage: query_bench [--quick] [--big] [--focus] [--workers N]
+ *                    [--server-bin PATH] [--data DIR] [--seconds S]
  * --quick: 20k base vectors, fewer queries, shorter runs, 10k scaling only
- * (about a minute). The server binary defaults to anchorage-server next to
+ * (about a minute). --focus: only the goal runs over ipc (in-process
+ * faiss, the split, the nng floor, 1 and 16 clients, p99 at 70%), for
+ * profiling and A/B comparisons of the server. --workers N:
+ * passed to the server (default: its own default). The server binary defaults to anchorage-server next to
  * this executable. Started with --nosync --http off --drift-off --quiet in
  * a temporary data directory that is removed at the end.
  *
@@ -308,6 +311,7 @@ typedef struct {
 	char dir[PATH_MAX];
 	char ipc[PATH_MAX + 16];
 	char tcp[64];
+	const char *workers; /* --workers for the server, or NULL */
 } server;
 
 /* The running server, whose CPU and context switches cl_run charges. */
@@ -317,10 +321,17 @@ static void
 server_start(server *s)
 {
 	char log[PATH_MAX + 16];
-	const char *argv[] = {s->bin, "--data", s->dir, "--listen", s->ipc,
-	                      "--listen", s->tcp, "--nosync", "--http", "off",
-	                      "--drift-off", "--quiet", "--snapshot-every", "0",
-	                      NULL};
+	const char *argv[20] = {s->bin, "--data", s->dir, "--listen", s->ipc,
+	                        "--listen", s->tcp, "--nosync", "--http", "off",
+	                        "--drift-off", "--quiet", "--snapshot-every",
+	                        "0"};
+	int argn = 14;
+	/* unset options are left out: the server's own defaults */
+	if (s->workers != NULL) {
+		argv[argn++] = "--workers";
+		argv[argn++] = s->workers;
+	}
+	argv[argn] = NULL;
 	snprintf(log, sizeof log, "%s.log", s->dir);
 	if ((s->pid = fork()) < 0)
 		die("fork", strerror(errno));
@@ -576,11 +587,13 @@ faiss_worker(void *arg)
 
 /* CPU accounting (issue 6, point 3): client_cpu_s is the CPU the client
  * threads of this process used (encode, decode, nng's calls on their
- * stack; not nng's own I/O threads), server_cpu_s what the server process
- * used in the same interval (or faiss's own threads in-process). */
+ * stack; not nng's own I/O threads), client_proc_cpu_s what the whole
+ * process used meanwhile (those threads and nng's), server_cpu_s what the
+ * server process used in the same interval (or faiss's own threads
+ * in-process). */
 typedef struct {
 	double qps, p50, p99, recall;
-	double wall_s, client_cpu_s, server_cpu_s;
+	double wall_s, client_cpu_s, client_proc_cpu_s, server_cpu_s;
 	uint64_t n, server_csw;
 } result;
 
@@ -704,6 +717,7 @@ cl_run(const dataset *ds, const char *url, const char *coll, const char *cid,
 	double t0 = 1e300, t1 = 0, start = now_s() + 0.2;
 	uint64_t found = 0, n = 0;
 	proc_stat p0 = proc_sample(stat_pid), p1;
+	proc_stat c0 = proc_sample(getpid()), c1;
 	result r;
 
 	memset(&r, 0, sizeof r);
@@ -736,6 +750,8 @@ cl_run(const dataset *ds, const char *url, const char *coll, const char *cid,
 		r.client_cpu_s += jobs[t].cpu;
 	}
 	p1 = proc_sample(stat_pid);
+	c1 = proc_sample(getpid());
+	r.client_proc_cpu_s = c1.cpu_s - c0.cpu_s;
 	/* The server's sample also covers connection set-up and the 0.2 s
 	 * start delay: negligible against seconds of searching. */
 	r.server_cpu_s = p1.cpu_s - p0.cpu_s;
@@ -1011,14 +1027,30 @@ bench_split(const dataset *ds, const char *dir, FaissIndex *fidx,
 	for (int i = 0; i < 5; i++)
 		t[i] = xmalloc((size_t)n * sizeof(double));
 	omp_set_num_threads(1);
+	/* faiss alone first, over every query: timing it right before the
+	 * same query's anc_server_handle would hand the handle a cache that
+	 * the identical search just warmed (the graph nodes and vectors it
+	 * visits), hiding part of the server's cost */
 	for (uint32_t i = 0; i < n + 50; i++) {
 		uint32_t q = i % ds->nq;
 		const float *v = ds->queries + (size_t)q * ds->dim;
 		float d[K];
 		idx_t l[K];
+		double a, b;
+
+		a = now_s();
+		if (faiss_Index_search_with_params(fidx, 1, v, K, sp, d, l) != 0)
+			die("faiss search", faiss_get_last_error());
+		b = now_s();
+		if (i >= 50)
+			t[0][i - 50] = b - a;
+	}
+	for (uint32_t i = 0; i < n + 50; i++) {
+		uint32_t q = i % ds->nq;
+		const float *v = ds->queries + (size_t)q * ds->dim;
 		anc_req rq;
 		anc_resp *resp = NULL;
-		double a, b, c, e, f;
+		double c, b, e, f;
 
 		memset(&rq, 0, sizeof rq);
 		rq.id = i + 1;
@@ -1030,9 +1062,6 @@ bench_split(const dataset *ds, const char *dir, FaissIndex *fidx,
 		rq.u.query.dim = ds->dim;
 		rq.u.query.k = K;
 		rq.u.query.ef = 64;
-		a = now_s();
-		if (faiss_Index_search_with_params(fidx, 1, v, K, sp, d, l) != 0)
-			die("faiss search", faiss_get_last_error());
 		b = now_s();
 		anc_buf_reset(&req);
 		must(anc_req_encode(&rq, &req, &err), &err, "encode");
@@ -1050,11 +1079,10 @@ bench_split(const dataset *ds, const char *dir, FaissIndex *fidx,
 		anc_resp_free(resp);
 		if (i < 50)
 			continue; /* warm-up */
-		t[0][i - 50] = b - a;
 		t[1][i - 50] = c - b;
 		t[2][i - 50] = e - c;
 		t[3][i - 50] = f - e;
-		t[4][i - 50] = (e - c) - (b - a);
+		t[4][i - 50] = (e - c) - t[0][i - 50];
 		sr.req_bytes = req.len;
 		sr.rep_bytes = rep.len;
 	}
@@ -1293,7 +1321,7 @@ int
 main(int argc, char **argv)
 {
 	const char *data = getenv("ANC_DATA_DIR");
-	int quick = 0, big = 0;
+	int quick = 0, big = 0, focus = 0;
 	double seconds = 4;
 	server s;
 	dataset fm;
@@ -1323,6 +1351,10 @@ main(int argc, char **argv)
 			quick = 1;
 		else if (strcmp(argv[i], "--big") == 0)
 			big = 1;
+		else if (strcmp(argv[i], "--focus") == 0)
+			focus = 1;
+		else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc)
+			s.workers = argv[++i];
 		else if (strcmp(argv[i], "--server-bin") == 0 && i + 1 < argc)
 			snprintf(s.bin, sizeof s.bin, "%s", argv[++i]);
 		else if (strcmp(argv[i], "--data") == 0 && i + 1 < argc)
@@ -1331,6 +1363,7 @@ main(int argc, char **argv)
 			seconds = atof(argv[++i]);
 		else {
 			fprintf(stderr, "usage: query_bench [--quick] [--big] "
+			                "[--focus] [--workers N] "
 			                "[--server-bin PATH] [--data DIR] "
 			                "[--seconds S]\n");
 			return 2;
@@ -1419,7 +1452,7 @@ main(int argc, char **argv)
 	             fr2, 0, 0);
 
 	/* ping */
-	{
+	if (!focus) {
 		const char *urls[2] = {s.ipc, s.tcp};
 		const char *names[2] = {"ipc", "tcp"};
 		for (int u = 0; u < 2; u++) {
@@ -1450,8 +1483,10 @@ main(int argc, char **argv)
 		const char *urls[2] = {s.ipc, s.tcp};
 		const char *names[2] = {"ipc", "tcp"};
 		int ncl[3] = {1, 4, 16};
-		for (int u = 0; u < 2; u++)
+		for (int u = 0; u < (focus ? 1 : 2); u++)
 			for (int i = 0; i < 3; i++) {
+				if (focus && ncl[i] == 4)
+					continue;
 				/* about `seconds` of work at the faiss rate */
 				uint32_t n = (uint32_t)(fr2.qps * seconds / ncl[i]);
 				if (n < 50)
@@ -1509,18 +1544,27 @@ main(int argc, char **argv)
 					 * gives faiss the cores they leave. */
 					int ncpu = omp_get_num_procs();
 					double left = ncpu - r.client_cpu_s / r.wall_s;
+					/* ... and with nng's I/O threads on the
+					 * client side counted as the client's */
+					double pleft = ncpu -
+					               r.client_proc_cpu_s / r.wall_s;
 					printf("{\"bench\":\"throughput_16\",\"where\":"
 					       "\"%s\",\"qps\":%.1f,\"faiss_allcores_qps\":"
 					       "%.1f,\"ratio_raw\":%.3f,"
 					       "\"ratio_vs_first_faiss\":%.3f,"
 					       "\"client_cores\":%.2f,\"cores_left\":%.2f,"
 					       "\"ratio_on_cores_left\":%.3f,"
+					       "\"client_process_cores\":%.2f,"
+					       "\"ratio_on_cores_left_by_process\":"
+					       "%.3f,"
 					       "\"server_cpu_us_per_req\":%.1f,"
 					       "\"faiss_cpu_us_per_query\":%.1f,"
 					       "\"cpu_efficiency\":%.3f}\n",
 					       names[u], r.qps, ref.qps, r.qps / ref.qps,
 					       r.qps / fr2.qps, r.client_cpu_s / r.wall_s,
 					       left, r.qps / (ref.qps * left / ncpu),
+					       r.client_proc_cpu_s / r.wall_s,
+					       r.qps / (ref.qps * pleft / ncpu),
 					       r.server_cpu_s / r.n * 1e6,
 					       ref.server_cpu_s / ref.n * 1e6,
 					       (ref.server_cpu_s / ref.n) /
@@ -1547,6 +1591,14 @@ main(int argc, char **argv)
 		fflush(stdout);
 	}
 
+	if (focus) {
+		faiss_Index_free(fidx);
+		server_stop(&s);
+		free(fm.base);
+		free(fm.queries);
+		free(fm.gt);
+		goto out;
+	}
 	/* efSearch sweep */
 	{
 		uint32_t efs[] = {16, 32, 64, 128, 256};
@@ -1648,6 +1700,7 @@ main(int argc, char **argv)
 			bench_scaling(&s, 1000000, 500, 2000);
 		server_stop(&s);
 	}
+out:
 	{
 		char cmd[PATH_MAX + 16];
 		snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpl);

@@ -38,6 +38,21 @@
  * level 0) with the queue sized max(efSearch, k), as upstream does now.
  * Equal values, or an index configured off the common path, take faiss's
  * own search unchanged.
+ *
+ * Distance kernels (issues 5 and 6). Debian compiles libfaiss.a for
+ * baseline x86-64, where faiss's float L2 and inner-product loops are
+ * scalar (fvec_L2sqr_ref: 67-90% of a query's or an HNSW build's
+ * samples); upstream's faiss_avx2 build vectorises them. Every index this
+ * unit makes or reads whose vectors sit in a flat float storage (HNSW's
+ * storage, or the IndexFlat inside an IDMap) gets that storage as
+ * SimdFlat: the same IndexFlat, data and file format (write_index sees an
+ * IndexFlat), whose distance computer and small-batch search use AVX2+FMA
+ * kernels when the CPU has them. Everything else is faiss's own code: HNSW
+ * adds and searches call the storage's distance computer, so they run
+ * unchanged around the faster kernel. Sums are taken in a different order
+ * than faiss's loop, so a distance can differ from faiss's in the last
+ * bits. ANCHORAGE_SIMD=off in the environment keeps faiss's storage (A/B
+ * measurements).
  */
 #include <faiss/AutoTune.h>
 #include <faiss/Index.h>
@@ -50,14 +65,20 @@
 #include <faiss/impl/DistanceComputer.h>
 #include <faiss/impl/HNSW.h>
 #include <faiss/utils/Heap.h>
+#include <faiss/utils/distances.h>
 #include <faiss/impl/IDSelector.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
 
+#include <immintrin.h>
+
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <stdexcept>
+#include <typeinfo>
 
 #include <faiss/c_api/AutoTune_c.h>
 #include <faiss/c_api/Index_c.h>
@@ -101,6 +122,215 @@ cidx_of(const FaissIndex *p)
 	return reinterpret_cast<const faiss::Index *>(p);
 }
 
+/* ---- SIMD flat storage (design note) ---------------------------------- */
+
+namespace {
+
+using dist_fn = float (*)(const float *, const float *, size_t);
+
+__attribute__((target("avx2,fma"))) float
+hsum256(__m256 a)
+{
+	__m128 s = _mm_add_ps(_mm256_castps256_ps128(a),
+	                      _mm256_extractf128_ps(a, 1));
+	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+	s = _mm_add_ss(s, _mm_movehdup_ps(s));
+	return _mm_cvtss_f32(s);
+}
+
+__attribute__((target("avx2,fma"))) float
+l2_avx2(const float *x, const float *y, size_t d)
+{
+	__m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+	size_t i = 0;
+	for (; i + 16 <= d; i += 16) {
+		__m256 t0 = _mm256_sub_ps(_mm256_loadu_ps(x + i),
+		                          _mm256_loadu_ps(y + i));
+		__m256 t1 = _mm256_sub_ps(_mm256_loadu_ps(x + i + 8),
+		                          _mm256_loadu_ps(y + i + 8));
+		a0 = _mm256_fmadd_ps(t0, t0, a0);
+		a1 = _mm256_fmadd_ps(t1, t1, a1);
+	}
+	if (i + 8 <= d) {
+		__m256 t0 = _mm256_sub_ps(_mm256_loadu_ps(x + i),
+		                          _mm256_loadu_ps(y + i));
+		a0 = _mm256_fmadd_ps(t0, t0, a0);
+		i += 8;
+	}
+	float r = hsum256(_mm256_add_ps(a0, a1));
+	for (; i < d; i++) {
+		float t = x[i] - y[i];
+		r += t * t;
+	}
+	return r;
+}
+
+__attribute__((target("avx2,fma"))) float
+ip_avx2(const float *x, const float *y, size_t d)
+{
+	__m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+	size_t i = 0;
+	for (; i + 16 <= d; i += 16) {
+		a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i),
+		                     _mm256_loadu_ps(y + i), a0);
+		a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8),
+		                     _mm256_loadu_ps(y + i + 8), a1);
+	}
+	if (i + 8 <= d) {
+		a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i),
+		                     _mm256_loadu_ps(y + i), a0);
+		i += 8;
+	}
+	float r = hsum256(_mm256_add_ps(a0, a1));
+	for (; i < d; i++)
+		r += x[i] * y[i];
+	return r;
+}
+
+/* The kernel for metric m on this CPU, or nullptr: keep faiss's. */
+dist_fn
+simd_kernel(faiss::MetricType m)
+{
+	static const bool on = [] {
+		const char *e = getenv("ANCHORAGE_SIMD");
+		__builtin_cpu_init();
+		return (e == nullptr || strcmp(e, "off") != 0) &&
+		       __builtin_cpu_supports("avx2") &&
+		       __builtin_cpu_supports("fma");
+	}();
+	if (!on)
+		return nullptr;
+	return m == faiss::METRIC_L2 ? l2_avx2
+	       : m == faiss::METRIC_INNER_PRODUCT ? ip_avx2
+	                                          : nullptr;
+}
+
+/* What faiss's FlatL2Dis / FlatIPDis compute (squared L2, or the inner
+ * product: HNSW negates it itself), with the kernel fn. */
+struct SimdFlatDis final : faiss::FlatCodesDistanceComputer {
+	const float *xb;
+	size_t d;
+	dist_fn fn;
+	const float *q = nullptr;
+
+	SimdFlatDis(const faiss::IndexFlat &s, dist_fn f)
+	        : FlatCodesDistanceComputer(s.codes.data(), s.code_size),
+	          xb(s.get_xb()), d((size_t)s.d), fn(f)
+	{
+	}
+	void set_query(const float *x) override { q = x; }
+	float distance_to_code(const uint8_t *code) override
+	{
+		return fn(q, reinterpret_cast<const float *>(code), d);
+	}
+	float symmetric_dis(idx_t i, idx_t j) override
+	{
+		return fn(xb + i * d, xb + j * d, d);
+	}
+};
+
+struct SimdFlat final : faiss::IndexFlat {
+	dist_fn fn;
+
+	/* Takes over from's vectors (from is left empty). */
+	SimdFlat(faiss::IndexFlat &from, dist_fn f)
+	        : faiss::IndexFlat(from.d, from.metric_type), fn(f)
+	{
+		metric_arg = from.metric_arg;
+		verbose = from.verbose;
+		is_trained = from.is_trained;
+		codes.swap(from.codes);
+		ntotal = from.ntotal;
+		from.ntotal = 0;
+	}
+
+	faiss::FlatCodesDistanceComputer *
+	get_FlatCodesDistanceComputer() const override
+	{
+		return new SimdFlatDis(*this, fn);
+	}
+
+	/* A few queries without parameters: the scan faiss does below its
+	 * BLAS threshold (exhaustive_L2sqr_seq / exhaustive_inner_product_seq:
+	 * a heap per query, a candidate enters only when strictly better),
+	 * with the kernel. Anything else is faiss's. */
+	void
+	search(idx_t n, const float *x, idx_t k, float *D, idx_t *I,
+	       const faiss::SearchParameters *params = nullptr) const override
+	{
+		if (params != nullptr || k <= 0 ||
+		    n >= faiss::distance_compute_blas_threshold) {
+			faiss::IndexFlat::search(n, x, k, D, I, params);
+			return;
+		}
+		const float *xb = get_xb();
+		const size_t dd = (size_t)d;
+		const bool l2 = metric_type == faiss::METRIC_L2;
+#pragma omp parallel for if (n > 1)
+		for (idx_t i = 0; i < n; i++) {
+			const float *q = x + i * dd;
+			float *Di = D + i * k;
+			idx_t *Ii = I + i * k;
+			if (l2) {
+				faiss::maxheap_heapify(k, Di, Ii);
+				for (idx_t j = 0; j < ntotal; j++) {
+					float v = fn(q, xb + j * dd, dd);
+					if (v < Di[0])
+						faiss::maxheap_replace_top(
+						    k, Di, Ii, v, j);
+				}
+				faiss::maxheap_reorder(k, Di, Ii);
+			} else {
+				faiss::minheap_heapify(k, Di, Ii);
+				for (idx_t j = 0; j < ntotal; j++) {
+					float v = fn(q, xb + j * dd, dd);
+					if (v > Di[0])
+						faiss::minheap_replace_top(
+						    k, Di, Ii, v, j);
+				}
+				faiss::minheap_reorder(k, Di, Ii);
+			}
+		}
+	}
+};
+
+/* Replaces *slot (owned) by a SimdFlat when it is a plain IndexFlat of a
+ * metric with a kernel. */
+void
+simd_swap(faiss::Index *&slot)
+{
+	faiss::Index *cur = slot;
+	if (cur == nullptr || (typeid(*cur) != typeid(faiss::IndexFlat) &&
+	                       typeid(*cur) != typeid(faiss::IndexFlatL2) &&
+	                       typeid(*cur) != typeid(faiss::IndexFlatIP)))
+		return;
+	auto *flat = static_cast<faiss::IndexFlat *>(cur);
+	dist_fn fn = simd_kernel(flat->metric_type);
+	if (fn == nullptr)
+		return;
+	slot = new SimdFlat(*flat, fn);
+	delete cur;
+}
+
+/* Gives idx's flat float storage the SIMD kernels (design note). Only
+ * indexes that own the storage are changed. */
+void
+simd_storage(faiss::Index *idx)
+{
+	faiss::Index *inner = idx;
+	if (auto *m = dynamic_cast<faiss::IndexIDMap *>(idx)) {
+		if (!m->own_fields)
+			return;
+		simd_swap(m->index);
+		inner = m->index;
+	}
+	if (auto *h = dynamic_cast<faiss::IndexHNSW *>(inner))
+		if (h->own_fields)
+			simd_swap(h->storage);
+}
+
+} /* namespace */
+
 extern "C" {
 
 const char *
@@ -125,9 +355,10 @@ faiss_index_factory(FaissIndex **p_index, int d, const char *description,
                     FaissMetricType metric)
 {
 	try {
-		faiss::Index *idx = faiss::index_factory(
-		    d, description, static_cast<faiss::MetricType>(metric));
-		*p_index = reinterpret_cast<FaissIndex *>(idx);
+		std::unique_ptr<faiss::Index> idx(faiss::index_factory(
+		    d, description, static_cast<faiss::MetricType>(metric)));
+		simd_storage(idx.get());
+		*p_index = reinterpret_cast<FaissIndex *>(idx.release());
 	}
 	ANC_FAISS_CATCH
 }
@@ -192,8 +423,9 @@ int
 faiss_read_index(FILE *f, int io_flags, FaissIndex **p_out)
 {
 	try {
-		faiss::Index *idx = faiss::read_index(f, io_flags);
-		*p_out = reinterpret_cast<FaissIndex *>(idx);
+		std::unique_ptr<faiss::Index> idx(faiss::read_index(f, io_flags));
+		simd_storage(idx.get());
+		*p_out = reinterpret_cast<FaissIndex *>(idx.release());
 	}
 	ANC_FAISS_CATCH
 }
@@ -202,8 +434,9 @@ int
 faiss_read_index_fname(const char *fname, int io_flags, FaissIndex **p_out)
 {
 	try {
-		faiss::Index *idx = faiss::read_index(fname, io_flags);
-		*p_out = reinterpret_cast<FaissIndex *>(idx);
+		std::unique_ptr<faiss::Index> idx(faiss::read_index(fname, io_flags));
+		simd_storage(idx.get());
+		*p_out = reinterpret_cast<FaissIndex *>(idx.release());
 	}
 	ANC_FAISS_CATCH
 }

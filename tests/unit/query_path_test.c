@@ -8,6 +8,11 @@
  *    itself returns with the index's efSearch set to ef, through an IDMap2,
  *    for L2 and inner product, one and two OpenMP threads; recall must
  *    grow with ef; wrong parameters stay faiss errors;
+ *  - the SIMD flat storage (faiss_c_compat.cpp, "Distance kernels"): the
+ *    distances of a flat and an HNSW index, L2 and inner product, at
+ *    dimensions that use every tail of the kernels, equal a double-precision
+ *    reference to float rounding and the flat top-k is the exact top-k; an
+ *    HNSW index written and read back answers bit for bit the same;
  *  - decoder paths (mpk.c) built without snprintf: byte-identical to the
  *    snprintf they replace, truncation included.
  */
@@ -25,6 +30,7 @@
 #include <faiss/c_api/Index_c.h>
 #include <faiss/c_api/error_c.h>
 #include <faiss/c_api/index_factory_c.h>
+#include <faiss/c_api/index_io_c.h>
 
 #include "faiss_c_ext.h"
 #include "mpk.h"
@@ -186,6 +192,136 @@ Test(query_path, hnsw_ef_errors_and_empty)
 	faiss_SearchParameters_free((FaissSearchParameters *)ph);
 	faiss_SearchParameters_free((FaissSearchParameters *)pi);
 	faiss_Index_free(idx);
+}
+
+/* Distance of a and b in the metric's terms, in double. */
+static double
+ref_dist(FaissMetricType metric, const float *a, const float *b, int d)
+{
+	double acc = 0;
+	for (int i = 0; i < d; i++)
+		acc += metric == METRIC_L2 ? ((double)a[i] - b[i]) * (a[i] - b[i])
+		                           : (double)a[i] * b[i];
+	return acc;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Every answer of idx for the nq queries xq: its distance is the reference
+ * distance of its label to float rounding, the list is ordered, and when
+ * exact is set the labels are the true top K (up to ties within the
+ * rounding). Labels are ids - 1000 (the IDMap2 translation). */
+static void
+simd_check(FaissIndex *idx, FaissMetricType metric, const float *xb, int nb,
+           const float *xq, int nq, int d, int exact, float *dist,
+           idx_t *lab)
+{
+	double *all = malloc((size_t)nb * sizeof *all);
+	cr_assert_not_null(all);
+	cr_assert_eq(faiss_Index_search(idx, nq, xq, K, dist, lab), 0, "%s",
+	             faiss_get_last_error());
+	for (int q = 0; q < nq; q++) {
+		const float *x = xq + (size_t)q * d;
+		for (int j = 0; j < nb; j++)
+			all[j] = ref_dist(metric, x, xb + (size_t)j * d, d);
+		for (int i = 0; i < K; i++) {
+			idx_t l = lab[q * K + i];
+			cr_assert(l >= 1000 && l < 1000 + nb,
+			          "d %d query %d rank %d: label %lld", d, q, i,
+			          (long long)l);
+			double want = all[l - 1000], got = dist[q * K + i];
+			double tol = 1e-5 * (fabs(want) + d);
+			cr_assert(fabs(got - want) <= tol,
+			          "d %d query %d rank %d: distance %.9g, reference "
+			          "%.9g", d, q, i, got, want);
+			if (i > 0)
+				cr_assert(metric == METRIC_L2
+				              ? dist[q * K + i - 1] <= got
+				              : dist[q * K + i - 1] >= got,
+				          "d %d query %d: rank %d out of order", d, q,
+				          i);
+		}
+		if (!exact)
+			continue;
+		qsort(all, nb, sizeof *all, cmp_double);
+		/* the K-th best reference distance bounds every answer */
+		double kth = metric == METRIC_L2 ? all[K - 1] : all[nb - K];
+		for (int i = 0; i < K; i++) {
+			double got = dist[q * K + i], tol = 1e-5 * (fabs(kth) + d);
+			cr_assert(metric == METRIC_L2 ? got <= kth + tol
+			                              : got >= kth - tol,
+			          "d %d query %d rank %d: %.9g is not in the top "
+			          "%d (%.9g)", d, q, i, got, K, kth);
+		}
+	}
+	free(all);
+}
+
+static void
+simd_case(FaissMetricType metric, int d)
+{
+	const int nb = 1500, nq = 8; /* under faiss's BLAS threshold (20) */
+	float *xb = randn((size_t)nb * d), *xq = randn((size_t)nq * d);
+	idx_t *ids = malloc(nb * sizeof *ids), l1[8 * K], l2[8 * K];
+	float d1[8 * K], d2[8 * K];
+	FaissIndex *flat = NULL, *hnsw = NULL, *back = NULL;
+	FILE *f = tmpfile();
+
+	cr_assert_not_null(ids);
+	cr_assert_not_null(f);
+	for (int i = 0; i < nb; i++)
+		ids[i] = 1000 + i;
+	omp_set_num_threads(1);
+	cr_assert_eq(faiss_index_factory(&flat, d, "IDMap2,Flat", metric), 0);
+	cr_assert_eq(faiss_Index_add_with_ids(flat, nb, xb, ids), 0);
+	simd_check(flat, metric, xb, nb, xq, nq, d, 1, d1, l1);
+
+	cr_assert_eq(faiss_index_factory(&hnsw, d, "IDMap2,HNSW16", metric), 0);
+	cr_assert_eq(faiss_Index_add_with_ids(hnsw, nb, xb, ids), 0);
+	simd_check(hnsw, metric, xb, nb, xq, nq, d, 0, d1, l1);
+	/* the file is faiss's own format and reads back the same index */
+	cr_assert_eq(faiss_write_index(hnsw, f), 0, "%s", faiss_get_last_error());
+	rewind(f);
+	cr_assert_eq(faiss_read_index(f, 0, &back), 0, "%s",
+	             faiss_get_last_error());
+	cr_assert_eq(faiss_Index_ntotal(back), nb);
+	cr_assert_eq(faiss_Index_search(back, nq, xq, K, d2, l2), 0);
+	for (int i = 0; i < nq * K; i++) {
+		cr_assert_eq(l1[i], l2[i], "d %d entry %d after a round trip", d,
+		             i);
+		cr_assert_eq(d1[i], d2[i], "d %d entry %d after a round trip", d,
+		             i);
+	}
+	fclose(f);
+	faiss_Index_free(back);
+	faiss_Index_free(hnsw);
+	faiss_Index_free(flat);
+	free(ids);
+	free(xb);
+	free(xq);
+}
+
+/* 7: scalar tail only; 13 = 8 + 5; 37 = 2 x 16 + 5; 784 = 49 x 16:
+ * Fashion-MNIST's dimension. */
+Test(query_path, simd_storage_l2, .timeout = 120)
+{
+	const int dims[] = {7, 13, 37, 784};
+	rng_state = 0x6a09e667f3bcc909ull;
+	for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
+		simd_case(METRIC_L2, dims[i]);
+}
+
+Test(query_path, simd_storage_ip, .timeout = 120)
+{
+	const int dims[] = {7, 13, 37, 784};
+	rng_state = 0xbb67ae8584caa73bull;
+	for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
+		simd_case(METRIC_INNER_PRODUCT, dims[i]);
 }
 
 Test(query_path, mpk_paths_match_snprintf)
