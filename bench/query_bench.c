@@ -317,6 +317,27 @@ typedef struct {
 /* The running server, whose CPU and context switches cl_run charges. */
 static pid_t stat_pid;
 
+/* Wait until the server has used no more than a tick of CPU for 3 s in
+ * a row (at most 60 s): a server that has just started or loaded does
+ * background work of its own (grounding's calibration looks at every
+ * contract 2 s after start-up and after writes, an O(n^2) pass over a
+ * sample), which would otherwise run inside the next measurement. */
+static void
+server_settle(pid_t pid)
+{
+	double last = proc_sample(pid).cpu_s, quiet = 0, waited = 0;
+	while (quiet < 3.0 && waited < 60.0) {
+		usleep(250000);
+		waited += 0.25;
+		double now = proc_sample(pid).cpu_s;
+		quiet = now - last <= 0.011 ? quiet + 0.25 : 0;
+		last = now;
+	}
+	if (quiet < 3.0)
+		fprintf(stderr, "query_bench: the server is still busy after "
+		                "60 s; measuring anyway\n");
+}
+
 static void
 server_start(server *s)
 {
@@ -356,6 +377,7 @@ server_start(server *s)
 			anc_resp_free(r);
 			anc_client_close(c);
 			stat_pid = s->pid;
+			server_settle(s->pid);
 			return;
 		}
 		anc_client_close(c);
