@@ -1165,6 +1165,7 @@ bench_batched_flat(const dataset *ds, const char *url, int rounds)
 
 	contract_make(&ct, "flat", ds->dim, ANC_INDEX_FLAT, 0, 0, 0);
 	lt = load(c, "fm-flat", &ct, ds->base, ds->nb, ds->dim, cid);
+	server_settle(stat_pid);
 	if (faiss_IndexFlat_new_with(&flat, ds->dim, METRIC_L2) ||
 	    faiss_Index_add((FaissIndex *)flat, ds->nb, ds->base))
 		die("faiss flat", faiss_get_last_error());
@@ -1323,6 +1324,7 @@ bench_scaling(server *s, uint32_t nb, uint32_t nq, uint32_t per)
 	contract_make(&ct, coll, ds.dim, ANC_INDEX_HNSW, 16, 100, 64);
 	bt = load(c, coll, &ct, ds.base, nb, ds.dim, cid);
 	anc_client_close(c);
+	server_settle(stat_pid);
 	r = cl_run(&ds, s->ipc, coll, cid, 0, 1, per, 0, 0, &errors);
 	printf("{\"bench\":\"scaling\",\"data\":\"synthetic-128d-100clusters\","
 	       "\"n\":%u,\"index\":\"hnsw M16 efC100 ef64\",\"build_s\":%.2f,"

@@ -47,12 +47,18 @@
  * storage, or the IndexFlat inside an IDMap) gets that storage as
  * SimdFlat: the same IndexFlat, data and file format (write_index sees an
  * IndexFlat), whose distance computer and small-batch search use AVX2+FMA
- * kernels when the CPU has them. Everything else is faiss's own code: HNSW
+ * kernels when the CPU has them. HNSW's 8-bit scalar-quantizer storage
+ * (hnsw_sq8) gets the same treatment as SimdSQ8: faiss's formula
+ * (component i decodes to vmin[i] + (code[i] + 0.5) / 255 * vdiff[i]),
+ * eight components at a time. Everything else is faiss's own code: HNSW
  * adds and searches call the storage's distance computer, so they run
  * unchanged around the faster kernel. Sums are taken in a different order
  * than faiss's loop, so a distance can differ from faiss's in the last
  * bits. ANCHORAGE_SIMD=off in the environment keeps faiss's storage (A/B
- * measurements).
+ * measurements). Not covered, as Anchorage does not use them: a top-level
+ * IndexFlat (not wrapped), faiss::clone_index (the copy is a plain
+ * IndexFlat / IndexScalarQuantizer again) and merge_from (faiss checks
+ * the exact type and refuses a SimdFlat next to an IndexFlat).
  */
 #include <faiss/AutoTune.h>
 #include <faiss/Index.h>
@@ -61,6 +67,7 @@
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIVF.h>
+#include <faiss/IndexScalarQuantizer.h>
 #include <faiss/impl/AuxIndexStructures.h>
 #include <faiss/impl/DistanceComputer.h>
 #include <faiss/impl/HNSW.h>
@@ -294,6 +301,104 @@ struct SimdFlat final : faiss::IndexFlat {
 	}
 };
 
+/* SimdSQ8's distances: the query (or a second code) against a code of
+ * faiss's QT_8bit codec, whose trained ranges are vmin[d] then vdiff[d]. */
+__attribute__((target("avx2,fma"))) inline __m256
+sq8_decode8(const uint8_t *code, const float *vmin, const float *vdiff)
+{
+	__m128i c8 = _mm_loadl_epi64(reinterpret_cast<const __m128i *>(code));
+	__m256 c = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(c8));
+	__m256 u = _mm256_mul_ps(_mm256_add_ps(c, _mm256_set1_ps(0.5f)),
+	                         _mm256_set1_ps(1.0f / 255.0f));
+	return _mm256_fmadd_ps(u, _mm256_loadu_ps(vdiff), _mm256_loadu_ps(vmin));
+}
+
+inline float
+sq8_decode1(const uint8_t *code, const float *vmin, const float *vdiff,
+            size_t i)
+{
+	return vmin[i] + (code[i] + 0.5f) / 255.0f * vdiff[i];
+}
+
+/* The query q, or when qc is set the code qc, against code: squared L2 or
+ * inner product. */
+__attribute__((target("avx2,fma"))) float
+sq8_dist(const float *q, const uint8_t *qc, const uint8_t *code,
+         const float *vmin, const float *vdiff, size_t d, bool l2)
+{
+	__m256 acc = _mm256_setzero_ps();
+	size_t i = 0;
+	for (; i + 8 <= d; i += 8) {
+		__m256 x = sq8_decode8(code + i, vmin + i, vdiff + i);
+		__m256 y = qc != nullptr ? sq8_decode8(qc + i, vmin + i, vdiff + i)
+		                         : _mm256_loadu_ps(q + i);
+		if (l2) {
+			__m256 t = _mm256_sub_ps(y, x);
+			acc = _mm256_fmadd_ps(t, t, acc);
+		} else {
+			acc = _mm256_fmadd_ps(y, x, acc);
+		}
+	}
+	float r = hsum256(acc);
+	for (; i < d; i++) {
+		float x = sq8_decode1(code, vmin, vdiff, i);
+		float y = qc != nullptr ? sq8_decode1(qc, vmin, vdiff, i) : q[i];
+		r += l2 ? (y - x) * (y - x) : y * x;
+	}
+	return r;
+}
+
+struct SimdSQ8Dis final : faiss::FlatCodesDistanceComputer {
+	const float *vmin, *vdiff;
+	size_t d;
+	bool l2;
+	const float *q = nullptr;
+
+	SimdSQ8Dis(const faiss::IndexScalarQuantizer &s)
+	        : FlatCodesDistanceComputer(s.codes.data(), s.code_size),
+	          vmin(s.sq.trained.data()), vdiff(s.sq.trained.data() + s.d),
+	          d((size_t)s.d), l2(s.metric_type == faiss::METRIC_L2)
+	{
+	}
+	void set_query(const float *x) override { q = x; }
+	float distance_to_code(const uint8_t *code) override
+	{
+		return sq8_dist(q, nullptr, code, vmin, vdiff, d, l2);
+	}
+	float symmetric_dis(idx_t i, idx_t j) override
+	{
+		return sq8_dist(nullptr, codes + i * code_size,
+		                codes + j * code_size, vmin, vdiff, d, l2);
+	}
+};
+
+struct SimdSQ8 final : faiss::IndexScalarQuantizer {
+	/* Takes over from's codes (from is left empty). */
+	explicit SimdSQ8(faiss::IndexScalarQuantizer &from)
+	        : faiss::IndexScalarQuantizer(from.d, from.sq.qtype,
+	                                      from.metric_type)
+	{
+		sq = from.sq;
+		code_size = from.code_size;
+		metric_arg = from.metric_arg;
+		verbose = from.verbose;
+		is_trained = from.is_trained;
+		codes.swap(from.codes);
+		ntotal = from.ntotal;
+		from.ntotal = 0;
+	}
+
+	/* Ours once trained (faiss trains the storage after the swap when
+	 * the index is new), faiss's otherwise. */
+	faiss::FlatCodesDistanceComputer *
+	get_FlatCodesDistanceComputer() const override
+	{
+		if (sq.trained.size() == 2 * (size_t)d)
+			return new SimdSQ8Dis(*this);
+		return faiss::IndexScalarQuantizer::get_FlatCodesDistanceComputer();
+	}
+};
+
 /* Replaces *slot (owned) by a SimdFlat when it is a plain IndexFlat of a
  * metric with a kernel. */
 void
@@ -312,6 +417,23 @@ simd_swap(faiss::Index *&slot)
 	delete cur;
 }
 
+/* Replaces *slot (owned, HNSW's storage) by a SimdSQ8 when it is a plain
+ * IndexScalarQuantizer with faiss's per-dimension 8-bit codec. */
+void
+simd_swap_sq8(faiss::Index *&slot)
+{
+	faiss::Index *cur = slot;
+	if (cur == nullptr ||
+	    typeid(*cur) != typeid(faiss::IndexScalarQuantizer))
+		return;
+	auto *sq = static_cast<faiss::IndexScalarQuantizer *>(cur);
+	if (sq->sq.qtype != faiss::ScalarQuantizer::QT_8bit ||
+	    simd_kernel(sq->metric_type) == nullptr)
+		return;
+	slot = new SimdSQ8(*sq);
+	delete cur;
+}
+
 /* Gives idx's flat float storage the SIMD kernels (design note). Only
  * indexes that own the storage are changed. */
 void
@@ -325,8 +447,10 @@ simd_storage(faiss::Index *idx)
 		inner = m->index;
 	}
 	if (auto *h = dynamic_cast<faiss::IndexHNSW *>(inner))
-		if (h->own_fields)
+		if (h->own_fields) {
 			simd_swap(h->storage);
+			simd_swap_sq8(h->storage);
+		}
 }
 
 } /* namespace */
