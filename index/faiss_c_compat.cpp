@@ -50,7 +50,9 @@
  * kernels when the CPU has them. HNSW's 8-bit scalar-quantizer storage
  * (hnsw_sq8) gets the same treatment as SimdSQ8: faiss's formula
  * (component i decodes to vmin[i] + (code[i] + 0.5) / 255 * vdiff[i]),
- * eight components at a time. Everything else is faiss's own code: HNSW
+ * eight components at a time; and ivf_flat's inverted-list scan, as
+ * SimdIVFFlat (the same IndexIVFFlat, whose scanner computes each
+ * distance with the kernel; faiss's own loop around it). Everything else is faiss's own code: HNSW
  * adds and searches call the storage's distance computer, so they run
  * unchanged around the faster kernel. Sums are taken in a different order
  * than faiss's loop, so a distance can differ from faiss's in the last
@@ -67,6 +69,7 @@
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIVF.h>
+#include <faiss/IndexIVFFlat.h>
 #include <faiss/IndexScalarQuantizer.h>
 #include <faiss/impl/AuxIndexStructures.h>
 #include <faiss/impl/DistanceComputer.h>
@@ -399,6 +402,81 @@ struct SimdSQ8 final : faiss::IndexScalarQuantizer {
 	}
 };
 
+/* The scan of one inverted list of an IndexIVFFlat (raw vectors as codes):
+ * faiss's IVFFlatScanner with the kernel. faiss's default scan_codes keeps
+ * the heap (maximum for inner product). */
+struct SimdIVFFlatScanner final : faiss::InvertedListScanner {
+	size_t d;
+	dist_fn fn;
+	const float *q = nullptr;
+
+	SimdIVFFlatScanner(size_t dim, dist_fn f, bool ip, bool pairs)
+	        : InvertedListScanner(pairs, nullptr), d(dim), fn(f)
+	{
+		keep_max = ip;
+		code_size = dim * sizeof(float);
+	}
+	void set_query(const float *x) override { q = x; }
+	void set_list(idx_t l, float) override { list_no = l; }
+	float distance_to_code(const uint8_t *code) const override
+	{
+		return fn(q, reinterpret_cast<const float *>(code), d);
+	}
+	void
+	scan_codes_range(size_t n, const uint8_t *codes, const idx_t *ids,
+	                 float radius,
+	                 faiss::RangeQueryResult &res) const override
+	{
+		for (size_t j = 0; j < n; j++, codes += code_size) {
+			float v = distance_to_code(codes);
+			if (keep_max ? v > radius : v < radius)
+				res.add(v, store_pairs ? faiss::lo_build(list_no, j)
+				                       : ids[j]);
+		}
+	}
+};
+
+struct SimdIVFFlat final : faiss::IndexIVFFlat {
+	dist_fn fn;
+
+	/* Takes over from's quantizer and lists (from no longer owns
+	 * them, and is deleted by the caller). */
+	SimdIVFFlat(faiss::IndexIVFFlat &from, dist_fn f)
+	        : faiss::IndexIVFFlat(from), fn(f)
+	{
+		from.own_fields = false;
+		from.own_invlists = false;
+	}
+
+	faiss::InvertedListScanner *
+	get_InvertedListScanner(bool store_pairs,
+	                        const faiss::IDSelector *sel) const override
+	{
+		if (sel != nullptr)
+			return faiss::IndexIVFFlat::get_InvertedListScanner(
+			    store_pairs, sel);
+		return new SimdIVFFlatScanner(
+		    (size_t)d, fn, metric_type == faiss::METRIC_INNER_PRODUCT,
+		    store_pairs);
+	}
+};
+
+/* Replaces *slot (owned) by a SimdIVFFlat when it is a plain IndexIVFFlat
+ * of a metric with a kernel. */
+void
+simd_swap_ivf(faiss::Index *&slot)
+{
+	faiss::Index *cur = slot;
+	if (cur == nullptr || typeid(*cur) != typeid(faiss::IndexIVFFlat))
+		return;
+	auto *ivf = static_cast<faiss::IndexIVFFlat *>(cur);
+	dist_fn fn = simd_kernel(ivf->metric_type);
+	if (fn == nullptr)
+		return;
+	slot = new SimdIVFFlat(*ivf, fn);
+	delete cur;
+}
+
 /* Replaces *slot (owned) by a SimdFlat when it is a plain IndexFlat of a
  * metric with a kernel. */
 void
@@ -444,6 +522,7 @@ simd_storage(faiss::Index *idx)
 		if (!m->own_fields)
 			return;
 		simd_swap(m->index);
+		simd_swap_ivf(m->index);
 		inner = m->index;
 	}
 	if (auto *h = dynamic_cast<faiss::IndexHNSW *>(inner))

@@ -15,7 +15,8 @@
  *    HNSW index written and read back answers bit for bit the same; an
  *    hnsw_sq8 index's distances equal those of faiss's own scalar
  *    quantizer scan ("IDMap2,SQ8", which keeps faiss's code) over the same
- *    codes;
+ *    codes; an ivf_flat index probing every list is exact, and its
+ *    distances are the kernels' (not faiss's scalar loop's) when active;
  *  - decoder paths (mpk.c) built without snprintf: byte-identical to the
  *    snprintf they replace, truncation included.
  */
@@ -432,6 +433,76 @@ Test(query_path, simd_flat_equals_faiss_flat, .timeout = 120)
 		faiss_Index_free(ours);
 		free(gb);
 		free(gq);
+	}
+}
+
+static void
+ivf_case(FaissMetricType metric, int d)
+{
+	const int nb = 1500, nq = 8;
+	float *xb = randn((size_t)nb * d), *xq = randn((size_t)nq * d);
+	float d1[8 * K], d2[8 * K], d3[8 * K];
+	idx_t l1[8 * K], l2[8 * K], l3[8 * K];
+	idx_t *ids = malloc(nb * sizeof *ids);
+	FaissIndex *ivf = NULL, *back = NULL;
+	FaissIndexFlat *plain = NULL;
+	FILE *f = tmpfile();
+	const char *env = getenv("ANCHORAGE_SIMD");
+	int active = __builtin_cpu_supports("avx2") &&
+	             __builtin_cpu_supports("fma") &&
+	             (env == NULL || strcmp(env, "off") != 0);
+	int differ = 0;
+
+	cr_assert(ids != NULL && f != NULL);
+	for (int i = 0; i < nb; i++)
+		ids[i] = 1000 + i;
+	omp_set_num_threads(1);
+	cr_assert_eq(faiss_index_factory(&ivf, d, "IDMap2,IVF16,Flat", metric),
+	             0);
+	cr_assert_eq(faiss_Index_train(ivf, nb, xb), 0, "%s",
+	             faiss_get_last_error());
+	cr_assert_eq(faiss_Index_add_with_ids(ivf, nb, xb, ids), 0);
+	set_param(ivf, "nprobe", 16); /* every list: exact */
+	simd_check(ivf, metric, xb, nb, xq, nq, d, 1, d1, l1);
+
+	/* faiss's scalar loop gives the same sums as its IndexFlat */
+	cr_assert_eq(faiss_IndexFlat_new_with(&plain, d, metric), 0);
+	cr_assert_eq(faiss_Index_add((FaissIndex *)plain, nb, xb), 0);
+	cr_assert_eq(faiss_Index_search((FaissIndex *)plain, nq, xq, K, d3, l3),
+	             0);
+	for (int i = 0; i < nq * K; i++)
+		if (l3[i] + 1000 == l1[i])
+			differ += memcmp(&d1[i], &d3[i], sizeof d1[i]) != 0;
+	if (d >= 16)
+		cr_assert_eq(differ > 0, active, "d %d: %d distances differ from "
+		             "faiss's scalar loop, kernels %s", d, differ,
+		             active ? "expected" : "not expected");
+
+	cr_assert_eq(faiss_write_index(ivf, f), 0, "%s", faiss_get_last_error());
+	rewind(f);
+	cr_assert_eq(faiss_read_index(f, 0, &back), 0, "%s",
+	             faiss_get_last_error());
+	set_param(back, "nprobe", 16);
+	cr_assert_eq(faiss_Index_search(back, nq, xq, K, d2, l2), 0);
+	for (int i = 0; i < nq * K; i++)
+		cr_assert(l1[i] == l2[i] && d1[i] == d2[i],
+		          "d %d entry %d after a round trip", d, i);
+	fclose(f);
+	faiss_Index_free((FaissIndex *)plain);
+	faiss_Index_free(back);
+	faiss_Index_free(ivf);
+	free(ids);
+	free(xb);
+	free(xq);
+}
+
+Test(query_path, simd_ivf_flat, .timeout = 120)
+{
+	const int dims[] = {7, 37, 784};
+	rng_state = 0xa54ff53a5f1d36f1ull;
+	for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++) {
+		ivf_case(METRIC_L2, dims[i]);
+		ivf_case(METRIC_INNER_PRODUCT, dims[i]);
 	}
 }
 
