@@ -461,54 +461,32 @@ struct SimdIVFFlat final : faiss::IndexIVFFlat {
 	}
 };
 
-/* Replaces *slot (owned) by a SimdIVFFlat when it is a plain IndexIVFFlat
- * of a metric with a kernel. */
+/* Replaces the owned *slot by its SIMD twin when it is exactly one of
+ * faiss's classes covered here (the design note), of a metric with a
+ * kernel on this CPU: IndexFlat(L2/IP), IndexIVFFlat, and as HNSW's
+ * storage (hnsw_storage) the 8-bit IndexScalarQuantizer. */
 void
-simd_swap_ivf(faiss::Index *&slot)
+simd_swap(faiss::Index *&slot, bool hnsw_storage)
 {
-	faiss::Index *cur = slot;
-	if (cur == nullptr || typeid(*cur) != typeid(faiss::IndexIVFFlat))
+	faiss::Index *cur = slot, *twin = nullptr;
+	dist_fn fn;
+	if (cur == nullptr || (fn = simd_kernel(cur->metric_type)) == nullptr)
 		return;
-	auto *ivf = static_cast<faiss::IndexIVFFlat *>(cur);
-	dist_fn fn = simd_kernel(ivf->metric_type);
-	if (fn == nullptr)
+	const std::type_info &t = typeid(*cur);
+	if (t == typeid(faiss::IndexFlat) || t == typeid(faiss::IndexFlatL2) ||
+	    t == typeid(faiss::IndexFlatIP))
+		twin = new SimdFlat(*static_cast<faiss::IndexFlat *>(cur), fn);
+	else if (t == typeid(faiss::IndexIVFFlat))
+		twin = new SimdIVFFlat(*static_cast<faiss::IndexIVFFlat *>(cur),
+		                       fn);
+	else if (hnsw_storage && t == typeid(faiss::IndexScalarQuantizer) &&
+	         static_cast<faiss::IndexScalarQuantizer *>(cur)->sq.qtype ==
+	             faiss::ScalarQuantizer::QT_8bit)
+		twin = new SimdSQ8(
+		    *static_cast<faiss::IndexScalarQuantizer *>(cur));
+	if (twin == nullptr)
 		return;
-	slot = new SimdIVFFlat(*ivf, fn);
-	delete cur;
-}
-
-/* Replaces *slot (owned) by a SimdFlat when it is a plain IndexFlat of a
- * metric with a kernel. */
-void
-simd_swap(faiss::Index *&slot)
-{
-	faiss::Index *cur = slot;
-	if (cur == nullptr || (typeid(*cur) != typeid(faiss::IndexFlat) &&
-	                       typeid(*cur) != typeid(faiss::IndexFlatL2) &&
-	                       typeid(*cur) != typeid(faiss::IndexFlatIP)))
-		return;
-	auto *flat = static_cast<faiss::IndexFlat *>(cur);
-	dist_fn fn = simd_kernel(flat->metric_type);
-	if (fn == nullptr)
-		return;
-	slot = new SimdFlat(*flat, fn);
-	delete cur;
-}
-
-/* Replaces *slot (owned, HNSW's storage) by a SimdSQ8 when it is a plain
- * IndexScalarQuantizer with faiss's per-dimension 8-bit codec. */
-void
-simd_swap_sq8(faiss::Index *&slot)
-{
-	faiss::Index *cur = slot;
-	if (cur == nullptr ||
-	    typeid(*cur) != typeid(faiss::IndexScalarQuantizer))
-		return;
-	auto *sq = static_cast<faiss::IndexScalarQuantizer *>(cur);
-	if (sq->sq.qtype != faiss::ScalarQuantizer::QT_8bit ||
-	    simd_kernel(sq->metric_type) == nullptr)
-		return;
-	slot = new SimdSQ8(*sq);
+	slot = twin;
 	delete cur;
 }
 
@@ -521,15 +499,12 @@ simd_storage(faiss::Index *idx)
 	if (auto *m = dynamic_cast<faiss::IndexIDMap *>(idx)) {
 		if (!m->own_fields)
 			return;
-		simd_swap(m->index);
-		simd_swap_ivf(m->index);
+		simd_swap(m->index, false);
 		inner = m->index;
 	}
 	if (auto *h = dynamic_cast<faiss::IndexHNSW *>(inner))
-		if (h->own_fields) {
-			simd_swap(h->storage);
-			simd_swap_sq8(h->storage);
-		}
+		if (h->own_fields)
+			simd_swap(h->storage, true);
 }
 
 } /* namespace */
