@@ -43,24 +43,28 @@
  * baseline x86-64, where faiss's float L2 and inner-product loops are
  * scalar (fvec_L2sqr_ref: 67-90% of a query's or an HNSW build's
  * samples); upstream's faiss_avx2 build vectorises them. Every index this
- * unit makes or reads whose vectors sit in a flat float storage (HNSW's
- * storage, or the IndexFlat inside an IDMap) gets that storage as
- * SimdFlat: the same IndexFlat, data and file format (write_index sees an
- * IndexFlat), whose distance computer and small-batch search use AVX2+FMA
- * kernels when the CPU has them. HNSW's 8-bit scalar-quantizer storage
- * (hnsw_sq8) gets the same treatment as SimdSQ8: faiss's formula
- * (component i decodes to vmin[i] + (code[i] + 0.5) / 255 * vdiff[i]),
- * eight components at a time; and ivf_flat's inverted-list scan, as
- * SimdIVFFlat (the same IndexIVFFlat, whose scanner computes each
- * distance with the kernel; faiss's own loop around it). Everything else is faiss's own code: HNSW
- * adds and searches call the storage's distance computer, so they run
- * unchanged around the faster kernel. Sums are taken in a different order
- * than faiss's loop, so a distance can differ from faiss's in the last
- * bits. ANCHORAGE_SIMD=off in the environment keeps faiss's storage (A/B
- * measurements). Not covered, as Anchorage does not use them: a top-level
- * IndexFlat (not wrapped), faiss::clone_index (the copy is a plain
- * IndexFlat / IndexScalarQuantizer again) and merge_from (faiss checks
- * the exact type and refuses a SimdFlat next to an IndexFlat).
+ * unit makes or reads gets, when the CPU has AVX2 and FMA, a SIMD twin of
+ * the part that computes distances (simd_swap):
+ *  - the flat float storage (HNSW's storage, or the IndexFlat inside an
+ *    IDMap) becomes SimdFlat: the same IndexFlat, data and file format
+ *    (write_index sees an IndexFlat), whose distance computer and
+ *    small-batch search use the kernels;
+ *  - HNSW's 8-bit scalar-quantizer storage (hnsw_sq8) becomes SimdSQ8,
+ *    with faiss's formula (component i decodes to
+ *    vmin[i] + (code[i] + 0.5) / 255 * vdiff[i]), eight components at a
+ *    time;
+ *  - an IndexIVFFlat (ivf_flat) becomes SimdIVFFlat, whose inverted-list
+ *    scanner computes each distance with the kernel.
+ * Everything else is faiss's own code: HNSW adds and searches call the
+ * storage's distance computer, IVF's loop calls the scanner, so they run
+ * unchanged around the faster kernels. Sums are taken in a different
+ * order than faiss's loop, so a distance can differ from faiss's in the
+ * last bits. ANCHORAGE_SIMD=off in the environment keeps faiss's classes
+ * (A/B measurements). This is not Anchorage-specific either: with a real
+ * libfaiss_c the kernels are whatever that faiss build has. Not covered,
+ * as Anchorage does not use them: a top-level IndexFlat (not wrapped),
+ * faiss::clone_index (the copy is of faiss's class again) and merge_from
+ * (faiss checks the exact type and refuses a twin next to the original).
  */
 #include <faiss/AutoTune.h>
 #include <faiss/Index.h>
