@@ -219,6 +219,20 @@ simd_kernel(faiss::MetricType m)
 	                                          : nullptr;
 }
 
+/* A twin made with its original's constructor arguments takes over the
+ * rest of its state: the codes (from is left empty) and the flags. */
+void
+take_codes(faiss::IndexFlatCodes &to, faiss::IndexFlatCodes &from)
+{
+	to.code_size = from.code_size;
+	to.metric_arg = from.metric_arg;
+	to.verbose = from.verbose;
+	to.is_trained = from.is_trained;
+	to.codes.swap(from.codes);
+	to.ntotal = from.ntotal;
+	from.ntotal = 0;
+}
+
 /* What faiss's FlatL2Dis / FlatIPDis compute (squared L2, or the inner
  * product: HNSW negates it itself), with the kernel fn. */
 struct SimdFlatDis final : faiss::FlatCodesDistanceComputer {
@@ -250,12 +264,7 @@ struct SimdFlat final : faiss::IndexFlat {
 	SimdFlat(faiss::IndexFlat &from, dist_fn f)
 	        : faiss::IndexFlat(from.d, from.metric_type), fn(f)
 	{
-		metric_arg = from.metric_arg;
-		verbose = from.verbose;
-		is_trained = from.is_trained;
-		codes.swap(from.codes);
-		ntotal = from.ntotal;
-		from.ntotal = 0;
+		take_codes(*this, from);
 	}
 
 	faiss::FlatCodesDistanceComputer *
@@ -386,13 +395,7 @@ struct SimdSQ8 final : faiss::IndexScalarQuantizer {
 	                                      from.metric_type)
 	{
 		sq = from.sq;
-		code_size = from.code_size;
-		metric_arg = from.metric_arg;
-		verbose = from.verbose;
-		is_trained = from.is_trained;
-		codes.swap(from.codes);
-		ntotal = from.ntotal;
-		from.ntotal = 0;
+		take_codes(*this, from);
 	}
 
 	/* Ours once trained (faiss trains the storage after the swap when
