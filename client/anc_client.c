@@ -42,6 +42,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -598,6 +599,43 @@ pl_cb(void *arg)
 	pthread_mutex_unlock(&p->mtx);
 }
 
+/*
+ * Wait, at most the call timeout, for the replies to requests still in
+ * flight. nng 1.5.2 can hang for ever in nng_close when a reply arrives
+ * on a socket whose contexts and aios are being torn down (its reaper
+ * waits on a task that was prepared and never runs: nanomsg/nng#1543,
+ * #1813); cli_pipeline_test hung that way about once in 100 runs under
+ * ASan. The server commits what it was sent either way, so waiting for
+ * its answer costs at most one batch's commit and leaves the socket
+ * quiet when it is closed.
+ */
+static void
+pl_drain(anc_pipeline *p)
+{
+	struct timespec dl;
+	int64_t ms = p->c->opt.timeout_ms > 0 ? p->c->opt.timeout_ms : 0;
+
+	if (p->count == 0)
+		return;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += (time_t)(ms / 1000);
+	dl.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&p->mtx);
+	for (uint32_t k = 0; k < p->count; k++) {
+		pl_slot *s = &p->slots[(p->head + k) % p->depth];
+
+		while (s->phase != PL_DONE)
+			if (pthread_cond_timedwait(&p->cv, &p->mtx, &dl) != 0)
+				goto out; /* timed out: cancel what is left */
+	}
+out:
+	pthread_mutex_unlock(&p->mtx);
+}
+
 void
 anc_pipeline_close(anc_pipeline *p)
 {
@@ -605,6 +643,8 @@ anc_pipeline_close(anc_pipeline *p)
 
 	if (p == NULL)
 		return;
+	if (p->sync_init)
+		pl_drain(p);
 	for (i = 0; p->slots != NULL && i < p->depth; i++) {
 		pl_slot *s = &p->slots[i];
 

@@ -173,8 +173,10 @@ uint32_t anc_pipeline_depth(const anc_pipeline *p);
 int anc_pipeline_wait(anc_pipeline *p, uint64_t *tag, anc_resp **out,
                       anc_error *err);
 
-/* Cancel what is still in flight and free the pipeline. Requests already
- * delivered may still be applied by the server. NULL is fine. */
+/* Free the pipeline. Replies still in flight are waited for (at most the
+ * client's timeout) and discarded; what is left then is cancelled.
+ * Requests already delivered may be applied by the server either way.
+ * NULL is fine. */
 void anc_pipeline_close(anc_pipeline *p);
 
 #ifdef __cplusplus
