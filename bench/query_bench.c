@@ -50,14 +50,16 @@
  *     (load until acknowledged, HNSW M 16 efConstruction 100) and query
  *     p50/p99/recall@10 at 10k and 100k vectors (1M with --big).
  *
- * usage: query_bench [--quick] [--big] [--focus] [--workers N]
+ * usage: query_bench [--quick] [--big] [--focus] [--scaling-only]
+ *                    [--workers N]
  *                    [--server-bin PATH] [--data DIR] [--seconds S]
  * --quick: 20k base vectors, fewer queries, shorter runs, 10k scaling only
  * (about a minute). --focus: only the goal runs over ipc (in-process
  * faiss, the split, the nng floor, 1 and 16 clients, p99 at 70%), for
- * profiling and A/B comparisons of the server. --workers N:
- * passed to the server (default: its own default). The server binary defaults to anchorage-server next to
- * this executable. Started with --nosync --http off --drift-off --quiet in
+ * profiling and A/B comparisons of the server. --scaling-only: only part
+ * 2 (10k and 100k, and 1M with --big). --workers N: passed to the server
+ * (default: its own default). The server binary defaults to
+ * anchorage-server next to this executable. Started with --nosync --http off --drift-off --quiet in
  * a temporary data directory that is removed at the end.
  *
  * Nothing is asserted: the README's "Performance" section lists the goals
@@ -1345,7 +1347,7 @@ int
 main(int argc, char **argv)
 {
 	const char *data = getenv("ANC_DATA_DIR");
-	int quick = 0, big = 0, focus = 0;
+	int quick = 0, big = 0, focus = 0, scaling_only = 0;
 	double seconds = 4;
 	server s;
 	dataset fm;
@@ -1377,6 +1379,8 @@ main(int argc, char **argv)
 			big = 1;
 		else if (strcmp(argv[i], "--focus") == 0)
 			focus = 1;
+		else if (strcmp(argv[i], "--scaling-only") == 0)
+			scaling_only = 1;
 		else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc)
 			s.workers = argv[++i];
 		else if (strcmp(argv[i], "--server-bin") == 0 && i + 1 < argc)
@@ -1387,7 +1391,7 @@ main(int argc, char **argv)
 			seconds = atof(argv[++i]);
 		else {
 			fprintf(stderr, "usage: query_bench [--quick] [--big] "
-			                "[--focus] [--workers N] "
+			                "[--focus] [--scaling-only] [--workers N] "
 			                "[--server-bin PATH] [--data DIR] "
 			                "[--seconds S]\n");
 			return 2;
@@ -1402,6 +1406,8 @@ main(int argc, char **argv)
 	snprintf(s.ipc, sizeof s.ipc, "ipc://%s/anc.sock", tmpl);
 	snprintf(s.tcp, sizeof s.tcp, "tcp://127.0.0.1:%d",
 	         17000 + (int)(getpid() % 20000));
+	if (scaling_only)
+		goto scaling;
 
 	/* Fashion-MNIST */
 	memset(&fm, 0, sizeof fm);
@@ -1711,6 +1717,7 @@ main(int argc, char **argv)
 	free(fm.gt);
 
 	/* 2. scaling, on a fresh server */
+scaling:
 	{
 		char cmd[PATH_MAX + 16];
 		snprintf(cmd, sizeof cmd, "rm -rf '%s'", s.dir);

@@ -17,12 +17,13 @@
 
 static const char query_usage[] =
     "usage: anchorage query COLLECTION [--contract ID|NAME@REV]\n"
-    "                       (--vector JSON_ARRAY | --vectors FILE.fvecs "
+    "                       (--vector JSON_ARRAY | --vectors FILE "
     "[--rows A-B])\n"
     "                       [-k N] [--text] [--ef N] [--nprobe N] "
-    "[--exact]\n                       [--rerank N]\n\n"
-    "Search the collection. --rows A-B is inclusive and 0-based (or a "
-    "single row A);\nwithout it every row of the file is a query. -k "
+    "[--exact]\n                       [--rerank N] [--receipt]\n\n"
+    "Search the collection. FILE is .fvecs or .npy (float32), gzip-compressed "
+    "or not,\nas for `anchorage load`. --rows A-B is inclusive and 0-based "
+    "(or a single row A);\nwithout it every row of the file is a query. -k "
     "defaults to 10. --text prints\neach hit's text (one line, ~100 "
     "characters). With --json, one JSON object\nper query: {\"hits\":[...], "
     "\"provenance\":{...}}; the provenance names the contract's "
@@ -36,7 +37,76 @@ static const char query_usage[] =
     "top hit\ncarries a confidence (strong|weak|none, or unknown before the "
     "contract is\ncalibrated). --receipt stores a tamper-evident receipt of "
     "each request's\nanswer on the server; its ID is printed (\"receipt\" "
-    "in the JSON provenance)\nfor `anchorage receipt show|replay`.\n";
+    "in the JSON provenance)\nfor `anchorage receipt show|replay`.\n"
+    "\nDrift (README \"Drift detection\"): a query vector that looks foreign "
+    "to the\ncontract's indexed vectors is marked \"drift: foreign query\" "
+    "(JSON: \"drift\"\ntrue, with \"drift_score\", its distance to the "
+    "indexed vectors' centroid\nover their 99th percentile).\n";
+
+/*
+ * Rows [begin, end) (end UINT32_MAX: to the end) of a vector file. A plain
+ * .fvecs is read by seeking to its rows (cli_vecfile.c); a .npy or a
+ * gzip-compressed file, the loader's formats, streams through
+ * anc_cli_vecs up to the last row asked for.
+ */
+static int
+query_vectors_read(const char *path, uint32_t begin, uint32_t end,
+                   float **out, uint32_t *nq, uint32_t *dim, anc_error *err)
+{
+	anc_cli_vecs *v = NULL;
+	float *buf = NULL, *nb;
+	size_t cap = 0, n = 0;
+	uint64_t row = 0;
+	uint32_t d;
+	int code, eof = 0;
+
+	*out = NULL;
+	*nq = 0;
+	if ((code = anc_cli_vecs_open(path, &v, err)) != ANC_OK)
+		return code;
+	if (strcmp(anc_cli_vecs_format(v), "fvecs") == 0 &&
+	    anc_cli_vecs_rows(v) >= 0) {
+		anc_cli_vecs_close(v);
+		return anc_fvecs_read(path, begin, end, out, nq, dim, err);
+	}
+	d = anc_cli_vecs_dim(v);
+	for (; end == UINT32_MAX || row < end; row++) {
+		if (n == cap) {
+			size_t nc = cap ? 2 * cap : 64;
+			if (nc > UINT32_MAX ||
+			    (nb = realloc(buf, nc * d * sizeof *buf)) == NULL) {
+				code = anc_error_set(err, ANC_ENOMEM,
+				    "%s: cannot hold %zu rows of d=%u", path, nc,
+				    d);
+				goto fail;
+			}
+			buf = nb;
+			cap = nc;
+		}
+		if ((code = anc_cli_vecs_next(v, buf + n * d, &eof, err)))
+			goto fail;
+		if (eof)
+			break;
+		if (row >= begin)
+			n++;
+	}
+	if (n == 0 || (end != UINT32_MAX && row < end)) {
+		code = anc_error_set(err, ANC_EINVAL,
+		    "%s: rows [%u, %u) out of range: the file has %llu records",
+		    path, begin, end == UINT32_MAX ? begin + 1 : end,
+		    (unsigned long long)row);
+		goto fail;
+	}
+	anc_cli_vecs_close(v);
+	*out = buf;
+	*nq = (uint32_t)n;
+	*dim = d;
+	return ANC_OK;
+fail:
+	anc_cli_vecs_close(v);
+	free(buf);
+	return code;
+}
 
 int
 anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
@@ -79,7 +149,7 @@ anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	}
 	if ((vector == NULL) == (vectors == NULL)) {
 		code = anc_cli_usage(ctx, err, "query: give exactly one of "
-		    "--vector JSON_ARRAY and --vectors FILE.fvecs");
+		    "--vector JSON_ARRAY and --vectors FILE");
 		goto leave;
 	}
 	if (rows != NULL && vectors == NULL) {
@@ -108,8 +178,8 @@ anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		nq = 1;
 		begin = 0;
 	} else {
-		if ((code = anc_fvecs_read(vectors, begin, end, &vecs, &nq, &dim,
-		         err)))
+		if ((code = query_vectors_read(vectors, begin, end, &vecs, &nq,
+		         &dim, err)))
 			goto leave;
 	}
 	if ((code = anc_cli_connect(ctx, err)))
@@ -176,6 +246,13 @@ anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 					json_object_set_new(o, "confidence",
 					    json_string(anc_confidence_name(
 					        resp->u.query.lists[i].confidence)));
+					/* per-query drift flag (README "Drift
+					 * detection") */
+					json_object_set_new(o, "drift", json_boolean(
+					    resp->u.query.lists[i].drift_flag));
+					json_object_set_new(o, "drift_score",
+					    json_real(
+					        resp->u.query.lists[i].drift_score));
 					if (resp->u.query.prov.receipt[0])
 						json_object_set_new(
 						    json_object_get(o, "provenance"),
@@ -188,12 +265,17 @@ anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 				anc_cli_hits_print(stdout, begin + done + i,
 				    &resp->u.query.lists[i], &resp->u.query.prov,
 				    with_text);
-				printf("  confidence %s%s%s\n",
+				printf("  confidence %s%s%s",
 				    anc_confidence_name(
 				        resp->u.query.lists[i].confidence),
 				    resp->u.query.prov.receipt[0] ? ", receipt "
 				                                  : "",
 				    resp->u.query.prov.receipt);
+				if (resp->u.query.lists[i].drift_flag)
+					printf(", drift: foreign query (score "
+					       "%.2f)",
+					       resp->u.query.lists[i].drift_score);
+				printf("\n");
 			}
 		}
 		anc_resp_free(resp);

@@ -394,6 +394,42 @@ contract_lookup(anc_db *db, coll_ent *ce, const char *ref,
 	return err_name_default(db, ce, err);
 }
 
+/* The contract registered under c's name@revision, or NULL. */
+static contract_ent *
+contract_find_name_locked(const coll_ent *ce, const anc_contract *c)
+{
+	for (uint32_t i = 0; i < ce->ncontracts; i++) {
+		contract_ent *e = ce->contracts[i];
+		if (strcmp(e->c.name, c->name) == 0 &&
+		    strcmp(e->c.revision, c->revision) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+/* The first field (of those in the contract ID) where b differs from a,
+ * as "FIELD "A"; got "B"". */
+static void
+contract_diff(const anc_contract *a, const anc_contract *b, char *buf,
+              size_t cap)
+{
+	if (strcmp(a->model, b->model) != 0)
+		snprintf(buf, cap, "model \"%s\"; got \"%s\"", a->model,
+		         b->model);
+	else if (a->dim != b->dim)
+		snprintf(buf, cap, "dim %u; got %u", a->dim, b->dim);
+	else if (a->metric != b->metric)
+		snprintf(buf, cap, "metric %s; got %s",
+		         anc_metric_name(a->metric), anc_metric_name(b->metric));
+	else if (a->normalize != b->normalize)
+		snprintf(buf, cap, "normalize %s; got %s",
+		         a->normalize ? "true" : "false",
+		         b->normalize ? "true" : "false");
+	else
+		snprintf(buf, cap, "preprocess \"%s\"; got \"%s\"",
+		         a->preprocess, b->preprocess);
+}
+
 /* Resolve a contract reference: NULL/"" (the default), 16 hex digits, or
  * name@revision, whatever its state. */
 static int
@@ -865,7 +901,7 @@ anc_db_contract_register_canaries(anc_db *db, const char *collection,
                                   anc_error *err)
 {
 	coll_ent *ce;
-	contract_ent *e = NULL, *have;
+	contract_ent *e = NULL, *have, *twin;
 	store_contract sc;
 	MDB_txn *txn = NULL;
 	uint64_t seq;
@@ -904,8 +940,22 @@ anc_db_contract_register_canaries(anc_db *db, const char *collection,
 	wlock(db);
 	cat_rd(db);
 	have = contract_find_id_locked(ce, sc.id);
+	twin = have != NULL ? NULL : contract_find_name_locked(ce, &sc.c);
 	make_default = !ce->sc.has_default;
 	cat_un(db);
+	if (twin != NULL) {
+		/* name@revision names one contract: a changed field needs a new
+		 * revision, or "--contract name@revision" would be ambiguous. */
+		char why[2 * ANC_PREPROCESS_MAX + 64];
+		contract_diff(&twin->c, &sc.c, why, sizeof why);
+		rv = anc_error_set(
+		    err, ANC_ECONFLICT,
+		    "collection '%s': %s@%s is already registered as contract "
+		    "%s, with %s (a contract is immutable: register the "
+		    "changed one under a new revision)",
+		    collection, sc.c.name, sc.c.revision, twin->idstr, why);
+		goto done;
+	}
 	if (have != NULL) {
 		if (!canaries_equal(have, canaries, ncan))
 			rv = anc_error_set(

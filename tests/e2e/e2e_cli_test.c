@@ -174,11 +174,55 @@ Test(e2e_cli, register_query_json)
 		cr_assert(json_is_boolean(json_object_get(prov, "exact")));
 		cr_assert(json_is_true(json_object_get(prov, "exact")));
 		cr_assert(json_is_integer(json_object_get(prov, "seq")));
+		/* the per-query drift flag and score (README "Drift
+		 * detection") */
+		cr_assert(json_is_boolean(json_object_get(o, "drift")), "%s", p);
+		cr_assert(json_is_number(json_object_get(o, "drift_score")),
+		          "%s", p);
 		json_decref(o);
 		p = nl + 1;
 	}
 	free(out);
 	free(err);
+
+	/* The same rows from a .npy file (the loader's other format). */
+	{
+		char npy[TU_PATH_MAX], hdr[128];
+		int hl = snprintf(hdr, sizeof hdr, "{'descr': '<f4', "
+		                  "'fortran_order': False, 'shape': (16, %u), }",
+		                  s.dim);
+		/* magic(6) version(2) len(2) + header, padded to 64 bytes */
+		while ((10 + hl + 1) % 64 != 0)
+			hdr[hl++] = ' ';
+		hdr[hl++] = '\n';
+		size_t body = (size_t)16 * s.dim * sizeof(float);
+		unsigned char *buf = malloc(10 + (size_t)hl + body);
+		cr_assert_not_null(buf);
+		memcpy(buf, "\x93NUMPY\x01\x00", 8);
+		buf[8] = (unsigned char)(hl & 0xff);
+		buf[9] = (unsigned char)(hl >> 8);
+		memcpy(buf + 10, hdr, (size_t)hl);
+		memcpy(buf + 10 + hl, s.vecs, body);
+		snprintf(npy, sizeof npy, "%s", tu_path(tmp, "q.npy"));
+		tu_file_write(npy, buf, 10 + (size_t)hl + body);
+		free(buf);
+		st = tu_cli(&out, &err, "--json", "query", "sotu", "--vectors",
+		            npy, "--rows", "12-13", "-k", "1", NULL);
+		cr_assert_eq(st, 0, "query .npy: exit %d: %s", st, err);
+		cr_assert_eq(tu_line_count(out), 2, "query .npy: %s", out);
+		cr_assert_not_null(strstr(out, s.anchors[12]), "%s", out);
+		cr_assert_not_null(strstr(out, s.anchors[13]), "%s", out);
+		free(out);
+		free(err);
+		/* rows past the end: refused, naming the file's size */
+		st = tu_cli(&out, &err, "query", "sotu", "--vectors", npy,
+		            "--rows", "15-16", NULL);
+		cr_assert_neq(st, 0);
+		cr_assert_not_null(strstr(err, "out of range: the file has 16 "
+		                   "records"), "%s", err);
+		free(out);
+		free(err);
+	}
 
 	/* --vector JSON_ARRAY, without --text: no "text" in the hits. */
 	json_t *arr = json_array();

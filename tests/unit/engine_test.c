@@ -780,6 +780,21 @@ Test(engine, error_paths)
 		             ANC_ECONFLICT);
 		cr_assert(strstr(err.msg, "flat") && strstr(err.msg, "hnsw"), "%s",
 		          err.msg);
+		/* The same name@revision with a field of the ID changed is
+		 * another contract: refused, naming the field and both values
+		 * (else "name@revision" would pick one of two at random). */
+		contract_minilm(&c, ANC_INDEX_FLAT);
+		snprintf(c.preprocess, sizeof c.preprocess, "lowercase");
+		cr_assert_eq(anc_db_contract_register(db, COLL, &c, id2, NULL, &err),
+		             ANC_ECONFLICT);
+		cr_assert(strstr(err.msg, "already registered as contract") &&
+		          strstr(err.msg, "preprocess \"\"; got \"lowercase\""),
+		          "%s", err.msg);
+		contract_minilm(&c, ANC_INDEX_FLAT);
+		c.dim = 768;
+		cr_assert_eq(anc_db_contract_register(db, COLL, &c, id2, NULL, &err),
+		             ANC_ECONFLICT);
+		cr_assert(strstr(err.msg, "dim 384; got 768"), "%s", err.msg);
 		cr_assert_eq(anc_db_contract_register(db, "nope", &c, id2, NULL,
 		                                      &err),
 		             ANC_ENOCOLL);
