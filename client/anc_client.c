@@ -74,7 +74,12 @@ client_nng_error(anc_error *err, int rv, const char *what, const char *url,
 	if (rv == NNG_ETIMEDOUT)
 		return anc_error_set(err, ANC_ETIMEOUT,
 		    "%s %s: %s after %d ms (is anchorage-server running "
-		    "there?)", what, url, nng_strerror(rv), timeout_ms);
+		    "there?%s)", what, url, nng_strerror(rv), timeout_ms,
+		    strncmp(url, "tls+", 4) == 0
+		        ? " A TLS handshake that fails, e.g. a server "
+		          "certificate --tls-ca does not verify, also ends "
+		          "this way"
+		        : "");
 	if (rv == NNG_ENOMEM)
 		return anc_error_set(err, ANC_ENOMEM, "%s %s: %s", what, url,
 		    nng_strerror(rv));

@@ -215,6 +215,19 @@ anc_cli_error_print(FILE *fp, const anc_error *err)
 	fprintf(fp, "anchorage: error: %s: %s\n", name, msg);
 }
 
+/* Is a (up to a '=') one of anchorage's global options? */
+static int
+global_opt(const char *a)
+{
+	static const char *const g[] = {"--json", "--server", "--api-key",
+	                                "--tls-ca", "--timeout"};
+	size_t n = strcspn(a, "=");
+	for (size_t i = 0; i < sizeof g / sizeof g[0]; i++)
+		if (strlen(g[i]) == n && strncmp(a, g[i], n) == 0)
+			return 1;
+	return 0;
+}
+
 int
 anc_cli_args_parse(anc_cli_ctx *ctx, int argc, char **argv,
                    const anc_cli_optspec *specs, const char **pos, int maxpos,
@@ -247,6 +260,11 @@ anc_cli_args_parse(anc_cli_ctx *ctx, int argc, char **argv,
 			    (a[n] == '\0' || (a[n] == '=' && sp->value)))
 				break;
 		}
+		if (sp->name == NULL && global_opt(a))
+			return anc_cli_usage(ctx, err,
+			    "%s: '%s' is a global option: put it before the "
+			    "command (anchorage %s %s ...)", argv[0], a, a,
+			    argv[0]);
 		if (sp->name == NULL)
 			return anc_cli_usage(ctx, err,
 			    "%s: unknown option '%s' (see %s --help)", argv[0],

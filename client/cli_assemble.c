@@ -177,6 +177,28 @@ item_json(const anc_asm_item *it)
 	return o;
 }
 
+/* The context goes to stdout untouched; what was left out for want of
+ * text goes to stderr, so that an empty context is never silent. */
+static void
+assemble_warn(const anc_asm_result *res, const anc_resp *resp,
+              uint32_t npins, const anc_anchor_str *pins)
+{
+	uint32_t i, notext = 0;
+
+	for (i = 0; resp != NULL && i < npins; i++) {
+		int st = resp->u.resolve.results[i].status;
+		if (st != ANC_ANCHOR_LIVE)
+			fprintf(stderr, "anchorage: warning: --pin %s: %s, left "
+			    "out\n", pins[i], anc_anchor_status_name(st));
+	}
+	for (i = 0; i < res->ndropped; i++)
+		notext += !res->dropped[i].pinned &&
+		          res->dropped[i].reason == ANC_ASM_DROP_NOTEXT;
+	if (notext > 0)
+		fprintf(stderr, "anchorage: warning: %u hit%s without text left "
+		    "out (query with --text)\n", notext, notext == 1 ? "" : "s");
+}
+
 static const char assemble_usage[] =
     "usage: anchorage assemble COLLECTION --budget TOKENS [--hits FILE|-]\n"
     "                          [--pin ANCHOR]... [--metric l2|ip|cosine]\n\n"
@@ -189,7 +211,9 @@ static const char assemble_usage[] =
     "output is the context itself, byte-identical for identical\ninputs, "
     "each passage rendered as\n\n    [ANCHOR rev N]\\n<text>\\n\\n\n\n"
     "With --json: {\"passages\":[...], \"dropped\":[...], \"tokens\", "
-    "\"budget\", \"rendered\"}.\n";
+    "\"budget\", \"rendered\"}. Hits without text (a query without --text) "
+    "and pins\nthat are deleted or unknown are left out, with a warning on "
+    "stderr.\n";
 
 int
 anc_cli_cmd_assemble(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
@@ -371,6 +395,8 @@ anc_cli_cmd_assemble(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	               res->rendered_len) {
 		code = anc_error_set(err, ANC_EIO, "cannot write to stdout: %s",
 		    strerror(errno));
+	} else {
+		assemble_warn(res, resp, npins, pins);
 	}
 leave:
 	anc_asm_result_free(res);

@@ -172,15 +172,21 @@ int
 anc_auth_authorize(const anc_auth *a, anc_op op, const char *key,
                    anc_error *err)
 {
+	return anc_auth_require(a, anc_op_role(op), anc_op_name(op), key, err);
+}
+
+int
+anc_auth_require(const anc_auth *a, anc_role need, const char *what,
+                 const char *key, anc_error *err)
+{
 	if (a == NULL || a->n == 0)
 		return ANC_OK;
-	anc_role need = anc_op_role(op);
 	if (need == ANC_ROLE_NONE)
 		return ANC_OK;
 	if (key == NULL)
 		return anc_error_set(err, ANC_EUNAUTHENTICATED,
 		    "%s: this server requires an API key (--api-key or "
-		    "ANCHORAGE_API_KEY)", anc_op_name(op));
+		    "ANCHORAGE_API_KEY)", what);
 
 	/* Hash the presented key under every salt and compare each in
 	 * constant time; no early exit. */
@@ -205,13 +211,13 @@ anc_auth_authorize(const anc_auth *a, anc_op op, const char *key,
 	if (failed)
 		return anc_error_set(err, ANC_ENOMEM,
 		    "%s: cannot check the API key: out of memory",
-		    anc_op_name(op));
+		    what);
 	if (got == ANC_ROLE_NONE)
 		return anc_error_set(err, ANC_EUNAUTHENTICATED,
-		    "%s: the API key is not valid", anc_op_name(op));
+		    "%s: the API key is not valid", what);
 	if (got < need)
 		return anc_error_set(err, ANC_EPERMISSION,
-		    "%s needs role %s; this key has role %s", anc_op_name(op),
+		    "%s needs role %s; this key has role %s", what,
 		    anc_role_name(need), anc_role_name(got));
 	return ANC_OK;
 }

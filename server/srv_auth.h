@@ -67,6 +67,10 @@ int anc_role_parse(const char *s); /* -1 if unknown */
  * never the key. */
 int anc_auth_authorize(const anc_auth *a, anc_op op, const char *key,
                        anc_error *err);
+/* The same for an act that needs a role of its own (drift --set needs
+ * admin where a drift report needs read); what names it in messages. */
+int anc_auth_require(const anc_auth *a, anc_role need, const char *what,
+                     const char *key, anc_error *err);
 
 /* Make a new key: 32 random bytes, printed as "anc_" + 52 base32 chars,
  * plus a fresh salt and the hash, all as NUL-terminated strings. */

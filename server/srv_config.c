@@ -312,6 +312,18 @@ leave:
 }
 
 int
+anc_url_scheme_ok(const char *url)
+{
+	static const char *const ok[] = {"ipc://", "inproc://", "tcp://",
+	                                 "tcp4://", "tcp6://", "tls+tcp://",
+	                                 "tls+tcp4://", "tls+tcp6://"};
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+		if (strncmp(url, ok[i], strlen(ok[i])) == 0)
+			return 1;
+	return 0;
+}
+
+int
 anc_url_is_local(const char *url)
 {
 	if (strncmp(url, "ipc://", 6) == 0 || strncmp(url, "inproc://", 9) == 0)

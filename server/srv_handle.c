@@ -175,8 +175,10 @@ anc_server_handle(anc_db *db, const anc_auth *auth, const anc_limits *lim,
 		/* A configuration change ("set") is an admin's act, like
 		 * registering a contract; the report alone is a read. */
 		if (req->u.drift.set != NULL && req->u.drift.set[0] != '\0' &&
-		    (rv = anc_auth_authorize(auth, ANC_OP_CONTRACT_REGISTER,
-		                             req->auth, &err)) == ANC_OK)
+		    (rv = anc_auth_require(auth,
+		         anc_op_role(ANC_OP_CONTRACT_REGISTER),
+		         "drift set (a configuration change)", req->auth,
+		         &err)) == ANC_OK)
 			rv = anc_db_drift_set(db, req->u.drift.collection,
 			                      req->u.drift.contract,
 			                      req->u.drift.set, &err);

@@ -396,6 +396,15 @@ anc_server_start(const anc_server_config *cfg, anc_server **out,
 	}
 	if (srv->cfg.workers > 256)
 		srv->cfg.workers = 256;
+	for (int i = 0; i < cfg->nlisten; i++)
+		if (!anc_url_scheme_ok(cfg->listen[i])) {
+			rv = anc_error_set(err, ANC_EINVAL,
+			    "--listen %s: unsupported scheme; expected "
+			    "ipc://PATH, tcp://HOST:PORT or tls+tcp://HOST:PORT "
+			    "(the HTTP listener is --http HOST:PORT)",
+			    cfg->listen[i]);
+			goto fail;
+		}
 	if (anc_auth_count(cfg->auth) == 0) {
 		for (int i = 0; i < cfg->nlisten; i++)
 			if (!anc_url_is_local(cfg->listen[i])) {

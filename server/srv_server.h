@@ -64,6 +64,9 @@ int anc_server_config_load(anc_server_config *cfg, const char *path,
 /* Is url loopback-only (ipc://, inproc://, tcp:// or tls+tcp:// on
  * 127.0.0.0/8, localhost or [::1])? */
 int anc_url_is_local(const char *url);
+/* 1 if url's scheme is one the server listens on: ipc://, tcp://,
+ * tls+tcp:// (and tcp4/tcp6 variants, inproc://). */
+int anc_url_scheme_ok(const char *url);
 
 /* Fill defaults: no listeners, workers 0, anc_limits_default,
  * anc_db_options_default. */

@@ -81,6 +81,10 @@ Test(e2e_cli, usage_errors)
 	expect_one_error(url, a2, "unknown global flag", "--bogus");
 	const char *a3[] = {"query", "sotu", "--bogus", NULL};
 	expect_one_error(url, a3, "unknown query flag", "--bogus");
+	const char *a3b[] = {"query", "sotu", "--vector", "[1]", "--json",
+	                     NULL};
+	expect_one_error(url, a3b, "a global option after the command",
+	                 "'--json' is a global option: put it before");
 	const char *a4[] = {"load", NULL};
 	expect_one_error(url, a4, "load without arguments", NULL);
 	const char *a5[] = {"query", "sotu", "-k", "zero", "--vector", "[1]",

@@ -833,6 +833,31 @@ Test(e2e_load, assemble_from_query_output_is_byte_identical)
 	free(out);
 	free(err);
 
+	/* Hits queried without --text and a pin nobody loaded: nothing to
+	 * show, and stderr says why (an empty context is never silent). */
+	{
+		char nt[TU_PATH_MAX], ghost[ANC_ANCHOR_LEN + 1];
+		snprintf(nt, sizeof nt, "%s/notext.jsonl", dir);
+		st = tu_cli(&out, &err, "--json", "query", "sotu", "--vectors",
+		            fv, "--rows", "3", "-k", "2", NULL);
+		cr_assert_eq(st, 0, "%s", err);
+		tu_file_write(nt, out, (size_t)-1);
+		free(out);
+		free(err);
+		tu_anchor("sotu", "nowhere", "0", ghost);
+		const char *nargs[] = {"assemble", "sotu", "--hits", nt,
+		                       "--budget", "600", "--pin", ghost, NULL};
+		st = tu_cliv(srv_a.url, NULL, &out, &err, nargs);
+		cr_assert_eq(st, 0, "%s", err);
+		cr_assert_str_eq(out, "", "nothing has text");
+		cr_assert_not_null(strstr(err, "2 hits without text left out "
+		                   "(query with --text)"), "%s", err);
+		cr_assert_not_null(strstr(err, ghost), "%s", err);
+		cr_assert_not_null(strstr(err, "unknown, left out"), "%s", err);
+		free(out);
+		free(err);
+	}
+
 	/* A pin that is not an anchor is a usage error. */
 	const char *bargs[] = {"assemble", "sotu", "--hits", hits, "--budget",
 	                       "100", "--pin", "nope", NULL};

@@ -145,6 +145,17 @@ Test(e2e_security, keys_and_roles)
 	cr_expect(strstr(e, "PERMISSION_DENIED") != NULL, "%s", e);
 	free(o);
 	free(e);
+	/* Changing drift settings is an admin's act, and the refusal says
+	 * so (not "contract_register"). */
+	const char *dset[] = {"--api-key", rk.key, "drift", "docs", "--set",
+	                      "window=512", NULL};
+	st = tu_cliv(srv.url, NULL, &o, &e, dset);
+	cr_expect_eq(st, 1, "exit %d: %s", st, e);
+	cr_expect(strstr(e, "PERMISSION_DENIED: drift set (a configuration "
+	          "change) needs role admin; this key has role read") != NULL,
+	          "%s", e);
+	free(o);
+	free(e);
 	const char *info[] = {"--api-key", rk.key, "info", NULL};
 	st = tu_cliv(srv.url, NULL, &o, &e, info);
 	cr_expect_eq(st, 0, "exit %d: %s", st, e);
@@ -190,6 +201,16 @@ Test(e2e_security, no_keys_means_loopback_only)
 	cr_expect(strstr(err, "no API keys") != NULL, "%s", err);
 	cr_expect_eq(tu_line_count(err), 1, "%s", err);
 	free(err);
+
+	/* A scheme the server cannot listen on is named as such. */
+	const char *argv2[] = {tu_server_bin(), "--data", data, "--listen",
+	                       "http://127.0.0.1:7792", NULL};
+	cr_assert_eq(run_server(argv2, &err), 1, "%s", err);
+	cr_expect(strstr(err, "http://127.0.0.1:7792: unsupported scheme") !=
+	          NULL, "%s", err);
+	free(err);
+	cr_expect(anc_url_scheme_ok("tls+tcp://h:1") &&
+	          anc_url_scheme_ok("ipc:///x") && !anc_url_scheme_ok("udp://x"));
 
 	cr_expect(anc_url_is_local("ipc:///tmp/x"));
 	cr_expect(anc_url_is_local("tcp://127.0.0.1:7700"));
@@ -303,6 +324,10 @@ Test(e2e_security, tls_verified_by_ca)
 	cr_assert_eq(anc_client_open(dial_url, &opt, &wrong, &err), ANC_OK);
 	rv = anc_client_ping(wrong, &r, &err);
 	cr_expect_neq(rv, ANC_OK, "a server signed by another CA answered");
+	/* nng reports a failed handshake as a timeout: the message says
+	 * that a certificate may be the cause. */
+	cr_expect(rv != ANC_ETIMEOUT || strstr(err.msg, "--tls-ca") != NULL,
+	          "%s", err.msg);
 	anc_resp_free(r);
 	anc_client_close(wrong);
 	tu_server_stop(&srv);
