@@ -235,6 +235,9 @@ json_t *anc_cli_json_str(const char *s);
 json_t *anc_cli_info_json(const anc_info *info);
 json_t *anc_cli_hits_json(const anc_hitlist *hl, const anc_provenance *prov);
 json_t *anc_cli_resolved_json(const anc_resolved *r);
+/* A passage's metadata (a msgpack map, as --meta-field stored it) as JSON;
+ * NULL when there is none or it does not decode (cli_json.c). */
+json_t *anc_cli_meta_json(const uint8_t *meta, uint32_t len);
 json_t *anc_cli_deleted_json(const anc_delete_result *d);
 
 /* Print v compact on one line to fp and release it (v may be NULL, which

@@ -21,7 +21,7 @@ static const char drift_usage[] =
     "latest one. With --json, one\nJSON object.\n\n"
     "--set changes the contract's drift configuration first (an admin key "
     "on\nservers with keys); the server records it and keeps it across "
-    "restarts.\nKeys: window, reservoir, write_window, bootstrap, quantile,"
+    "restarts, and\nthe report printed is computed afresh under it.\nKeys: window, reservoir, write_window, bootstrap, quantile,"
     "\ncomponent_threshold, component_share, permutations, p_value, auc, "
     "folds,\nepochs, score_quantile, score_share, min_window, "
     "min_reference.\nExample: --set window=512,permutations=200,"

@@ -681,3 +681,86 @@ leave:
 		anc_cli_line_clear(out);
 	return code;
 }
+
+/* ---- metadata back to JSON (resolve) ------------------------------------ */
+
+static json_t *
+mp_json(const msgpack_object *o, int depth)
+{
+	json_t *v;
+
+	if (depth > 64) /* the server bounds nesting far below this */
+		return json_null();
+	switch (o->type) {
+	case MSGPACK_OBJECT_BOOLEAN:
+		return json_boolean(o->via.boolean);
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		return o->via.u64 <= (uint64_t)INT64_MAX
+		    ? json_integer((json_int_t)o->via.u64)
+		    : json_real((double)o->via.u64);
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		return json_integer((json_int_t)o->via.i64);
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		return isfinite(o->via.f64) ? json_real(o->via.f64)
+		                            : json_null();
+	case MSGPACK_OBJECT_STR:
+	case MSGPACK_OBJECT_BIN: {
+		char *s = malloc((size_t)o->via.str.size + 1);
+		if (s == NULL)
+			return NULL;
+		memcpy(s, o->via.str.ptr, o->via.str.size);
+		s[o->via.str.size] = '\0';
+		v = anc_cli_json_str(s); /* invalid UTF-8 -> U+FFFD */
+		free(s);
+		return v;
+	}
+	case MSGPACK_OBJECT_ARRAY:
+		if ((v = json_array()) == NULL)
+			return NULL;
+		for (uint32_t i = 0; i < o->via.array.size; i++)
+			if (json_array_append_new(v, mp_json(&o->via.array.ptr[i],
+			        depth + 1)) != 0) {
+				json_decref(v);
+				return NULL;
+			}
+		return v;
+	case MSGPACK_OBJECT_MAP:
+		if ((v = json_object()) == NULL)
+			return NULL;
+		for (uint32_t i = 0; i < o->via.map.size; i++) {
+			const msgpack_object_kv *kv = &o->via.map.ptr[i];
+			json_t *k = mp_json(&kv->key, depth + 1);
+			const char *ks = json_is_string(k) ? json_string_value(k)
+			                                   : NULL;
+			int bad = ks == NULL ||
+			    json_object_set_new(v, ks, mp_json(&kv->val,
+			        depth + 1)) != 0;
+			json_decref(k);
+			if (bad) {
+				json_decref(v);
+				return NULL;
+			}
+		}
+		return v;
+	default:
+		return json_null();
+	}
+}
+
+json_t *
+anc_cli_meta_json(const uint8_t *meta, uint32_t len)
+{
+	msgpack_unpacked u;
+	size_t off = 0;
+	json_t *v = NULL;
+
+	if (meta == NULL || len == 0)
+		return NULL;
+	msgpack_unpacked_init(&u);
+	if (msgpack_unpack_next(&u, (const char *)meta, len, &off) ==
+	    MSGPACK_UNPACK_SUCCESS)
+		v = mp_json(&u.data, 0);
+	msgpack_unpacked_destroy(&u);
+	return v;
+}

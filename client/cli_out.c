@@ -251,6 +251,9 @@ anc_cli_resolved_json(const anc_resolved *r)
 	if (r->status == ANC_ANCHOR_LIVE) {
 		o = json_obj_steal(o, "hash", anc_cli_json_str(r->hash));
 		o = json_obj_steal(o, "text", anc_cli_json_str(r->text));
+		json_t *m = anc_cli_meta_json(r->meta, r->meta_len);
+		if (m != NULL) /* none, or undecodable: no "meta" */
+			o = json_obj_steal(o, "meta", m);
 	}
 	return o;
 }
@@ -374,6 +377,13 @@ anc_cli_resolved_print(FILE *fp, const anc_resolved *r)
 		fprintf(fp, "%s  live  rev %llu  hash %s  %s#%s\n    %s\n",
 		    r->anchor, (unsigned long long)r->revision, r->hash,
 		    str_or(r->source, "?"), str_or(r->chunk, ""), line);
+		if (r->meta_len > 0) {
+			json_t *m = anc_cli_meta_json(r->meta, r->meta_len);
+			char *s = m != NULL ? json_dumps(m, JSON_COMPACT) : NULL;
+			fprintf(fp, "    meta %s\n", s != NULL ? s : "(undecodable)");
+			free(s);
+			json_decref(m);
+		}
 		break;
 	case ANC_ANCHOR_DELETED:
 		fprintf(fp, "%s  deleted  last rev %llu  %s#%s\n", r->anchor,

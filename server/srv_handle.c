@@ -183,9 +183,13 @@ anc_server_handle(anc_db *db, const anc_auth *auth, const anc_limits *lim,
 			                      req->u.drift.contract,
 			                      req->u.drift.set, &err);
 		if (rv == ANC_OK)
+			/* after a change, a report under the new settings:
+			 * the latest one predates them */
 			rv = anc_db_drift_report(db, req->u.drift.collection,
 			                         req->u.drift.contract,
-			                         req->u.drift.fresh,
+			                         req->u.drift.fresh ||
+			                             (req->u.drift.set != NULL &&
+			                              req->u.drift.set[0] != '\0'),
 			                         &resp.u.drift, &err);
 		break;
 	case ANC_OP_VERIFY: {

@@ -374,6 +374,25 @@ Test(e2e_load, resume_after_loader_sigkill)
 	free(out);
 	free(err);
 
+	/* resolve shows the --meta-field values (row 23: doc 2, chunk 3,
+	 * page 2), in JSON and in text. */
+	{
+		anc_anchor_str a23;
+		tu_anchor(COLL, "doc2", "3", a23);
+		st = tu_cli(&out, &err, "--json", "resolve", COLL, a23, NULL);
+		cr_assert_eq(st, 0, "%s", err);
+		cr_assert_not_null(strstr(out, "\"meta\":{\"page\":2}"), "%s",
+		                   out);
+		free(out);
+		free(err);
+		st = tu_cli(&out, &err, "resolve", COLL, a23, NULL);
+		cr_assert_eq(st, 0, "%s", err);
+		cr_assert_not_null(strstr(out, "    meta {\"page\":2}\n"), "%s",
+		                   out);
+		free(out);
+		free(err);
+	}
+
 	clean_load(dir, jl);
 	anc_client *a = tu_client(&srv_a), *b = tu_client(&srv_b);
 	compare_stores(a, b, n);
