@@ -20,7 +20,7 @@ endif
 CMAKE_FLAGS ?=
 CMAKE_FLAGS += -DANCHORAGE_WERROR=$(WERROR)
 
-.PHONY: all deps build run test test-fast test-asan test-fuzz fuzz bench clean help
+.PHONY: all deps deps-run build build-run run test test-fast test-asan test-fuzz fuzz bench clean help
 
 all: build
 
@@ -34,11 +34,20 @@ help:
 deps:
 	@scripts/install-deps.sh
 
+# make run needs the libraries only, not the test tools (Prometheus,
+# Chromium, clang), and builds the server and the CLI only.
+deps-run:
+	@scripts/install-deps.sh --run
+
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(BUILD) -j$(JOBS)
 
-run: build
+build-run: deps-run
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(BUILD) -j$(JOBS) --target anchorage anchorage-server
+
+run: build-run
 	@scripts/run.sh
 
 test-fast: build

@@ -217,7 +217,7 @@ anchors_command(anc_cli_ctx *ctx, int argc, char **argv, int is_delete,
 	static const char delete_usage[] =
 	    "usage: anchorage delete COLLECTION ANCHOR...\n\n"
 	    "Delete passages by anchor. Per anchor prints deleted "
-	    "(with the revision),\nalready_deleted or unknown. A deleted "
+	    "(with the revision),\nalready deleted or unknown. A deleted "
 	    "anchor resolves as \"deleted\" afterwards.\n";
 	static const char resolve_usage[] =
 	    "usage: anchorage resolve COLLECTION ANCHOR...\n\n"

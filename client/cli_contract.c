@@ -225,8 +225,13 @@ cmd_register(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	    "   \"preprocess\": \"free text (optional)\",\n"
 	    "   \"index\": {\"kind\": \"flat\"} | {\"kind\": \"hnsw\", \"m\": 32, "
 	    "\"ef_construction\": 200, \"ef_search\": 64}}\n"
-	    "Unknown keys are errors. The first contract of a collection is its "
-	    "default;\nlater ones start as migrating.\n\n"
+	    "Index kinds (optional keys, defaults): flat; hnsw and hnsw_sq8 (m 32,\n"
+	    "ef_construction 200, ef_search 64); ivf_flat (nlist 256, nprobe 16);\n"
+	    "ivf_pq (nlist, nprobe, pq_m, pq_nbits 8). Unknown keys are errors.\n"
+	    "One name@revision names one contract: the same one again is fine "
+	    "(same ID),\none with another model, dim, metric, normalize or "
+	    "preprocess is a CONFLICT.\nThe first contract of a collection is its "
+	    "default; later ones start as migrating.\n\n"
 	    "--canaries FILE.jsonl: canary probes, one per line (at most 64):\n"
 	    "  {\"text\": \"probe text\", \"vector\": [the model's vector for "
 	    "it]}\n"
@@ -853,11 +858,15 @@ cmd_compare(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		uint32_t n = no - at < COMPARE_BATCH ? no - at : COMPARE_BATCH;
 		if ((code = anc_client_query(ctx->client, pos[0], pos[1],
 		         vo + (size_t)at * dold, n, dold, k, 0, &ro, err))) {
+			/* the server's "NAME: " goes in front, once */
+			anc_cli_error_strip_name(err);
 			anc_error_wrap(err, "OLD %s", pos[1]);
 			goto leave;
 		}
 		if ((code = anc_client_query(ctx->client, pos[0], pos[2],
 		         vn + (size_t)at * dnew, n, dnew, k, 0, &rn, err))) {
+			/* the server's "NAME: " goes in front, once */
+			anc_cli_error_strip_name(err);
 			anc_error_wrap(err, "NEW %s", pos[2]);
 			goto leave;
 		}

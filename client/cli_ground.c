@@ -604,9 +604,12 @@ receipt_show(anc_cli_ctx *ctx, const char *id, int with_text,
 			       r->dim, r->with_text ? "yes" : "no");
 		for (uint32_t i = 0; i < r->nq; i++) {
 			const anc_receipt_list *l = &r->lists[i];
+			/* claims count from 1 as `verify` prints them,
+			 * queries from 0 as the request's vectors */
 			printf("  %s %u:%s%s\n",
 			       r->kind == ANC_RECEIPT_VERIFY ? "claim" : "query",
-			       i, l->verdict >= 0 ? " " : "",
+			       r->kind == ANC_RECEIPT_VERIFY ? i + 1 : i,
+			       l->verdict >= 0 ? " " : "",
 			       l->verdict >= 0 ? anc_verdict_name(l->verdict) : "");
 			for (uint32_t j = 0; j < l->nhits; j++) {
 				const anc_receipt_hit *h = &l->hits[j];
@@ -677,31 +680,33 @@ receipt_replay(anc_cli_ctx *ctx, const char *id, anc_error *err)
 			const anc_replay_change *c = &r->changes[i];
 			const char *what = r->kind == ANC_RECEIPT_VERIFY ? "claim"
 			                                                  : "query";
+			uint32_t no = r->kind == ANC_RECEIPT_VERIFY ? c->list + 1
+			                                            : c->list;
 			switch (c->kind) {
 			case ANC_CHANGE_VERDICT:
-				printf("  %s %u: verdict %s -> %s\n", what, c->list,
+				printf("  %s %u: verdict %s -> %s\n", what, no,
 				       anc_verdict_name((int)c->old_revision),
 				       anc_verdict_name((int)c->new_revision));
 				break;
 			case ANC_CHANGE_REVISED:
 				printf("  %s %u: %s revised: rev %llu -> %llu\n",
-				       what, c->list, c->anchor,
+				       what, no, c->anchor,
 				       (unsigned long long)c->old_revision,
 				       (unsigned long long)c->new_revision);
 				break;
 			case ANC_CHANGE_DELETED:
 				printf("  %s %u: %s deleted (was rev %llu)\n", what,
-				       c->list, c->anchor,
+				       no, c->anchor,
 				       (unsigned long long)c->old_revision);
 				break;
 			case ANC_CHANGE_GONE:
 				printf("  %s %u: %s no longer returned (score was "
-				       "%.4f)\n", what, c->list, c->anchor,
+				       "%.4f)\n", what, no, c->anchor,
 				       (double)c->old_score);
 				break;
 			default:
 				printf("  %s %u: %s new better hit, score %.4f, "
-				       "rev %llu\n", what, c->list, c->anchor,
+				       "rev %llu\n", what, no, c->anchor,
 				       (double)c->new_score,
 				       (unsigned long long)c->new_revision);
 				break;

@@ -922,7 +922,9 @@ static const char load_usage[] =
     "finished load\nchanges nothing (records come back \"unchanged\").\n\n"
     "Progress goes to stderr (a live line on a terminal, a line every 5 s "
     "otherwise,\nJSON events with --json); --quiet silences it. The summary "
-    "goes to stdout.\n";
+    "goes to stdout;\nwith --json, stdout has one line per record first "
+    "({\"line\",\"anchor\",\"status\",\n\"revision\"}), then the summary "
+    "object.\n";
 
 int
 anc_cli_cmd_load(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)

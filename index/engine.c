@@ -2445,7 +2445,8 @@ anc_db_contract_promote(anc_db *db, const char *collection,
 		rv = anc_error_set(err, ANC_EPRECONDITION,
 		                   "collection '%s': contract %s (%s@%s) covers "
 		                   "%llu of %llu live passages (%.1f%%); load the "
-		                   "missing vectors or promote with force",
+		                   "missing vectors or promote with force "
+		                   "(anchorage contract promote --force)",
 		                   collection, e->idstr, e->c.name, e->c.revision,
 		                   (unsigned long long)s.live,
 		                   (unsigned long long)ce->live,

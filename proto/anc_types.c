@@ -492,9 +492,10 @@ anc_collection_name_check(const char *name, anc_error *err)
 		         (i > 0 && (ch == '_' || ch == '.' || ch == '-'));
 		if (!ok)
 			return anc_error_set(err, ANC_EINVAL,
-			    "collection name '%s': character %zu is not allowed "
-			    "(expected [A-Za-z0-9], then [A-Za-z0-9_.-])",
-			    name, i);
+			    "collection name '%s': character %zu ('%c') is not "
+			    "allowed (counting from 1; expected [A-Za-z0-9], "
+			    "then [A-Za-z0-9_.-])",
+			    name, i + 1, ch >= 0x20 && ch < 0x7f ? ch : '?');
 	}
 	return ANC_OK;
 }

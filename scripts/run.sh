@@ -16,7 +16,7 @@ listen=${ANCHORAGE_LISTEN:-tcp://127.0.0.1:7700}
 demo=${ANCHORAGE_DEMO_DATA:-$root/../shared/data/sotu-2models}
 server=$bin/anchorage-server
 cli=$bin/anchorage
-rel() { realpath --relative-to="$root" "$1" 2>/dev/null || echo "$1"; }
+rel() { realpath -s --relative-to="$root" "$1" 2>/dev/null || echo "$1"; }
 
 mkdir -p "$data"
 if [ -z "$(ls -A "$data" 2>/dev/null)" ]; then

@@ -1,7 +1,7 @@
 /*
  * e2e_server_test.c — anchorage-server as an operator runs it: --help and
  * --version, bad flags refused with one error line, several listeners,
- * SIGINT as a clean stop, and the index snapshot contract of DESIGN.md
+ * SIGINT as a clean stop, and the index snapshot contract of ../shared/DESIGN.md
  * ("a missing or corrupt snapshot means a rebuild from LMDB, never data
  * loss"): after a clean stop the snapshots are removed or overwritten with
  * garbage, and the restarted server must answer exactly as before.
