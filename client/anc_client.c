@@ -87,6 +87,22 @@ client_nng_error(anc_error *err, int rv, const char *what, const char *url,
 	    nng_strerror(rv));
 }
 
+/* After a timeout on a big request, say what else it may mean: a server
+ * drops a message over its --max-message without a word (nng's receive
+ * limit), which looks to the client exactly like a dead server. */
+static int
+client_size_hint(anc_error *err, int code, size_t req_len)
+{
+	char msg[sizeof err->msg];
+
+	if (code != ANC_ETIMEOUT || req_len <= 65536)
+		return code;
+	snprintf(msg, sizeof msg, "%s", err->msg);
+	return anc_error_set(err, code, "%s; the request was %zu bytes, and a "
+	    "server drops requests over its --max-message unanswered", msg,
+	    req_len);
+}
+
 void
 anc_client_close(anc_client *c)
 {
@@ -288,8 +304,8 @@ client_exchange(anc_client *c, void **reply, size_t *reply_len,
 	if ((rv = nng_recv(c->sock, reply, reply_len, NNG_FLAG_ALLOC)) != 0) {
 		*reply = NULL;
 		*reply_len = 0;
-		return client_nng_error(err, rv, "receive from", c->url,
-		    c->opt.timeout_ms);
+		return client_size_hint(err, client_nng_error(err, rv,
+		    "receive from", c->url, c->opt.timeout_ms), c->buf.len);
 	}
 	return ANC_OK;
 }
@@ -559,6 +575,7 @@ typedef struct pl_slot {
 	nng_msg *reply; /* owned by the slot once DONE */
 	uint64_t id;    /* request ID sent */
 	uint64_t tag;   /* the caller's tag */
+	size_t len;     /* request bytes, for a timeout's message */
 } pl_slot;
 
 struct anc_pipeline {
@@ -786,6 +803,7 @@ anc_pipeline_upsert(anc_pipeline *p, const char *collection,
 	memcpy(nng_msg_body(m), p->buf.data, p->buf.len);
 	s->id = req.id;
 	s->tag = tag;
+	s->len = p->buf.len;
 	s->rv = 0;
 	s->reply = NULL;
 	s->phase = PL_SEND;
@@ -825,8 +843,8 @@ anc_pipeline_wait(anc_pipeline *p, uint64_t *tag, anc_resp **out,
 	p->head = (p->head + 1) % p->depth;
 	p->count--;
 	if (s->rv != 0) {
-		code = client_nng_error(err, s->rv, "upsert to", p->c->url,
-		    p->c->opt.timeout_ms);
+		code = client_size_hint(err, client_nng_error(err, s->rv,
+		    "upsert to", p->c->url, p->c->opt.timeout_ms), s->len);
 		goto leave;
 	}
 	if ((code = anc_resp_decode(nng_msg_body(m), nng_msg_len(m),

@@ -90,8 +90,19 @@ rd_fill(rd *r, anc_error *err)
 			    (unsigned long long)(r->consumed + r->end - r->pos),
 			    zerr == Z_ERRNO ? strerror(errno) : zmsg);
 		}
-		if (n == 0)
+		if (n == 0) {
+			/* zlib reports a gzip stream cut short (no trailer,
+			 * or ended inside a block) only here, not as -1 */
+			(void)gzerror(r->gz, &zerr);
+			if (zerr == Z_BUF_ERROR)
+				return anc_error_set(err, ANC_EMALFORMED,
+				    "%s: truncated gzip input: it ends in the "
+				    "middle of the compressed stream, after %llu "
+				    "uncompressed bytes", rd_name(r->path),
+				    (unsigned long long)(r->consumed + r->end -
+				                         r->pos));
 			r->eof = 1;
+		}
 		r->end += (size_t)n;
 	}
 	return ANC_OK;

@@ -926,6 +926,18 @@ static const char load_usage[] =
     "({\"line\",\"anchor\",\"status\",\n\"revision\"}), then the summary "
     "object.\n";
 
+/* Do paths a and b name one existing file (or the same path)? */
+static int
+same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	if (strcmp(a, b) == 0)
+		return 1;
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 &&
+	       sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 int
 anc_cli_cmd_load(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 {
@@ -1022,6 +1034,28 @@ anc_cli_cmd_load(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		goto leave;
 	}
 	st.max_errors = maxerr != NULL ? u : 0;
+	/* The files load writes must not be the files it reads (or each
+	 * other): --reject g.jsonl g.jsonl would truncate the input. */
+	{
+		const char *in[2] = {strcmp(st.path, "-") == 0 ? NULL : st.path,
+		                     vectors};
+		const char *outs[2] = {reject, ckpt};
+		const char *oname[2] = {"--reject", "--checkpoint"};
+		for (int o = 0; o < 2; o++)
+			for (int i = 0; i < 3; i++) {
+				const char *other = i < 2 ? in[i]
+				                  : o == 0 ? ckpt : NULL;
+				if (outs[o] != NULL && other != NULL &&
+				    same_file(outs[o], other)) {
+					code = anc_cli_usage(ctx, err,
+					    "load: %s %s is the same file as %s: it "
+					    "would be overwritten", oname[o],
+					    outs[o], i == 2 ? "--checkpoint"
+					    : i == 0 ? "the input" : "--vectors");
+					goto leave;
+				}
+			}
+	}
 	if (sf) st.fields.source = sf;
 	if (cf) st.fields.chunk = cf, st.fields.chunk_explicit = 1;
 	if (tf) st.fields.text = tf, st.fields.text_explicit = 1;

@@ -77,6 +77,12 @@ typedef struct anc_db_options {
 	int calib_off;           /* 1: no background calibration thread
 	                            (verify and anc_db_calibration still
 	                            calibrate on demand) */
+	uint64_t reply_max;      /* largest answer resolve and query build,
+	                            in bytes (keys, text, metadata and a
+	                            fixed cost per entry): over it they stop
+	                            with ANC_ETOOBIG instead of allocating
+	                            it; 0 = no bound. The server sets its
+	                            max message. */
 } anc_db_options;
 
 void anc_db_options_default(anc_db_options *opt);

@@ -90,6 +90,10 @@
 #define ANCHORAGE_VERSION "0.0.0"
 #endif
 
+/* Bytes an answer's entry (a hit, a resolved anchor) takes besides its
+ * keys, text and metadata, counted against anc_db_options.reply_max: the
+ * msgpack field names and numbers, generously. */
+#define REPLY_ENTRY_BYTES 128u
 #define DEFAULT_MAP_SIZE (64ull << 30)
 #define DEFAULT_SNAPSHOT_EVERY 100000
 #define TEXT_MAX (1u << 20)    /* passage text, bytes */
@@ -1033,6 +1037,67 @@ done:
 /* ---- validation ------------------------------------------------------------------- */
 
 static int
+mp_key_cmp(const void *a, const void *b)
+{
+	const msgpack_object *x = *(const msgpack_object *const *)a;
+	const msgpack_object *y = *(const msgpack_object *const *)b;
+
+	if (x->type != y->type)
+		return x->type < y->type ? -1 : 1;
+	if (x->type == MSGPACK_OBJECT_STR) {
+		if (x->via.str.size != y->via.str.size)
+			return x->via.str.size < y->via.str.size ? -1 : 1;
+		return memcmp(x->via.str.ptr, y->via.str.ptr, x->via.str.size);
+	}
+	switch (x->type) {
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		return x->via.u64 < y->via.u64 ? -1 : x->via.u64 > y->via.u64;
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		return x->via.i64 < y->via.i64 ? -1 : x->via.i64 > y->via.i64;
+	case MSGPACK_OBJECT_BOOLEAN:
+		return (int)x->via.boolean - (int)y->via.boolean;
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		return x->via.f64 < y->via.f64 ? -1 : x->via.f64 > y->via.f64;
+	case MSGPACK_OBJECT_NIL:
+		return 0;
+	default:
+		return x < y ? -1 : x > y; /* containers as keys: all distinct */
+	}
+}
+
+/* 1 if some map inside o (o included) repeats a key; keys are sorted to
+ * find out (a map holds at most META_MAX / 2 of them). */
+static int
+mp_dup_keys(const msgpack_object *o, int depth)
+{
+	if (depth > 64)
+		return 0; /* the decoder bounds nesting well below this */
+	if (o->type == MSGPACK_OBJECT_ARRAY) {
+		for (uint32_t i = 0; i < o->via.array.size; i++)
+			if (mp_dup_keys(&o->via.array.ptr[i], depth + 1))
+				return 1;
+		return 0;
+	}
+	if (o->type != MSGPACK_OBJECT_MAP || o->via.map.size < 1)
+		return 0;
+	uint32_t n = o->via.map.size;
+	const msgpack_object **k = malloc((size_t)n * sizeof *k);
+	int dup = 0;
+	if (k == NULL)
+		return 1; /* refuse rather than store unchecked */
+	for (uint32_t i = 0; i < n; i++)
+		k[i] = &o->via.map.ptr[i].key;
+	qsort(k, n, sizeof *k, mp_key_cmp);
+	for (uint32_t i = 1; i < n && !dup; i++)
+		dup = mp_key_cmp(&k[i - 1], &k[i]) == 0;
+	free(k);
+	for (uint32_t i = 0; i < n && !dup; i++)
+		dup = mp_dup_keys(&o->via.map.ptr[i].val, depth + 1);
+	return dup;
+}
+
+static int
 meta_check(const uint8_t *meta, uint32_t len, char *why, size_t whylen)
 {
 	msgpack_unpacked u;
@@ -1043,12 +1108,15 @@ meta_check(const uint8_t *meta, uint32_t len, char *why, size_t whylen)
 	msgpack_unpack_return r =
 	    msgpack_unpack_next(&u, (const char *)meta, len, &off);
 	ok = r == MSGPACK_UNPACK_SUCCESS && off == len &&
-	     u.data.type == MSGPACK_OBJECT_MAP;
+	     u.data.type == MSGPACK_OBJECT_MAP && !mp_dup_keys(&u.data, 0);
 	if (!ok)
 		snprintf(why, whylen, "%s",
 		         r != MSGPACK_UNPACK_SUCCESS ? "not valid msgpack"
 		         : off != len ? "trailing bytes after the map"
-		                      : "not a msgpack map");
+		         : u.data.type != MSGPACK_OBJECT_MAP
+		             ? "not a msgpack map"
+		             : "a map repeats a key (keys are unique, as in "
+		               "JSON objects)");
 	msgpack_unpacked_destroy(&u);
 	return ok;
 }
@@ -1857,8 +1925,10 @@ anc_query_result_free(anc_query_result *r)
 static int
 hits_fill(anc_db *db, MDB_txn *txn, coll_ent *ce, contract_ent *e,
           const float *dist, const int64_t *labels, uint32_t kp, uint32_t k,
-          int with_text, anc_hitlist *hl, anc_error *err)
+          int with_text, uint64_t base, anc_hitlist *hl, anc_error *err)
 {
+	uint64_t own = 0;
+
 	for (uint32_t i = 0; i < hl->nhits; i++) {
 		free(hl->hits[i].source);
 		free(hl->hits[i].chunk);
@@ -1901,8 +1971,30 @@ hits_fill(anc_db *db, MDB_txn *txn, coll_ent *ce, contract_ent *e,
 		    (with_text && h->text == NULL))
 			return anc_error_set(err, ANC_ENOMEM,
 			                     "query: out of memory");
+		own += REPLY_ENTRY_BYTES + p.source_len + p.chunk_len +
+		       (with_text ? p.text_len : 0);
+		if (db->opt.reply_max != 0 && base + own > db->opt.reply_max)
+			return anc_error_set(
+			    err, ANC_ETOOBIG,
+			    "query: the answer would be over %llu bytes (the "
+			    "server's max message): ask for fewer hits (k), "
+			    "fewer query vectors per request%s",
+			    (unsigned long long)db->opt.reply_max,
+			    with_text ? ", or no text" : "");
 	}
 	return ANC_OK;
+}
+
+/* Bytes the answer's list hl takes, as hits_fill counts them. */
+static uint64_t
+hits_bytes(const anc_hitlist *hl)
+{
+	uint64_t b = 0;
+	for (uint32_t i = 0; i < hl->nhits; i++)
+		b += REPLY_ENTRY_BYTES + strlen(hl->hits[i].source) +
+		     strlen(hl->hits[i].chunk) +
+		     (hl->hits[i].text != NULL ? strlen(hl->hits[i].text) : 0);
+	return b;
 }
 
 /* Score of stored vector v against prepared query q, in the metric's
@@ -1994,7 +2086,7 @@ anc_db_query2(anc_db *db, const char *collection, const char *contract_ref,
 	int64_t *labels = NULL;
 	vindex_stats s;
 	vindex_params vp, used = {0, 0};
-	uint64_t kp, want;
+	uint64_t kp, want, answer = 0; /* answer: bytes so far */
 	uint32_t kr; /* live hits gathered per query: k, or rerank */
 	int rv, locked = 0, exact_scan = 0, rerank = 0;
 
@@ -2104,12 +2196,14 @@ anc_db_query2(anc_db *db, const char *collection, const char *contract_ref,
 		    (rv = vindex_search_exact(e->vx, txn, nq, qv, (uint32_t)kp,
 		                              dist, labels, err)) != ANC_OK)
 			goto done;
-		for (uint32_t q = 0; q < nq; q++)
+		for (uint32_t q = 0; q < nq; q++) {
 			if ((rv = hits_fill(db, txn, ce, e, dist + (size_t)q * kp,
 			                    labels + (size_t)q * kp, (uint32_t)kp,
-			                    k, with_text, &res->lists[q], err)) !=
-			    ANC_OK)
+			                    k, with_text, answer, &res->lists[q],
+			                    err)) != ANC_OK)
 				goto done;
+			answer += hits_bytes(&res->lists[q]);
+		}
 		goto done;
 	}
 	if (rerank) {
@@ -2147,7 +2241,7 @@ anc_db_query2(anc_db *db, const char *collection, const char *contract_ref,
 	for (uint32_t q = 0; q < nq; q++) {
 		rv = hits_fill(db, txn, ce, e, dist + (size_t)q * kp,
 		               labels + (size_t)q * kp, (uint32_t)kp, kr, with_text,
-		               &res->lists[q], err);
+		               answer, &res->lists[q], err);
 		if (rv != ANC_OK)
 			goto done;
 		/* Too many stale candidates: widen this query until it has
@@ -2171,7 +2265,8 @@ anc_db_query2(anc_db *db, const char *collection, const char *contract_ref,
 			                           err);
 			if (rv == ANC_OK)
 				rv = hits_fill(db, txn, ce, e, d2, l2, (uint32_t)kq,
-				               kr, with_text, &res->lists[q], err);
+				               kr, with_text, answer, &res->lists[q],
+				               err);
 			free(d2);
 			free(l2);
 			if (rv != ANC_OK)
@@ -2181,6 +2276,7 @@ anc_db_query2(anc_db *db, const char *collection, const char *contract_ref,
 		    (rv = hits_rerank(db, txn, ce, e, qv + (size_t)q * dim, rbuf,
 		                      k, &res->lists[q], err)) != ANC_OK)
 			goto done;
+		answer += hits_bytes(&res->lists[q]);
 	}
 done:
 	if (locked)
@@ -2227,6 +2323,7 @@ anc_db_resolve(anc_db *db, const char *collection,
 	uint8_t(*raw)[ANC_ANCHOR_RAW] = NULL;
 	anc_resolved *res = NULL;
 	MDB_txn *txn = NULL;
+	uint64_t answer = 0; /* bytes of the answer so far */
 	int rv;
 
 	if (out == NULL)
@@ -2255,6 +2352,18 @@ anc_db_resolve(anc_db *db, const char *collection,
 		                       err);
 		if (rv != ANC_OK)
 			goto done;
+		answer += REPLY_ENTRY_BYTES;
+		if (found)
+			answer += p.source_len + p.chunk_len +
+			           (p.deleted ? 0 : (uint64_t)p.text_len + p.meta_len);
+		if (db->opt.reply_max != 0 && answer > db->opt.reply_max) {
+			rv = anc_error_set(err, ANC_ETOOBIG,
+			    "resolve: the answer would be over %llu bytes (the "
+			    "server's max message) by anchor %u of %u: resolve "
+			    "fewer anchors at a time",
+			    (unsigned long long)db->opt.reply_max, i + 1, n);
+			goto done;
+		}
 		if (!found) {
 			r->status = ANC_ANCHOR_UNKNOWN;
 			continue;

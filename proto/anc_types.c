@@ -503,12 +503,21 @@ anc_collection_name_check(const char *name, anc_error *err)
 int
 anc_vector_check_finite(const float *v, uint32_t dim, anc_error *err)
 {
+	double s = 0;
+
+	for (uint32_t i = 0; i < dim; i++)
+		s += (double)v[i] * (double)v[i];
+	if (s <= ANC_VECTOR_NORM2_MAX) /* false for NaN */
+		return ANC_OK;
 	for (uint32_t i = 0; i < dim; i++)
 		if (!isfinite(v[i]))
 			return anc_error_set(err, ANC_ENONFINITE,
 			    "component %u is %s", i,
 			    isnan(v[i]) ? "NaN" : "Inf");
-	return ANC_OK;
+	return anc_error_set(err, ANC_ENONFINITE,
+	    "squared norm %.3g: distances and inner products with it "
+	    "overflow float32 (expected at most %.3g, i.e. a norm up to "
+	    "%.3g)", s, ANC_VECTOR_NORM2_MAX, sqrt(ANC_VECTOR_NORM2_MAX));
 }
 
 double

@@ -713,8 +713,16 @@ const char *anc_drift_stat_name(int i);
 
 /* ---- vectors ---------------------------------------------------------- */
 
-/* Check that v holds dim finite values: ANC_ENONFINITE naming the first bad
- * component otherwise. */
+/* Largest squared L2 norm of a vector written or queried: FLT_MAX / 4, so
+ * that the squared L2 distance of two such vectors, at most
+ * (|a| + |b|)^2 = 4 max|v|^2, and their inner product stay finite in
+ * float32 (faiss's arithmetic). Beyond it a stored vector silently drops
+ * out of every answer (its distances are Inf or NaN). */
+#define ANC_VECTOR_NORM2_MAX (3.4028234663852886e38 / 4)
+
+/* Check that v holds dim finite values and that its squared norm is at
+ * most ANC_VECTOR_NORM2_MAX: ANC_ENONFINITE naming the first NaN/Inf
+ * component, or the norm, otherwise. */
 int anc_vector_check_finite(const float *v, uint32_t dim, anc_error *err);
 
 /* L2 norm, computed in double. */

@@ -218,6 +218,13 @@ anc_server_handle(anc_db *db, const anc_auth *auth, const anc_limits *lim,
 	}
 	if (rv == ANC_OK)
 		rv = anc_resp_encode(&resp, out, &err);
+	/* The engine bounds the big answers as it builds them (reply_max);
+	 * whatever still comes out over the limit could not travel: nng on
+	 * the other side drops it, and the client would only time out. */
+	if (rv == ANC_OK && out->len > lim->max_message)
+		rv = anc_error_set(&err, ANC_ETOOBIG,
+		    "%s: the answer is %zu bytes, over the max message %u",
+		    anc_op_name(req->op), out->len, lim->max_message);
 
 reply:
 	if (rv != ANC_OK) {

@@ -420,7 +420,12 @@ anc_server_start(const anc_server_config *cfg, anc_server **out,
 	if ((rv = mkdir_p(cfg->data_dir, err)) != ANC_OK ||
 	    (rv = lock_data_dir(cfg->data_dir, &srv->lockfd, err)) != ANC_OK)
 		goto fail;
-	if ((rv = anc_db_open(cfg->data_dir, &cfg->db, &srv->db, err)) !=
+	/* An answer over the max message could not travel (the peer's nng
+	 * drops it): resolve and query stop short of building one. */
+	if (srv->cfg.db.reply_max == 0 ||
+	    srv->cfg.db.reply_max > srv->cfg.limits.max_message)
+		srv->cfg.db.reply_max = srv->cfg.limits.max_message;
+	if ((rv = anc_db_open(cfg->data_dir, &srv->cfg.db, &srv->db, err)) !=
 	    ANC_OK) {
 		anc_error_wrap(err, "data directory %s", cfg->data_dir);
 		goto fail;

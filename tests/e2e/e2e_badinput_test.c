@@ -707,6 +707,28 @@ Test(e2e_badinput, oversized_message, .init = setup_small)
 	msgpack_sbuffer_destroy(&m.sb);
 	check_healthy("a 2 MiB message");
 
+	/* Through the client library (whose own limit is 64 MiB): the
+	 * dropped request times out, and the error says what a size over
+	 * the server's --max-message does. */
+	{
+		enum { NQ = 1000 }; /* 1.5 MB of vectors */
+		float *v = malloc((size_t)NQ * TU_SOTU_DIM * 4);
+		cr_assert_not_null(v);
+		for (uint32_t i = 0; i < NQ; i++)
+			memcpy(v + (size_t)i * TU_SOTU_DIM,
+			       s.vecs + (i % 90) * s.dim, TU_SOTU_DIM * 4);
+		anc_resp *r = NULL;
+		anc_error err = {0};
+		int rc = anc_client_query(cl, "sotu", cid, v, NQ, TU_SOTU_DIM, 1,
+		                          0, &r, &err);
+		free(v);
+		cr_assert_eq(rc, ANC_ETIMEOUT, "%s: %s", anc_errname(rc),
+		             err.msg);
+		cr_assert_not_null(strstr(err.msg, "over its --max-message"),
+		                   "%s", err.msg);
+		check_healthy("a request over the limit through the client");
+	}
+
 	/* Just under the limit still works. */
 	nq = (1u << 20) / (TU_SOTU_DIM * 4) - 8;
 	mp_query(&m, 71, "sotu", cid, s.vecs, 1, s.dim, 3);
@@ -723,4 +745,56 @@ Test(e2e_badinput, oversized_message, .init = setup_small)
 	cr_assert_eq(rc, 0, "a %u-query message under the limit: %s (%s)", nq,
 	             anc_errname(rc), msg);
 	check_healthy("a message just under the limit");
+}
+
+/* An answer that would not fit the max message (1 MiB here) is refused
+ * with TOO_LARGE while it is being built (the server allocates no more than
+ * the limit), instead of an answer nng drops and a client that times out. */
+Test(e2e_badinput, answers_over_max_message_are_refused, .init = setup_small)
+{
+	enum { BIG = 300 * 1024, NBIG = 4 };
+	char *text = malloc(BIG + 1);
+	cr_assert_not_null(text);
+	memset(text, 'x', BIG);
+	text[BIG] = '\0';
+	anc_anchor_str an[NBIG];
+	anc_error err = {0};
+	anc_resp *r = NULL;
+	for (uint32_t i = 0; i < NBIG; i++) {
+		char chunk[8];
+		snprintf(chunk, sizeof chunk, "%u", i);
+		anc_record rec = {"big", chunk, text, NULL, 0,
+		                  s.vecs + (size_t)(20 + i) * s.dim, s.dim};
+		cr_assert_eq(anc_client_upsert(cl, "sotu", cid, &rec, 1, &r, &err),
+		             0, "%s", err.msg);
+		memcpy(an[i], r->u.upsert.results[0].anchor, sizeof an[i]);
+		anc_resp_free(r);
+	}
+	free(text);
+
+	/* resolve: two big passages fit, four do not */
+	cr_assert_eq(anc_client_resolve(cl, "sotu", an, 2, &r, &err), 0, "%s",
+	             err.msg);
+	cr_assert_eq(strlen(r->u.resolve.results[1].text), BIG);
+	anc_resp_free(r);
+	r = NULL;
+	cr_assert_eq(anc_client_resolve(cl, "sotu", an, NBIG, &r, &err),
+	             ANC_ETOOBIG, "%s", err.msg);
+	cr_assert_null(r);
+	cr_assert_not_null(strstr(err.msg, "over 1048576 bytes") &&
+	                   strstr(err.msg, "fewer anchors"), "%s", err.msg);
+
+	/* query: the four big passages with their text do not fit; without
+	 * text they do */
+	const float *q = s.vecs + (size_t)20 * s.dim;
+	cr_assert_eq(anc_client_query(cl, "sotu", cid, q, 1, s.dim, 10, 1, &r,
+	                              &err), ANC_ETOOBIG, "%s", err.msg);
+	cr_assert_not_null(strstr(err.msg, "no text"), "%s", err.msg);
+	cr_assert_eq(anc_client_query(cl, "sotu", cid, q, 1, s.dim, 10, 0, &r,
+	                              &err), 0, "%s", err.msg);
+	cr_assert_eq(r->u.query.lists[0].nhits, 10);
+	anc_resp_free(r);
+	/* and the server still answers */
+	cr_assert_eq(anc_client_ping(cl, &r, &err), 0, "%s", err.msg);
+	anc_resp_free(r);
 }

@@ -542,6 +542,26 @@ Test(e2e_load, bad_records_reject_and_max_errors)
 	free(out);
 	free(err);
 
+	/* --reject or --checkpoint naming the input: refused before anything
+	 * is opened for writing; the input is intact. */
+	{
+		struct stat before, after;
+		cr_assert_eq(stat(jl, &before), 0);
+		st = tu_cli(&out, &err, "load", COLL, jl, "--reject", jl, NULL);
+		cr_assert_eq(st, 2, "exit %d: %s", st, err);
+		cr_assert_not_null(strstr(err, "is the same file as the input"),
+		                   "%s", err);
+		free(out);
+		free(err);
+		st = tu_cli(&out, &err, "load", COLL, jl, "--checkpoint", jl,
+		            NULL);
+		cr_assert_eq(st, 2, "exit %d: %s", st, err);
+		free(out);
+		free(err);
+		cr_assert_eq(stat(jl, &after), 0);
+		cr_assert_eq(after.st_size, before.st_size, "the input changed");
+	}
+
 	/* --batch 1: line 1 is its own acknowledged batch; the stop at line
 	 * 2 leaves exactly it. */
 	st = tu_cli(&out, &err, "load", COLL, jl, "--batch", "1", NULL);

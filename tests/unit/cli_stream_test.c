@@ -436,3 +436,58 @@ Test(cli_stream, meta_fields_keep_json_types)
 	cr_assert_eq(l.meta_len, 0);
 	anc_cli_line_clear(&l);
 }
+
+/* A gzip input cut short (inside the compressed data, or just before its
+ * 8-byte trailer) is an error naming the file, never a clean end of input
+ * (zlib reports it only through gzerror, not as a failed read). */
+Test(cli_stream, truncated_gzip_is_an_error)
+{
+	const char *dir = tu_tmpdir();
+	char text[64 * 1024];
+	size_t n = 0;
+	for (int i = 0; n + 40 < sizeof text; i++)
+		n += (size_t)snprintf(text + n, sizeof text - n,
+		                      "{\"source\":\"s%d\",\"text\":\"t\"}\n", i);
+	char full[TU_PATH_MAX], cut[TU_PATH_MAX];
+	snprintf(full, sizeof full, "%s", tu_path(dir, "full.jsonl.gz"));
+	gz_file(full, text, n);
+	size_t glen = 0;
+	char *g = tu_file_read(full, &glen);
+	cr_assert_not_null(g);
+	const size_t cuts[2] = {glen / 2, glen - 4};
+	for (int c = 0; c < 2; c++) {
+		snprintf(cut, sizeof cut, "%s/cut%d.jsonl.gz", dir, c);
+		tu_file_write(cut, g, cuts[c]);
+		anc_cli_lines *l = NULL;
+		anc_error err = {0};
+		const char *line;
+		size_t len;
+		int rc;
+		/* the opening read may already meet the cut */
+		rc = anc_cli_lines_open(cut, &l, &err);
+		while (rc == ANC_OK) {
+			rc = anc_cli_lines_next(l, &line, &len, &err);
+			if (rc == ANC_OK && line == NULL)
+				break;
+		}
+		cr_assert_eq(rc, ANC_EMALFORMED, "cut %d: read to the end", c);
+		cr_assert_not_null(strstr(err.msg, "truncated gzip input"), "%s",
+		                   err.msg);
+		cr_assert_not_null(strstr(err.msg, cut), "%s", err.msg);
+		anc_cli_lines_close(l);
+	}
+	/* the whole file reads to its end */
+	anc_cli_lines *l = NULL;
+	anc_error err = {0};
+	const char *line;
+	size_t len;
+	int rc, lines = 0;
+	cr_assert_eq(anc_cli_lines_open(full, &l, &err), 0, "%s", err.msg);
+	while ((rc = anc_cli_lines_next(l, &line, &len, &err)) == ANC_OK &&
+	       line != NULL)
+		lines++;
+	cr_assert_eq(rc, ANC_OK, "%s", err.msg);
+	cr_assert_gt(lines, 1000);
+	anc_cli_lines_close(l);
+	free(g);
+}

@@ -657,6 +657,21 @@ Test(engine, error_paths)
 	cr_assert_eq(anc_db_upsert(db, COLL, NULL, r, 3, res, &seq, &err),
 	             ANC_ENONFINITE);
 	cr_assert(strstr(err.msg, "Inf") != NULL, "%s", err.msg);
+	/* Finite, but its distances would overflow float32 and drop it out
+	 * of every answer: refused, naming the norm. */
+	v[5] = 1e20f;
+	cr_assert_eq(anc_db_upsert(db, COLL, NULL, r, 3, res, &seq, &err),
+	             ANC_ENONFINITE);
+	cr_assert(strstr(err.msg, "record 2") &&
+	          strstr(err.msg, "squared norm 1e+40") &&
+	          strstr(err.msg, "overflow float32"), "%s", err.msg);
+	{
+		float big[4] = {9e18f, 0, 0, 0}, over[4] = {1e19f, 0, 0, 0};
+		cr_assert_eq(anc_vector_check_finite(big, 4, &err), ANC_OK,
+		             "%s", err.msg);
+		cr_assert_eq(anc_vector_check_finite(over, 4, &err),
+		             ANC_ENONFINITE);
+	}
 
 	/* Norm off for a normalize:true contract. */
 	for (uint32_t i = 0; i < s.dim; i++)
@@ -719,6 +734,21 @@ Test(engine, error_paths)
 		r[2].meta_len = sizeof trunc;
 		cr_assert_eq(anc_db_upsert(db, COLL, NULL, r, 3, res, &seq, &err),
 		             ANC_EINVAL);
+		/* {"a":1,"a":2}, and the same inside a nested map: refused;
+		 */
+		static const uint8_t dup[] = {0x82, 0xa1, 'a', 1, 0xa1, 'a', 2};
+		static const uint8_t dup2[] = {0x81, 0xa1, 'm', 0x82, 0xa1, 'k', 1,
+		                               0xa1, 'k', 2};
+		r[2].meta = dup;
+		r[2].meta_len = sizeof dup;
+		cr_assert_eq(anc_db_upsert(db, COLL, NULL, r, 3, res, &seq, &err),
+		             ANC_EINVAL);
+		cr_assert(strstr(err.msg, "repeats a key"), "%s", err.msg);
+		r[2].meta = dup2;
+		r[2].meta_len = sizeof dup2;
+		cr_assert_eq(anc_db_upsert(db, COLL, NULL, r, 3, res, &seq, &err),
+		             ANC_EINVAL);
+		cr_assert(strstr(err.msg, "repeats a key"), "%s", err.msg);
 		r[2].meta = NULL;
 		r[2].meta_len = 5;
 		cr_assert_eq(anc_db_upsert(db, COLL, NULL, r, 3, res, &seq, &err),
