@@ -191,6 +191,14 @@ int anc_cli_vecs_next(anc_cli_vecs *v, float *dst, int *eof,
 /* Rows read so far. */
 uint64_t anc_cli_vecs_row(const anc_cli_vecs *v);
 
+/* Rows [begin, end) (end UINT32_MAX: all) of a vector file in any format
+ * the loader reads (.fvecs, .npy, gzip or not) into a malloc'd array
+ * (free()): what query, verify and contract check/compare read with
+ * --vectors. Rows past the end are ANC_EINVAL naming the file's size. */
+int anc_cli_vectors_read(const char *path, uint32_t begin, uint32_t end,
+                         float **out, uint32_t *nrows, uint32_t *dim,
+                         anc_error *err);
+
 /* ---- option values (cli_args.c) --------------------------------------- */
 
 /* Decimal unsigned integer in [min, max]; what names the option in the

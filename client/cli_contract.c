@@ -706,7 +706,8 @@ cmd_check(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		    "--help)");
 	if ((code = anc_collection_name_check(pos[0], err)) ||
 	    (code = rows_opt(rows, &b, &e, err)) ||
-	    (code = anc_fvecs_read(vectors, b, e, &vecs, &nrows, &dim, err)))
+	    (code = anc_cli_vectors_read(vectors, b, e, &vecs, &nrows, &dim,
+	         err)))
 		return code;
 	if (nrows == 0 || nrows > ANC_CANARY_MAX) {
 		code = anc_error_set(err, ANC_EINVAL, "--vectors %s: %u rows, "
@@ -838,8 +839,8 @@ cmd_compare(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	}
 	if ((code = anc_collection_name_check(pos[0], err)) ||
 	    (code = rows_opt(rows, &b, &e, err)) ||
-	    (code = anc_fvecs_read(qold, b, e, &vo, &no, &dold, err)) ||
-	    (code = anc_fvecs_read(qnew, b, e, &vn, &nn, &dnew, err)))
+	    (code = anc_cli_vectors_read(qold, b, e, &vo, &no, &dold, err)) ||
+	    (code = anc_cli_vectors_read(qnew, b, e, &vn, &nn, &dnew, err)))
 		goto leave;
 	if (no != nn || no == 0) {
 		code = anc_error_set(err, ANC_EINVAL, "--queries-old has %u rows, "

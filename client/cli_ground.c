@@ -348,7 +348,7 @@ claims_read(const char *path, const char *vpath, claim_buf *b,
 	int rv;
 
 	if (vpath != NULL &&
-	    (rv = anc_fvecs_read(vpath, 0, UINT32_MAX, &rows, &nrows, &rdim,
+	    (rv = anc_cli_vectors_read(vpath, 0, UINT32_MAX, &rows, &nrows, &rdim,
 	                         err)) != ANC_OK)
 		return rv;
 	if ((rv = anc_cli_lines_open(path, &lr, err)) != ANC_OK)

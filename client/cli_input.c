@@ -32,6 +32,7 @@
 #include <zlib.h>
 
 #include "cli.h"
+#include "cli_vecfile.h"
 
 #define RD_BUF (1u << 20)
 
@@ -885,4 +886,69 @@ anc_cli_vecs_next(anc_cli_vecs *v, float *dst, int *eof, anc_error *err)
 		swap32(dst, v->dim);
 	v->row++;
 	return ANC_OK;
+}
+
+/*
+ * Rows [begin, end) (end UINT32_MAX: to the end) of a vector file. A plain
+ * .fvecs is read by seeking to its rows (cli_vecfile.c); a .npy or a
+ * gzip-compressed file, the loader's formats, streams through
+ * anc_cli_vecs up to the last row asked for.
+ */
+int
+anc_cli_vectors_read(const char *path, uint32_t begin, uint32_t end,
+                   float **out, uint32_t *nq, uint32_t *dim, anc_error *err)
+{
+	anc_cli_vecs *v = NULL;
+	float *buf = NULL, *nb;
+	size_t cap = 0, n = 0;
+	uint64_t row = 0;
+	uint32_t d;
+	int code, eof = 0;
+
+	*out = NULL;
+	*nq = 0;
+	if ((code = anc_cli_vecs_open(path, &v, err)) != ANC_OK)
+		return code;
+	if (strcmp(anc_cli_vecs_format(v), "fvecs") == 0 &&
+	    anc_cli_vecs_rows(v) >= 0) {
+		anc_cli_vecs_close(v);
+		return anc_fvecs_read(path, begin, end, out, nq, dim, err);
+	}
+	d = anc_cli_vecs_dim(v);
+	for (; end == UINT32_MAX || row < end; row++) {
+		if (n == cap) {
+			size_t nc = cap ? 2 * cap : 64;
+			if (nc > UINT32_MAX ||
+			    (nb = realloc(buf, nc * d * sizeof *buf)) == NULL) {
+				code = anc_error_set(err, ANC_ENOMEM,
+				    "%s: cannot hold %zu rows of d=%u", path, nc,
+				    d);
+				goto fail;
+			}
+			buf = nb;
+			cap = nc;
+		}
+		if ((code = anc_cli_vecs_next(v, buf + n * d, &eof, err)))
+			goto fail;
+		if (eof)
+			break;
+		if (row >= begin)
+			n++;
+	}
+	if (n == 0 || (end != UINT32_MAX && row < end)) {
+		code = anc_error_set(err, ANC_EINVAL,
+		    "%s: rows [%u, %u) out of range: the file has %llu records",
+		    path, begin, end == UINT32_MAX ? begin + 1 : end,
+		    (unsigned long long)row);
+		goto fail;
+	}
+	anc_cli_vecs_close(v);
+	*out = buf;
+	*nq = (uint32_t)n;
+	*dim = d;
+	return ANC_OK;
+fail:
+	anc_cli_vecs_close(v);
+	free(buf);
+	return code;
 }

@@ -455,8 +455,18 @@ ckpt_read(load_state *st, int *found, anc_error *err)
 	st->resume_offset = (uint64_t)json_integer_value(json_object_get(o,
 	    "offset"));
 	v = json_object_get(o, "rejected");
-	st->acked_rejected = json_is_integer(v) && json_integer_value(v) > 0
-	    ? (uint64_t)json_integer_value(v) : 0;
+	/* at most one rejection per line read; absent in older files */
+	if (v != NULL && (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	                  (uint64_t)json_integer_value(v) > st->resume_line)) {
+		code = anc_error_set(err, ANC_EMALFORMED,
+		    "--checkpoint %s: rejected: expected an integer 0..%llu (the "
+		    "lines read), got %s", ck,
+		    (unsigned long long)st->resume_line,
+		    json_is_integer(v) ? "a number out of that range"
+		                       : "another type");
+		goto leave;
+	}
+	st->acked_rejected = v != NULL ? (uint64_t)json_integer_value(v) : 0;
 	*found = 1;
 leave:
 	json_decref(o);

@@ -225,9 +225,11 @@ respond_error(nng_aio *aio, uint16_t status, const anc_error *err)
 	        n > 0 ? (size_t)n : 0);
 }
 
-/* "hours=H" in the query string, else 24; at most 10 years. */
-static double
-since_from_uri(const char *uri)
+/* "hours=H" in the query string (0 < H <= 87600, ten years), else 24:
+ * the start of the history asked for, in *since. A value that is not such
+ * a number is ANC_EINVAL naming it (a 400, not a silent default). */
+static int
+since_from_uri(const char *uri, double *since, anc_error *err)
 {
 	const char *q = uri != NULL ? strchr(uri, '?') : NULL;
 	double hours = 24;
@@ -235,13 +237,19 @@ since_from_uri(const char *uri)
 		q++;
 		if (strncmp(q, "hours=", 6) == 0) {
 			char *end;
+			size_t n = strcspn(q + 6, "&#");
 			double h = strtod(q + 6, &end);
-			if (end != q + 6 && h > 0 && h < 87600)
-				hours = h;
+			if (n == 0 || end != q + 6 + n || !(h > 0 && h <= 87600))
+				return anc_error_set(err, ANC_EINVAL,
+				    "hours: expected a number of hours, 0 < H <= "
+				    "87600, got '%.*s'", (int)(n > 64 ? 64 : n),
+				    q + 6);
+			hours = h;
 		}
 		q = strchr(q, '&');
 	}
-	return (double)time(NULL) - hours * 3600;
+	*since = (double)time(NULL) - hours * 3600;
+	return ANC_OK;
 }
 
 static void
@@ -269,16 +277,17 @@ serve(srv_http *h, nng_aio *aio, enum route r)
 			respond(aio, 200, "text/plain; version=0.0.4; charset=utf-8",
 			        b.data, b.len);
 		break;
-	case R_DRIFT:
-		if (srv_http_drift_json(h->db,
-		                        since_from_uri(req != NULL
-		                                           ? nng_http_req_get_uri(req)
-		                                           : NULL),
-		                        &b, &err) != ANC_OK)
+	case R_DRIFT: {
+		double since = 0;
+		if (since_from_uri(req != NULL ? nng_http_req_get_uri(req) : NULL,
+		                   &since, &err) != ANC_OK)
+			respond_error(aio, 400, &err);
+		else if (srv_http_drift_json(h->db, since, &b, &err) != ANC_OK)
 			respond_error(aio, 500, &err);
 		else
 			respond(aio, 200, "application/json", b.data, b.len);
 		break;
+	}
 	default:
 		respond(aio, 404, "text/plain", "not found\n", 10);
 		break;

@@ -164,6 +164,20 @@ Test(e2e_http, endpoints)
 	cr_expect(strstr(body, "\"status\":\"drift\"") != NULL, "%.300s", body);
 	cr_expect(strstr(body, "\"history\":[{") != NULL, "%.300s", body);
 	free(body);
+	/* ?hours= takes a number of hours; anything else is a 400 naming it */
+	snprintf(url, sizeof url, "http://127.0.0.1:%u/api/v1/drift?hours=2",
+	         port);
+	cr_expect_eq(http_get(url, &body), 200);
+	free(body);
+	const char *badh[] = {"abc", "-1", "0", "1e9", "5x"};
+	for (int i = 0; i < 5; i++) {
+		snprintf(url, sizeof url,
+		         "http://127.0.0.1:%u/api/v1/drift?hours=%s", port, badh[i]);
+		cr_expect_eq(http_get(url, &body), 400, "hours=%s", badh[i]);
+		cr_expect(strstr(body, "hours: expected a number of hours") !=
+		          NULL, "%s", body);
+		free(body);
+	}
 	snprintf(url, sizeof url, "http://127.0.0.1:%u/", port);
 	cr_expect_eq(http_get(url, &body), 200);
 	cr_expect(strstr(body, "<canvas") != NULL || strstr(body, "app.js"));

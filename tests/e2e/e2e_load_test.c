@@ -801,6 +801,27 @@ Test(e2e_load, formats_gzip_npy_fvecs_stdin_all_equal)
 	                   err);
 	free(out);
 	free(err);
+	/* A rejected count no load could have written (more than the lines
+	 * read) is refused, not believed. */
+	{
+		size_t clen = 0;
+		char *c = tu_file_read(ck, &clen);
+		cr_assert_not_null(c);
+		char *r = strstr(c, "\"rejected\":0");
+		cr_assert_not_null(r, "%s", c);
+		char edited[4096];
+		snprintf(edited, sizeof edited, "%.*s\"rejected\":4294967295%s",
+		         (int)(r - c), c, r + strlen("\"rejected\":0"));
+		tu_file_write(ck, edited, (size_t)-1);
+		free(c);
+		st = tu_cli(&out, &err, "load", COLL, p[0], "--checkpoint", ck,
+		            NULL);
+		cr_assert_eq(st, 1, "%s", out);
+		cr_assert_not_null(strstr(err, "rejected: expected an integer"),
+		                   "%s", err);
+		free(out);
+		free(err);
+	}
 	tu_file_write(ck, "{not json", (size_t)-1);
 	st = tu_cli(&out, &err, "load", COLL, p[0], "--checkpoint", ck, NULL);
 	cr_assert_eq(st, 1);
