@@ -936,6 +936,41 @@ static const char load_usage[] =
     "({\"line\",\"anchor\",\"status\",\n\"revision\"}), then the summary "
     "object.\n";
 
+/* Does the file start with gzip's magic? */
+static int
+is_gzip(const char *path)
+{
+	unsigned char m[2];
+	FILE *f = fopen(path, "rb");
+	int gz = f != NULL && fread(m, 1, 2, f) == 2 && m[0] == 0x1f &&
+	         m[1] == 0x8b;
+	if (f != NULL)
+		fclose(f);
+	return gz;
+}
+
+/* Read every row of a vector file (see the caller); *rows gets their
+ * number. */
+static int
+vecs_prescan(const char *path, uint32_t dim, int64_t *rows, anc_error *err)
+{
+	anc_cli_vecs *v = NULL;
+	float *row;
+	int code, eof = 0;
+
+	if ((row = malloc((size_t)dim * sizeof *row)) == NULL)
+		return anc_error_set(err, ANC_ENOMEM, "%s: out of memory", path);
+	if ((code = anc_cli_vecs_open(path, &v, err)) == ANC_OK)
+		while ((code = anc_cli_vecs_next(v, row, &eof, err)) == ANC_OK &&
+		       !eof)
+			;
+	if (code == ANC_OK)
+		*rows = (int64_t)anc_cli_vecs_row(v);
+	anc_cli_vecs_close(v);
+	free(row);
+	return code;
+}
+
 /* Do paths a and b name one existing file (or the same path)? */
 static int
 same_file(const char *a, const char *b)
@@ -1103,15 +1138,23 @@ anc_cli_cmd_load(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		/* Pairing line i with row i is only right when the counts
 		 * agree: check before sending anything when both are
 		 * knowable without reading the input twice into memory. */
-		if (anc_cli_vecs_rows(st.vecs) >= 0 &&
+		/* A gzip-compressed vector file tells neither its row count
+		 * (.fvecs) nor whether data trails its shape (.npy) before it
+		 * has been read: read it through once first, so that a
+		 * mismatch stops the load before anything is sent. */
+		int64_t vrows = anc_cli_vecs_rows(st.vecs);
+		if (is_gzip(vectors) &&
+		    (code = vecs_prescan(vectors, st.dim, &vrows, err)) != ANC_OK)
+			goto leave;
+		if (vrows >= 0 &&
 		    anc_cli_lines_count_file(st.path, &nlines, &cerr) ==
 		        ANC_OK) {
-			if (nlines != (uint64_t)anc_cli_vecs_rows(st.vecs)) {
+			if (nlines != (uint64_t)vrows) {
 				code = anc_error_set(err, ANC_EINVAL,
 				    "%s has %llu lines but %s has %lld vectors: "
 				    "expected one vector per line", st.path,
 				    (unsigned long long)nlines, vectors,
-				    (long long)anc_cli_vecs_rows(st.vecs));
+				    (long long)vrows);
 				goto leave;
 			}
 			st.total_lines = nlines;
@@ -1119,6 +1162,18 @@ anc_cli_cmd_load(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	}
 	if (st.ckpt != NULL && (code = ckpt_read(&st, &found, err)))
 		goto leave;
+	if (st.ckpt != NULL) {
+		/* written as CKPT.tmp then renamed: its directory must take
+		 * new files, known now rather than after the first batch */
+		char dirbuf[4096];
+		snprintf(dirbuf, sizeof dirbuf, "%s", st.ckpt);
+		const char *d = dirname(dirbuf);
+		if (access(d, W_OK | X_OK) != 0) {
+			code = anc_error_set(err, ANC_EIO, "--checkpoint %s: cannot "
+			    "write in %s: %s", st.ckpt, d, strerror(errno));
+			goto leave;
+		}
+	}
 	if (reject != NULL &&
 	    (st.reject = fopen(reject, found ? "a" : "w")) == NULL) {
 		code = anc_error_set(err, ANC_EIO, "--reject %s: cannot open: %s",

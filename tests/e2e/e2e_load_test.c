@@ -746,6 +746,44 @@ Test(e2e_load, formats_gzip_npy_fvecs_stdin_all_equal)
 	free(out);
 	free(err);
 
+	/* A gzip-compressed vector file with more rows than the JSONL has
+	 * lines: found by reading it through before anything is sent (the
+	 * message of the check done before sending, not of the one at the
+	 * end). */
+	{
+		char shortj[TU_PATH_MAX];
+		size_t tl = 0;
+		char *t = tu_file_read(p[2], &tl);
+		cr_assert_not_null(t);
+		char *cut = t;
+		for (int i = 0; i < 100; i++)
+			cut = strchr(cut, '\n') + 1;
+		snprintf(shortj, sizeof shortj, "%s/short.jsonl", dir);
+		tu_file_write(shortj, t, (size_t)(cut - t));
+		free(t);
+		st = tu_cli(&out, &err, "load", COLL, shortj, "--vectors", p[5],
+		            NULL);
+		cr_assert_eq(st, 1, "%s", out);
+		cr_assert_not_null(strstr(err, "has 100 lines but") &&
+		                   strstr(err, "has 300 vectors"), "%s", err);
+		free(out);
+		free(err);
+	}
+
+	/* A checkpoint that cannot be written is known before the first
+	 * batch. */
+	{
+		char ckbad[TU_PATH_MAX];
+		snprintf(ckbad, sizeof ckbad, "%s/no/such/dir/ck", dir);
+		st = tu_cli(&out, &err, "load", COLL, p[0], "--checkpoint", ckbad,
+		            NULL);
+		cr_assert_eq(st, 1, "%s", out);
+		cr_assert_not_null(strstr(err, "cannot write in"), "%s", err);
+		cr_assert_null(strstr(err, "records loaded"), "%s", err);
+		free(out);
+		free(err);
+	}
+
 	char *stdin_data = tu_file_read(p[0], NULL);
 	const char *sargs[] = {"--json", "load", COLL, "-", "--meta-field", "page",
 	                       "--quiet", NULL};
