@@ -210,6 +210,9 @@ main(int argc, char **argv)
 	               ? getenv("ANCHORAGE_HTTP")
 	               : SRV_HTTP_DEFAULT;
 	cfg.http_optional = 1;
+	cfg.close_watchdog_s = 10; /* see anc_server_config */
+	if (getenv("ANCHORAGE_TEST_CLOSE_HANG") != NULL) /* its test: faster */
+		cfg.close_watchdog_s = 2;
 	uint64_t v;
 	int c;
 	const char *config = NULL, *genkey = NULL;

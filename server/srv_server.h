@@ -49,6 +49,15 @@ typedef struct anc_server_config {
 	 * in the tests, still start). */
 	const char *http;
 	int http_optional;
+
+	/* anc_server_stop closes the engine (snapshots, LMDB) before nng's
+	 * socket. nng 1.5.2 can hang for ever in that last nng_close (a race
+	 * in its teardown with connections whose peers vanished, nanomsg/nng
+	 * #1543): with close_watchdog_s > 0, a process that is still inside
+	 * it after that many seconds prints why and _exit()s with the stop's
+	 * status, nothing being left to lose. 0 (the default): wait. The
+	 * anchorage-server program sets 10. */
+	int close_watchdog_s;
 } anc_server_config;
 
 /* Read a JSON configuration file into cfg (see README "Durability and

@@ -118,6 +118,56 @@ Test(e2e_server, two_listeners_and_sigint)
 	          "SIGINT: status 0x%x", status);
 }
 
+/* nng 1.5.2 can hang in the last nng_close of a stop; the engine is
+ * closed by then, and the close watchdog ends the process. Simulated
+ * (ANCHORAGE_TEST_CLOSE_HANG: the server never returns from its socket's
+ * close, and the watchdog waits 2 s): exit 0 with the message, and the
+ * data opens again from its snapshot. */
+Test(e2e_server, close_watchdog_ends_a_hung_stop)
+{
+	const char *tmp = tu_tmpdir();
+	char data[TU_PATH_MAX];
+	snprintf(data, sizeof data, "%s", tu_path(tmp, "data"));
+	cr_assert_eq(setenv("ANCHORAGE_TEST_CLOSE_HANG", "1", 1), 0);
+	tu_server_start(&srv, data, tu_ipc_url(tmp, "a.sock"), "--nosync",
+	                NULL);
+	unsetenv("ANCHORAGE_TEST_CLOSE_HANG");
+	anc_client *a = tu_client(&srv);
+	anc_resp *resp = NULL;
+	anc_error err = {0};
+	cr_assert_eq(anc_client_collection_create(a, "one", &resp, &err), 0,
+	             "%s", err.msg);
+	anc_resp_free(resp);
+	anc_client_close(a);
+
+	cr_assert_eq(kill(srv.pid, SIGTERM), 0);
+	int status = 0;
+	double t0 = tu_now();
+	pid_t r;
+	while ((r = waitpid(srv.pid, &status, WNOHANG)) == 0 &&
+	       tu_now() - t0 < 30) {
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	cr_assert_eq(r, srv.pid, "a hung close was not ended within 30 s");
+	srv.pid = 0; /* reaped */
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	          "status 0x%x", status);
+	char *log = tu_server_log_tail(&srv, 1 << 14);
+	cr_assert_not_null(strstr(log, "nng did not close its socket in time"),
+	                   "%s", log);
+	free(log);
+
+	/* what was committed is there after a restart */
+	tu_server_start(&srv, data, tu_ipc_url(tmp, "b.sock"), "--nosync", NULL);
+	a = tu_client(&srv);
+	cr_assert_eq(anc_client_info(a, &resp, &err), 0, "%s", err.msg);
+	cr_assert_eq(resp->u.info.ncollections, 1);
+	anc_resp_free(resp);
+	anc_client_close(a);
+	tu_server_stop(&srv);
+}
+
 /* Remove (mode 0) or overwrite with garbage (mode 1) every file under
  * dir/snapshots; returns how many files were touched. */
 static int
