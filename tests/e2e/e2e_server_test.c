@@ -80,6 +80,26 @@ Test(e2e_server, help_version_and_bad_flags)
 	}
 }
 
+/* Send sig to the server: it must exit 0 within 30 s (reaped here). */
+static void
+signal_stop(int sig)
+{
+	int status = 0;
+	double t0 = tu_now();
+	pid_t r;
+
+	cr_assert_eq(kill(srv.pid, sig), 0);
+	while ((r = waitpid(srv.pid, &status, WNOHANG)) == 0 &&
+	       tu_now() - t0 < 30) {
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	cr_assert_eq(r, srv.pid, "no exit within 30 s of signal %d", sig);
+	srv.pid = 0; /* reaped */
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	          "signal %d: status 0x%x", sig, status);
+}
+
 Test(e2e_server, two_listeners_and_sigint)
 {
 	const char *tmp = tu_tmpdir();
@@ -103,19 +123,7 @@ Test(e2e_server, two_listeners_and_sigint)
 	anc_client_close(a);
 	anc_client_close(b);
 
-	cr_assert_eq(kill(srv.pid, SIGINT), 0);
-	int status = 0;
-	double t0 = tu_now();
-	pid_t r;
-	while ((r = waitpid(srv.pid, &status, WNOHANG)) == 0 &&
-	       tu_now() - t0 < 30) {
-		struct timespec ts = {0, 10 * 1000 * 1000};
-		nanosleep(&ts, NULL);
-	}
-	cr_assert_eq(r, srv.pid, "no exit within 30 s of SIGINT");
-	srv.pid = 0; /* reaped */
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	          "SIGINT: status 0x%x", status);
+	signal_stop(SIGINT);
 }
 
 /* nng 1.5.2 can hang in the last nng_close of a stop; the engine is
@@ -140,19 +148,7 @@ Test(e2e_server, close_watchdog_ends_a_hung_stop)
 	anc_resp_free(resp);
 	anc_client_close(a);
 
-	cr_assert_eq(kill(srv.pid, SIGTERM), 0);
-	int status = 0;
-	double t0 = tu_now();
-	pid_t r;
-	while ((r = waitpid(srv.pid, &status, WNOHANG)) == 0 &&
-	       tu_now() - t0 < 30) {
-		struct timespec ts = {0, 10 * 1000 * 1000};
-		nanosleep(&ts, NULL);
-	}
-	cr_assert_eq(r, srv.pid, "a hung close was not ended within 30 s");
-	srv.pid = 0; /* reaped */
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	          "status 0x%x", status);
+	signal_stop(SIGTERM);
 	char *log = tu_server_log_tail(&srv, 1 << 14);
 	cr_assert_not_null(strstr(log, "nng did not close its socket in time"),
 	                   "%s", log);

@@ -138,11 +138,24 @@ Test(cli_pipeline, in_order_answers_full_and_server_errors)
 	tu_server_stop(&srv);
 }
 
-Test(cli_pipeline, timeout_without_server)
+/* A client of a socket nobody listens on, with a 300 ms timeout. */
+static anc_client *
+client_nowhere(void)
 {
-	const char *tmp = tu_tmpdir();
 	anc_client_options opt;
 	anc_client *cl = NULL;
+	anc_error err = {0};
+
+	anc_client_options_default(&opt);
+	opt.timeout_ms = 300;
+	cr_assert_eq(anc_client_open(tu_ipc_url(tu_tmpdir(), "none.sock"), &opt,
+	                             &cl, &err), 0, "%s", err.msg);
+	return cl;
+}
+
+Test(cli_pipeline, timeout_without_server)
+{
+	anc_client *cl = client_nowhere();
 	anc_pipeline *p = NULL;
 	anc_error err = {0};
 	anc_resp *r = NULL;
@@ -150,10 +163,6 @@ Test(cli_pipeline, timeout_without_server)
 	anc_record rec = {"s", "c", NULL, NULL, 0, v, 2};
 	uint64_t tag = 0;
 
-	anc_client_options_default(&opt);
-	opt.timeout_ms = 300;
-	cr_assert_eq(anc_client_open(tu_ipc_url(tmp, "none.sock"), &opt, &cl,
-	                             &err), 0, "%s", err.msg);
 	cr_assert_eq(anc_pipeline_open(cl, 2, &p, &err), 0);
 	cr_assert_eq(anc_pipeline_upsert(p, "p", "l2@1", &rec, 1, 5, &err), 0);
 	double t0 = tu_now();
@@ -171,18 +180,12 @@ Test(cli_pipeline, timeout_without_server)
  * them at most the client's timeout, then cancels them. */
 Test(cli_pipeline, close_without_server_gives_up_after_the_timeout)
 {
-	const char *tmp = tu_tmpdir();
-	anc_client_options opt;
-	anc_client *cl = NULL;
+	anc_client *cl = client_nowhere();
 	anc_pipeline *p = NULL;
 	anc_error err = {0};
 	float v[2] = {1, 2};
 	anc_record rec = {"s", "c", NULL, NULL, 0, v, 2};
 
-	anc_client_options_default(&opt);
-	opt.timeout_ms = 300;
-	cr_assert_eq(anc_client_open(tu_ipc_url(tmp, "none.sock"), &opt, &cl,
-	                             &err), 0, "%s", err.msg);
 	cr_assert_eq(anc_pipeline_open(cl, 3, &p, &err), 0);
 	for (uint64_t t = 1; t <= 3; t++)
 		cr_assert_eq(anc_pipeline_upsert(p, "p", "l2@1", &rec, 1, t,
