@@ -342,10 +342,17 @@ mpk_get_uint(const mpk_dec *d, const msgpack_object *map, const char *parent,
 	if ((rv = field(d, map, parent, key, required, path, &o, present)) !=
 	        ANC_OK || o == NULL)
 		return rv;
+	/* The field's own range (k 1..max_k, ...) is checked by its caller;
+	 * max here is only the type's, so it is named only when it is the
+	 * field's too. */
 	if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-		return anc_error_set(d->err, ANC_EINVAL,
-		    "%s: %lld is negative, expected 0..%llu", path,
-		    (long long)o->via.i64, (unsigned long long)max);
+		return max >= UINT32_MAX
+		    ? anc_error_set(d->err, ANC_EINVAL,
+		          "%s: %lld is negative, expected a non-negative integer",
+		          path, (long long)o->via.i64)
+		    : anc_error_set(d->err, ANC_EINVAL,
+		          "%s: %lld is negative, expected 0..%llu", path,
+		          (long long)o->via.i64, (unsigned long long)max);
 	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
 		return mpk_type_error(d, path, "non-negative int", o);
 	if (o->via.u64 > max)

@@ -707,28 +707,6 @@ Test(e2e_badinput, oversized_message, .init = setup_small)
 	msgpack_sbuffer_destroy(&m.sb);
 	check_healthy("a 2 MiB message");
 
-	/* Through the client library (whose own limit is 64 MiB): the
-	 * dropped request times out, and the error says what a size over
-	 * the server's --max-message does. */
-	{
-		enum { NQ = 1000 }; /* 1.5 MB of vectors */
-		float *v = malloc((size_t)NQ * TU_SOTU_DIM * 4);
-		cr_assert_not_null(v);
-		for (uint32_t i = 0; i < NQ; i++)
-			memcpy(v + (size_t)i * TU_SOTU_DIM,
-			       s.vecs + (i % 90) * s.dim, TU_SOTU_DIM * 4);
-		anc_resp *r = NULL;
-		anc_error err = {0};
-		int rc = anc_client_query(cl, "sotu", cid, v, NQ, TU_SOTU_DIM, 1,
-		                          0, &r, &err);
-		free(v);
-		cr_assert_eq(rc, ANC_ETIMEOUT, "%s: %s", anc_errname(rc),
-		             err.msg);
-		cr_assert_not_null(strstr(err.msg, "over its --max-message"),
-		                   "%s", err.msg);
-		check_healthy("a request over the limit through the client");
-	}
-
 	/* Just under the limit still works. */
 	nq = (1u << 20) / (TU_SOTU_DIM * 4) - 8;
 	mp_query(&m, 71, "sotu", cid, s.vecs, 1, s.dim, 3);

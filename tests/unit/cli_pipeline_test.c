@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
 #include "anc_client.h"
 #include "testutil.h"
 #include "tu_corpus.h"
@@ -234,3 +237,49 @@ Test(cli_pipeline, request_over_max_message_is_refused_locally)
 	             err.msg);
 	anc_client_close(cl);
 }
+
+/* A timeout after a big request says what else it may mean: a server
+ * drops a message over its --max-message without a reply. Here the peer
+ * is a REP socket that takes requests and never answers (no connection is
+ * dropped, so nothing reconnects under the client); a small request's
+ * timeout does not carry the remark. Both through the plain calls and the
+ * pipeline. */
+Test(cli_pipeline, timeout_after_a_big_request_names_max_message)
+{
+	const char *tmp = tu_tmpdir();
+	const char *url = tu_ipc_url(tmp, "silent.sock");
+	nng_socket rep;
+	anc_client_options opt;
+	anc_client *cl = NULL;
+	anc_pipeline *p = NULL;
+	anc_error err = {0};
+	anc_resp *r = NULL;
+	static float big[128 * 256]; /* 128 KiB of vectors */
+	float small[4] = {1, 2, 3, 4};
+	uint64_t tag = 0;
+
+	cr_assert_eq(nng_rep0_open(&rep), 0);
+	cr_assert_eq(nng_listen(rep, url, NULL, 0), 0);
+	anc_client_options_default(&opt);
+	opt.timeout_ms = 300;
+	cr_assert_eq(anc_client_open(url, &opt, &cl, &err), 0, "%s", err.msg);
+	cr_assert_eq(anc_client_query(cl, "c", NULL, small, 1, 4, 1, 0, &r,
+	                              &err), ANC_ETIMEOUT, "%s", err.msg);
+	cr_assert_null(strstr(err.msg, "--max-message"), "%s", err.msg);
+	cr_assert_eq(anc_client_query(cl, "c", NULL, big, 128, 256, 1, 0, &r,
+	                              &err), ANC_ETIMEOUT, "%s", err.msg);
+	cr_assert_not_null(strstr(err.msg, "bytes, and a server drops requests "
+	                          "over its --max-message"), "%s", err.msg);
+	anc_record rec = {"s", "c", NULL, NULL, 0, big, 128 * 256};
+	cr_assert_eq(anc_pipeline_open(cl, 1, &p, &err), 0, "%s", err.msg);
+	cr_assert_eq(anc_pipeline_upsert(p, "c", "x@1", &rec, 1, 7, &err), 0,
+	             "%s", err.msg);
+	cr_assert_eq(anc_pipeline_wait(p, &tag, &r, &err), ANC_ETIMEOUT, "%s",
+	             err.msg);
+	cr_assert_not_null(strstr(err.msg, "over its --max-message"), "%s",
+	                   err.msg);
+	anc_pipeline_close(p);
+	anc_client_close(cl);
+	nng_close(rep);
+}
+
