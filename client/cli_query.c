@@ -22,12 +22,13 @@ static const char query_usage[] =
     "                       [-k N] [--text] [--ef N] [--nprobe N] "
     "[--exact]\n                       [--rerank N] [--receipt]\n\n"
     "Search the collection. FILE is .fvecs or .npy (float32), gzip-compressed "
-    "or not,\nas for `anchorage load`. --rows A-B is inclusive and 0-based "
-    "(or a single row A);\nwithout it every row of the file is a query. -k "
-    "defaults to 10. --text prints\neach hit's text (one line, ~100 "
-    "characters). With --json, one JSON object\nper query: {\"hits\":[...], "
-    "\"provenance\":{...}}; the provenance names the contract's "
-    "\"metric\"\n(for l2 a lower score is better).\n\n"
+    "or\nnot, as for `anchorage load`. --rows A-B is inclusive and 0-based (or "
+    "a single\nrow A); without it every row of the file is a query. -k "
+    "defaults to 10 (at\nmost the server's --max-k, 1000 by default). --text "
+    "prints each hit's text (one\nline, ~100 characters). With --json, one "
+    "JSON object per query:\n{\"hits\":[...], \"provenance\":{...}}; the "
+    "provenance names the contract's \"metric\"\n(for l2 a lower score is "
+    "better).\n\n"
     "Search parameters (this request only; the provenance says what was "
     "applied):\n  --ef N      HNSW kinds: efSearch, 1..8192\n"
     "  --nprobe N  IVF kinds: inverted lists searched, 1..nlist\n"
@@ -92,7 +93,8 @@ anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		goto leave;
 	}
 	if ((kstr != NULL &&
-	     (code = anc_cli_u32_parse(kstr, "-k", 1, lim.max_k, &k, err))) ||
+	     (code = anc_cli_u32_parse(kstr, "-k", 1, ANC_MAX_K_CEILING, &k,
+	         err))) ||
 	    (rows != NULL &&
 	     (code = anc_cli_rows_parse(rows, &begin, &end, err))) ||
 	    (efstr != NULL && (code = anc_cli_u32_parse(efstr, "--ef", 1,

@@ -67,6 +67,11 @@ typedef enum {
 const char *anc_op_name(anc_op op);
 int anc_op_parse(const char *name); /* -1 if unknown */
 
+/* The largest max_k a server may be configured with (--max-k). A client
+ * lets k go up to it and leaves the server's own max_k to the server,
+ * which refuses k over it with TOO_LARGE naming the limit. */
+#define ANC_MAX_K_CEILING 100000u
+
 /* Bounds applied by the decoders. Zero fields are not allowed; start from
  * anc_limits_default(). */
 typedef struct anc_limits {

@@ -260,7 +260,8 @@ main(int argc, char **argv)
 			cfg.limits.max_message = (uint32_t)v;
 			break;
 		case O_MAXK:
-			if (parse_u64("--max-k", optarg, 1, 100000, &v))
+			if (parse_u64("--max-k", optarg, 1, ANC_MAX_K_CEILING,
+			              &v))
 				return 2;
 			cfg.limits.max_k = (uint32_t)v;
 			break;

@@ -253,6 +253,15 @@ Test(e2e_cli, register_query_json)
 	free(out);
 	free(err);
 
+	/* -k over the server's max_k (1000 by default) is the server's call,
+	 * and its answer names the limit. */
+	st = tu_cli(&out, &err, "query", "sotu", "--vectors", fv, "--rows", "5",
+	            "-k", "1500", NULL);
+	cr_assert_eq(st, 1, "%s", out);
+	cr_assert_not_null(strstr(err, "over the limit max_k=1000"), "%s", err);
+	free(out);
+	free(err);
+
 	/* info --json parses. */
 	const char *iargs[] = {"--json", "info", NULL};
 	json_decref(tu_cli_json(srv.url, 0, iargs));
