@@ -832,10 +832,15 @@ load_line(load_state *st, const char *line, size_t len, anc_error *err)
 		goto bad;
 	if (vec == NULL)
 		vec = l->vec;
-	if (st->vecs != NULL &&
-	    anc_vector_check_finite(vec, st->dim, &why) != ANC_OK) {
-		anc_error_wrap(&why, "%s row %llu", st->vpath,
-		    (unsigned long long)(lineno - 1));
+	/* NaN/Inf and a norm whose distances overflow float32, for inline
+	 * vectors as for file rows: a bad line, not a refused batch */
+	if (anc_vector_check_finite(vec, st->dim, &why) != ANC_OK) {
+		if (st->vecs != NULL)
+			anc_error_wrap(&why, "%s row %llu", st->vpath,
+			    (unsigned long long)(lineno - 1));
+		else
+			anc_error_wrap(&why, "vector field \"%s\"",
+			    st->fields.vector);
 		goto bad;
 	}
 	norm = anc_vector_norm(vec, st->dim);

@@ -17,6 +17,9 @@ demo=${ANCHORAGE_DEMO_DATA:-$root/../shared/data/sotu-2models}
 server=$bin/anchorage-server
 cli=$bin/anchorage
 rel() { realpath -s --relative-to="$root" "$1" 2>/dev/null || echo "$1"; }
+# the client's default is tcp://127.0.0.1:7700: name another listener
+srvopt=""
+if [ "$listen" != "tcp://127.0.0.1:7700" ]; then srvopt=" --server $listen"; fi
 
 mkdir -p "$data"
 if [ -z "$(ls -A "$data" 2>/dev/null)" ]; then
@@ -46,7 +49,7 @@ anchorage: demo corpus loaded: 90 passages of the 2022 State of the Union,
 embedded with all-MiniLM-L6-v2 (contract $id).
 In a second terminal, ask for the passages nearest to passage 5:
 
-  $(rel "$cli") query sotu --vectors $(rel "$fvecs") --rows 5 -k 3 --text
+  $(rel "$cli")${srvopt} query sotu --vectors $(rel "$fvecs") --rows 5 -k 3 --text
 
 MSG
   else
@@ -56,9 +59,9 @@ anchorage: empty data directory and no demo corpus at $(rel "$demo")
 sotu_all-MiniLM-L6-v2_384.fvecs to load it). To start from your own data, in
 a second terminal:
 
-  $(rel "$cli") collection create docs
-  $(rel "$cli") contract register docs my-contract.json   # prints the contract ID
-  $(rel "$cli") load docs --contract ID passages.jsonl
+  $(rel "$cli")${srvopt} collection create docs
+  $(rel "$cli")${srvopt} contract register docs my-contract.json   # prints the contract ID
+  $(rel "$cli")${srvopt} load docs --contract ID passages.jsonl
 
 MSG
   fi

@@ -39,6 +39,7 @@ usage(FILE *f)
 "                        README, \"Durability and security\")\n"
 "  --data DIR            data directory (default " DEFAULT_DATA ")\n"
 "  --listen URL          listen on URL; repeatable: tcp://HOST:PORT,\n"
+"                        tls+tcp://HOST:PORT (certificate in --config),\n"
 "                        ipc:///path (default " DEFAULT_LISTEN ")\n"
 "  --workers N           worker threads (default 2 x CPUs, at least 4)\n"
 "  --max-message BYTES   largest request accepted (default 64 MiB)\n"

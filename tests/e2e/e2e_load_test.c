@@ -645,6 +645,31 @@ Test(e2e_load, bad_records_reject_and_max_errors)
 	cr_assert_not_null(strstr(err, "row 1"), "%s", err);
 	free(out);
 	free(err);
+	/* A finite vector whose distances would overflow float32 is a bad
+	 * line like NaN (FILE:LINE, --reject, --max-errors), not a batch the
+	 * server refuses whole. */
+	{
+		char hj[TU_PATH_MAX], hr[TU_PATH_MAX];
+		snprintf(hj, sizeof hj, "%s/huge.jsonl", dir);
+		snprintf(hr, sizeof hr, "%s/huge.rej", dir);
+		tu_file_write(hj,
+		    "{\"source\":\"h\",\"chunk\":1,\"vector\":[1e20,0,0,0,0,0,0,0]}\n"
+		    "{\"source\":\"h\",\"chunk\":2,\"vector\":[0,1,0,0,0,0,0,0]}\n",
+		    (size_t)-1);
+		st = tu_cli(&out, &err, "load", COLL, hj, "--max-errors", "1",
+		            "--reject", hr, NULL);
+		cr_assert_eq(st, 0, "%s", err);
+		cr_assert_not_null(strstr(out, "1 created") &&
+		                   strstr(out, "1 rejected"), "%s", out);
+		char *hrs = tu_file_read(hr, NULL);
+		cr_assert_not_null(hrs);
+		cr_assert_not_null(strstr(hrs, "\"line\":1,") &&
+		                   strstr(hrs, "squared norm"), "%s", hrs);
+		free(hrs);
+		free(out);
+		free(err);
+		cr_assert_eq(live_count(&srv_a), 3);
+	}
 	/* Row count mismatch: refused before anything is sent. */
 	tu_file_write(tj, "{\"source\":\"n\",\"chunk\":1}\n", (size_t)-1);
 	st = tu_cli(&out, &err, "load", COLL, tj, "--vectors", npy, NULL);
@@ -652,7 +677,7 @@ Test(e2e_load, bad_records_reject_and_max_errors)
 	cr_assert_not_null(strstr(err, "1 lines but"), "%s", err);
 	free(out);
 	free(err);
-	cr_assert_eq(live_count(&srv_a), 2);
+	cr_assert_eq(live_count(&srv_a), 3);
 	tu_server_stop(&srv_a);
 }
 
