@@ -61,6 +61,9 @@ anc_cli_drift_json(const anc_drift_report *r)
 	                    json_integer(r->reference_scores));
 	json_object_set_new(o, "window", json_integer(r->window));
 	json_object_set_new(o, "window_flagged", json_integer(r->window_flagged));
+	if (r->window_size > 0)
+		json_object_set_new(o, "window_size",
+		                    json_integer(r->window_size));
 	json_object_set_new(o, "queries_seen",
 	                    json_integer((json_int_t)r->queries_seen));
 	json_object_set_new(o, "queries_flagged",
@@ -102,10 +105,13 @@ anc_cli_drift_print(FILE *fp, const anc_drift_report *r)
 	fprintf(fp, "%s / %s: %s (%u of %d statistics fired) at %s\n",
 	        r->collection, r->contract, anc_drift_status_name(r->status),
 	        r->nfired, ANC_DRIFT_NSTATS, when);
+	char size[32] = "";
+	if (r->window_size > 0)
+		snprintf(size, sizeof size, " of %u", r->window_size);
 	fprintf(fp, "  reference %llu vectors (sample %u, %u top-1 scores); "
-	        "window %u queries, %u flagged; %llu queries seen\n",
+	        "window %u%s queries, %u flagged; %llu queries seen\n",
 	        (unsigned long long)r->reference_count, r->reference_sample,
-	        r->reference_scores, r->window, r->window_flagged,
+	        r->reference_scores, r->window, size, r->window_flagged,
 	        (unsigned long long)r->queries_seen);
 	for (int i = 0; i < ANC_DRIFT_NSTATS; i++) {
 		const anc_drift_stat *s = &r->stats[i];

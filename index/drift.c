@@ -1686,6 +1686,7 @@ anc_drift_report_compute(anc_drift *d, anc_drift_report *out, anc_error *err)
 	out->reference_scores = s.nscores;
 	out->window = s.nwin;
 	out->window_flagged = s.wflagged;
+	out->window_size = d->cfg.window; /* written under rep_mu too */
 	out->queries_seen = s.q_seen;
 	out->queries_flagged = s.q_flagged;
 	out->writes_seen = s.w_seen;

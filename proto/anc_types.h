@@ -696,6 +696,9 @@ typedef struct anc_drift_report {
 	uint32_t reference_scores;/* reference top-1 scores known */
 	uint32_t window;          /* queries in the window */
 	uint32_t window_flagged;  /* of which flagged per query */
+	uint32_t window_size;     /* the configured window (drift --set
+	                             window); 0 when not known (reports kept
+	                             in the history, older servers) */
 	uint64_t queries_seen;    /* queries observed since start */
 	uint64_t queries_flagged; /* of which flagged */
 	uint64_t writes_seen;     /* vectors written since start */

@@ -13,7 +13,8 @@
  *   response body {"report": {"collection", "contract", "status",
  *                  "nfired", "time", "compute_seconds", "reference_count",
  *                  "reference_sample", "reference_scores", "window",
- *                  "window_flagged", "queries_seen", "queries_flagged",
+ *                  "window_flagged", "window_size" (optional),
+ *                  "queries_seen", "queries_flagged",
  *                  "writes_seen", "write_centroid_distance",
  *                  "stats": [{"name", "value", "threshold", "detail",
  *                             "fired", "computed"} x 5, in the order of
@@ -249,7 +250,7 @@ pr_drift_resp_encode(mpk_w *w, const anc_drift_report *r, anc_error *err)
 	}
 	mpk_w_map(w, 1);
 	mpk_w_key(w, "report");
-	mpk_w_map(w, 16);
+	mpk_w_map(w, 17);
 	mpk_w_kstr(w, "collection", r->collection);
 	mpk_w_kstr(w, "contract", r->contract);
 	mpk_w_kstr(w, "status", anc_drift_status_name(r->status));
@@ -261,6 +262,7 @@ pr_drift_resp_encode(mpk_w *w, const anc_drift_report *r, anc_error *err)
 	mpk_w_kuint(w, "reference_scores", r->reference_scores);
 	mpk_w_kuint(w, "window", r->window);
 	mpk_w_kuint(w, "window_flagged", r->window_flagged);
+	mpk_w_kuint(w, "window_size", r->window_size);
 	mpk_w_kuint(w, "queries_seen", r->queries_seen);
 	mpk_w_kuint(w, "queries_flagged", r->queries_flagged);
 	mpk_w_kuint(w, "writes_seen", r->writes_seen);
@@ -332,6 +334,7 @@ pr_drift_resp_decode(const mpk_dec *d, const msgpack_object *body,
 	const char *status, *cid;
 	char sp[MPK_PATH_MAX];
 	const char *P = "body.report";
+	uint64_t wsz = 0;
 	int rv;
 
 	memset(r, 0, sizeof *r);
@@ -352,6 +355,9 @@ pr_drift_resp_decode(const mpk_dec *d, const msgpack_object *body,
 	    (rv = get_u32(d, rm, P, "reference_scores", &r->reference_scores)) ||
 	    (rv = get_u32(d, rm, P, "window", &r->window)) ||
 	    (rv = get_u32(d, rm, P, "window_flagged", &r->window_flagged)) ||
+	    /* optional: older servers do not send it */
+	    (rv = mpk_get_uint(d, rm, P, "window_size", 0, UINT32_MAX, &wsz,
+	                       NULL)) ||
 	    (rv = mpk_get_uint(d, rm, P, "queries_seen", 1, UINT64_MAX,
 	                       &r->queries_seen, NULL)) ||
 	    (rv = mpk_get_uint(d, rm, P, "queries_flagged", 1, UINT64_MAX,
@@ -363,6 +369,7 @@ pr_drift_resp_decode(const mpk_dec *d, const msgpack_object *body,
 	    (rv = mpk_get_array(d, rm, P, "stats", ANC_DRIFT_NSTATS > 0,
 	                        ANC_DRIFT_NSTATS, "stats", &arr)))
 		return rv;
+	r->window_size = (uint32_t)wsz;
 	snprintf(r->contract, sizeof r->contract, "%s", cid);
 	if ((r->status = anc_drift_status_parse(status)) < 0)
 		return anc_error_set(d->err, ANC_EINVAL,

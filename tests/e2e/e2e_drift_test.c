@@ -319,6 +319,8 @@ Test(e2e_drift, set_config_persists_and_deletes_leave_the_reference)
 		json_t *mmd = json_object_get(json_object_get(o, "stats"), "mmd");
 		cr_expect(json_is_false(json_object_get(mmd, "computed")),
 		          "the report after --set predates it: %s", out);
+		cr_expect(json_integer_value(json_object_get(o, "window_size")) >
+		          0, "no window_size: %s", out);
 		json_decref(o);
 	}
 	free(out);
@@ -351,6 +353,12 @@ Test(e2e_drift, set_config_persists_and_deletes_leave_the_reference)
 	anc_resp_free(dr);
 	rep = drift_wait_ref(c, "sotu", 70);
 	cr_expect_eq(rep.reference_count, 70);
+	/* the configured window shows, not only how full it is */
+	cr_expect_eq(tu_cli(&out, &e, "drift", "sotu", "--set", "window=300",
+	                    NULL), 0, "%s", e);
+	cr_expect(strstr(out, " of 300 queries") != NULL, "%s", out);
+	free(out);
+	free(e);
 	anc_client_close(c);
 	tu_server_stop(&srv);
 
