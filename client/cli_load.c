@@ -806,7 +806,7 @@ load_line(load_state *st, const char *line, size_t len, anc_error *err)
 	uint8_t raw[ANC_ANCHOR_RAW];
 	anc_anchor_str a;
 	uint64_t first;
-	double norm;
+	double norm, norm2 = 0;
 	int eof, code;
 
 	anc_error_clear(&why);
@@ -834,7 +834,7 @@ load_line(load_state *st, const char *line, size_t len, anc_error *err)
 		vec = l->vec;
 	/* NaN/Inf and a norm whose distances overflow float32, for inline
 	 * vectors as for file rows: a bad line, not a refused batch */
-	if (anc_vector_check_finite(vec, st->dim, &why) != ANC_OK) {
+	if (anc_vector_check_norm2(vec, st->dim, &norm2, &why) != ANC_OK) {
 		if (st->vecs != NULL)
 			anc_error_wrap(&why, "%s row %llu", st->vpath,
 			    (unsigned long long)(lineno - 1));
@@ -843,7 +843,7 @@ load_line(load_state *st, const char *line, size_t len, anc_error *err)
 			    st->fields.vector);
 		goto bad;
 	}
-	norm = anc_vector_norm(vec, st->dim);
+	norm = sqrt(norm2);
 	if (st->normalize && fabs(norm - 1.0) > ANC_NORM_TOLERANCE) {
 		anc_error_set(&why, ANC_EVIOLATION,
 		    "vector: contract %s requires unit vectors (|norm - 1| <= "

@@ -1128,7 +1128,7 @@ vector_check(const coll_ent *ce, const contract_ent *e, const float *v,
              uint32_t dim, const char *what, anc_error *err)
 {
 	int rv;
-	double norm;
+	double norm2 = 0;
 
 	if (dim != e->c.dim)
 		return anc_error_set(err, ANC_EDIM,
@@ -1139,17 +1139,14 @@ vector_check(const coll_ent *ce, const contract_ent *e, const float *v,
 		return anc_error_set(err, ANC_EINVAL,
 		                     "collection '%s': %s: vector is NULL",
 		                     ce->sc.name, what);
-	if ((rv = anc_vector_check_finite(v, dim, err)) != ANC_OK) {
+	/* one pass: finite values, the norm bound, and the norm itself for
+	 * the two rules below */
+	if ((rv = anc_vector_check_norm2(v, dim, &norm2, err)) != ANC_OK) {
 		anc_error_wrap(err, "collection '%s': contract %s: %s",
 		               ce->sc.name, e->idstr, what);
 		return rv;
 	}
-	/* The norm matters only to these two rules: an l2 contract without
-	 * normalize skips the pass over the vector (issue 6: every query
-	 * pays it). */
-	if (!e->c.normalize && e->c.metric != ANC_METRIC_COSINE)
-		return ANC_OK;
-	norm = anc_vector_norm(v, dim);
+	double norm = sqrt(norm2);
 	if (e->c.normalize && fabs(norm - 1.0) > ANC_NORM_TOLERANCE)
 		return anc_error_set(err, ANC_EVIOLATION,
 		                     "collection '%s': contract %s requires unit "

@@ -503,10 +503,19 @@ anc_collection_name_check(const char *name, anc_error *err)
 int
 anc_vector_check_finite(const float *v, uint32_t dim, anc_error *err)
 {
+	return anc_vector_check_norm2(v, dim, NULL, err);
+}
+
+int
+anc_vector_check_norm2(const float *v, uint32_t dim, double *norm2,
+                       anc_error *err)
+{
 	double s = 0;
 
 	for (uint32_t i = 0; i < dim; i++)
 		s += (double)v[i] * (double)v[i];
+	if (norm2 != NULL)
+		*norm2 = s; /* sqrt(s) is anc_vector_norm(v, dim) exactly */
 	if (s <= ANC_VECTOR_NORM2_MAX) /* false for NaN */
 		return ANC_OK;
 	for (uint32_t i = 0; i < dim; i++)

@@ -727,6 +727,10 @@ const char *anc_drift_stat_name(int i);
  * most ANC_VECTOR_NORM2_MAX: ANC_ENONFINITE naming the first NaN/Inf
  * component, or the norm, otherwise. */
 int anc_vector_check_finite(const float *v, uint32_t dim, anc_error *err);
+/* The same check in the same single pass, also giving the squared norm it
+ * summed (in double, as anc_vector_norm) to callers that need the norm. */
+int anc_vector_check_norm2(const float *v, uint32_t dim, double *norm2,
+                           anc_error *err);
 
 /* L2 norm, computed in double. */
 double anc_vector_norm(const float *v, uint32_t dim);
