@@ -764,6 +764,14 @@ anc_req_decode(const void *buf, size_t len, const anc_limits *lim,
 	if ((rv = mpk_get_str(&d, root, "", "auth", 0, ANC_AUTH_MAX, ANC_EINVAL,
 	         &req->auth, NULL)) != ANC_OK)
 		goto leave;
+	if (req->auth != NULL && req->auth[0] == '\0') {
+		/* The encoder refuses an empty key; so does the decoder, or
+		 * decode . encode would not be the identity (fuzz_req). */
+		rv = anc_error_set(err, ANC_EINVAL,
+		    "auth: empty, the API key must be 1..%d bytes",
+		    ANC_AUTH_MAX);
+		goto leave;
+	}
 	/* ping and info carry nothing: their body may be left out. */
 	if ((rv = mpk_get_map(&d, root, "", "body",
 	         op != ANC_OP_PING && op != ANC_OP_INFO, &body, &present)))

@@ -1113,6 +1113,12 @@ Test(proto, envelope_errors)
 	    "\"id\":1}", ANC_EUNSUPPORTED, "op: unknown operation");
 	EXPECT_REQ("{\"v\":1,\"op\":\"ping\",\"id\":1,\"body\":[]}",
 	    ANC_EMALFORMED, "body: expected map, got array");
+	/* An empty key is refused, as the encoder refuses it (found by
+	 * fuzz_req: decode . encode must be the identity). */
+	EXPECT_REQ("{\"v\":1,\"op\":\"info\",\"id\":1,\"auth\":\"\"}",
+	    ANC_EINVAL, "auth: empty, the API key must be 1..256 bytes");
+	EXPECT_REQ("{\"v\":1,\"op\":\"info\",\"id\":1,\"auth\":\"k\"}",
+	    ANC_OK, NULL);
 	/* Unknown keys are ignored, everywhere. */
 	EXPECT_REQ("{\"v\":1,\"op\":\"ping\",\"id\":1,\"trace\":{\"a\":[1,2]},"
 	    "\"body\":{\"x\":1}}", ANC_OK, NULL);
