@@ -62,6 +62,10 @@
 #define ROUNDS_MAX 9
 
 static double last_cli_cpu; /* CPU seconds of the last CLI run */
+/* CPU seconds the server spent over the last CLI run (/proc/PID/stat;
+ * -1 when /proc cannot tell): next to the elapsed time it says whether
+ * the server waited for the disk or for its cores. */
+static double last_srv_cpu = -1;
 /* /proc/PID/io write_bytes of the last measured process (in-process:
  * ourselves; server+CLI: the server) over the load, next to the vector
  * bytes (n x dim x 4). It is the kernel's page-cache accounting: a 4 KiB
@@ -86,6 +90,8 @@ io_write_bytes(pid_t pid)
 	fclose(fp);
 	return v;
 }
+
+static double proc_cpu_s(pid_t pid);
 
 static double
 now_s(void)
@@ -319,6 +325,7 @@ bench_cli(const char *cli, const char *url, const char *coll,
           uint32_t inflight, const char *log, long *rss_kb, pid_t srv)
 {
 	unsigned long long wb0 = io_write_bytes(srv);
+	double cpu0 = proc_cpu_s(srv);
 	char b[16], k[16];
 	char *argv[] = {(char *)cli, "--server", (char *)url, "--timeout",
 	    "600000", "load", (char *)coll, (char *)ids, "--vectors",
@@ -337,6 +344,10 @@ bench_cli(const char *cli, const char *url, const char *coll,
 		die("the CLI load failed: see %s%s", log, "");
 	t = now_s() - t0;
 	last_write_bytes = io_write_bytes(srv) - wb0;
+	{
+		double cpu1 = proc_cpu_s(srv);
+		last_srv_cpu = cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1;
+	}
 	*rss_kb = ru.ru_maxrss;
 	last_cli_cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
 	    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
@@ -460,6 +471,9 @@ emit(const char *kase, const char *index, uint32_t n, double secs,
 	if (rss_kb > 0)
 		printf(",\"peak_rss_kb\":%ld,\"cli_cpu_s\":%.3f", rss_kb,
 		    last_cli_cpu);
+	if (rss_kb > 0 && last_srv_cpu >= 0)
+		printf(",\"server_cpu_s\":%.3f", last_srv_cpu);
+	last_srv_cpu = -1;
 	printf("}\n");
 	fflush(stdout);
 }

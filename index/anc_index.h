@@ -24,8 +24,10 @@
  * ---------
  * An anc_db may be used from any number of threads. Queries run concurrently
  * (a read lock per index, an LMDB read transaction each). Writes are
- * serialised by one writer mutex held across the LMDB transaction and the
- * index update, so each index sees its vectors in sequence order. Queries
+ * serialised: LMDB transactions by a writer mutex, index updates by an
+ * index mutex taken in commit order, so each index sees its vectors in
+ * sequence order, and one upsert's index update overlaps the next one's
+ * commit. A writer returns once its vectors are in the index. Queries
  * wait only while one batch is added to the index they search.
  *
  * Errors: every function returns 0 or an anc_code and fills err (may be NULL)

@@ -673,11 +673,13 @@ ref_absorb(anc_drift *d, uint64_t *n, double *mean, double *m2, float *res,
            uint32_t *res_n, const float *v)
 {
 	uint32_t dim = d->dim;
-	double k = (double)(++*n);
+	/* One division per vector, not per component: on a bulk load this
+	 * loop runs for every vector written. */
+	double inv = 1.0 / (double)(++*n);
 	for (uint32_t j = 0; j < dim; j++) {
 		double x = (double)v[j];
 		double delta = x - mean[j];
-		mean[j] += delta / k;
+		mean[j] += delta * inv;
 		m2[j] += delta * (x - mean[j]);
 	}
 	/* Algorithm R: the first R fill the sample; the t-th replaces a

@@ -4,13 +4,18 @@
  *
  * Design note
  * -----------
- * Threading. Three kinds of lock, always taken in this order:
- *   1. db->wmu, the writer mutex: every LMDB write transaction and the index
- *      updates that follow it, snapshots, and anc_db_info (so that the
- *      counters it reads are those of one commit);
- *   2. db->cat, a rwlock over the catalog arrays (collections, their
+ * Threading. Four kinds of lock, always taken in this order:
+ *   1. db->wmu, the writer mutex: every LMDB write transaction;
+ *   2. db->imu, the index mutex: the index updates that follow a commit,
+ *      in commit order. wlock() takes both, so that everything done under
+ *      it (deletes, contract changes, snapshots, anc_db_info's counters)
+ *      sees indexes that have caught up with LMDB. Upserts alone hold
+ *      them in turn: commit under wmu, take imu, let go of wmu, update
+ *      the indexes, so the next group's commit (its fsync) overlaps this
+ *      group's faiss add ("upsert" section);
+ *   3. db->cat, a rwlock over the catalog arrays (collections, their
  *      contracts): read to look up, write only to append;
- *   3. each index's rwlock (vindex.h).
+ *   4. each index's rwlock (vindex.h).
  * db->gmu guards only the upsert group-commit queue; it is taken alone,
  * never while holding or waiting for another lock.
  * Catalog entries are allocated once and never freed or moved before
@@ -24,8 +29,10 @@
  * the commit's sequence is above all of them, so labels are unique,
  * increasing, and a snapshot that covers label L is never ahead of a
  * database at sequence >= L. Only after the commit are vectors added to
- * the index, still under the writer mutex, so every index sees labels in
- * order. Concurrent upserts share transactions (group commit, "upsert"
+ * the index, under the index mutex taken before the writer mutex is let
+ * go, so every index sees labels in commit order. A writer is answered
+ * once its vectors are in the index: a query after an acknowledged
+ * upsert finds them. Concurrent upserts share transactions (group commit, "upsert"
  * section), each still with its own sequence number and outcome.
  *
  * Query path. faiss may return entries of deleted or replaced vectors
@@ -120,6 +127,7 @@ typedef struct contract_ent {
 	int check_pass;
 	float check_min;
 	anc_drift *dr;      /* drift tracker (drift.h); NULL when off/retired */
+	int upkeep_due;     /* under db->imu: see anc_db.upkeep_due */
 } contract_ent;
 
 typedef struct coll_ent {
@@ -134,8 +142,12 @@ struct anc_db {
 	char snapdir[PATH_MAX];
 	anc_db_options opt;
 	pthread_mutex_t wmu;
+	pthread_mutex_t imu;  /* the index mutex ("upsert" section) */
 	pthread_rwlock_t cat;
-	int wmu_ok, cat_ok;
+	int wmu_ok, imu_ok, cat_ok;
+	/* An index upkeep that needs both mutexes was put off by a write
+	 * holding only imu; set and cleared under imu, read under wmu. */
+	int upkeep_due;
 	coll_ent **colls;
 	uint32_t ncolls, cap;
 	anc_db_open_stats stats;
@@ -173,8 +185,27 @@ must(int rc, const char *what)
 	}
 }
 
-static void wlock(anc_db *db) { must(pthread_mutex_lock(&db->wmu), "writer lock"); }
-static void wunlock(anc_db *db) { must(pthread_mutex_unlock(&db->wmu), "writer unlock"); }
+static void ilock(anc_db *db) { must(pthread_mutex_lock(&db->imu), "index lock"); }
+static void iunlock(anc_db *db) { must(pthread_mutex_unlock(&db->imu), "index unlock"); }
+static void upkeep_run_due(anc_db *db);
+
+/* The writer: both mutexes, so that the indexes have caught up with every
+ * commit (an upsert's index updates run under imu alone, "upsert"
+ * section), then whatever upkeep such an update had to put off. */
+static void
+wlock(anc_db *db)
+{
+	must(pthread_mutex_lock(&db->wmu), "writer lock");
+	ilock(db);
+	upkeep_run_due(db);
+}
+
+static void
+wunlock(anc_db *db)
+{
+	iunlock(db);
+	must(pthread_mutex_unlock(&db->wmu), "writer unlock");
+}
 static void cat_rd(anc_db *db) { must(pthread_rwlock_rdlock(&db->cat), "catalog lock"); }
 static void cat_wr(anc_db *db) { must(pthread_rwlock_wrlock(&db->cat), "catalog lock"); }
 static void cat_un(anc_db *db) { must(pthread_rwlock_unlock(&db->cat), "catalog unlock"); }
@@ -577,6 +608,8 @@ db_free(anc_db *db)
 		pthread_rwlock_destroy(&db->cat);
 	if (db->wmu_ok)
 		pthread_mutex_destroy(&db->wmu);
+	if (db->imu_ok)
+		pthread_mutex_destroy(&db->imu);
 	if (db->gcv_ok)
 		pthread_cond_destroy(&db->gcv);
 	if (db->gmu_ok)
@@ -612,6 +645,11 @@ anc_db_open(const char *dir, const anc_db_options *opt, anc_db **out,
 		goto fail;
 	}
 	db->wmu_ok = 1;
+	if (pthread_mutex_init(&db->imu, NULL) != 0) {
+		rv = anc_error_set(err, ANC_ENOMEM, "open: no mutex");
+		goto fail;
+	}
+	db->imu_ok = 1;
 	if (pthread_rwlock_init(&db->cat, NULL) != 0) {
 		rv = anc_error_set(err, ANC_ENOMEM, "open: no rwlock");
 		goto fail;
@@ -1225,12 +1263,14 @@ record_check(const coll_ent *ce, const contract_ent *e, const anc_record *r,
 
 /* ---- upsert --------------------------------------------------------------------- */
 
-/* After a write: rebuild an index whose stale entries dominate, and
- * snapshot one that has taken snapshot_every vectors. Failures here leave
- * LMDB correct and are reported, the write itself stands. Writer mutex
- * held. */
+/* After a write: rebuild an index whose stale entries dominate (or whose
+ * update failed: upkeep_due 2), and snapshot one that has taken
+ * snapshot_every vectors. Failures here leave LMDB correct and are
+ * reported, the write itself stands. imu held, and wmu too when writer;
+ * without wmu a rebuild may be put off (upkeep_due) to the next holder of
+ * both. */
 static int
-index_upkeep(anc_db *db, contract_ent *e, anc_error *err)
+index_upkeep(anc_db *db, contract_ent *e, int writer, anc_error *err)
 {
 	vindex_stats s;
 	MDB_txn *txn = NULL;
@@ -1239,13 +1279,27 @@ index_upkeep(anc_db *db, contract_ent *e, anc_error *err)
 	vindex_rdlock(e->vx);
 	vindex_stats_locked(e->vx, &s);
 	vindex_unlock(e->vx);
-	if (s.ntotal > s.live && s.ntotal - s.live > REBUILD_STALE_MIN &&
-	    2 * (s.ntotal - s.live) >= s.ntotal) {
+	if (e->upkeep_due == 2 ||
+	    (s.ntotal > s.live && s.ntotal - s.live > REBUILD_STALE_MIN &&
+	     2 * (s.ntotal - s.live) >= s.ntotal)) {
+		/* A rebuild reads LMDB, which must hold exactly what the
+		 * index has seen. Under imu alone that is so only while
+		 * nobody holds wmu: the next group's leader commits under
+		 * wmu and waits for imu before letting go of it. */
+		if (!writer && pthread_mutex_trylock(&db->wmu) != 0) {
+			if (e->upkeep_due == 0)
+				e->upkeep_due = 1;
+			__atomic_store_n(&db->upkeep_due, 1, __ATOMIC_RELEASE);
+			return ANC_OK;
+		}
 		if ((rv = store_txn_begin(db->st, 1, &txn, err)) == ANC_OK)
 			rv = vindex_rebuild(e->vx, db->st, txn, err);
 		store_txn_abort(txn);
+		if (!writer)
+			must(pthread_mutex_unlock(&db->wmu), "writer unlock");
 		if (rv != ANC_OK)
 			return rv;
+		e->upkeep_due = 0;
 		vindex_rdlock(e->vx);
 		vindex_stats_locked(e->vx, &s);
 		vindex_unlock(e->vx);
@@ -1253,6 +1307,33 @@ index_upkeep(anc_db *db, contract_ent *e, anc_error *err)
 	if (db->opt.snapshot_every > 0 && s.unsnapped >= db->opt.snapshot_every)
 		rv = vindex_snapshot(e->vx, err);
 	return rv;
+}
+
+/* The upkeep put off by index_upkeep (both mutexes held). Nobody waits
+ * for it, so a failure is only told on stderr; LMDB is right whatever
+ * happens and the next open rebuilds what is behind. */
+static void
+upkeep_run_due(anc_db *db)
+{
+	if (!__atomic_load_n(&db->upkeep_due, __ATOMIC_ACQUIRE))
+		return;
+	__atomic_store_n(&db->upkeep_due, 0, __ATOMIC_RELAXED);
+	cat_rd(db);
+	for (uint32_t i = 0; i < db->ncolls; i++)
+		for (uint32_t j = 0; j < db->colls[i]->ncontracts; j++) {
+			contract_ent *e = db->colls[i]->contracts[j];
+			anc_error err;
+			if (e->upkeep_due == 0 || e->vx == NULL)
+				continue;
+			if (e->upkeep_due == 1)
+				e->upkeep_due = 0; /* index_upkeep looks again */
+			if (index_upkeep(db, e, 1, &err) != ANC_OK &&
+			    !db->opt.quiet)
+				fprintf(stderr, "anchorage: collection '%s', "
+				        "contract %s: index upkeep: %s\n",
+				        db->colls[i]->sc.name, e->idstr, err.msg);
+		}
+	cat_un(db);
 }
 
 /* Group commit. A durable commit costs an fsync plus a rewrite of every
@@ -1270,7 +1351,15 @@ index_upkeep(anc_db *db, contract_ent *e, anc_error *err)
  * is run again in a transaction of its own, so one bad request never
  * fails another. Nobody is acknowledged before the commit that holds its
  * records, so durability is unchanged; a lone writer (in-process loads)
- * sees no difference. */
+ * sees no difference.
+ *
+ * The group's leader commits under wmu, then takes imu (waiting for the
+ * previous group's index updates), lets go of wmu and hands the lead on,
+ * and only then adds the group's vectors to the indexes: the next group's
+ * transaction and fsync run meanwhile, on the other core. A rebuild
+ * (index_upkeep) must read an LMDB that holds nothing the index has not
+ * seen, so under imu alone it runs only if wmu is free, and is otherwise
+ * put off to the next holder of both (upkeep_run_due). */
 #define GROUP_MAX_REQS 16
 #define GROUP_MAX_RECORDS 16384
 
@@ -1302,6 +1391,7 @@ struct upsert_req {
 	int rv;
 	anc_error err;
 	uint64_t seq;
+	int taken;               /* in a group, under db->gmu */
 	int done;                /* under db->gmu */
 	struct upsert_req *next; /* queue link, under db->gmu */
 };
@@ -1488,8 +1578,9 @@ upsert_apply(anc_db *db, MDB_txn *txn, upsert_req *q, anc_error *err)
 	return store_seq_put(db->st, txn, q->commit_seq, err);
 }
 
-/* After the commit that holds q (writer mutex held): counters, the index,
- * drift, upkeep. Failures here concern only the derived index. */
+/* After the commit that holds q (imu held, and not wmu: the next group
+ * may be committing meanwhile): counters, the index, drift, upkeep.
+ * Failures here concern only the derived index. */
 static int
 upsert_after(anc_db *db, upsert_req *q, anc_error *err)
 {
@@ -1522,29 +1613,31 @@ upsert_after(anc_db *db, upsert_req *q, anc_error *err)
 		anc_drift_ref_forget(e->dr, q->nadd - (uint64_t)q->live_delta);
 	}
 	if (rv != ANC_OK) {
-		MDB_txn *rt = NULL;
 		anc_error e2;
-		/* A rebuild reads the committed vectors back; if that fails
-		 * too, report the write as stored and the index as behind. */
-		if (store_txn_begin(db->st, 1, &rt, &e2) == ANC_OK &&
-		    vindex_rebuild(e->vx, db->st, rt, &e2) == ANC_OK)
+		/* A rebuild reads the committed vectors back (now, or put
+		 * off until nobody is committing); until then, or if that
+		 * fails too, report the write as stored and the index as
+		 * behind. */
+		e->upkeep_due = 2;
+		if (index_upkeep(db, e, 0, &e2) == ANC_OK && e->upkeep_due == 0)
 			rv = ANC_OK;
 		else
 			anc_error_wrap(err, "collection '%s': write committed at "
-			               "seq %llu but the index is behind",
+			               "seq %llu but the index is behind%s",
 			               q->collection,
-			               (unsigned long long)q->commit_seq);
-		store_txn_abort(rt);
+			               (unsigned long long)q->commit_seq,
+			               e->upkeep_due ? " until its rebuild" : "");
 		if (rv != ANC_OK)
 			return rv;
 	}
 	ground_note_writes(db->gr); /* recalibrate off the request path */
-	return index_upkeep(db, e, err);
+	return index_upkeep(db, e, 0, err);
 }
 
-/* k requests in one transaction (writer mutex held; k >= 1). Sets each
- * request's rv, err and seq. */
-static void
+/* k requests in one transaction (wmu held; k >= 1). Sets each request's
+ * rv, err and seq; q->wrote and rv ANC_OK: committed, upsert_after due.
+ * Returns how many of g (moved to the front) are not retired. */
+static uint32_t
 upsert_group(anc_db *db, upsert_req **g, uint32_t k)
 {
 	MDB_txn *txn = NULL;
@@ -1570,7 +1663,7 @@ upsert_group(anc_db *db, upsert_req **g, uint32_t k)
 		g[nlive++] = q; /* the live ones, in order, at the front */
 	}
 	if (nlive == 0)
-		return;
+		return 0;
 	if (nlive > 1) {
 		anc_error gerr;
 		if ((rv = store_txn_begin(db->st, 0, &txn, &gerr)) == ANC_OK)
@@ -1580,7 +1673,7 @@ upsert_group(anc_db *db, upsert_req **g, uint32_t k)
 			}
 		if (rv == ANC_OK && !wrote) {
 			store_txn_abort(txn);
-			return; /* every seq is the current one */
+			return nlive; /* every seq is the current one */
 		}
 		if (rv == ANC_OK) {
 			rv = store_txn_commit(db->st, txn, &gerr);
@@ -1588,11 +1681,8 @@ upsert_group(anc_db *db, upsert_req **g, uint32_t k)
 		}
 		store_txn_abort(txn);
 		txn = NULL;
-		if (rv == ANC_OK) {
-			for (i = 0; i < nlive; i++)
-				g[i]->rv = upsert_after(db, g[i], &g[i]->err);
-			return;
-		}
+		if (rv == ANC_OK)
+			return nlive;
 		/* Something failed: nothing of the group is stored. Each
 		 * request on its own, so that only the guilty one fails. */
 	}
@@ -1610,10 +1700,11 @@ upsert_group(anc_db *db, upsert_req **g, uint32_t k)
 		}
 		store_txn_abort(txn);
 		txn = NULL;
-		if (rv == ANC_OK)
-			rv = upsert_after(db, q, &q->err);
+		if (rv != ANC_OK)
+			q->wrote = 0;
 		q->rv = rv;
 	}
+	return nlive;
 }
 
 /* Queue q and wait until a group holding it has been committed, leading
@@ -1631,9 +1722,9 @@ upsert_submit(anc_db *db, upsert_req *q)
 		db->gq_head = q;
 	db->gq_tail = q;
 	for (;;) {
-		uint32_t k = 0;
+		uint32_t k = 0, nlive;
 		uint64_t recs = 0;
-		while (!q->done && db->gq_busy)
+		while (!q->done && (q->taken || db->gq_busy))
 			must(pthread_cond_wait(&db->gcv, &db->gmu), "group wait");
 		if (q->done)
 			break;
@@ -1648,18 +1739,35 @@ upsert_submit(anc_db *db, upsert_req *q)
 			if (db->gq_head == NULL)
 				db->gq_tail = NULL;
 			recs += h->n;
+			h->taken = 1;
 			g[k++] = h;
 		}
 		must(pthread_mutex_unlock(&db->gmu), "group unlock");
 		ground_write_begin(db->gr);
-		wlock(db);
-		upsert_group(db, g, k);
-		wunlock(db);
+		must(pthread_mutex_lock(&db->wmu), "writer lock");
+		if (__atomic_load_n(&db->upkeep_due, __ATOMIC_ACQUIRE)) {
+			ilock(db);
+			upkeep_run_due(db);
+			iunlock(db);
+		}
+		nlive = upsert_group(db, g, k);
+		/* Stage 2 under imu alone: the next group commits while
+		 * this one updates the indexes. Taking imu before letting
+		 * go of wmu keeps the updates in commit order. */
+		ilock(db);
+		must(pthread_mutex_unlock(&db->wmu), "writer unlock");
+		must(pthread_mutex_lock(&db->gmu), "group lock");
+		db->gq_busy = 0;
+		must(pthread_cond_broadcast(&db->gcv), "group broadcast");
+		must(pthread_mutex_unlock(&db->gmu), "group unlock");
+		for (uint32_t i = 0; i < nlive; i++)
+			if (g[i]->rv == ANC_OK)
+				g[i]->rv = upsert_after(db, g[i], &g[i]->err);
+		iunlock(db);
 		ground_write_end(db->gr);
 		must(pthread_mutex_lock(&db->gmu), "group lock");
 		for (uint32_t i = 0; i < k; i++)
 			g[i]->done = 1;
-		db->gq_busy = 0;
 		must(pthread_cond_broadcast(&db->gcv), "group broadcast");
 	}
 	must(pthread_mutex_unlock(&db->gmu), "group unlock");
@@ -1883,7 +1991,7 @@ anc_db_delete(anc_db *db, const char *collection,
 		vindex_note(cs[j]->vx, commit_seq, delta[j]);
 		if (cs[j]->dr != NULL)
 			anc_drift_ref_forget(cs[j]->dr, (uint64_t)-delta[j]);
-		if ((rv = index_upkeep(db, cs[j], err)) != ANC_OK)
+		if ((rv = index_upkeep(db, cs[j], 1, err)) != ANC_OK)
 			goto done;
 	}
 done:

@@ -306,6 +306,148 @@ Test(engine_write, failing_request_fails_alone)
 	tu_db_close(db);
 }
 
+/* ---- replacing writers: rebuilds while the next group commits ---------- */
+
+#define RTHREADS 6
+#define RROWS 300
+#define RROUNDS 20
+#define RBATCH 100
+#define RNEW 10 /* the first RNEW records of each batch create a passage */
+#define RLIVE ((RROWS / RBATCH) * ((RBATCH - RNEW) + RROUNDS * RNEW))
+
+/* Record i of batch b of round k: a new row, or one replaced each round. */
+static uint32_t
+rrow(uint32_t k, uint32_t b, uint32_t i)
+{
+	return i < RNEW ? 5000000u + (k * (RROWS / RBATCH) + b) * RNEW + i
+	                : b * RBATCH + i;
+}
+
+typedef struct {
+	anc_db *db;
+	uint32_t t;
+	int fail;
+	char why[ANC_ERRMSG_MAX + 64];
+} replacer;
+
+/* Round k of row r of thread t: a vector of its own. */
+static void
+rvec(float *v, uint32_t t, uint32_t r, uint32_t k)
+{
+	vec_fill(v, DIM, t, r + k * 100000u);
+}
+
+static void *
+replacer_main(void *arg)
+{
+	replacer *w = arg;
+	anc_record r[RBATCH];
+	anc_upsert_result res[RBATCH];
+	static __thread float v[RBATCH][DIM];
+	char chunk[RBATCH][16], source[32];
+
+	snprintf(source, sizeof source, "replacer-%u", w->t);
+	for (uint32_t k = 0; k < RROUNDS && !w->fail; k++)
+		for (uint32_t b = 0; b < RROWS / RBATCH && !w->fail; b++) {
+			anc_error err;
+			for (uint32_t i = 0; i < RBATCH; i++) {
+				uint32_t row = rrow(k, b, i);
+				snprintf(chunk[i], sizeof chunk[i], "%u", row);
+				rvec(v[i], w->t, row, i < RNEW ? 0 : k);
+				r[i] = (anc_record){.source = source,
+				                    .chunk = chunk[i], .text = "t",
+				                    .vec = v[i], .dim = DIM};
+			}
+			if (anc_db_upsert(w->db, COLL, NULL, r, RBATCH, res, NULL,
+			                  &err) != ANC_OK) {
+				w->fail = 1;
+				snprintf(w->why, sizeof w->why, "round %u: %s", k,
+				         err.msg);
+			} else if (res[0].status != ANC_UPSERT_CREATED ||
+			           res[RBATCH - 1].status !=
+			               (k == 0 ? ANC_UPSERT_CREATED
+			                       : ANC_UPSERT_UPDATED)) {
+				w->fail = 1;
+				snprintf(w->why, sizeof w->why, "round %u: status "
+				         "%d, %d", k, res[0].status,
+				         res[RBATCH - 1].status);
+			}
+		}
+	return NULL;
+}
+
+/* Most records of every write replace a vector, so the index fills with
+ * stale entries and is rebuilt again and again while other groups commit;
+ * the rest create passages, so the live count moves meanwhile. A rebuild
+ * must wait until LMDB holds nothing the index has not seen (or be put
+ * off): one that read a later group's commit would count that group's new
+ * passages twice. No write may be lost or indexed twice. */
+Test(engine_write, rebuilds_under_concurrent_replacing_writers)
+{
+	const char *dir = tu_tmpdir();
+	anc_contract_id_str id;
+	anc_db *db = tu_db_open(dir, 0, 1ull << 30);
+	pthread_t th[RTHREADS];
+	static replacer w[RTHREADS];
+	uint64_t live, vectors, ntotal;
+	float v[DIM];
+
+	setup(db, DIM, id);
+	for (uint32_t t = 0; t < RTHREADS; t++) {
+		w[t] = (replacer){.db = db, .t = t};
+		cr_assert_eq(pthread_create(&th[t], NULL, replacer_main, &w[t]),
+		             0);
+	}
+	for (uint32_t t = 0; t < RTHREADS; t++)
+		cr_assert_eq(pthread_join(th[t], NULL), 0);
+	for (uint32_t t = 0; t < RTHREADS; t++)
+		cr_assert_not(w[t].fail, "thread %u: %s", t, w[t].why);
+
+	(void)info_seq(db, &live, &vectors, &ntotal);
+	cr_assert_eq(live, RTHREADS * RLIVE);
+	cr_assert_eq(vectors, RTHREADS * RLIVE, "the index counts %llu live, "
+	             "LMDB %u", (unsigned long long)vectors, RTHREADS * RLIVE);
+	/* 36000 vectors were added; rebuilds keep the stale ones to at most
+	 * half the index, or REBUILD_STALE_MIN (1024). */
+	cr_assert_leq(ntotal, vectors + 1024 > 2 * vectors ? vectors + 1024
+	                                                   : 2 * vectors,
+	              "%llu entries for %llu live", (unsigned long long)ntotal,
+	              (unsigned long long)vectors);
+	for (uint32_t t = 0; t < RTHREADS; t++)
+		for (uint32_t row = RNEW; row < RROWS; row += 37) {
+			anc_query_result *qr = NULL;
+			anc_error err;
+			if (row % RBATCH < RNEW)
+				continue;
+			/* a row created once, in the last round */
+			self_found(db, DIM, t, rrow(RROUNDS - 1, row / RBATCH,
+			                            row % RNEW), NULL);
+			/* the last round's vector: found once, at distance 0 */
+			rvec(v, t, row, RROUNDS - 1);
+			cr_assert_eq(anc_db_query(db, COLL, NULL, v, 1, DIM, 2, 0,
+			                          &qr, &err), ANC_OK, "%s", err.msg);
+			cr_assert_eq(qr->lists[0].nhits, 2);
+			cr_assert_float_eq(qr->lists[0].hits[0].score, 0.0f, 1e-6);
+			cr_assert_gt(qr->lists[0].hits[1].score, 0.0f,
+			             "thread %u row %u indexed twice", t, row);
+			cr_assert_str_neq(qr->lists[0].hits[0].anchor,
+			                  qr->lists[0].hits[1].anchor);
+			anc_query_result_free(qr);
+			/* a replaced vector never comes back */
+			rvec(v, t, row, 0);
+			cr_assert_eq(anc_db_query(db, COLL, NULL, v, 1, DIM, 1, 0,
+			                          &qr, &err), ANC_OK, "%s", err.msg);
+			cr_assert_gt(qr->lists[0].hits[0].score, 0.0f);
+			anc_query_result_free(qr);
+		}
+	tu_db_close(db);
+	db = tu_db_open(dir, 0, 1ull << 30);
+	(void)info_seq(db, &live, &vectors, &ntotal);
+	cr_assert_eq(live, RTHREADS * RLIVE);
+	cr_assert_eq(vectors, RTHREADS * RLIVE);
+	tu_db_close(db);
+}
+
 /* ---- one writer: the rules of a single upsert --------------------------- */
 
 static int
