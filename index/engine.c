@@ -16,12 +16,14 @@
  *   3. db->cat, a rwlock over the catalog arrays (collections, their
  *      contracts): read to look up, write only to append;
  *   4. each index's rwlock (vindex.h).
- * db->gmu guards only the upsert group-commit queue; it is taken alone,
- * never while holding or waiting for another lock.
+ * db->gmu guards only the upsert group-commit queue; no other lock is
+ * ever waited for while it is held (a leader takes it under imu to hand
+ * the lead on, never the other way round).
  * Catalog entries are allocated once and never freed or moved before
  * anc_db_close, so a pointer found under the catalog read lock stays valid
  * after the lock is dropped; their contract content is immutable. The
- * per-collection live/deleted counters are touched only under db->wmu.
+ * per-collection live/deleted counters are touched only under db->imu
+ * (read under wlock(), which holds it).
  *
  * Write path. Inputs are validated completely before the writer mutex is
  * taken, so bad traffic never holds up good. Then one LMDB transaction:
@@ -132,7 +134,7 @@ typedef struct contract_ent {
 
 typedef struct coll_ent {
 	store_coll sc;
-	uint64_t live, deleted; /* under db->wmu */
+	uint64_t live, deleted; /* under db->imu */
 	contract_ent **contracts;
 	uint32_t ncontracts, cap;
 } coll_ent;
@@ -727,8 +729,10 @@ fail:
 	return rv;
 }
 
-/* Snapshot every dirty index; caller holds the writer mutex. Returns the
- * first error, after trying them all. */
+/* Snapshot every dirty index; caller holds wlock(). An index whose add
+ * failed and whose rebuild failed too (upkeep_due 2) lacks committed
+ * vectors: it is not written, so that the next open rebuilds it. Returns
+ * the first error, after trying them all. */
 static int
 snapshot_all(anc_db *db, anc_error *err)
 {
@@ -738,7 +742,8 @@ snapshot_all(anc_db *db, anc_error *err)
 		for (uint32_t j = 0; j < ce->ncontracts; j++) {
 			anc_error e;
 			anc_error_clear(&e);
-			if (ce->contracts[j]->vx == NULL)
+			if (ce->contracts[j]->vx == NULL ||
+			    ce->contracts[j]->upkeep_due == 2)
 				continue;
 			int rv = vindex_snapshot(ce->contracts[j]->vx, &e);
 			if (rv != ANC_OK && first == ANC_OK) {
@@ -1283,9 +1288,10 @@ index_upkeep(anc_db *db, contract_ent *e, int writer, anc_error *err)
 	    (s.ntotal > s.live && s.ntotal - s.live > REBUILD_STALE_MIN &&
 	     2 * (s.ntotal - s.live) >= s.ntotal)) {
 		/* A rebuild reads LMDB, which must hold exactly what the
-		 * index has seen. Under imu alone that is so only while
-		 * nobody holds wmu: the next group's leader commits under
-		 * wmu and waits for imu before letting go of it. */
+		 * index has seen. Under imu alone that is so once the whole
+		 * group is indexed (upsert_upkeep) and while nobody holds
+		 * wmu: the next group's leader commits under wmu and waits
+		 * for imu before letting go of it. */
 		if (!writer && pthread_mutex_trylock(&db->wmu) != 0) {
 			if (e->upkeep_due == 0)
 				e->upkeep_due = 1;
@@ -1297,8 +1303,13 @@ index_upkeep(anc_db *db, contract_ent *e, int writer, anc_error *err)
 		store_txn_abort(txn);
 		if (!writer)
 			must(pthread_mutex_unlock(&db->wmu), "writer unlock");
-		if (rv != ANC_OK)
+		if (rv != ANC_OK) {
+			/* The next holder of both mutexes tries again. */
+			if (e->upkeep_due == 0)
+				e->upkeep_due = 1;
+			__atomic_store_n(&db->upkeep_due, 1, __ATOMIC_RELEASE);
 			return rv;
+		}
 		e->upkeep_due = 0;
 		vindex_rdlock(e->vx);
 		vindex_stats_locked(e->vx, &s);
@@ -1317,6 +1328,8 @@ upkeep_run_due(anc_db *db)
 {
 	if (!__atomic_load_n(&db->upkeep_due, __ATOMIC_ACQUIRE))
 		return;
+	int again = 0;
+
 	__atomic_store_n(&db->upkeep_due, 0, __ATOMIC_RELAXED);
 	cat_rd(db);
 	for (uint32_t i = 0; i < db->ncolls; i++)
@@ -1332,8 +1345,11 @@ upkeep_run_due(anc_db *db)
 				fprintf(stderr, "anchorage: collection '%s', "
 				        "contract %s: index upkeep: %s\n",
 				        db->colls[i]->sc.name, e->idstr, err.msg);
+			again |= e->upkeep_due != 0; /* a failed rebuild */
 		}
 	cat_un(db);
+	if (again)
+		__atomic_store_n(&db->upkeep_due, 1, __ATOMIC_RELEASE);
 }
 
 /* Group commit. A durable commit costs an fsync plus a rewrite of every
@@ -1391,6 +1407,7 @@ struct upsert_req {
 	int rv;
 	anc_error err;
 	uint64_t seq;
+	int behind;              /* upsert_after: the index add failed */
 	int taken;               /* in a group, under db->gmu */
 	int done;                /* under db->gmu */
 	struct upsert_req *next; /* queue link, under db->gmu */
@@ -1613,25 +1630,64 @@ upsert_after(anc_db *db, upsert_req *q, anc_error *err)
 		anc_drift_ref_forget(e->dr, q->nadd - (uint64_t)q->live_delta);
 	}
 	if (rv != ANC_OK) {
-		anc_error e2;
-		/* A rebuild reads the committed vectors back (now, or put
-		 * off until nobody is committing); until then, or if that
-		 * fails too, report the write as stored and the index as
-		 * behind. */
+		/* A rebuild reads the committed vectors back, once the whole
+		 * group is in (upsert_upkeep). */
 		e->upkeep_due = 2;
-		if (index_upkeep(db, e, 0, &e2) == ANC_OK && e->upkeep_due == 0)
-			rv = ANC_OK;
-		else
-			anc_error_wrap(err, "collection '%s': write committed at "
-			               "seq %llu but the index is behind%s",
-			               q->collection,
-			               (unsigned long long)q->commit_seq,
-			               e->upkeep_due ? " until its rebuild" : "");
-		if (rv != ANC_OK)
-			return rv;
+		q->behind = 1;
+		return rv;
 	}
 	ground_note_writes(db->gr); /* recalibrate off the request path */
-	return index_upkeep(db, e, 0, err);
+	return ANC_OK;
+}
+
+/* After the upsert_after of a whole group (imu held): the upkeep of each
+ * contract written, once. Not per request: a rebuild reads LMDB, which
+ * holds the whole group from its one commit, so a rebuild between two of
+ * its requests would count the second one's vectors twice. A request
+ * whose index add failed learns whether the rebuild repaired it; the
+ * others get the upkeep's failure, if any (their write stands). */
+static void
+upsert_upkeep(anc_db *db, upsert_req **g, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		contract_ent *e = g[i]->e;
+		anc_error uerr;
+		int urv, later = 0;
+
+		if (!g[i]->wrote)
+			continue;
+		for (uint32_t j = i + 1; j < n && !later; j++)
+			later = g[j]->wrote && g[j]->e == e;
+		if (later)
+			continue; /* the last writer of e does it */
+		memset(&uerr, 0, sizeof uerr);
+		urv = index_upkeep(db, e, 0, &uerr);
+		for (uint32_t j = 0; j <= i; j++) {
+			upsert_req *q = g[j];
+			if (!q->wrote || q->e != e)
+				continue;
+			if (q->behind) {
+				if (urv == ANC_OK && e->upkeep_due == 0) {
+					q->rv = ANC_OK;
+					memset(&q->err, 0, sizeof q->err);
+				} else {
+					anc_error_wrap(&q->err, "collection '%s': "
+					    "write committed at seq %llu but the "
+					    "index is behind%s", q->collection,
+					    (unsigned long long)q->commit_seq,
+					    e->upkeep_due ? " until its rebuild"
+					                  : "");
+				}
+			} else if (urv != ANC_OK && q->rv == ANC_OK) {
+				q->rv = urv;
+				q->err = uerr;
+				anc_error_wrap(&q->err, "collection '%s': write "
+				               "committed at seq %llu",
+				               q->collection,
+				               (unsigned long long)q->commit_seq);
+			}
+		}
+	}
 }
 
 /* k requests in one transaction (wmu held; k >= 1). Sets each request's
@@ -1712,7 +1768,7 @@ upsert_group(anc_db *db, upsert_req **g, uint32_t k)
 static int
 upsert_submit(anc_db *db, upsert_req *q)
 {
-	upsert_req *g[GROUP_MAX_REQS];
+	upsert_req *g[GROUP_MAX_REQS], *all[GROUP_MAX_REQS];
 
 	must(pthread_mutex_lock(&db->gmu), "group lock");
 	q->next = NULL;
@@ -1750,6 +1806,9 @@ upsert_submit(anc_db *db, upsert_req *q)
 			upkeep_run_due(db);
 			iunlock(db);
 		}
+		/* upsert_group moves the live requests to the front of g,
+		 * over the retired ones: every one of all is answered. */
+		memcpy(all, g, k * sizeof *g);
 		nlive = upsert_group(db, g, k);
 		/* Stage 2 under imu alone: the next group commits while
 		 * this one updates the indexes. Taking imu before letting
@@ -1763,11 +1822,21 @@ upsert_submit(anc_db *db, upsert_req *q)
 		for (uint32_t i = 0; i < nlive; i++)
 			if (g[i]->rv == ANC_OK)
 				g[i]->rv = upsert_after(db, g[i], &g[i]->err);
+		upsert_upkeep(db, g, nlive);
+		/* Upkeep put off while the next leader committed: that
+		 * leader, or a wlock() holder, is the next to get here
+		 * with wmu free, so nothing is left behind when writes
+		 * stop. */
+		if (__atomic_load_n(&db->upkeep_due, __ATOMIC_ACQUIRE) &&
+		    pthread_mutex_trylock(&db->wmu) == 0) {
+			upkeep_run_due(db);
+			must(pthread_mutex_unlock(&db->wmu), "writer unlock");
+		}
 		iunlock(db);
 		ground_write_end(db->gr);
 		must(pthread_mutex_lock(&db->gmu), "group lock");
 		for (uint32_t i = 0; i < k; i++)
-			g[i]->done = 1;
+			all[i]->done = 1;
 		must(pthread_cond_broadcast(&db->gcv), "group broadcast");
 	}
 	must(pthread_mutex_unlock(&db->gmu), "group unlock");

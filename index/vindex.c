@@ -563,6 +563,8 @@ done:
 
 /* ---- writes ------------------------------------------------------------------------- */
 
+int vindex_test_fail_adds;
+
 static int
 add_raw(const vindex *vx, FaissIndex *idx, uint64_t n, const float *vecs,
         const uint64_t *labels, anc_error *err)
@@ -570,6 +572,11 @@ add_raw(const vindex *vx, FaissIndex *idx, uint64_t n, const float *vecs,
 	int rc;
 	if (n == 0)
 		return ANC_OK;
+	if (__atomic_load_n(&vindex_test_fail_adds, __ATOMIC_RELAXED) > 0 &&
+	    __atomic_sub_fetch(&vindex_test_fail_adds, 1, __ATOMIC_RELAXED) >=
+	        0)
+		return anc_error_set(err, ANC_EINDEX, "index add: failure "
+		                     "injected by a test");
 	rc = faiss_Index_add_with_ids(idx, (idx_t)n, vecs,
 	                              (const idx_t *)labels);
 	return rc == 0 ? ANC_OK : faiss_fail(err, vx, rc, "add");
@@ -1329,7 +1336,7 @@ vindex_snapshot(vindex *vx, anc_error *err)
 	}
 	if ((rv = fsync_dir(vx->snapdir, err)) != ANC_OK)
 		goto unlock;
-	/* The engine's writer mutex is held by every caller, so nothing was
+	/* The engine's index mutex is held by every caller, so nothing was
 	 * added between this unlock and the write lock below; but a
 	 * background build may have swapped its index in (generation moved):
 	 * that one is not on disk yet. */

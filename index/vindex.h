@@ -69,6 +69,10 @@ int vindex_add(vindex *vx, uint64_t n, const float *vecs,
                const uint64_t *labels, uint64_t seq, int64_t live_delta,
                anc_error *err);
 
+/* Tests only: the next this many faiss adds (a write's, a rebuild's)
+ * fail with ANC_EINDEX, as an out-of-memory faiss would. */
+extern int vindex_test_fail_adds;
+
 /* Record a write that removed vectors without adding any. Write lock. */
 void vindex_note(vindex *vx, uint64_t seq, int64_t live_delta);
 

@@ -17,8 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "anc_index.h"
+#include "ground.h" /* engine_ground_targets: an index's generation */
+#include "vindex.h" /* vindex_test_fail_adds */
 #include "testutil.h"
 #include "tu_corpus.h"
 #include "tu_db.h"
@@ -445,6 +448,287 @@ Test(engine_write, rebuilds_under_concurrent_replacing_writers)
 	(void)info_seq(db, &live, &vectors, &ntotal);
 	cr_assert_eq(live, RTHREADS * RLIVE);
 	cr_assert_eq(vectors, RTHREADS * RLIVE);
+	tu_db_close(db);
+}
+
+static void
+sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* ---- a contract retired while its writers queue ------------------------ */
+
+#define XTHREADS 6
+
+typedef struct {
+	anc_db *db;
+	const char *ref; /* the contract written */
+	uint32_t t;
+	volatile int *stop;
+	volatile int finished;
+	int retired;     /* got ANC_ERETIRED */
+	int other;       /* any other error: its code */
+} xwriter;
+
+static void *
+xwriter_main(void *arg)
+{
+	xwriter *w = arg;
+	anc_record r[4];
+	anc_upsert_result res[4];
+	float v[4][DIM];
+	char chunk[4][24], source[32];
+
+	snprintf(source, sizeof source, "x-%u", w->t);
+	for (uint32_t k = 0; !*w->stop; k++) {
+		anc_error err;
+		int rv;
+		for (uint32_t i = 0; i < 4; i++) {
+			snprintf(chunk[i], sizeof chunk[i], "%u", k * 4 + i);
+			vec_fill(v[i], DIM, w->t, k * 4 + i);
+			r[i] = (anc_record){.source = source, .chunk = chunk[i],
+			                    .text = "t", .vec = v[i], .dim = DIM};
+		}
+		rv = anc_db_upsert(w->db, COLL, w->ref, r, 4, res, NULL, &err);
+		if (rv == ANC_ERETIRED) {
+			w->retired = 1;
+			break;
+		}
+		if (rv != ANC_OK) {
+			w->other = rv;
+			break;
+		}
+	}
+	w->finished = 1;
+	return NULL;
+}
+
+/* A group can hold a request whose contract was retired after it queued,
+ * then a live one: both must be answered (the retired one with RETIRED).
+ * Found by review: the group's bookkeeping lost the retired request,
+ * whose caller then waited for ever. */
+Test(engine_write, retired_request_in_a_group_is_answered, .timeout = 120)
+{
+	const char *dir = tu_tmpdir();
+	anc_contract_id_str id, bid;
+	anc_db *db = tu_db_open(dir, 0, 1ull << 30);
+	anc_error err;
+	int retired = 0;
+
+	setup(db, DIM, id);
+	for (int round = 0; round < 25; round++) {
+		anc_contract c;
+		char name[16];
+		volatile int stop = 0;
+		static xwriter w[XTHREADS];
+		pthread_t th[XTHREADS];
+
+		snprintf(name, sizeof name, "b%d", round);
+		tu_contract_l2(&c, name, "synthetic", DIM);
+		cr_assert_eq(anc_db_contract_register(db, COLL, &c, bid, NULL,
+		                                      &err), ANC_OK, "%s", err.msg);
+		for (uint32_t t = 0; t < XTHREADS; t++) {
+			w[t] = (xwriter){.db = db, .ref = t % 2 ? bid : id, .t = t,
+			                 .stop = &stop};
+			cr_assert_eq(pthread_create(&th[t], NULL, xwriter_main,
+			                            &w[t]), 0);
+		}
+		sleep_ms(20);
+		cr_assert_eq(anc_db_contract_retire(db, COLL, bid, NULL, &err),
+		             ANC_OK, "%s", err.msg);
+		sleep_ms(20);
+		stop = 1;
+		for (int waited = 0; waited < 500; waited++) {
+			int all = 1;
+			for (uint32_t t = 0; t < XTHREADS; t++)
+				all &= w[t].finished;
+			if (all)
+				break;
+			sleep_ms(10);
+		}
+		for (uint32_t t = 0; t < XTHREADS; t++)
+			cr_assert(w[t].finished, "round %d: a writer to the %s "
+			          "contract never returned", round,
+			          t % 2 ? "retired" : "default");
+		for (uint32_t t = 0; t < XTHREADS; t++) {
+			cr_assert_eq(pthread_join(th[t], NULL), 0);
+			cr_assert_eq(w[t].other, 0, "round %d thread %u: %s", round,
+			             t, anc_errname(w[t].other));
+			cr_assert(t % 2 == 1 || !w[t].retired);
+			retired += w[t].retired;
+		}
+	}
+	cr_assert_gt(retired, 0, "no writer ever saw its contract retired");
+	tu_db_close(db);
+}
+
+/* ---- a rebuild put off while another group committed -------------------- */
+
+#define SROWS 8000
+
+typedef struct {
+	anc_db *db;
+	const char *ref;
+	uint32_t n, round, t;
+	int rv;
+} swriter;
+
+static void *
+swriter_main(void *arg)
+{
+	swriter *w = arg;
+	anc_record *r = calloc(w->n, sizeof *r);
+	anc_upsert_result *res = calloc(w->n, sizeof *res);
+	float *v = malloc((size_t)w->n * DIM * sizeof *v);
+	char (*chunk)[16] = calloc(w->n, 16);
+	anc_error err;
+
+	w->rv = ANC_ENOMEM;
+	if (r != NULL && res != NULL && v != NULL && chunk != NULL) {
+		for (uint32_t i = 0; i < w->n; i++) {
+			snprintf(chunk[i], 16, "%u", i);
+			vec_fill(v + (size_t)i * DIM, DIM, w->t,
+			         i + w->round * 100000u);
+			r[i] = (anc_record){.source = w->t ? "other" : "s",
+			                    .chunk = chunk[i], .text = "t",
+			                    .vec = v + (size_t)i * DIM, .dim = DIM};
+		}
+		w->rv = anc_db_upsert(w->db, COLL, w->ref, r, w->n, res, NULL,
+		                      &err);
+	}
+	free(r);
+	free(res);
+	free(v);
+	free(chunk);
+	return NULL;
+}
+
+/* Read without any engine lock (a lock would run the put-off upkeep). */
+static uint64_t
+generation_of(anc_db *db, const char *name)
+{
+	ground_target *t = NULL;
+	uint32_t n = 0;
+	anc_error err;
+	uint64_t g = 0;
+
+	cr_assert_eq(engine_ground_targets(db, &t, &n, &err), ANC_OK, "%s",
+	             err.msg);
+	for (uint32_t i = 0; i < n; i++)
+		if (strcmp(t[i].c.name, name) == 0)
+			g = t[i].generation;
+	free(t);
+	return g;
+}
+
+/* A write that makes an index mostly stale, then a small write to another
+ * contract that commits while the first one updates its index: the
+ * rebuild is put off (the second group holds the writer mutex), and must
+ * still happen once the writes are done, without waiting for some later
+ * unrelated writer. Found by review. */
+Test(engine_write, put_off_rebuild_runs_when_writes_stop, .timeout = 120)
+{
+	const char *dir = tu_tmpdir();
+	anc_contract_id_str id, bid;
+	anc_contract c;
+	anc_error err;
+	anc_db *db = tu_db_open(dir, 0, 1ull << 30);
+	swriter first = {.n = SROWS};
+
+	setup(db, DIM, id);
+	tu_contract_l2(&c, "other", "synthetic", DIM);
+	cr_assert_eq(anc_db_contract_register(db, COLL, &c, bid, NULL, &err),
+	             ANC_OK, "%s", err.msg);
+	first.db = db;
+	first.ref = id;
+	swriter_main(&first);
+	cr_assert_eq(first.rv, ANC_OK);
+	for (uint32_t round = 1; round <= 12; round++) {
+		pthread_t ta, tb;
+		/* replaces all SROWS vectors: a rebuild is due */
+		swriter wa = {db, id, SROWS, round, 0, 0};
+		swriter wb = {db, bid, 1, round, 1, 0};
+		uint64_t g0 = generation_of(db, "syn"), g1;
+
+		cr_assert_eq(pthread_create(&ta, NULL, swriter_main, &wa), 0);
+		sleep_ms((long)(round % 6) * 4);
+		cr_assert_eq(pthread_create(&tb, NULL, swriter_main, &wb), 0);
+		cr_assert_eq(pthread_join(ta, NULL), 0);
+		cr_assert_eq(pthread_join(tb, NULL), 0);
+		cr_assert_eq(wa.rv, ANC_OK);
+		cr_assert_eq(wb.rv, ANC_OK);
+		sleep_ms(100);
+		g1 = generation_of(db, "syn");
+		cr_assert_gt(g1, g0, "round %u: every write returned, the index "
+		             "is not rebuilt (generation %llu)", round,
+		             (unsigned long long)g1);
+	}
+	tu_db_close(db);
+}
+
+/* ---- a failed index add ------------------------------------------------ */
+
+static int
+upsert_rows(anc_db *db, uint32_t t, uint32_t from, uint32_t n, anc_error *err)
+{
+	anc_record r[64];
+	anc_upsert_result res[64];
+	float v[64][DIM];
+	char chunk[64][16];
+
+	cr_assert_leq(n, 64);
+	for (uint32_t i = 0; i < n; i++) {
+		snprintf(chunk[i], sizeof chunk[i], "%u", from + i);
+		vec_fill(v[i], DIM, t, from + i);
+		r[i] = (anc_record){.source = "f", .chunk = chunk[i], .text = "t",
+		                    .vec = v[i], .dim = DIM};
+	}
+	return anc_db_upsert(db, COLL, NULL, r, n, res, NULL, err);
+}
+
+/* faiss failing to add a committed write's vectors (out of memory): the
+ * index is rebuilt from LMDB at once and the writer told nothing went
+ * wrong; if the rebuild fails too, the writer is told its write is stored
+ * and the index behind, and the next holder of the writer lock rebuilds
+ * it. No vector is lost either way. */
+Test(engine_write, failed_index_add_is_rebuilt)
+{
+	const char *dir = tu_tmpdir();
+	anc_contract_id_str id;
+	anc_db *db = tu_db_open(dir, 0, 1ull << 30);
+	uint64_t live, vectors, ntotal;
+	anc_error err;
+
+	setup(db, DIM, id);
+	cr_assert_eq(upsert_rows(db, 0, 0, 40, &err), ANC_OK, "%s", err.msg);
+
+	vindex_test_fail_adds = 1; /* the write's add */
+	cr_assert_eq(upsert_rows(db, 0, 40, 40, &err), ANC_OK, "%s", err.msg);
+	cr_assert_eq(vindex_test_fail_adds, 0);
+	(void)info_seq(db, &live, &vectors, &ntotal);
+	cr_assert_eq(vectors, 80);
+	cr_assert_eq(ntotal, 80);
+	self_found(db, DIM, 0, 79, NULL);
+
+	vindex_test_fail_adds = 2; /* the write's add, then the rebuild's */
+	cr_assert_eq(upsert_rows(db, 0, 80, 40, &err), ANC_EINDEX);
+	cr_assert(strstr(err.msg, "write committed at seq") != NULL &&
+	          strstr(err.msg, "index is behind until its rebuild") != NULL,
+	          "%s", err.msg);
+	/* info takes the writer lock, which runs the rebuild put off */
+	(void)info_seq(db, &live, &vectors, &ntotal);
+	cr_assert_eq(live, 120);
+	cr_assert_eq(vectors, 120);
+	cr_assert_eq(ntotal, 120);
+	self_found(db, DIM, 0, 119, NULL);
+	self_found(db, DIM, 0, 0, NULL);
+	tu_db_close(db);
+	db = tu_db_open(dir, 0, 1ull << 30);
+	(void)info_seq(db, &live, &vectors, &ntotal);
+	cr_assert_eq(vectors, 120);
+	self_found(db, DIM, 0, 100, NULL);
 	tu_db_close(db);
 }
 
