@@ -11,6 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <jansson.h>
 
@@ -182,6 +186,16 @@ anc_server_config_load(anc_server_config *cfg, const char *path,
 	*strings = NULL;
 	/* Every string in the tree is shorter than the file: one block of
 	 * the file's size (plus NULs) holds them all. */
+	{
+		struct stat sb;
+		if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+			rv = anc_error_set(err, ANC_EINVAL, "config %s: %s, "
+			    "expected a JSON file", path,
+			    S_ISDIR(sb.st_mode) ? "a directory"
+			                        : "not a regular file");
+			goto leave;
+		}
+	}
 	if ((f = fopen(path, "rb")) == NULL ||
 	    fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0) {
 		rv = anc_error_set(err, ANC_EIO, "config %s: cannot read: %m",
@@ -323,20 +337,97 @@ anc_url_scheme_ok(const char *url)
 	return 0;
 }
 
+/* The host of a tcp-family URL (tcp://, tcp4://, tcp6:// and their tls+
+ * forms) into host, without brackets; *port: the text after the host's
+ * ':' ("" when there is none). 0 for any other scheme or a host too long
+ * for cap. */
+static int
+url_tcp_host(const char *url, char *host, size_t cap, const char **port)
+{
+	static const char *const tcp[] = {"tcp://", "tcp4://", "tcp6://",
+	                                  "tls+tcp://", "tls+tcp4://",
+	                                  "tls+tcp6://"};
+	const char *h = NULL, *end;
+	size_t n;
+
+	for (size_t i = 0; i < sizeof tcp / sizeof tcp[0] && h == NULL; i++)
+		if (strncmp(url, tcp[i], strlen(tcp[i])) == 0)
+			h = url + strlen(tcp[i]);
+	if (h == NULL)
+		return 0;
+	if (h[0] == '[') {
+		if ((end = strchr(h, ']')) == NULL)
+			return 0;
+		h++;
+		n = (size_t)(end - h);
+		end++;
+	} else {
+		end = strrchr(h, ':');
+		if (end == NULL)
+			end = h + strlen(h);
+		n = (size_t)(end - h);
+	}
+	if (n >= cap)
+		return 0;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	*port = *end == ':' ? end + 1 : "";
+	return 1;
+}
+
 int
 anc_url_is_local(const char *url)
 {
+	char host[256];
+	const char *port;
+	unsigned char a[16];
+
 	if (strncmp(url, "ipc://", 6) == 0 || strncmp(url, "inproc://", 9) == 0)
 		return 1;
-	const char *h = NULL;
-	if (strncmp(url, "tcp://", 6) == 0)
-		h = url + 6;
-	else if (strncmp(url, "tls+tcp://", 10) == 0)
-		h = url + 10;
-	if (h == NULL)
+	if (!url_tcp_host(url, host, sizeof host, &port))
 		return 0;
-	if (strncmp(h, "127.", 4) == 0 || strncmp(h, "localhost:", 10) == 0 ||
-	    strncmp(h, "[::1]:", 6) == 0)
+	/* Addresses, not names that look like them ("127.example.com"):
+	 * only localhost is taken by name. */
+	if (strcmp(host, "localhost") == 0)
 		return 1;
+	if (inet_pton(AF_INET, host, a) == 1)
+		return a[0] == 127;
+	if (inet_pton(AF_INET6, host, a) == 1)
+		return IN6_IS_ADDR_LOOPBACK((struct in6_addr *)a);
 	return 0;
+}
+
+int
+anc_url_listen_check(const char *url, anc_error *err)
+{
+	char host[256];
+	const char *port;
+	struct stat st;
+
+	if (!anc_url_scheme_ok(url))
+		return anc_error_set(err, ANC_EINVAL,
+		    "--listen %s: unsupported scheme; expected ipc://PATH, "
+		    "tcp://HOST:PORT or tls+tcp://HOST:PORT (the HTTP listener "
+		    "is --http HOST:PORT)", url);
+	if (url_tcp_host(url, host, sizeof host, &port)) {
+		char *end;
+		unsigned long p = strtoul(port, &end, 10);
+		if (host[0] == '\0' || port[0] < '0' || port[0] > '9' ||
+		    *end != '\0' || p < 1 || p > 65535)
+			return anc_error_set(err, ANC_EINVAL,
+			    "--listen %s: expected HOST:PORT with a port "
+			    "1..65535 (e.g. tcp://127.0.0.1:7700)", url);
+	} else if (strncmp(url, "ipc://", 6) == 0) {
+		/* nng removes whatever is at an ipc path before it listens
+		 * there (a stale socket, it assumes). */
+		if (url[6] == '\0')
+			return anc_error_set(err, ANC_EINVAL,
+			    "--listen %s: expected ipc://PATH", url);
+		if (lstat(url + 6, &st) == 0 && !S_ISSOCK(st.st_mode))
+			return anc_error_set(err, ANC_EEXIST,
+			    "--listen %s: '%s' exists and is not a socket; "
+			    "listening there would delete it (choose another "
+			    "path)", url, url + 6);
+	}
+	return ANC_OK;
 }

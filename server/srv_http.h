@@ -16,16 +16,20 @@
 #include "anc_error.h"
 #include "anc_index.h"
 #include "anc_proto.h"
+#include "srv_auth.h"
 
 #define SRV_HTTP_DEFAULT "127.0.0.1:7701"
 
 typedef struct srv_http srv_http;
 
-/* Listen on addr ("HOST:PORT", port 0 picks a free one). db and data_dir
- * are borrowed and must outlive the listener. ANC_EINVAL for a bad
- * address, ANC_ETRANSPORT with nng's message when it cannot listen. */
+/* Listen on addr ("HOST:PORT", port 0 picks a free one). db, data_dir and
+ * auth are borrowed and must outlive the listener; when auth has keys,
+ * /metrics and /api/v1/drift need one of role read or above ("Authorization:
+ * Bearer KEY"), the health checks and the page itself do not. ANC_EINVAL
+ * for a bad address, ANC_ETRANSPORT with nng's message when it cannot
+ * listen. */
 int srv_http_start(const char *addr, anc_db *db, const char *data_dir,
-                   srv_http **out, anc_error *err);
+                   const anc_auth *auth, srv_http **out, anc_error *err);
 
 /* The address actually bound, "http://HOST:PORT". */
 const char *srv_http_url(const srv_http *h);

@@ -253,9 +253,20 @@ pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 static int
 read_file(const char *path, char **out, anc_error *err)
 {
-	FILE *f = fopen(path, "rb");
+	struct stat sb;
+	FILE *f;
 	long n;
 	char *buf = NULL;
+	if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+		return anc_error_set(err, ANC_EINVAL, "read %s: %s, expected "
+		                     "a PEM file", path, S_ISDIR(sb.st_mode)
+		                     ? "a directory" : "not a regular file");
+	if (stat(path, &sb) == 0 && sb.st_size > (1 << 20))
+		return anc_error_set(err, ANC_ETOOBIG, "read %s: %lld bytes, "
+		                     "at most 1 MiB", path,
+		                     (long long)sb.st_size);
+	errno = 0;
+	f = fopen(path, "rb");
 	if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
 	    n > (1 << 20) || fseek(f, 0, SEEK_SET) != 0 ||
 	    (buf = malloc((size_t)n + 1)) == NULL ||
@@ -265,7 +276,7 @@ read_file(const char *path, char **out, anc_error *err)
 			fclose(f);
 		free(buf);
 		return anc_error_set(err, ANC_EIO, "read %s: %s", path,
-		                     e ? strerror(e) : "empty or over 1 MiB");
+		                     e ? strerror(e) : "changed while read");
 	}
 	fclose(f);
 	buf[n] = '\0';
@@ -402,14 +413,8 @@ anc_server_start(const anc_server_config *cfg, anc_server **out,
 	if (srv->cfg.workers > 256)
 		srv->cfg.workers = 256;
 	for (int i = 0; i < cfg->nlisten; i++)
-		if (!anc_url_scheme_ok(cfg->listen[i])) {
-			rv = anc_error_set(err, ANC_EINVAL,
-			    "--listen %s: unsupported scheme; expected "
-			    "ipc://PATH, tcp://HOST:PORT or tls+tcp://HOST:PORT "
-			    "(the HTTP listener is --http HOST:PORT)",
-			    cfg->listen[i]);
+		if ((rv = anc_url_listen_check(cfg->listen[i], err)) != ANC_OK)
 			goto fail;
-		}
 	if (anc_auth_count(cfg->auth) == 0) {
 		for (int i = 0; i < cfg->nlisten; i++)
 			if (!anc_url_is_local(cfg->listen[i])) {
@@ -420,6 +425,21 @@ anc_server_start(const anc_server_config *cfg, anc_server **out,
 				    "keys with --config", cfg->listen[i]);
 				goto fail;
 			}
+		/* The HTTP listener shows collection and contract names:
+		 * the same rule. */
+		if (cfg->http != NULL && strcmp(cfg->http, "off") != 0) {
+			char u[300];
+			snprintf(u, sizeof u, "tcp://%s", cfg->http);
+			if (!anc_url_is_local(u)) {
+				rv = anc_error_set(err, ANC_EINVAL,
+				    "--http %s: no API keys are configured, so "
+				    "the HTTP listener must be on loopback "
+				    "(127.0.0.0/8, localhost, [::1]); add keys "
+				    "with --config (then /metrics and "
+				    "/api/v1/drift need one)", cfg->http);
+				goto fail;
+			}
+		}
 	}
 
 	if ((rv = mkdir_p(cfg->data_dir, err)) != ANC_OK ||
@@ -493,8 +513,8 @@ anc_server_start(const anc_server_config *cfg, anc_server **out,
 	if (cfg->http != NULL && strcmp(cfg->http, "off") != 0) {
 		anc_error herr;
 		anc_error_clear(&herr);
-		rv = srv_http_start(cfg->http, srv->db, cfg->data_dir, &srv->http,
-		                    &herr);
+		rv = srv_http_start(cfg->http, srv->db, cfg->data_dir,
+		                    cfg->auth, &srv->http, &herr);
 		if (rv != ANC_OK && !(cfg->http_optional && rv == ANC_ETRANSPORT)) {
 			if (err != NULL)
 				*err = herr;

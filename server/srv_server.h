@@ -70,9 +70,13 @@ int anc_server_config_load(anc_server_config *cfg, const char *path,
                            anc_auth **auth_out, char **strings,
                            anc_error *err);
 
-/* Is url loopback-only (ipc://, inproc://, tcp:// or tls+tcp:// on
- * 127.0.0.0/8, localhost or [::1])? */
+/* Is url loopback-only (ipc://, inproc://, or a tcp-family URL whose host
+ * is an address in 127.0.0.0/8, [::1], or the name localhost)? */
 int anc_url_is_local(const char *url);
+/* Can the server listen on url: a scheme it serves, HOST:PORT with a port
+ * 1..65535 for tcp, and for ipc:// a path that is not some other file
+ * (nng would delete it). ANC_EINVAL / ANC_EEXIST naming url. */
+int anc_url_listen_check(const char *url, anc_error *err);
 /* 1 if url's scheme is one the server listens on: ipc://, tcp://,
  * tls+tcp:// (and tcp4/tcp6 variants, inproc://). */
 int anc_url_scheme_ok(const char *url);

@@ -134,10 +134,27 @@ function card(c) {
   }];
 }
 
+// A server with API keys wants one for the drift API: given once in the
+// address (/#key=...), kept for the tab's session and taken out of the
+// address bar.
+function authHeaders() {
+  const m = location.hash.match(/^#key=(.+)$/);
+  if (m) {
+    sessionStorage.setItem("anchorage-key", decodeURIComponent(m[1]));
+    history.replaceState(null, "", location.pathname);
+  }
+  const k = sessionStorage.getItem("anchorage-key");
+  return k ? {"Authorization": "Bearer " + k} : {};
+}
+
 async function refresh() {
   const meta = document.getElementById("meta");
   try {
-    const r = await fetch("/api/v1/drift?hours=24", {cache: "no-store"});
+    const r = await fetch("/api/v1/drift?hours=24",
+                          {cache: "no-store", headers: authHeaders()});
+    if (r.status === 401 || r.status === 403)
+      throw new Error("HTTP " + r.status + ": this server has API keys; " +
+                      "open this page as /#key=YOUR_READ_KEY");
     if (!r.ok) throw new Error("HTTP " + r.status);
     const data = await r.json();
     const main = document.getElementById("contracts");

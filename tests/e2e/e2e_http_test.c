@@ -26,6 +26,7 @@
 
 #include "anc_client.h"
 #include "cli_vecfile.h"
+#include "srv_auth.h"
 #include "testutil.h"
 #include "tu_corpus.h"
 
@@ -77,14 +78,16 @@ need(const char *bin)
 	return NULL;
 }
 
-/* GET url with curl: returns the HTTP status, body in *body. */
+/* GET url with curl, with one more header unless header is NULL: returns
+ * the HTTP status, body in *body. */
 static int
-http_get(const char *url, char **body)
+http_get_h(const char *url, const char *header, char **body)
 {
 	char curl[256];
 	snprintf(curl, sizeof curl, "%s", need("curl"));
 	const char *argv[] = {curl, "-s", "-o", "-", "-w", "\n%{http_code}",
-	                      "--max-time", "20", url, NULL};
+	                      "--max-time", "20", url,
+	                      header != NULL ? "-H" : NULL, header, NULL};
 	char *out = NULL;
 	int st = tu_run(argv, NULL, &out, NULL, 30);
 	cr_assert_eq(st, 0, "curl %s: exit %d", url, st);
@@ -94,6 +97,12 @@ http_get(const char *url, char **body)
 	*nl = '\0';
 	*body = out;
 	return code;
+}
+
+static int
+http_get(const char *url, char **body)
+{
+	return http_get_h(url, NULL, body);
 }
 
 /* A server with the SOTU corpus, queried with the transport act: drift. */
@@ -169,8 +178,8 @@ Test(e2e_http, endpoints)
 	         port);
 	cr_expect_eq(http_get(url, &body), 200);
 	free(body);
-	const char *badh[] = {"abc", "-1", "0", "1e9", "5x"};
-	for (int i = 0; i < 5; i++) {
+	const char *badh[] = {"abc", "-1", "0", "1e9", "5x", "0x10", "1e-3"};
+	for (int i = 0; i < 7; i++) {
 		snprintf(url, sizeof url,
 		         "http://127.0.0.1:%u/api/v1/drift?hours=%s", port, badh[i]);
 		cr_expect_eq(http_get(url, &body), 400, "hours=%s", badh[i]);
@@ -369,4 +378,62 @@ Test(e2e_http, chromium_shows_the_verdict)
 	             (long long)sb.st_size);
 	cr_log_info("screenshot: %s (%lld bytes)", shot, (long long)sb.st_size);
 	tu_server_stop(&srv);
+}
+
+/* With API keys configured, what names collections and contracts over HTTP
+ * needs a key too (found by a bad-input hunt: /metrics and the drift API
+ * answered anyone); health checks and the page itself stay open. Without
+ * keys the HTTP listener, like --listen, must be on loopback. */
+Test(e2e_http, keys_guard_metrics_and_drift)
+{
+	const char *dir = tu_tmpdir();
+	tu_server srv;
+	char conf[TU_PATH_MAX], json[1024], url[128], hdr[128], addr[64];
+	char key[64], salt[33], hash[65], *body = NULL, *err = NULL;
+	unsigned port = free_port();
+	anc_error e;
+
+	cr_assert_eq(anc_auth_keygen(key, salt, hash, &e), ANC_OK, "%s", e.msg);
+	snprintf(conf, sizeof conf, "%s", tu_path(dir, "server.json"));
+	snprintf(json, sizeof json, "{\"keys\": [{\"id\":\"dash\",\"role\":"
+	         "\"read\",\"salt\":\"%s\",\"sha256\":\"%s\"}]}", salt, hash);
+	tu_file_write(conf, json, strlen(json));
+	snprintf(addr, sizeof addr, "127.0.0.1:%u", port);
+	const char *extra[] = {"--config", conf, "--http", addr, "--quiet",
+	                       NULL};
+	tu_server_startv(&srv, tu_path(dir, "data"), tu_ipc_url(dir, "s.ipc"),
+	                 extra);
+
+	const char *guarded[] = {"/metrics", "/api/v1/drift?hours=1"};
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(url, sizeof url, "http://%s%s", addr, guarded[i]);
+		cr_expect_eq(http_get(url, &body), 401, "%s: %s", guarded[i],
+		             body);
+		cr_expect(strstr(body, "Authorization: Bearer KEY") != NULL,
+		          "%s", body);
+		free(body);
+		cr_expect_eq(http_get_h(url, "Authorization: Bearer anc_nope",
+		                        &body), 401, "%s", body);
+		cr_expect(strstr(body, "anc_nope") == NULL, "echoes the key");
+		free(body);
+		snprintf(hdr, sizeof hdr, "Authorization: Bearer %s", key);
+		cr_expect_eq(http_get_h(url, hdr, &body), 200, "%s: %s",
+		             guarded[i], body);
+		free(body);
+	}
+	const char *open[] = {"/healthz", "/readyz", "/", "/app.js"};
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(url, sizeof url, "http://%s%s", addr, open[i]);
+		cr_expect_eq(http_get(url, &body), 200, "%s", open[i]);
+		free(body);
+	}
+	tu_server_stop(&srv);
+
+	const char *argv[] = {tu_server_bin(), "--data", tu_path(dir, "d2"),
+	                      "--listen", tu_ipc_url(dir, "t.ipc"), "--http",
+	                      "0.0.0.0:1", NULL};
+	cr_expect_eq(tu_run(argv, NULL, NULL, &err, 20), 1);
+	cr_expect(strstr(err, "--http 0.0.0.0:1: no API keys are configured")
+	          != NULL, "%s", err);
+	free(err);
 }

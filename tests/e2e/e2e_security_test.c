@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "anc_client.h"
@@ -219,6 +220,39 @@ Test(e2e_security, no_keys_means_loopback_only)
 	cr_expect(!anc_url_is_local("tcp://0.0.0.0:7700"));
 	cr_expect(!anc_url_is_local("tcp://10.0.0.1:7700"));
 	cr_expect(!anc_url_is_local("tcp://*:7700"));
+	/* tcp4/tcp6 and addresses, not look-alike names (a bad-input hunt) */
+	cr_expect(anc_url_is_local("tcp4://127.0.0.1:7700"));
+	cr_expect(anc_url_is_local("tls+tcp6://[::1]:7700"));
+	cr_expect(anc_url_is_local("tcp://127.9.8.7:7700"));
+	cr_expect(!anc_url_is_local("tcp://127.example.com:7700"));
+	cr_expect(!anc_url_is_local("tcp://localhost.example.com:7700"));
+	cr_expect(!anc_url_is_local("tcp6://[::2]:7700"));
+	cr_expect(!anc_url_is_local("tcp://:7700"));
+
+	anc_error e;
+	cr_expect_eq(anc_url_listen_check("tcp://127.0.0.1", &e), ANC_EINVAL);
+	cr_expect(strstr(e.msg, "port 1..65535") != NULL, "%s", e.msg);
+	cr_expect_eq(anc_url_listen_check("tcp://127.0.0.1:0", &e), ANC_EINVAL);
+	cr_expect_eq(anc_url_listen_check("tcp://127.0.0.1:65536", &e),
+	             ANC_EINVAL);
+	cr_expect_eq(anc_url_listen_check("tcp://127.0.0.1:7x", &e), ANC_EINVAL);
+	cr_expect_eq(anc_url_listen_check("tcp://[::1]:7700", &e), ANC_OK);
+	cr_expect_eq(anc_url_listen_check("ipc://", &e), ANC_EINVAL);
+
+	/* nng removes what is at an ipc:// path before listening there: a
+	 * file that is not a socket is refused, and stays. */
+	char file[TU_PATH_MAX], url[TU_PATH_MAX + 8];
+	snprintf(file, sizeof file, "%s", tu_path(tmp, "precious.txt"));
+	tu_file_write(file, "keep\n", 5);
+	snprintf(url, sizeof url, "ipc://%s", file);
+	const char *argv3[] = {tu_server_bin(), "--data", data, "--listen", url,
+	                       NULL};
+	cr_assert_eq(run_server(argv3, &err), 1, "%s", err);
+	cr_expect(strstr(err, "exists and is not a socket") != NULL, "%s", err);
+	free(err);
+	struct stat st;
+	cr_expect_eq(stat(file, &st), 0, "the file was deleted");
+	cr_expect_eq(st.st_size, 5);
 }
 
 Test(e2e_security, config_file_is_strict)
