@@ -270,6 +270,8 @@ typedef struct anc_cli_ctx {
 	int usage_error;    /* set by a command when its error is a usage
 	                       error (exit status 2 instead of 1) */
 	anc_client *client; /* opened by anc_cli_connect, closed by main */
+	const char *group;  /* "contract" while one of its subcommands runs:
+	                       messages name "contract list", not "list" */
 } anc_cli_ctx;
 
 /* Open ctx->client unless already open. */

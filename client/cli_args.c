@@ -239,14 +239,18 @@ anc_cli_args_parse(anc_cli_ctx *ctx, int argc, char **argv,
 	int only_pos = 0;
 	int i;
 
+	/* "contract list", not "list": the command as the user typed it */
+	char cmd[96];
+	snprintf(cmd, sizeof cmd, "%s%s%s", ctx->group ? ctx->group : "",
+	         ctx->group ? " " : "", argv[0]);
 	*npos = 0;
 	for (i = 1; i < argc; i++) {
 		a = argv[i];
 		if (only_pos || a[0] != '-' || a[1] == '\0') {
 			if (*npos >= maxpos)
 				return anc_cli_usage(ctx, err,
-				    "%s: unexpected argument '%s' (see %s --help)",
-				    argv[0], a, argv[0]);
+				    "%s: unexpected argument '%s' (see anchorage "
+				    "%s --help)", cmd, a, cmd);
 			pos[(*npos)++] = a;
 			continue;
 		}
@@ -263,12 +267,11 @@ anc_cli_args_parse(anc_cli_ctx *ctx, int argc, char **argv,
 		if (sp->name == NULL && global_opt(a))
 			return anc_cli_usage(ctx, err,
 			    "%s: '%s' is a global option: put it before the "
-			    "command (anchorage %s %s ...)", argv[0], a, a,
-			    argv[0]);
+			    "command (anchorage %s %s ...)", cmd, a, a, cmd);
 		if (sp->name == NULL)
 			return anc_cli_usage(ctx, err,
-			    "%s: unknown option '%s' (see %s --help)", argv[0],
-			    a, argv[0]);
+			    "%s: unknown option '%s' (see anchorage %s --help)",
+			    cmd, a, cmd);
 		if (sp->value == NULL) {
 			*sp->flag = 1;
 		} else if (a[n] == '=') {
@@ -277,7 +280,7 @@ anc_cli_args_parse(anc_cli_ctx *ctx, int argc, char **argv,
 			*sp->value = argv[++i];
 		} else {
 			return anc_cli_usage(ctx, err, "%s: %s: missing value",
-			    argv[0], sp->name);
+			    cmd, sp->name);
 		}
 	}
 	return ANC_OK;

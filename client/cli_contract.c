@@ -923,6 +923,11 @@ anc_cli_cmd_contract(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		fputs(contract_usage, stdout);
 		return ANC_OK;
 	}
+	if (sub[0] == '-')
+		return anc_cli_usage(ctx, err, "contract: unknown option '%s': "
+		    "a SUBCOMMAND comes first (see anchorage contract --help)",
+		    sub);
+	ctx->group = "contract";
 	if (strcmp(sub, "register") == 0)
 		return cmd_register(ctx, argc - 1, argv + 1, err);
 	if (strcmp(sub, "list") == 0)

@@ -7,6 +7,8 @@
 #   ANCHORAGE_DATA       data directory      (default ./var/anchorage)
 #   ANCHORAGE_LISTEN     listen URL          (default tcp://127.0.0.1:7700)
 #   ANCHORAGE_DEMO_DATA  demo corpus folder  (default ../shared/data/sotu-2models)
+#   ANCHORAGE_BIN        where the binaries are (default ./build)
+#   ANCHORAGE_SETUP_ONLY set: stop after the first-start setup (tests)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -22,15 +24,28 @@ srvopt=""
 if [ "$listen" != "tcp://127.0.0.1:7700" ]; then srvopt=" --server $listen"; fi
 
 mkdir -p "$data"
-if [ -z "$(ls -A "$data" 2>/dev/null)" ]; then
+# Present from the start of the demo load to its end: a load that was cut
+# short (Ctrl-C, a crash) is run again at the next start. Every step is
+# idempotent: an existing collection or contract is kept, records already
+# stored come back "unchanged".
+marker=$data/.demo-loading
+if [ -z "$(ls -A "$data" 2>/dev/null)" ] || [ -f "$marker" ]; then
   jsonl=$demo/sotu_chunks.jsonl
   fvecs=$demo/sotu_all-MiniLM-L6-v2_384.fvecs
   if [ -f "$jsonl" ] && [ -f "$fvecs" ]; then
-    echo "anchorage: first start: loading the demo corpus from $(rel "$demo")"
-    sock="ipc://$data/.setup.sock"
-    "$server" --data "$data" --listen "$sock" --quiet &
+    if [ -f "$marker" ]; then
+      echo "anchorage: the demo load of an earlier start did not finish; loading it again"
+    else
+      echo "anchorage: first start: loading the demo corpus from $(rel "$demo")"
+    fi
+    touch "$marker"
+    # A socket path has a limit of about 108 bytes: a short private one,
+    # not one inside a data directory that may have a long path.
+    sockdir=$(mktemp -d "${TMPDIR:-/tmp}/anchorage-setup.XXXXXX")
+    sock="ipc://$sockdir/s.sock"
+    "$server" --data "$data" --listen "$sock" --http off --quiet &
     pid=$!
-    trap 'kill $pid 2>/dev/null || true' EXIT
+    trap 'kill $pid 2>/dev/null || true; rm -rf "$sockdir"' EXIT
     for _ in $(seq 100); do
       "$cli" --server "$sock" ping >/dev/null 2>&1 && break
       sleep 0.1
@@ -42,7 +57,8 @@ if [ -z "$(ls -A "$data" 2>/dev/null)" ]; then
     kill -TERM $pid
     wait $pid
     trap - EXIT
-    rm -f "$data/.setup.sock"
+    rm -rf "$sockdir"
+    rm -f "$marker"
     cat <<MSG
 
 anchorage: demo corpus loaded: 90 passages of the 2022 State of the Union,
@@ -66,4 +82,5 @@ a second terminal:
 MSG
   fi
 fi
+if [ -n "${ANCHORAGE_SETUP_ONLY:-}" ]; then exit 0; fi
 exec "$server" --data "$data" --listen "$listen"

@@ -9,6 +9,7 @@
  * one of those threads and kill the process with the default action. A
  * handler runs on whichever thread receives the signal.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -19,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <jansson.h>
 
 #include "srv_http.h"
 #include "srv_server.h"
@@ -100,11 +103,22 @@ gen_key(const char *id, int nrest, char **rest)
 		return 2;
 	}
 	anc_auth_free(probe);
+	/* The id as a JSON string: quotes, backslashes and control
+	 * characters escaped, so that the entry pastes as it is. */
+	json_t *js = json_string(id);
+	char *jid = js != NULL ? json_dumps(js, JSON_ENCODE_ANY) : NULL;
+	json_decref(js);
+	if (jid == NULL) {
+		fprintf(stderr, "anchorage-server: error: --gen-key: the ID is "
+		        "not valid UTF-8 (or out of memory)\n");
+		return 2;
+	}
 	printf("API key (give it to the client; it is not stored anywhere):\n"
 	       "  %s\n"
 	       "Entry for the \"keys\" array of the --config file:\n"
-	       "  {\"id\": \"%s\", \"role\": \"%s\", \"salt\": \"%s\", "
-	       "\"sha256\": \"%s\"}\n", key, id, rest[0], salt, hash);
+	       "  {\"id\": %s, \"role\": \"%s\", \"salt\": \"%s\", "
+	       "\"sha256\": \"%s\"}\n", key, jid, rest[0], salt, hash);
+	free(jid);
 	return 0;
 }
 
@@ -217,7 +231,7 @@ main(int argc, char **argv)
 	uint64_t v;
 	int c;
 	const char *config = NULL, *genkey = NULL;
-	uint32_t maxconn = 0;
+	uint32_t maxconn = 0, maxmsg = 0, maxk = 0;
 	anc_auth *auth = NULL;
 	char *strings = NULL;
 	int status = 1;
@@ -258,13 +272,13 @@ main(int argc, char **argv)
 			if (parse_u64("--max-message", optarg, 1024,
 			              UINT32_MAX, &v))
 				return 2;
-			cfg.limits.max_message = (uint32_t)v;
+			maxmsg = (uint32_t)v; /* over the --config file's */
 			break;
 		case O_MAXK:
 			if (parse_u64("--max-k", optarg, 1, ANC_MAX_K_CEILING,
 			              &v))
 				return 2;
-			cfg.limits.max_k = (uint32_t)v;
+			maxk = (uint32_t)v;
 			break;
 		case O_MAP:
 			if (parse_u64("--map-size", optarg, 1 << 20,
@@ -314,9 +328,16 @@ main(int argc, char **argv)
 			printf("anchorage-server %s\n", ANCHORAGE_VERSION);
 			return 0;
 		default:
-			fprintf(stderr, "anchorage-server: error: unknown or "
-			        "incomplete option '%s' (see --help)\n",
-			        argv[optind - 1]);
+			/* A short option (-x, perhaps grouped as -xy) is
+			 * named by optopt; argv[optind - 1] may be the
+			 * word before it. */
+			if (optopt > 0 && optopt < 128 && isalnum(optopt))
+				fprintf(stderr, "anchorage-server: error: unknown "
+				        "option '-%c' (see --help)\n", optopt);
+			else
+				fprintf(stderr, "anchorage-server: error: unknown "
+				        "or incomplete option '%s' (see --help)\n",
+				        argv[optind - 1]);
 			return 2;
 		}
 	}
@@ -338,8 +359,14 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
+	/* The command line wins over the file, for every option both
+	 * have. */
 	if (maxconn != 0)
 		cfg.max_connections = maxconn;
+	if (maxmsg != 0)
+		cfg.limits.max_message = maxmsg;
+	if (maxk != 0)
+		cfg.limits.max_k = maxk;
 	if (cfg.nlisten == 0)
 		cfg.listen[cfg.nlisten++] = DEFAULT_LISTEN;
 

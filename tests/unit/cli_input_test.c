@@ -637,6 +637,16 @@ Test(cli_args, options_scanner)
 	cr_expect_eq(anc_cli_args_parse(&ctx, 4, argv4, specs, pos, 2, &npos,
 	                                &e), ANC_EINVAL);
 	expect_msg(&e, "unexpected argument 'c'");
+	/* A subcommand names its group, and the hint a command that exists
+	 * (a bad-input hunt: "see list --help"). */
+	ctx.group = "contract";
+	cr_expect_eq(anc_cli_args_parse(&ctx, 2, argv2, specs, pos, 3, &npos,
+	                                &e), ANC_EINVAL);
+	expect_msg(&e, "(see anchorage contract load --help)");
+	ctx.group = NULL;
+	cr_expect_eq(anc_cli_args_parse(&ctx, 4, argv4, specs, pos, 2, &npos,
+	                                &e), ANC_EINVAL);
+	expect_msg(&e, "(see anchorage load --help)");
 }
 
 /* anc_cli_args_help: --help (or -h, sharing its flag) prints the usage on
