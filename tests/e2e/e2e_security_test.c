@@ -287,6 +287,30 @@ Test(e2e_security, config_file_is_strict)
 	}
 }
 
+/* An option given on the command line and in the --config file takes the
+ * command line's value (a bad-input hunt found --max-k and --max-message
+ * taken from the file). */
+Test(e2e_security, command_line_over_config_file)
+{
+	const char *tmp = tu_tmpdir();
+	char conf[TU_PATH_MAX];
+	const char *json = "{\"limits\": {\"max_k\": 100}}";
+	snprintf(conf, sizeof conf, "%s", tu_path(tmp, "c.json"));
+	tu_file_write(conf, json, strlen(json));
+	tu_server_start(&srv, tu_path(tmp, "data"), tu_ipc_url(tmp, "s.sock"),
+	                "--config", conf, "--max-k", "5", NULL);
+	anc_client *c = client_with(srv.url, NULL, NULL);
+	float v[4] = {1, 0, 0, 0};
+	anc_resp *r = NULL;
+	anc_error err;
+	int rv = anc_client_query(c, "nosuch", NULL, v, 1, 4, 10, 0, &r, &err);
+	anc_resp_free(r);
+	cr_expect_neq(rv, ANC_OK);
+	cr_expect(strstr(err.msg, "max_k=5") != NULL, "%s", err.msg);
+	anc_client_close(c);
+	tu_server_stop(&srv);
+}
+
 /* Make a CA and a server certificate for localhost with the openssl CLI.
  * The client checks the name by DNS name: Debian's mbedTLS 2.28 (under
  * nng) does not match IP-address subjectAltNames, so TLS URLs name hosts. */
