@@ -39,6 +39,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/supplemental/tls/tls.h>
@@ -284,6 +290,34 @@ read_file(const char *path, char **out, anc_error *err)
 	return ANC_OK;
 }
 
+/* The certificate's public key must be the key's: nng (mbedTLS) takes a
+ * mismatched pair, and every handshake then fails, which a client sees
+ * only as a timeout. OpenSSL reads both PEMs (with the password, if any)
+ * and compares them. A key OpenSSL cannot read is left to nng's own
+ * check, which names it. */
+static int
+tls_pair_check(const char *what, const char *certfile, const char *cert,
+               const char *keyfile, const char *key, const char *password,
+               anc_error *err)
+{
+	BIO *cb = BIO_new_mem_buf(cert, -1), *kb = BIO_new_mem_buf(key, -1);
+	X509 *x = cb != NULL ? PEM_read_bio_X509(cb, NULL, NULL, NULL) : NULL;
+	EVP_PKEY *k = kb != NULL ? PEM_read_bio_PrivateKey(kb, NULL, NULL,
+	                               (void *)password) : NULL;
+	int rv = ANC_OK;
+
+	if (x != NULL && k != NULL && X509_check_private_key(x, k) != 1)
+		rv = anc_error_set(err, ANC_EINVAL, "%s: the key %s is not the "
+		    "key of the certificate %s (every TLS handshake would "
+		    "fail)", what, keyfile, certfile);
+	ERR_clear_error();
+	EVP_PKEY_free(k);
+	X509_free(x);
+	BIO_free(kb);
+	BIO_free(cb);
+	return rv;
+}
+
 /* One listener; tls+tcp:// gets the server certificate and key. */
 static int
 server_listen(anc_server *srv, const char *url, nng_listener *l,
@@ -306,7 +340,10 @@ server_listen(anc_server *srv, const char *url, nng_listener *l,
 			goto leave;
 		}
 		if ((code = read_file(c->tls_cert_file, &cert, err)) ||
-		    (code = read_file(c->tls_key_file, &key, err)))
+		    (code = read_file(c->tls_key_file, &key, err)) ||
+		    (code = tls_pair_check(what, c->tls_cert_file, cert,
+		                           c->tls_key_file, key,
+		                           c->tls_key_password, err)))
 			goto leave;
 		if ((rv = nng_tls_config_alloc(&tls, NNG_TLS_MODE_SERVER)) ||
 		    (rv = nng_tls_config_own_cert(tls, cert, key,

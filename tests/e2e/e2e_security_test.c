@@ -389,4 +389,18 @@ Test(e2e_security, tls_verified_by_ca)
 	anc_resp_free(r);
 	anc_client_close(wrong);
 	tu_server_stop(&srv);
+
+	/* A certificate with another certificate's key: refused at start,
+	 * naming both (nng took the pair, and every handshake failed). */
+	snprintf(json, sizeof json,
+	    "{\"tls\": {\"cert\": \"%s/good-server.pem\", "
+	    "\"key\": \"%s/other-server.key\"}}", tmp, tmp);
+	tu_file_write(conf, json, strlen(json));
+	const char *argv[] = {tu_server_bin(), "--data", tu_path(tmp, "d2"),
+	                      "--config", conf, "--listen", tls_url, NULL};
+	char *serr = NULL;
+	cr_expect_eq(run_server(argv, &serr), 1, "%s", serr);
+	cr_expect(strstr(serr, "other-server.key is not the key of the "
+	          "certificate") != NULL, "%s", serr);
+	free(serr);
 }
