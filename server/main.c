@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -357,6 +358,18 @@ main(int argc, char **argv)
 			fprintf(stderr, "anchorage-server: error: %s: %s\n",
 			        anc_errname(err.code), err.msg);
 			return 2;
+		}
+	}
+	/* Every connection holds a descriptor: the soft limit (often 1024)
+	 * would cap --max-connections and leave nothing for LMDB and the
+	 * HTTP listener, so take what the hard limit allows. */
+	{
+		struct rlimit rl;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+		    rl.rlim_cur < rl.rlim_max && rl.rlim_cur < (1u << 20)) {
+			rl.rlim_cur = rl.rlim_max < (1u << 20) ? rl.rlim_max
+			                                       : (1u << 20);
+			(void)setrlimit(RLIMIT_NOFILE, &rl);
 		}
 	}
 	/* The command line wins over the file, for every option both
