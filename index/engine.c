@@ -112,6 +112,7 @@
 #define QUERY_OVERSAMPLE 4096
 #define QUERY_CANDIDATES_MAX (1u << 22) /* nq * k' of one search */
 #define REBUILD_STALE_MIN 1024
+#define UPKEEP_RETRY_S 1 /* after a failed rebuild (index_upkeep) */
 
 typedef struct contract_ent {
 	uint8_t id[ANC_CONTRACT_ID_RAW];
@@ -130,6 +131,7 @@ typedef struct contract_ent {
 	float check_min;
 	anc_drift *dr;      /* drift tracker (drift.h); NULL when off/retired */
 	int upkeep_due;     /* under db->imu: see anc_db.upkeep_due */
+	double upkeep_failed_at; /* under db->imu: the last failed rebuild */
 } contract_ent;
 
 typedef struct coll_ent {
@@ -731,8 +733,9 @@ fail:
 
 /* Snapshot every dirty index; caller holds wlock(). An index whose add
  * failed and whose rebuild failed too (upkeep_due 2) lacks committed
- * vectors: it is not written, so that the next open rebuilds it. Returns
- * the first error, after trying them all. */
+ * vectors: it is not written, so the next open loads the snapshot before
+ * and replays LMDB after it. Returns the first error, after trying them
+ * all. */
 static int
 snapshot_all(anc_db *db, anc_error *err)
 {
@@ -1292,25 +1295,34 @@ index_upkeep(anc_db *db, contract_ent *e, int writer, anc_error *err)
 		 * group is indexed (upsert_upkeep) and while nobody holds
 		 * wmu: the next group's leader commits under wmu and waits
 		 * for imu before letting go of it. */
-		if (!writer && pthread_mutex_trylock(&db->wmu) != 0) {
+		/* A rebuild that failed (out of memory, most likely: it
+		 * needs a second index) is not tried again for
+		 * UPKEEP_RETRY_S, or every write and every wlock() would
+		 * rebuild the whole index while holding both mutexes. */
+		int wait = e->upkeep_failed_at > 0 &&
+		           now_seconds() - e->upkeep_failed_at < UPKEEP_RETRY_S;
+		if (wait || (!writer && pthread_mutex_trylock(&db->wmu) != 0)) {
 			if (e->upkeep_due == 0)
 				e->upkeep_due = 1;
 			__atomic_store_n(&db->upkeep_due, 1, __ATOMIC_RELEASE);
-			return ANC_OK;
+			return ANC_OK; /* put off: upkeep_due says so */
 		}
 		if ((rv = store_txn_begin(db->st, 1, &txn, err)) == ANC_OK)
-			rv = vindex_rebuild(e->vx, db->st, txn, err);
+			rv = vindex_rebuild(e->vx, db->st, txn,
+			                    e->upkeep_due == 2, err);
 		store_txn_abort(txn);
 		if (!writer)
 			must(pthread_mutex_unlock(&db->wmu), "writer unlock");
 		if (rv != ANC_OK) {
 			/* The next holder of both mutexes tries again. */
+			e->upkeep_failed_at = now_seconds();
 			if (e->upkeep_due == 0)
 				e->upkeep_due = 1;
 			__atomic_store_n(&db->upkeep_due, 1, __ATOMIC_RELEASE);
 			return rv;
 		}
 		e->upkeep_due = 0;
+		e->upkeep_failed_at = 0;
 		vindex_rdlock(e->vx);
 		vindex_stats_locked(e->vx, &s);
 		vindex_unlock(e->vx);
@@ -1644,8 +1656,8 @@ upsert_after(anc_db *db, upsert_req *q, anc_error *err)
  * contract written, once. Not per request: a rebuild reads LMDB, which
  * holds the whole group from its one commit, so a rebuild between two of
  * its requests would count the second one's vectors twice. A request
- * whose index add failed learns whether the rebuild repaired it; the
- * others get the upkeep's failure, if any (their write stands). */
+ * whose index add failed learns whether the rebuild repaired it; for the
+ * others an upkeep failure is only logged (their vectors are indexed). */
 static void
 upsert_upkeep(anc_db *db, upsert_req **g, uint32_t n)
 {
@@ -1678,15 +1690,15 @@ upsert_upkeep(anc_db *db, upsert_req **g, uint32_t n)
 					    e->upkeep_due ? " until its rebuild"
 					                  : "");
 				}
-			} else if (urv != ANC_OK && q->rv == ANC_OK) {
-				q->rv = urv;
-				q->err = uerr;
-				anc_error_wrap(&q->err, "collection '%s': write "
-				               "committed at seq %llu",
-				               q->collection,
-				               (unsigned long long)q->commit_seq);
 			}
 		}
+		/* The others' writes are in the index: an upkeep failure
+		 * (a rebuild owed to an earlier write, a snapshot) is not
+		 * theirs to report. */
+		if (urv != ANC_OK && !db->opt.quiet)
+			fprintf(stderr, "anchorage: collection '%s', contract %s: "
+			        "index upkeep: %s\n", g[i]->collection, e->idstr,
+			        uerr.msg);
 	}
 }
 

@@ -572,11 +572,13 @@ add_raw(const vindex *vx, FaissIndex *idx, uint64_t n, const float *vecs,
 	int rc;
 	if (n == 0)
 		return ANC_OK;
-	if (__atomic_load_n(&vindex_test_fail_adds, __ATOMIC_RELAXED) > 0 &&
-	    __atomic_sub_fetch(&vindex_test_fail_adds, 1, __ATOMIC_RELAXED) >=
-	        0)
-		return anc_error_set(err, ANC_EINDEX, "index add: failure "
-		                     "injected by a test");
+	for (int left = __atomic_load_n(&vindex_test_fail_adds,
+	                                __ATOMIC_RELAXED); left > 0;)
+		if (__atomic_compare_exchange_n(&vindex_test_fail_adds, &left,
+		                                left - 1, 0, __ATOMIC_RELAXED,
+		                                __ATOMIC_RELAXED))
+			return anc_error_set(err, ANC_EINDEX, "index add: "
+			                     "failure injected by a test");
 	rc = faiss_Index_add_with_ids(idx, (idx_t)n, vecs,
 	                              (const idx_t *)labels);
 	return rc == 0 ? ANC_OK : faiss_fail(err, vx, rc, "add");
@@ -817,7 +819,8 @@ build_from_store(const vindex *vx, store *st, MDB_txn *txn, FaissIndex **out,
 }
 
 int
-vindex_rebuild(vindex *vx, store *st, MDB_txn *txn, anc_error *err)
+vindex_rebuild(vindex *vx, store *st, MDB_txn *txn, int repair,
+               anc_error *err)
 {
 	FaissIndex *idx, *old;
 	uint64_t count, maxlab;
@@ -826,12 +829,16 @@ vindex_rebuild(vindex *vx, store *st, MDB_txn *txn, anc_error *err)
 	vindex_rdlock(vx);
 	trained = vx->trained;
 	vindex_unlock(vx);
-	if (kind_is_trained(vx->c.index.kind) && trained) {
+	if (kind_is_trained(vx->c.index.kind) && trained && !repair) {
 		/* Retraining takes long: in the background, queries served
 		 * by the current index meanwhile. */
 		bg_maybe_start(vx, 1);
 		return ANC_OK;
 	}
+	/* A repair cannot wait for a background build (none may start, and
+	 * queries must find the vectors of an acknowledged write): a
+	 * trained kind gets its exact placeholder now, and is trained again
+	 * in the background. */
 	if ((rv = build_from_store(vx, st, txn, &idx, &count, &maxlab, err)) !=
 	    ANC_OK)
 		return rv;
@@ -841,11 +848,17 @@ vindex_rebuild(vindex *vx, store *st, MDB_txn *txn, anc_error *err)
 	vx->live = count;
 	if (maxlab > vx->covered)
 		vx->covered = maxlab;
+	if (kind_is_trained(vx->c.index.kind)) {
+		vx->trained = 0;
+		vx->trained_on = 0;
+	}
 	vx->generation++;
 	vx->dirty = 1;
 	vx->unsnapped = count;
 	vindex_unlock(vx);
 	faiss_Index_free(old);
+	if (kind_is_trained(vx->c.index.kind))
+		bg_maybe_start(vx, 0);
 	return ANC_OK;
 }
 

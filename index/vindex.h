@@ -80,8 +80,11 @@ void vindex_note(vindex *vx, uint64_t seq, int64_t live_delta);
  * and stay unchanged; the engine holds its writer mutex), then swap the new
  * faiss index in under the write lock and bump the generation. A trained
  * kind that is trained is instead retrained in the background (the call
- * returns at once; vindex.c's design note). */
-int vindex_rebuild(vindex *vx, store *st, MDB_txn *txn, anc_error *err);
+ * returns at once; vindex.c's design note), unless repair: the index lacks
+ * committed vectors (a failed add), so it is rebuilt now, a trained kind
+ * onto its exact placeholder, and retrained in the background. */
+int vindex_rebuild(vindex *vx, store *st, MDB_txn *txn, int repair,
+                   anc_error *err);
 
 /* Trained kinds: start a background retrain and rebuild now if none runs
  * (and the contract has enough vectors). No-op for flat and hnsw. */

@@ -253,6 +253,27 @@ Test(e2e_security, no_keys_means_loopback_only)
 	struct stat st;
 	cr_expect_eq(stat(file, &st), 0, "the file was deleted");
 	cr_expect_eq(st.st_size, 5);
+
+	/* A second server on a live server's ipc:// socket is refused
+	 * without connecting to it: with nng 1.5.2 the connection that
+	 * nng's own check makes stopped the first server's listener (a
+	 * verification helper; nanomsg/nng#1518). The first still answers. */
+	tu_server_start(&srv, tu_path(tmp, "live"), tu_ipc_url(tmp, "l.sock"),
+	                NULL);
+	const char *argv4[] = {tu_server_bin(), "--data", tu_path(tmp, "d4"),
+	                       "--listen", srv.url, NULL};
+	cr_assert_eq(run_server(argv4, &err), 1, "%s", err);
+	cr_expect(strstr(err, "another process listens") != NULL, "%s", err);
+	free(err);
+	anc_client *c = client_with(srv.url, NULL, NULL);
+	anc_resp *r = NULL;
+	anc_error e2;
+	cr_expect_eq(anc_client_ping(c, &r, &e2), ANC_OK, "%s", e2.msg);
+	anc_resp_free(r);
+	anc_client_close(c);
+	tu_server_stop(&srv);
+	cr_expect_eq(anc_url_listen_check("tcp://:7700", &e2), ANC_OK,
+	             "%s", e2.msg);
 }
 
 Test(e2e_security, config_file_is_strict)
