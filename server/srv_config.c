@@ -8,6 +8,7 @@
  * place.
  */
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -397,6 +398,41 @@ anc_url_is_local(const char *url)
 	return 0;
 }
 
+/* Does some process listen on the unix socket at path? Read from
+ * /proc/net/unix, not by connecting: nng 1.5.2 finds out by connecting,
+ * and a connection closed during its handshake stops the listener that
+ * got it from accepting anything more (nanomsg/nng#1518), so a second
+ * server started on the same path would silence the first. 0 when it
+ * cannot tell (nng's own check follows). */
+static int
+ipc_listening(const char *path)
+{
+	char line[PATH_MAX + 128], real[PATH_MAX], *rp;
+	FILE *f = fopen("/proc/net/unix", "r");
+	int found = 0;
+
+	if (f == NULL)
+		return 0;
+	rp = realpath(path, real);
+	while (!found && fgets(line, sizeof line, f) != NULL) {
+		unsigned long flags, type, state;
+		int off = -1;
+		char *p;
+		/* Num RefCount Protocol Flags Type St Inode Path */
+		if (sscanf(line, "%*s %*s %*s %lx %lx %lx %*s %n", &flags,
+		           &type, &state, &off) != 3 || off < 0)
+			continue;
+		p = line + off;
+		p[strcspn(p, "\n")] = '\0';
+		if ((flags & 0x10000ul) == 0) /* __SO_ACCEPTCON: listening */
+			continue;
+		found = strcmp(p, path) == 0 || (rp != NULL &&
+		                                 strcmp(p, rp) == 0);
+	}
+	fclose(f);
+	return found;
+}
+
 int
 anc_url_listen_check(const char *url, anc_error *err)
 {
@@ -412,8 +448,10 @@ anc_url_listen_check(const char *url, anc_error *err)
 	if (url_tcp_host(url, host, sizeof host, &port)) {
 		char *end;
 		unsigned long p = strtoul(port, &end, 10);
-		if (host[0] == '\0' || port[0] < '0' || port[0] > '9' ||
-		    *end != '\0' || p < 1 || p > 65535)
+		/* An empty host (tcp://:7700) is every interface, as for
+		 * nng; the loopback rule refuses it without keys. */
+		if (port[0] < '0' || port[0] > '9' || *end != '\0' || p < 1 ||
+		    p > 65535)
 			return anc_error_set(err, ANC_EINVAL,
 			    "--listen %s: expected HOST:PORT with a port "
 			    "1..65535 (e.g. tcp://127.0.0.1:7700)", url);
@@ -428,6 +466,10 @@ anc_url_listen_check(const char *url, anc_error *err)
 			    "--listen %s: '%s' exists and is not a socket; "
 			    "listening there would delete it (choose another "
 			    "path)", url, url + 6);
+		if (lstat(url + 6, &st) == 0 && ipc_listening(url + 6))
+			return anc_error_set(err, ANC_EEXIST,
+			    "--listen %s: another process listens on '%s' "
+			    "(another anchorage-server?)", url, url + 6);
 	}
 	return ANC_OK;
 }
