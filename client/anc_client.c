@@ -188,6 +188,46 @@ leave:
 	return code;
 }
 
+/* A URL the server could listen on, checked before dialing: nng dials a
+ * port like 99999 or an empty ipc path again and again, and the caller
+ * would only see a timeout. */
+static int
+client_url_check(const char *url, anc_error *err)
+{
+	static const char *const tcp[] = {"tcp://", "tcp4://", "tcp6://",
+	                                  "tls+tcp://", "tls+tcp4://",
+	                                  "tls+tcp6://"};
+	const char *hp = NULL, *port;
+
+	for (size_t i = 0; i < sizeof tcp / sizeof tcp[0] && hp == NULL; i++)
+		if (strncmp(url, tcp[i], strlen(tcp[i])) == 0)
+			hp = url + strlen(tcp[i]);
+	if (hp != NULL) {
+		char *end;
+		unsigned long p;
+		const char *rb = hp[0] == '[' ? strchr(hp, ']') : NULL;
+		port = rb != NULL ? (rb[1] == ':' ? rb + 2 : NULL)
+		                  : strrchr(hp, ':');
+		if (port != NULL && rb == NULL)
+			port++;
+		p = port != NULL && port[0] >= '0' && port[0] <= '9'
+		    ? strtoul(port, &end, 10) : 0;
+		if (port == NULL || p < 1 || p > 65535 || *end != '\0' ||
+		    port == hp + 1)
+			return anc_error_set(err, ANC_EINVAL, "server url %s: "
+			    "expected HOST:PORT with a port 1..65535 (e.g. "
+			    "tcp://127.0.0.1:7700)", url);
+		return ANC_OK;
+	}
+	if (strncmp(url, "ipc://", 6) == 0 || strncmp(url, "inproc://", 9) == 0)
+		return strchr(url, '/')[2] != '\0' ? ANC_OK
+		    : anc_error_set(err, ANC_EINVAL, "server url %s: expected "
+		                    "ipc://PATH", url);
+	return anc_error_set(err, ANC_EINVAL, "server url %s: expected "
+	                     "tcp://HOST:PORT, tls+tcp://HOST:PORT or ipc://PATH",
+	                     url);
+}
+
 int
 anc_client_open(const char *url, const anc_client_options *opt,
                 anc_client **out, anc_error *err)
@@ -201,6 +241,8 @@ anc_client_open(const char *url, const anc_client_options *opt,
 		return anc_error_set(err, ANC_EINVAL,
 		    "server url: expected tcp://HOST:PORT or ipc://PATH, got "
 		    "an empty string");
+	if ((code = client_url_check(url, err)) != ANC_OK)
+		return code;
 	if ((c = calloc(1, sizeof(*c))) == NULL ||
 	    (c->url = strdup(url)) == NULL) {
 		code = anc_error_set(err, ANC_ENOMEM,

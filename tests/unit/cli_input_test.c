@@ -800,9 +800,21 @@ Test(cli_client, open_refuses_bad_arguments)
 	expect_msg(&e, "server url");
 
 	c = (anc_client *)1;
-	cr_expect_eq(anc_client_open("foo://bar", NULL, &c, &e), ANC_ETRANSPORT);
+	cr_expect_eq(anc_client_open("foo://bar", NULL, &c, &e), ANC_EINVAL);
 	cr_expect_null(c);
-	expect_msg(&e, "foo://bar");
+	expect_msg(&e, "server url foo://bar: expected tcp://HOST:PORT");
+	/* refused before dialing: nng would retry them until the timeout
+	 * (a bad-input hunt) */
+	const char *bad[] = {"tcp://127.0.0.1:99999", "tcp://127.0.0.1",
+	                     "tcp://localhost:0", "tcp://[::1]", "tcp://:7700",
+	                     "tls+tcp://h:7x", "ipc://"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		c = (anc_client *)1;
+		cr_expect_eq(anc_client_open(bad[i], NULL, &c, &e), ANC_EINVAL,
+		             "%s", bad[i]);
+		cr_expect_null(c);
+		expect_msg(&e, bad[i]);
+	}
 
 	anc_client_options_default(&opt);
 	cr_expect_eq(opt.timeout_ms, 30000);
