@@ -226,6 +226,9 @@ main(int argc, char **argv)
 	               ? getenv("ANCHORAGE_HTTP")
 	               : SRV_HTTP_DEFAULT;
 	cfg.http_optional = 1;
+	if (getenv("ANCHORAGE_HTTP") != NULL &&
+	    getenv("ANCHORAGE_HTTP")[0] != '\0')
+		cfg.http_name = "ANCHORAGE_HTTP";
 	cfg.close_watchdog_s = 10; /* see anc_server_config */
 	if (getenv("ANCHORAGE_TEST_CLOSE_HANG") != NULL) /* its test: faster */
 		cfg.close_watchdog_s = 2;
@@ -299,6 +302,7 @@ main(int argc, char **argv)
 		case O_HTTP:
 			cfg.http = optarg;
 			cfg.http_optional = 0;
+			cfg.http_name = NULL;
 			break;
 		case O_DWIN:
 			if (parse_u64("--drift-window", optarg, 16, 65536, &v))

@@ -436,7 +436,8 @@ add_static(srv_http *h, const char *path, const unsigned char *data,
 
 int
 srv_http_start(const char *addr, anc_db *db, const char *data_dir,
-               const anc_auth *auth, srv_http **out, anc_error *err)
+               const anc_auth *auth, const char *name, srv_http **out,
+               anc_error *err)
 {
 	srv_http *h;
 	nng_url *url = NULL;
@@ -445,11 +446,13 @@ srv_http_start(const char *addr, anc_db *db, const char *data_dir,
 	int rv;
 
 	*out = NULL;
+	if (name == NULL)
+		name = "--http";
 	if (addr == NULL || strchr(addr, ':') == NULL ||
 	    strlen(addr) > sizeof buf - 16 || strstr(addr, "://") != NULL)
 		return anc_error_set(err, ANC_EINVAL,
-		                     "--http: expected HOST:PORT (e.g. %s) or "
-		                     "off, got '%s'",
+		                     "%s: expected HOST:PORT (e.g. %s) or "
+		                     "off, got '%s'", name,
 		                     SRV_HTTP_DEFAULT, addr != NULL ? addr : "");
 	if ((h = calloc(1, sizeof *h)) == NULL)
 		return anc_error_set(err, ANC_ENOMEM, "http: out of memory");
@@ -468,7 +471,7 @@ srv_http_start(const char *addr, anc_db *db, const char *data_dir,
 	h->cv_ok = 1;
 	snprintf(buf, sizeof buf, "http://%s", addr);
 	if ((rv = nng_url_parse(&url, buf)) != 0) {
-		rv = anc_error_set(err, ANC_EINVAL, "--http '%s': %s", addr,
+		rv = anc_error_set(err, ANC_EINVAL, "%s '%s': %s", name, addr,
 		                   nng_strerror(rv));
 		goto fail;
 	}

@@ -22,14 +22,16 @@
 
 typedef struct srv_http srv_http;
 
-/* Listen on addr ("HOST:PORT", port 0 picks a free one). db, data_dir and
+/* Listen on addr ("HOST:PORT", port 0 picks a free one; name: what gave
+ * it, for messages, "--http" when NULL). db, data_dir and
  * auth are borrowed and must outlive the listener; when auth has keys,
  * /metrics and /api/v1/drift need one of role read or above ("Authorization:
  * Bearer KEY"), the health checks and the page itself do not. ANC_EINVAL
  * for a bad address, ANC_ETRANSPORT with nng's message when it cannot
  * listen. */
 int srv_http_start(const char *addr, anc_db *db, const char *data_dir,
-                   const anc_auth *auth, srv_http **out, anc_error *err);
+                   const anc_auth *auth, const char *name, srv_http **out,
+                   anc_error *err);
 
 /* The address actually bound, "http://HOST:PORT". */
 const char *srv_http_url(const srv_http *h);

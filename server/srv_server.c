@@ -349,9 +349,12 @@ server_listen(anc_server *srv, const char *url, nng_listener *l,
 		    (rv = nng_tls_config_own_cert(tls, cert, key,
 		                                  c->tls_key_password))) {
 			code = anc_error_set(err, ANC_EINVAL,
-			    "%s: certificate %s / key %s: %s", what,
+			    "%s: certificate %s / key %s: %s%s", what,
 			    c->tls_cert_file, c->tls_key_file,
-			    nng_strerror(rv));
+			    nng_strerror(rv), rv == NNG_ECRYPTO
+			        ? " (an encrypted key needs the right "
+			          "tls.password and an encryption mbedTLS reads: "
+			          "see the README's TLS section)" : "");
 			goto leave;
 		}
 		if ((rv = nng_listener_set_ptr(*l, NNG_OPT_TLS_CONFIG, tls))) {
@@ -464,16 +467,21 @@ anc_server_start(const anc_server_config *cfg, anc_server **out,
 			}
 		/* The HTTP listener shows collection and contract names:
 		 * the same rule. */
-		if (cfg->http != NULL && strcmp(cfg->http, "off") != 0) {
+		if (cfg->http != NULL && strcmp(cfg->http, "off") != 0 &&
+		    strchr(cfg->http, ':') != NULL &&
+		    strstr(cfg->http, "://") == NULL) {
+			/* (a malformed one is srv_http_start's to name) */
 			char u[300];
 			snprintf(u, sizeof u, "tcp://%s", cfg->http);
 			if (!anc_url_is_local(u)) {
 				rv = anc_error_set(err, ANC_EINVAL,
-				    "--http %s: no API keys are configured, so "
+				    "%s %s: no API keys are configured, so "
 				    "the HTTP listener must be on loopback "
 				    "(127.0.0.0/8, localhost, [::1]); add keys "
 				    "with --config (then /metrics and "
-				    "/api/v1/drift need one)", cfg->http);
+				    "/api/v1/drift need one)",
+				    cfg->http_name ? cfg->http_name : "--http",
+				    cfg->http);
 				goto fail;
 			}
 		}
@@ -551,7 +559,7 @@ anc_server_start(const anc_server_config *cfg, anc_server **out,
 		anc_error herr;
 		anc_error_clear(&herr);
 		rv = srv_http_start(cfg->http, srv->db, cfg->data_dir,
-		                    cfg->auth, &srv->http, &herr);
+		                    cfg->auth, cfg->http_name, &srv->http, &herr);
 		if (rv != ANC_OK && !(cfg->http_optional && rv == ANC_ETRANSPORT)) {
 			if (err != NULL)
 				*err = herr;

@@ -49,6 +49,8 @@ typedef struct anc_server_config {
 	 * in the tests, still start). */
 	const char *http;
 	int http_optional;
+	const char *http_name; /* what set http, for messages: "--http" (NULL)
+	                          or "ANCHORAGE_HTTP" */
 
 	/* anc_server_stop closes the engine (snapshots, LMDB) before nng's
 	 * socket. nng 1.5.2 can hang for ever in that last nng_close (a race

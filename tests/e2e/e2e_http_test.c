@@ -436,4 +436,15 @@ Test(e2e_http, keys_guard_metrics_and_drift)
 	cr_expect(strstr(err, "--http 0.0.0.0:1: no API keys are configured")
 	          != NULL, "%s", err);
 	free(err);
+	/* the same from the environment names the variable, not a flag
+	 * the user never gave */
+	const char *argv2[] = {tu_server_bin(), "--data", tu_path(dir, "d3"),
+	                       "--listen", tu_ipc_url(dir, "t.ipc"), NULL};
+	setenv("ANCHORAGE_HTTP", "0.0.0.0:1", 1);
+	int st = tu_run(argv2, NULL, NULL, &err, 20);
+	setenv("ANCHORAGE_HTTP", "off", 1);
+	cr_expect_eq(st, 1);
+	cr_expect(strstr(err, "ANCHORAGE_HTTP 0.0.0.0:1: no API keys are "
+	          "configured") != NULL, "%s", err);
+	free(err);
 }
