@@ -263,11 +263,12 @@ read_file(const char *path, char **out, anc_error *err)
 	FILE *f;
 	long n;
 	char *buf = NULL;
-	if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+	int known = stat(path, &sb) == 0; /* else fopen names the error */
+	if (known && !S_ISREG(sb.st_mode))
 		return anc_error_set(err, ANC_EINVAL, "read %s: %s, expected "
 		                     "a PEM file", path, S_ISDIR(sb.st_mode)
 		                     ? "a directory" : "not a regular file");
-	if (stat(path, &sb) == 0 && sb.st_size > (1 << 20))
+	if (known && sb.st_size > (1 << 20))
 		return anc_error_set(err, ANC_ETOOBIG, "read %s: %lld bytes, "
 		                     "at most 1 MiB", path,
 		                     (long long)sb.st_size);

@@ -36,10 +36,12 @@ Test(e2e_run, first_start_loads_the_demo_and_resumes)
 	snprintf(demo, sizeof demo, "%s/sotu-2models", ANC_DATA_DIR);
 	if (stat(demo, &st) != 0)
 		cr_skip_test("no demo corpus at %s", demo);
-	/* a data directory whose ipc:// socket path would be over 108 bytes */
-	snprintf(data, sizeof data, "%s/%s/data", tmp,
-	         "a-data-directory-with-a-long-name-xxxxxxxxxxxxxxxxxxxxxxxxxxx"
-	         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+	/* a data directory whose ipc:// socket path would be over 108 bytes:
+	 * a 110-character directory name (the socket limit, plus two) */
+	char longname[111];
+	memset(longname, 'd', sizeof longname - 1);
+	longname[sizeof longname - 1] = '\0';
+	snprintf(data, sizeof data, "%s/%s/data", tmp, longname);
 	cr_assert_gt(strlen(data) + strlen("/.setup.sock"), 108);
 	snprintf(bin, sizeof bin, "%s", ANC_SERVER_BIN);
 	snprintf(marker, sizeof marker, "%s/.demo-loading", data);
