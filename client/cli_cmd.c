@@ -9,19 +9,48 @@
  * error line printed by main (client/anchorage.c). Requests bigger than the
  * protocol's limits (anchors per resolve/delete) are split.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "cli.h"
+
+/* The client library dials in the background (a server started a moment
+ * later is still reached), so a mistyped ipc:// path used to cost the
+ * whole --timeout before "TIMEOUT". A command-line user gets the answer at
+ * once when there is nothing at the path, or something that is not a
+ * socket. */
+static int
+ipc_path_check(const char *url, anc_error *err)
+{
+	struct stat sb;
+	const char *path = url + strlen("ipc://");
+
+	if (strncmp(url, "ipc://", 6) != 0 || path[0] == '\0')
+		return ANC_OK; /* the library names a bad URL */
+	if (stat(path, &sb) != 0)
+		return anc_error_set(err, ANC_EUNAVAILABLE, "server %s: %s "
+		    "(is anchorage-server running with --listen %s?)", url,
+		    strerror(errno), url);
+	if (!S_ISSOCK(sb.st_mode))
+		return anc_error_set(err, ANC_EUNAVAILABLE, "server %s: %s is "
+		    "not a socket (is anchorage-server running with --listen "
+		    "%s?)", url, path, url);
+	return ANC_OK;
+}
 
 int
 anc_cli_connect(anc_cli_ctx *ctx, anc_error *err)
 {
 	anc_client_options opt;
+	int code;
 
 	if (ctx->client != NULL)
 		return ANC_OK;
+	if ((code = ipc_path_check(ctx->server, err)) != ANC_OK)
+		return code;
 	anc_client_options_default(&opt);
 	opt.timeout_ms = ctx->timeout_ms;
 	opt.api_key = ctx->api_key;

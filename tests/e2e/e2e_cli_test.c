@@ -98,10 +98,12 @@ Test(e2e_cli, usage_errors)
 	cr_assert_neq(st, 0, "no command: exit 0");
 	free(out);
 	free(err);
-	/* No server there: one line naming the timeout, not a hang. */
+	/* No server at a tcp:// address: one line naming the timeout, not
+	 * a hang (the client redials until then: a server may be starting). */
 	const char *a8[] = {"--timeout", "1500", "ping", NULL};
 	double t0 = tu_now();
-	expect_one_error(url, a8, "ping without a server", "TIMEOUT");
+	expect_one_error("tcp://127.0.0.1:1", a8, "ping without a server",
+	                 "TIMEOUT");
 	cr_assert_lt(tu_now() - t0, 10.0, "--timeout 1500 took %.1f s",
 	             tu_now() - t0);
 }
@@ -288,6 +290,21 @@ Test(e2e_cli, server_and_input_errors)
 	const char *c1[] = {"contract", "register", "sotu",
 	                    "/nonexistent/contract.json", NULL};
 	expect_one_error(url, c1, "missing contract file", "contract.json");
+
+	/* Nothing at an ipc:// path, or not a socket: said at once, not
+	 * after the 30 s default --timeout. */
+	const char *p1[] = {"ping", NULL};
+	char nosock[TU_PATH_MAX + 8], notsock[TU_PATH_MAX + 8];
+	snprintf(nosock, sizeof nosock, "ipc://%s", tu_path(tmp, "no.sock"));
+	snprintf(notsock, sizeof notsock, "ipc://%s", tu_path(tmp, "file"));
+	tu_file_write(notsock + 6, "x", (size_t)-1);
+	double t0 = tu_now();
+	expect_one_error(nosock, p1, "no socket at the ipc path",
+	                 "UNAVAILABLE: server ipc://");
+	expect_one_error(notsock, p1, "a regular file at the ipc path",
+	                 "is not a socket");
+	cr_assert_lt(tu_now() - t0, 10.0, "the ipc checks waited %.1f s",
+	             tu_now() - t0);
 
 	/* A JSONL file whose line 3 is broken: nothing is sent. */
 	const char *jl = tu_path(tmp, "bad.jsonl");
