@@ -36,6 +36,7 @@
  * request is always at `head`.
  */
 #include "anc_client.h"
+#include "anc_url.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -116,27 +117,6 @@ anc_client_close(anc_client *c)
 	free(c);
 }
 
-/* Host part of tcp://HOST:PORT or tls+tcp://HOST:PORT ("[::1]" without
- * brackets), into buf. */
-static void
-url_host(const char *url, char *buf, size_t cap)
-{
-	const char *p = strstr(url, "://");
-	p = p ? p + 3 : url;
-	size_t n;
-	if (*p == '[') {
-		p++;
-		n = strcspn(p, "]");
-	} else {
-		const char *colon = strrchr(p, ':');
-		n = colon ? (size_t)(colon - p) : strlen(p);
-	}
-	if (n >= cap)
-		n = cap - 1;
-	memcpy(buf, p, n);
-	buf[n] = '\0';
-}
-
 /*
  * Dial without blocking: a bad URL still fails here (NNG_EADDRINVAL,
  * NNG_ENOTSUP), an absent server does not. For tls+tcp:// the server's
@@ -154,7 +134,7 @@ client_dial(anc_client *c, const char *url, const anc_client_options *opt,
 	if ((rv = nng_dialer_create(&d, c->sock, url)) != 0)
 		return client_nng_error(err, rv, "dial", url, 0);
 	if (strncmp(url, "tls+", 4) == 0) {
-		const char *ca = opt ? opt->tls_ca_file : NULL;
+		const char *ca = opt ? opt->tls_ca_file : NULL, *port;
 		char host[256];
 		if (ca == NULL || ca[0] == '\0')
 			return anc_error_set(err, ANC_EINVAL,
@@ -162,8 +142,9 @@ client_dial(anc_client *c, const char *url, const anc_client_options *opt,
 			    "(--tls-ca FILE or ANCHORAGE_TLS_CA)", url);
 		if (opt->tls_server_name != NULL)
 			snprintf(host, sizeof(host), "%s", opt->tls_server_name);
-		else
-			url_host(url, host, sizeof(host));
+		else if (!anc_url_tcp_split(url, host, sizeof(host), &port))
+			return anc_error_set(err, ANC_EINVAL,
+			    "%s: expected tls+tcp://HOST:PORT", url);
 		if ((rv = nng_tls_config_alloc(&tls, NNG_TLS_MODE_CLIENT)) != 0)
 			return client_nng_error(err, rv, "TLS config for", url, 0);
 		if ((rv = nng_tls_config_ca_file(tls, ca)) != 0) {
@@ -188,46 +169,6 @@ leave:
 	return code;
 }
 
-/* A URL the server could listen on, checked before dialing: nng dials a
- * port like 99999 or an empty ipc path again and again, and the caller
- * would only see a timeout. */
-static int
-client_url_check(const char *url, anc_error *err)
-{
-	static const char *const tcp[] = {"tcp://", "tcp4://", "tcp6://",
-	                                  "tls+tcp://", "tls+tcp4://",
-	                                  "tls+tcp6://"};
-	const char *hp = NULL, *port;
-
-	for (size_t i = 0; i < sizeof tcp / sizeof tcp[0] && hp == NULL; i++)
-		if (strncmp(url, tcp[i], strlen(tcp[i])) == 0)
-			hp = url + strlen(tcp[i]);
-	if (hp != NULL) {
-		char *end;
-		unsigned long p;
-		const char *rb = hp[0] == '[' ? strchr(hp, ']') : NULL;
-		port = rb != NULL ? (rb[1] == ':' ? rb + 2 : NULL)
-		                  : strrchr(hp, ':');
-		if (port != NULL && rb == NULL)
-			port++;
-		p = port != NULL && port[0] >= '0' && port[0] <= '9'
-		    ? strtoul(port, &end, 10) : 0;
-		if (port == NULL || p < 1 || p > 65535 || *end != '\0' ||
-		    port == hp + 1)
-			return anc_error_set(err, ANC_EINVAL, "server url %s: "
-			    "expected HOST:PORT with a port 1..65535 (e.g. "
-			    "tcp://127.0.0.1:7700)", url);
-		return ANC_OK;
-	}
-	if (strncmp(url, "ipc://", 6) == 0 || strncmp(url, "inproc://", 9) == 0)
-		return strchr(url, '/')[2] != '\0' ? ANC_OK
-		    : anc_error_set(err, ANC_EINVAL, "server url %s: expected "
-		                    "ipc://PATH", url);
-	return anc_error_set(err, ANC_EINVAL, "server url %s: expected "
-	                     "tcp://HOST:PORT, tls+tcp://HOST:PORT or ipc://PATH",
-	                     url);
-}
-
 int
 anc_client_open(const char *url, const anc_client_options *opt,
                 anc_client **out, anc_error *err)
@@ -241,7 +182,9 @@ anc_client_open(const char *url, const anc_client_options *opt,
 		return anc_error_set(err, ANC_EINVAL,
 		    "server url: expected tcp://HOST:PORT or ipc://PATH, got "
 		    "an empty string");
-	if ((code = client_url_check(url, err)) != ANC_OK)
+	/* nng would dial a port like 99999 or an empty ipc path again and
+	 * again, and the caller would only see a timeout. */
+	if ((code = anc_url_check(url, 0, "server url", err)) != ANC_OK)
 		return code;
 	if ((c = calloc(1, sizeof(*c))) == NULL ||
 	    (c->url = strdup(url)) == NULL) {

@@ -327,56 +327,6 @@ leave:
 }
 
 int
-anc_url_scheme_ok(const char *url)
-{
-	static const char *const ok[] = {"ipc://", "inproc://", "tcp://",
-	                                 "tcp4://", "tcp6://", "tls+tcp://",
-	                                 "tls+tcp4://", "tls+tcp6://"};
-	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
-		if (strncmp(url, ok[i], strlen(ok[i])) == 0)
-			return 1;
-	return 0;
-}
-
-/* The host of a tcp-family URL (tcp://, tcp4://, tcp6:// and their tls+
- * forms) into host, without brackets; *port: the text after the host's
- * ':' ("" when there is none). 0 for any other scheme or a host too long
- * for cap. */
-static int
-url_tcp_host(const char *url, char *host, size_t cap, const char **port)
-{
-	static const char *const tcp[] = {"tcp://", "tcp4://", "tcp6://",
-	                                  "tls+tcp://", "tls+tcp4://",
-	                                  "tls+tcp6://"};
-	const char *h = NULL, *end;
-	size_t n;
-
-	for (size_t i = 0; i < sizeof tcp / sizeof tcp[0] && h == NULL; i++)
-		if (strncmp(url, tcp[i], strlen(tcp[i])) == 0)
-			h = url + strlen(tcp[i]);
-	if (h == NULL)
-		return 0;
-	if (h[0] == '[') {
-		if ((end = strchr(h, ']')) == NULL)
-			return 0;
-		h++;
-		n = (size_t)(end - h);
-		end++;
-	} else {
-		end = strrchr(h, ':');
-		if (end == NULL)
-			end = h + strlen(h);
-		n = (size_t)(end - h);
-	}
-	if (n >= cap)
-		return 0;
-	memcpy(host, h, n);
-	host[n] = '\0';
-	*port = *end == ':' ? end + 1 : "";
-	return 1;
-}
-
-int
 anc_url_is_local(const char *url)
 {
 	char host[256];
@@ -385,7 +335,7 @@ anc_url_is_local(const char *url)
 
 	if (strncmp(url, "ipc://", 6) == 0 || strncmp(url, "inproc://", 9) == 0)
 		return 1;
-	if (!url_tcp_host(url, host, sizeof host, &port))
+	if (!anc_url_tcp_split(url, host, sizeof host, &port))
 		return 0;
 	/* Addresses, not names that look like them ("127.example.com"):
 	 * only localhost is taken by name. */
@@ -436,31 +386,16 @@ ipc_listening(const char *path)
 int
 anc_url_listen_check(const char *url, anc_error *err)
 {
-	char host[256];
-	const char *port;
 	struct stat st;
+	int rv;
 
-	if (!anc_url_scheme_ok(url))
-		return anc_error_set(err, ANC_EINVAL,
-		    "--listen %s: unsupported scheme; expected ipc://PATH, "
-		    "tcp://HOST:PORT or tls+tcp://HOST:PORT (the HTTP listener "
-		    "is --http HOST:PORT)", url);
-	if (url_tcp_host(url, host, sizeof host, &port)) {
-		char *end;
-		unsigned long p = strtoul(port, &end, 10);
-		/* An empty host (tcp://:7700) is every interface, as for
-		 * nng; the loopback rule refuses it without keys. */
-		if (port[0] < '0' || port[0] > '9' || *end != '\0' || p < 1 ||
-		    p > 65535)
-			return anc_error_set(err, ANC_EINVAL,
-			    "--listen %s: expected HOST:PORT with a port "
-			    "1..65535 (e.g. tcp://127.0.0.1:7700)", url);
-	} else if (strncmp(url, "ipc://", 6) == 0) {
+	/* An empty host (tcp://:7700) is every interface, as for nng; the
+	 * loopback rule refuses it without keys. */
+	if ((rv = anc_url_check(url, 1, "--listen", err)) != ANC_OK)
+		return rv;
+	if (strncmp(url, "ipc://", 6) == 0) {
 		/* nng removes whatever is at an ipc path before it listens
 		 * there (a stale socket, it assumes). */
-		if (url[6] == '\0')
-			return anc_error_set(err, ANC_EINVAL,
-			    "--listen %s: expected ipc://PATH", url);
 		if (lstat(url + 6, &st) == 0 && !S_ISSOCK(st.st_mode))
 			return anc_error_set(err, ANC_EEXIST,
 			    "--listen %s: '%s' exists and is not a socket; "

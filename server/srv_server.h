@@ -16,6 +16,7 @@
 #include "anc_error.h"
 #include "anc_index.h"
 #include "anc_proto.h"
+#include "anc_url.h"
 #include "srv_auth.h"
 
 #define ANC_SERVER_MAX_LISTEN 16
@@ -79,9 +80,6 @@ int anc_url_is_local(const char *url);
  * 1..65535 for tcp, and for ipc:// a path that is not some other file
  * (nng would delete it). ANC_EINVAL / ANC_EEXIST naming url. */
 int anc_url_listen_check(const char *url, anc_error *err);
-/* 1 if url's scheme is one the server listens on: ipc://, tcp://,
- * tls+tcp:// (and tcp4/tcp6 variants, inproc://). */
-int anc_url_scheme_ok(const char *url);
 
 /* Fill defaults: no listeners, workers 0, anc_limits_default,
  * anc_db_options_default. */

@@ -802,7 +802,8 @@ Test(cli_client, open_refuses_bad_arguments)
 	c = (anc_client *)1;
 	cr_expect_eq(anc_client_open("foo://bar", NULL, &c, &e), ANC_EINVAL);
 	cr_expect_null(c);
-	expect_msg(&e, "server url foo://bar: expected tcp://HOST:PORT");
+	expect_msg(&e, "server url foo://bar: unsupported scheme; expected "
+	                "ipc://PATH, tcp://HOST:PORT");
 	/* refused before dialing: nng would retry them until the timeout
 	 * (a bad-input hunt) */
 	const char *bad[] = {"tcp://127.0.0.1:99999", "tcp://127.0.0.1",

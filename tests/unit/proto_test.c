@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "anc_proto.h"
+#include "anc_url.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -1892,4 +1893,65 @@ Test(proto, every_msgpack_type_in_unknown_keys_and_meta)
 	msgpack_unpacked_destroy(&up);
 	anc_req_free(req);
 	msgpack_sbuffer_destroy(&sb);
+}
+
+/* ---- URLs (anc_url.c): one reading for the server's --listen and the
+ * client's server URL ------------------------------------------------------ */
+
+Test(proto, url_check_and_split)
+{
+	static const struct {
+		const char *url;
+		int listen_ok, dial_ok;
+		const char *msg; /* in the error, when refused */
+	} cases[] = {
+		{"tcp://127.0.0.1:7700", 1, 1, NULL},
+		{"tls+tcp6://[::1]:1", 1, 1, NULL},
+		{"tcp://localhost:65535", 1, 1, NULL},
+		{"ipc:///tmp/a.sock", 1, 1, NULL},
+		{"inproc://x", 1, 1, NULL},
+		{"tcp://:7700", 1, 0, "HOST:PORT"}, /* every interface */
+		{"tcp://[]:7700", 1, 0, "HOST:PORT"},
+		{"tcp://h:0", 0, 0, "port 1..65535"},
+		{"tcp://h:65536", 0, 0, "port 1..65535"},
+		{"tcp://h:99x", 0, 0, "port 1..65535"},
+		{"tcp://h:+80", 0, 0, "port 1..65535"},
+		{"tcp://h", 0, 0, "port 1..65535"},
+		{"tcp://[::1", 0, 0, "IPv6 address in brackets"},
+		{"ipc://", 0, 0, "ipc://PATH"},
+		{"inproc://", 0, 0, "inproc://PATH"},
+		{"http://h:80", 0, 0, "unsupported scheme"},
+		{"", 0, 0, "unsupported scheme"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		for (int listen = 0; listen <= 1; listen++) {
+			anc_error e = {0};
+			int want = listen ? cases[i].listen_ok : cases[i].dial_ok;
+			int rv = anc_url_check(cases[i].url, listen, "--x", &e);
+			cr_expect_eq(rv == ANC_OK, want, "%s (listen %d): %s",
+			             cases[i].url, listen, e.msg);
+			if (want)
+				continue;
+			cr_expect_eq(rv, ANC_EINVAL, "%s", cases[i].url);
+			cr_expect(strncmp(e.msg, "--x ", 4) == 0 &&
+			          strstr(e.msg, cases[i].url) != NULL &&
+			          strstr(e.msg, cases[i].msg) != NULL,
+			          "%s (listen %d): %s", cases[i].url, listen,
+			          e.msg);
+		}
+	}
+
+	char host[8];
+	const char *port = NULL;
+	cr_expect(anc_url_tcp_split("tls+tcp://[::1]:9", host, sizeof host,
+	                            &port));
+	cr_expect_str_eq(host, "::1");
+	cr_expect_str_eq(port, "9");
+	cr_expect(anc_url_tcp_split("tcp://h", host, sizeof host, &port));
+	cr_expect_str_eq(port, "");
+	cr_expect_not(anc_url_tcp_split("tcp://toolonghost:1", host,
+	                                sizeof host, &port));
+	cr_expect_not(anc_url_tcp_split("ipc:///x", host, sizeof host, &port));
+	cr_expect(anc_url_scheme_ok("tls+tcp4://h:1") &&
+	          !anc_url_scheme_ok("udp://h:1"));
 }
