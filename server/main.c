@@ -179,9 +179,12 @@ parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi,
 	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < lo ||
 	    v > hi) {
 		fprintf(stderr,
-		        "anchorage-server: error: %s: '%s' is not a whole "
-		        "number in %llu..%llu\n",
-		        opt, s, (unsigned long long)lo, (unsigned long long)hi);
+		        "anchorage-server: error: %s: expected a whole number "
+		        "in %llu..%llu%s, got '%s'\n",
+		        opt, (unsigned long long)lo, (unsigned long long)hi,
+		        strcmp(opt, "--map-size") == 0
+		            ? " (bytes: 1048576 is 1 MiB, 68719476736 64 GiB)"
+		            : "", s);
 		return -1;
 	}
 	*out = v;

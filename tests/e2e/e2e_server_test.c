@@ -50,9 +50,13 @@ Test(e2e_server, help_version_and_bad_flags)
 		{"--workers", "many", NULL},
 		{"--max-message", "12", NULL},
 		{"--listen", "foo://bar", NULL},
+		{"--map-size", "1", NULL},
 	};
-	const char *needle[] = {"--bogus", "--workers", "--workers",
-	                        "--max-message", "foo://bar"};
+	const char *needle[] = {"--bogus", "--workers: expected a whole number "
+	                        "in 1..256, got '0'", "got 'many'",
+	                        "--max-message", "foo://bar",
+	                        "--map-size: expected a whole number in "
+	                        "1048576.."};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		const char *argv[16];
 		int n = 0;
