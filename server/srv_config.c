@@ -283,6 +283,7 @@ anc_server_config_load(anc_server_config *cfg, const char *path,
 	if ((v = json_object_get(root, "listen")) != NULL) {
 		size_t i;
 		json_t *u;
+		char what[32];
 		if (!json_is_array(v)) {
 			rv = anc_error_set(err, ANC_EINVAL,
 			                   "listen: expected an array of URLs");
@@ -294,6 +295,11 @@ anc_server_config_load(anc_server_config *cfg, const char *path,
 				    "listen[%zu]: expected a URL string", i);
 				goto leave;
 			}
+			/* named by its place in the file, not as --listen */
+			snprintf(what, sizeof what, "listen[%zu]", i);
+			if ((rv = anc_url_check(json_string_value(u), 1, what,
+			                        err)) != ANC_OK)
+				goto leave;
 			if (cfg->nlisten == ANC_SERVER_MAX_LISTEN) {
 				rv = anc_error_set(err, ANC_ETOOBIG,
 				    "listen: at most %d URLs",
@@ -318,6 +324,9 @@ anc_server_config_load(anc_server_config *cfg, const char *path,
 	pool.buf = NULL;
 	rv = ANC_OK;
 leave:
+	/* A field's message names the field; say which file it is in. */
+	if (rv != ANC_OK && err != NULL && strncmp(err->msg, "config", 6) != 0)
+		anc_error_wrap(err, "config %s", path);
 	if (f != NULL)
 		fclose(f);
 	json_decref(root);

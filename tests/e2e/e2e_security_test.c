@@ -289,6 +289,9 @@ Test(e2e_security, config_file_is_strict)
 		{"{\"limits\": {\"max_k\": 0}}", "max_k"},
 		{"{\"tls\": {\"cert\": \"x.pem\"}}", "tls.key"},
 		{"{\"keys\": [", "config"},
+		{"{\"listen\": [\"tcp://127.0.0.1:7700\", \"tcp://h:0\"]}",
+		 "c.json: listen[1] tcp://h:0: expected HOST:PORT"},
+		{"{\"listen\": \"ipc:///x\"}", "c.json: listen: expected an array"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		char conf[TU_PATH_MAX], data[TU_PATH_MAX];
