@@ -112,6 +112,21 @@ typedef struct anc_db_open_stats {
 
 void anc_db_get_open_stats(const anc_db *db, anc_db_open_stats *st);
 
+/* The upsert path since open, for /metrics: groups committed (one LMDB
+ * transaction and one fsync each; concurrent upserts share a group), the
+ * records in them, and the wall seconds spent in stage 1 (the transaction
+ * and its fsync, under the writer mutex: the serial part of a load) and in
+ * stage 2 (faiss adds and drift bookkeeping, overlapping the next group's
+ * stage 1). engine.c's "upsert" section has the design. */
+typedef struct anc_db_write_stats {
+	uint64_t groups;
+	uint64_t records;
+	double commit_seconds;
+	double index_seconds;
+} anc_db_write_stats;
+
+void anc_db_get_write_stats(anc_db *db, anc_db_write_stats *st);
+
 /* Create a collection. *created (may be NULL) is 1 if new, 0 if it already
  * existed (not an error). ANC_EINVAL for a bad name. */
 int anc_db_collection_create(anc_db *db, const char *name, int *created,

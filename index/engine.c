@@ -155,6 +155,8 @@ struct anc_db {
 	coll_ent **colls;
 	uint32_t ncolls, cap;
 	anc_db_open_stats stats;
+	/* anc_db_write_stats, updated by group leaders (atomics) */
+	uint64_t ws_groups, ws_records, ws_commit_ns, ws_index_ns;
 	struct drift_bg *dbg; /* the drift thread ("drift" section below) */
 	ground *gr;           /* grounding and receipts (ground.c) */
 	/* Group commit of upserts ("upsert" section): the queue and whether
@@ -232,6 +234,14 @@ now_seconds(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static void
@@ -792,6 +802,20 @@ anc_db_get_open_stats(const anc_db *db, anc_db_open_stats *st)
 		return;
 	}
 	*st = db->stats;
+}
+
+void
+anc_db_get_write_stats(anc_db *db, anc_db_write_stats *st)
+{
+	memset(st, 0, sizeof *st);
+	if (db == NULL)
+		return;
+	st->groups = __atomic_load_n(&db->ws_groups, __ATOMIC_RELAXED);
+	st->records = __atomic_load_n(&db->ws_records, __ATOMIC_RELAXED);
+	st->commit_seconds =
+	    (double)__atomic_load_n(&db->ws_commit_ns, __ATOMIC_RELAXED) / 1e9;
+	st->index_seconds =
+	    (double)__atomic_load_n(&db->ws_index_ns, __ATOMIC_RELAXED) / 1e9;
 }
 
 /* ---- collections and contracts -------------------------------------------------- */
@@ -1791,7 +1815,7 @@ upsert_submit(anc_db *db, upsert_req *q)
 	db->gq_tail = q;
 	for (;;) {
 		uint32_t k = 0, nlive;
-		uint64_t recs = 0;
+		uint64_t recs = 0, t0, t1;
 		while (!q->done && (q->taken || db->gq_busy))
 			must(pthread_cond_wait(&db->gcv, &db->gmu), "group wait");
 		if (q->done)
@@ -1821,11 +1845,28 @@ upsert_submit(anc_db *db, upsert_req *q)
 		/* upsert_group moves the live requests to the front of g,
 		 * over the retired ones: every one of all is answered. */
 		memcpy(all, g, k * sizeof *g);
+		t0 = now_ns();
 		nlive = upsert_group(db, g, k);
+		t1 = now_ns();
+		{
+			uint64_t wrote = 0;
+			for (uint32_t i = 0; i < nlive; i++)
+				if (g[i]->rv == ANC_OK && g[i]->wrote)
+					wrote += g[i]->n;
+			if (wrote > 0) {
+				__atomic_fetch_add(&db->ws_groups, 1,
+				                   __ATOMIC_RELAXED);
+				__atomic_fetch_add(&db->ws_records, wrote,
+				                   __ATOMIC_RELAXED);
+			}
+			__atomic_fetch_add(&db->ws_commit_ns, t1 - t0,
+			                   __ATOMIC_RELAXED);
+		}
 		/* Stage 2 under imu alone: the next group commits while
 		 * this one updates the indexes. Taking imu before letting
 		 * go of wmu keeps the updates in commit order. */
 		ilock(db);
+		t1 = now_ns();
 		must(pthread_mutex_unlock(&db->wmu), "writer unlock");
 		must(pthread_mutex_lock(&db->gmu), "group lock");
 		db->gq_busy = 0;
@@ -1844,6 +1885,8 @@ upsert_submit(anc_db *db, upsert_req *q)
 			upkeep_run_due(db);
 			must(pthread_mutex_unlock(&db->wmu), "writer unlock");
 		}
+		__atomic_fetch_add(&db->ws_index_ns, now_ns() - t1,
+		                   __ATOMIC_RELAXED);
 		iunlock(db);
 		ground_write_end(db->gr);
 		must(pthread_mutex_lock(&db->gmu), "group lock");

@@ -372,6 +372,32 @@ render_ground(pw *w, const anc_ground_stats *g)
 	   (unsigned long long)g->calibrations);
 }
 
+/* Where a load's time goes (anc_db_write_stats): commit seconds growing
+ * as fast as the clock means the writer (the disk) is the limit. */
+static void
+render_writes(pw *w, anc_db *db)
+{
+	anc_db_write_stats ws;
+	anc_db_get_write_stats(db, &ws);
+	pf(w, "# HELP anchorage_write_groups_total Upsert groups committed "
+	      "(one LMDB transaction and fsync each).\n"
+	      "# TYPE anchorage_write_groups_total counter\n"
+	      "anchorage_write_groups_total %llu\n"
+	      "# HELP anchorage_write_records_total Records in the committed "
+	      "upsert groups.\n"
+	      "# TYPE anchorage_write_records_total counter\n"
+	      "anchorage_write_records_total %llu\n"
+	      "# HELP anchorage_write_seconds_total Time upserts spent "
+	      "committing (stage commit: transaction and fsync, one group at "
+	      "a time) and updating indexes (stage index: overlaps the next "
+	      "commit).\n"
+	      "# TYPE anchorage_write_seconds_total counter\n"
+	      "anchorage_write_seconds_total{stage=\"commit\"} %.6f\n"
+	      "anchorage_write_seconds_total{stage=\"index\"} %.6f\n",
+	   (unsigned long long)ws.groups, (unsigned long long)ws.records,
+	   ws.commit_seconds, ws.index_seconds);
+}
+
 int
 srv_metrics_render(anc_db *db, const char *data_dir, anc_buf *out,
                    anc_error *err)
@@ -390,6 +416,7 @@ srv_metrics_render(anc_db *db, const char *data_dir, anc_buf *out,
 	}
 	render_requests(&w);
 	render_info(&w, info, data_dir);
+	render_writes(&w, db);
 	render_drift(&w, reps, nrep);
 	{
 		anc_ground_stats gs;

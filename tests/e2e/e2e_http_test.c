@@ -167,6 +167,24 @@ Test(e2e_http, endpoints)
 	cr_expect(strstr(body, want) != NULL, "no '%s'", want);
 	cr_expect(strstr(body, "anchorage_lmdb_bytes ") != NULL);
 	cr_expect(strstr(body, "anchorage_drift_mmd{") != NULL);
+	/* the 90 passages loaded by the CLI, in at least one group, and the
+	 * time the commits took */
+	cr_expect(strstr(body, "\nanchorage_write_records_total 90\n") != NULL,
+	          "%s", strstr(body, "anchorage_write_records_total"));
+	{
+		const char *g = strstr(body, "\nanchorage_write_groups_total ");
+		const char *c = strstr(body, "anchorage_write_seconds_total{"
+		                             "stage=\"commit\"} ");
+		const char *x = strstr(body, "anchorage_write_seconds_total{"
+		                             "stage=\"index\"} ");
+		cr_assert(g != NULL && c != NULL && x != NULL);
+		unsigned long long groups = strtoull(g + 30, NULL, 10);
+		double cs = strtod(strchr(c, ' ') + 1, NULL);
+		double is = strtod(strchr(x, ' ') + 1, NULL);
+		cr_expect(groups >= 1 && groups <= 90, "groups %llu", groups);
+		cr_expect(cs > 0 && cs < 60 && is >= 0 && is < 60,
+		          "commit %f index %f", cs, is);
+	}
 	free(body);
 	snprintf(url, sizeof url, "http://127.0.0.1:%u/api/v1/drift", port);
 	cr_expect_eq(http_get(url, &body), 200);
