@@ -8,7 +8,11 @@
  *       temporary directory,
  * and prints one JSON line per measurement plus the ratio (b)/(a). The
  * CLI's peak RSS (wait4's ru_maxrss) is reported for 10k and 60k records,
- * to show that the loader's memory does not grow with the input. With
+ * to show that the loader's memory does not grow with the input, and
+ * from the server's /metrics how many groups (transactions) the load took
+ * and how long its commit stage (serial: transaction and fsync) and its
+ * index stage (overlapping) ran: commit_stage_s close to seconds means the
+ * commits set the pace. With
  * --hnsw it also measures the same two paths into an HNSW index and faiss's
  * own HNSW add of the same vectors (faiss C API, IDMap2,HNSW M), and the
  * ratios.
@@ -42,7 +46,10 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -66,6 +73,67 @@ static double last_cli_cpu; /* CPU seconds of the last CLI run */
  * -1 when /proc cannot tell): next to the elapsed time it says whether
  * the server waited for the disk or for its cores. */
 static double last_srv_cpu = -1;
+/* The server's write stages over the last CLI run, from its /metrics
+ * (anchorage_write_*): groups committed and the seconds of the commit
+ * stage (transactions and fsync, one group at a time) and of the index
+ * stage. last_groups 0: not known. */
+static unsigned http_port;
+static unsigned long long last_groups;
+static double last_commit_s, last_index_s;
+
+/* A free loopback port for the server's HTTP listener (0 if none). */
+static unsigned
+free_port(void)
+{
+	struct sockaddr_in a = {0};
+	socklen_t len = sizeof a;
+	unsigned port = 0;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+/* anchorage_write_* from the server's /metrics; 0 on success. */
+static int
+write_stats(unsigned long long *groups, double *commit_s, double *index_s)
+{
+	static char body[1 << 20];
+	struct sockaddr_in a = {0};
+	const char *req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+	const char *g, *c, *x;
+	size_t n = 0;
+	ssize_t r;
+	int fd, ok;
+
+	if (http_port == 0 || (fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+		return -1;
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)http_port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+	     write(fd, req, strlen(req)) == (ssize_t)strlen(req);
+	while (ok && n < sizeof body - 1 &&
+	       (r = read(fd, body + n, sizeof body - 1 - n)) > 0)
+		n += (size_t)r;
+	close(fd);
+	body[n] = '\0';
+	g = strstr(body, "\nanchorage_write_groups_total ");
+	c = strstr(body, "\nanchorage_write_seconds_total{stage=\"commit\"} ");
+	x = strstr(body, "\nanchorage_write_seconds_total{stage=\"index\"} ");
+	if (!ok || g == NULL || c == NULL || x == NULL)
+		return -1;
+	*groups = strtoull(strchr(g + 1, ' ') + 1, NULL, 10);
+	*commit_s = strtod(strchr(c + 1, ' ') + 1, NULL);
+	*index_s = strtod(strchr(x + 1, ' ') + 1, NULL);
+	return 0;
+}
 /* /proc/PID/io write_bytes of the last measured process (in-process:
  * ourselves; server+CLI: the server) over the load, next to the vector
  * bytes (n x dim x 4). It is the kernel's page-cache accounting: a 4 KiB
@@ -324,8 +392,9 @@ bench_cli(const char *cli, const char *url, const char *coll,
           const char *ids, const char *npy, uint32_t batch,
           uint32_t inflight, const char *log, long *rss_kb, pid_t srv)
 {
-	unsigned long long wb0 = io_write_bytes(srv);
-	double cpu0 = proc_cpu_s(srv);
+	unsigned long long wb0 = io_write_bytes(srv), g0 = 0, g1 = 0;
+	double cpu0 = proc_cpu_s(srv), c0 = 0, c1 = 0, x0 = 0, x1 = 0;
+	int ws0 = write_stats(&g0, &c0, &x0);
 	char b[16], k[16];
 	char *argv[] = {(char *)cli, "--server", (char *)url, "--timeout",
 	    "600000", "load", (char *)coll, (char *)ids, "--vectors",
@@ -347,6 +416,12 @@ bench_cli(const char *cli, const char *url, const char *coll,
 	{
 		double cpu1 = proc_cpu_s(srv);
 		last_srv_cpu = cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1;
+	}
+	last_groups = 0;
+	if (ws0 == 0 && write_stats(&g1, &c1, &x1) == 0 && g1 > g0) {
+		last_groups = g1 - g0;
+		last_commit_s = c1 - c0;
+		last_index_s = x1 - x0;
 	}
 	*rss_kb = ru.ru_maxrss;
 	last_cli_cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
@@ -474,6 +549,12 @@ emit(const char *kase, const char *index, uint32_t n, double secs,
 	if (rss_kb > 0 && last_srv_cpu >= 0)
 		printf(",\"server_cpu_s\":%.3f", last_srv_cpu);
 	last_srv_cpu = -1;
+	if (rss_kb > 0 && last_groups > 0)
+		printf(",\"groups\":%llu,\"records_per_group\":%.0f,"
+		    "\"commit_stage_s\":%.3f,\"index_stage_s\":%.3f",
+		    last_groups, (double)n / (double)last_groups,
+		    last_commit_s, last_index_s);
+	last_groups = 0;
 	printf("}\n");
 	fflush(stdout);
 }
@@ -592,7 +673,11 @@ main(int argc, char **argv)
 	snprintf(url, sizeof(url), "ipc://%s/s.sock", tmp);
 	snprintf(log, sizeof(log), "%s/server.log", tmp);
 	{
+		char hp[32];
+		http_port = free_port();
+		snprintf(hp, sizeof(hp), "127.0.0.1:%u", http_port);
 		char *sargv[] = {(char *)sb, "--data", p_srv, "--listen", url,
+		    "--http", http_port ? hp : "off",
 		    nosync ? "--nosync" : NULL, NULL};
 		srv = spawn(sargv, log);
 	}
