@@ -80,7 +80,9 @@ typedef struct anc_cli_fields {
 	                            anc_limits_default's max_meta */
 } anc_cli_fields;
 
-/* Nesting allowed inside one metadata value (arrays/objects). */
+/* Nesting allowed in a record's metadata, counted as the server counts
+ * it (MPK_META_MAX_DEPTH): the map of --meta-field values is level 1, a
+ * scalar field value level 2, and each array/object a level more. */
 #define ANC_CLI_META_DEPTH 8
 
 void anc_cli_fields_default(anc_cli_fields *f);
@@ -112,10 +114,11 @@ int anc_cli_line_parse(const char *line, size_t len, const anc_cli_fields *f,
 /* Free what *l owns and zero it. NULL and zeroed lines are fine. */
 void anc_cli_line_clear(anc_cli_line *l);
 
-/* Pack a JSON value as msgpack, keeping its type (string, integer, real,
- * boolean, null, arrays and objects nested at most ANC_CLI_META_DEPTH
- * deep; object keys in the document's order). Appends to buf, len and cap
- * (malloc'd, grown as needed). what names the value in messages. */
+/* Pack a JSON value of the metadata map as msgpack, keeping its type
+ * (string, integer, real, boolean, null, arrays and objects; the map and
+ * the value together at most ANC_CLI_META_DEPTH deep; object keys in the
+ * document's order). Appends to buf, len and cap (malloc'd, grown as
+ * needed). what names the value in messages. */
 int anc_cli_meta_pack(json_t *v, const char *what, uint8_t **buf,
                       size_t *len, size_t *cap, anc_error *err);
 

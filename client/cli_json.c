@@ -402,10 +402,12 @@ meta_pack_rec(msgpack_packer *pk, json_t *v, const char *what, int depth,
 	size_t i;
 	int code;
 
-	if (depth > ANC_CLI_META_DEPTH)
+	/* containers only: a scalar adds no level (as in mpk_scan) */
+	if (depth > ANC_CLI_META_DEPTH &&
+	    (json_is_array(v) || json_is_object(v)))
 		return anc_error_set(err, ANC_ETOOBIG,
-		    "%s: nested deeper than %d levels", what,
-		    ANC_CLI_META_DEPTH);
+		    "%s: nested deeper than %d levels (the metadata map "
+		    "counts as one)", what, ANC_CLI_META_DEPTH);
 	switch (json_typeof(v)) {
 	case JSON_STRING:
 		if (msgpack_pack_str_with_body(pk, json_string_value(v),
@@ -461,7 +463,7 @@ anc_cli_meta_pack(json_t *v, const char *what, uint8_t **buf, size_t *len,
 	msgpack_packer pk;
 
 	msgpack_packer_init(&pk, &o, meta_write);
-	return meta_pack_rec(&pk, v, what, 1, err);
+	return meta_pack_rec(&pk, v, what, 2, err);
 }
 
 /* The metadata map of a line: the --meta-field values it has. */

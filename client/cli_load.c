@@ -23,7 +23,8 @@
  * after the answer to batch k every batch before k is acknowledged too and
  * the input position at the end of batch k (line number and byte offset in
  * the uncompressed stream) is safe to record. The checkpoint file (JSON) is
- * replaced atomically: write FILE.tmp, fsync, rename, fsync the directory.
+ * replaced atomically: write FILE.XXXXXX (mkstemp), fsync, rename, fsync
+ * the directory.
  * It also records what it is a checkpoint OF: the collection, the contract
  * ID, and a fingerprint of each input (SHA-256 of its first MiB and, for
  * regular files, its size). A resume with anything else is refused; a
@@ -44,7 +45,11 @@
  * A set of the anchors of the last (inflight + 1) * batch records refuses
  * the second one as a bad record; that covers every pair that can be in
  * flight together while keeping memory bounded. Pairs further apart are
- * applied in file order (the later line wins).
+ * applied in file order (the later line wins). A resume rebuilds the set
+ * by checking every line before the checkpoint again (load_skip), and the
+ * checkpoint records the field flags and the --reject file's size, so a
+ * resumed load refuses, keys and reports exactly what an uninterrupted one
+ * would have.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -164,6 +169,7 @@ typedef struct flight {
 	uint64_t end_line;   /* input position after the batch */
 	uint64_t end_offset;
 	uint64_t rejected;   /* rejects up to end_line */
+	int64_t reject_bytes; /* --reject file size up to end_line */
 } flight;
 
 typedef struct load_state {
@@ -200,6 +206,11 @@ typedef struct load_state {
 	/* progress and totals */
 	uint64_t lines_read, loaded, created, updated, unchanged, rejected;
 	uint64_t acked_line, acked_offset, acked_rejected;
+	int64_t acked_reject_bytes; /* -1: no --reject */
+	const char *reject_path;
+	/* the checkpoint's --reject file and its size at the checkpoint */
+	char ckpt_reject_path[4096];
+	int64_t ckpt_reject_bytes;  /* -1: none recorded */
 	uint64_t resume_line, resume_offset;
 	uint64_t total_lines;  /* 0: unknown */
 	int warned;
@@ -276,6 +287,25 @@ ckpt_input_json(const char *path, int64_t size, const char *sha)
 	    "head_sha256", sha);
 }
 
+/* The field mapping: a resume that reads the lines another way would mix
+ * records keyed two ways in one store. */
+static json_t *
+ckpt_fields_json(const anc_cli_fields *f)
+{
+	json_t *meta = json_array();
+
+	for (uint32_t i = 0; meta != NULL && i < f->nmeta; i++)
+		json_array_append_new(meta, anc_cli_json_str(f->meta[i]));
+	return json_pack("{s:o,s:o,s:o,s:o,s:b,s:b,s:o}",
+	    "source", anc_cli_json_str(f->source),
+	    "chunk", anc_cli_json_str(f->chunk),
+	    "text", anc_cli_json_str(f->text),
+	    "vector", anc_cli_json_str(f->vector),
+	    "chunk_explicit", f->chunk_explicit,
+	    "text_explicit", f->text_explicit,
+	    "meta", meta != NULL ? meta : json_null());
+}
+
 /* Write the checkpoint atomically: tmp, fsync, rename, fsync dir. */
 static int
 ckpt_write(load_state *st, uint64_t line, uint64_t offset, int done,
@@ -285,9 +315,9 @@ ckpt_write(load_state *st, uint64_t line, uint64_t offset, int done,
 	json_t *o;
 	char *s = NULL;
 	size_t len;
-	int fd = -1, dfd, code = ANC_OK;
+	int fd = -1, dfd, made = 0, code = ANC_OK;
 
-	o = json_pack("{s:i,s:s,s:s,s:o,s:o,s:I,s:I,s:I,s:b}",
+	o = json_pack("{s:i,s:s,s:s,s:o,s:o,s:o,s:I,s:I,s:I,s:o,s:b}",
 	    "anchorage_checkpoint", 1, "collection", st->collection,
 	    "contract", st->contract, "input",
 	    ckpt_input_json(st->path, anc_cli_lines_size(st->in),
@@ -296,15 +326,24 @@ ckpt_write(load_state *st, uint64_t line, uint64_t offset, int done,
 	        ? ckpt_input_json(st->vpath, anc_cli_vecs_size(st->vecs),
 	              anc_cli_vecs_head_sha(st->vecs))
 	        : json_null(),
+	    "fields", ckpt_fields_json(&st->fields),
 	    "line", (json_int_t)line, "offset", (json_int_t)offset,
-	    "rejected", (json_int_t)st->acked_rejected, "done", done);
+	    "rejected", (json_int_t)st->acked_rejected,
+	    "reject", st->acked_reject_bytes >= 0
+	        ? json_pack("{s:o,s:I}", "path",
+	              anc_cli_json_str(st->reject_path),
+	              "bytes", (json_int_t)st->acked_reject_bytes)
+	        : json_null(),
+	    "done", done);
 	if (o == NULL || (s = json_dumps(o, JSON_COMPACT)) == NULL) {
 		json_decref(o);
 		return anc_error_set(err, ANC_ENOMEM,
 		    "--checkpoint %s: out of memory", st->ckpt);
 	}
 	json_decref(o);
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", st->ckpt) >=
+	/* A name of its own (mkstemp), never an existing file: "CKPT.tmp"
+	 * truncated whatever had that name, the input itself included. */
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", st->ckpt) >=
 	    sizeof(tmp)) {
 		code = anc_error_set(err, ANC_EINVAL,
 		    "--checkpoint: path too long");
@@ -312,7 +351,14 @@ ckpt_write(load_state *st, uint64_t line, uint64_t offset, int done,
 	}
 	len = strlen(s);
 	s[len++] = '\n'; /* json_dumps' NUL becomes the newline */
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0 ||
+	if ((fd = mkstemp(tmp)) < 0) {
+		code = anc_error_set(err, ANC_EIO,
+		    "--checkpoint: cannot create a file next to %s: %s",
+		    st->ckpt, strerror(errno));
+		goto leave;
+	}
+	made = 1;
+	if (fchmod(fd, 0644) != 0 ||
 	    write(fd, s, len) != (ssize_t)len || fsync(fd) != 0) {
 		code = anc_error_set(err, ANC_EIO,
 		    "--checkpoint: cannot write %s: %s", tmp, strerror(errno));
@@ -337,10 +383,13 @@ ckpt_write(load_state *st, uint64_t line, uint64_t offset, int done,
 		(void)fsync(dfd); /* best effort: some file systems refuse */
 		(void)close(dfd);
 	}
+	made = 0;
 	st->last_ckpt_line = line;
 leave:
 	if (fd >= 0)
 		(void)close(fd); /* already failing */
+	if (made)
+		(void)unlink(tmp); /* already failing */
 	free(s);
 	return code;
 }
@@ -467,21 +516,63 @@ ckpt_read(load_state *st, int *found, anc_error *err)
 		goto leave;
 	}
 	st->acked_rejected = v != NULL ? (uint64_t)json_integer_value(v) : 0;
+	/* absent in older files: nothing to compare */
+	v = json_object_get(o, "fields");
+	if (v != NULL) {
+		json_t *now = ckpt_fields_json(&st->fields);
+		int same = now != NULL && json_equal(v, now);
+		json_decref(now);
+		if (!same) {
+			char *was = json_dumps(v, JSON_COMPACT);
+			code = anc_error_set(err, ANC_EINVAL,
+			    "--checkpoint %s: written by a load that read the "
+			    "lines with other field flags (%s); this one would "
+			    "key or fill records differently: use the same "
+			    "--source-field, --chunk-field, --text-field, "
+			    "--vector-field and --meta-field, or remove the "
+			    "checkpoint to start over", ck, was ? was : "?");
+			free(was);
+			goto leave;
+		}
+	}
+	v = json_object_get(o, "reject");
+	st->ckpt_reject_bytes = -1;
+	if (json_is_object(v) &&
+	    json_is_string(json_object_get(v, "path")) &&
+	    json_is_integer(json_object_get(v, "bytes")) &&
+	    json_integer_value(json_object_get(v, "bytes")) >= 0) {
+		snprintf(st->ckpt_reject_path, sizeof st->ckpt_reject_path,
+		    "%s", json_string_value(json_object_get(v, "path")));
+		st->ckpt_reject_bytes =
+		    json_integer_value(json_object_get(v, "bytes"));
+	}
 	*found = 1;
 leave:
 	json_decref(o);
 	return code;
 }
 
-/* Read up to the checkpoint's position. */
+static int line_check(load_state *st, const char *line, size_t len,
+                      uint64_t lineno, anc_cli_line *l, const float *vec,
+                      uint8_t raw[ANC_ANCHOR_RAW], int *bad,
+                      anc_error *why);
+
+/* Read up to the checkpoint's position. Every line on the way is checked
+ * again, nothing is sent: the duplicate window must hold what it held
+ * there, or a line repeating one from before the checkpoint would be
+ * taken as an update where a load without the interruption refused it
+ * (a bad-input hunt found the two stores differing). */
 static int
 load_skip(load_state *st, anc_error *err)
 {
 	const char *line;
 	size_t len;
 	float *row = NULL;
-	int eof, code = ANC_OK;
+	int eof, bad, code = ANC_OK;
 	uint64_t i;
+	anc_cli_line l;
+	anc_error why;
+	uint8_t raw[ANC_ANCHOR_RAW];
 
 	if (st->vecs != NULL &&
 	    (row = malloc((size_t)st->dim * sizeof(float))) == NULL)
@@ -509,6 +600,13 @@ load_skip(load_state *st, anc_error *err)
 				goto leave;
 			}
 		}
+		memset(&l, 0, sizeof l);
+		if ((code = line_check(st, line, len, i + 1, &l, row, raw, &bad,
+		         &why)) != ANC_OK) {
+			*err = why;
+			goto leave;
+		}
+		anc_cli_line_clear(&l);
 	}
 	if (anc_cli_lines_offset(st->in) != st->resume_offset)
 		code = anc_error_set(err, ANC_EINVAL,
@@ -744,6 +842,7 @@ load_collect(load_state *st, anc_error *err)
 	st->acked_line = f->end_line;
 	st->acked_offset = f->end_offset;
 	st->acked_rejected = f->rejected;
+	st->acked_reject_bytes = f->reject_bytes;
 	if (st->ckpt != NULL && now_s() - st->last_ckpt >= LOAD_CKPT_INTERVAL) {
 		if ((code = ckpt_write(st, st->acked_line, st->acked_offset, 0,
 		         err)))
@@ -787,10 +886,86 @@ load_send(load_state *st, anc_error *err)
 	f->end_line = anc_cli_lines_lineno(st->in);
 	f->end_offset = anc_cli_lines_offset(st->in);
 	f->rejected = st->rejected;
+	f->reject_bytes = st->reject != NULL ? (int64_t)ftello(st->reject) : -1;
 	st->cur.lineno = tl;
 	st->cur.anchors = ta;
 	st->next_batch++;
 	batch_clear(st);
+	return ANC_OK;
+}
+
+/* The checks of one line, made as the server would make them, then the
+ * duplicate window. *bad 0: the line goes into a batch, its anchor is in
+ * raw and now in the window, l holds the parsed line. *bad 1: a bad
+ * record, why says why, l is cleared. Another return is a failure of the
+ * load itself (err). vec: the line's row from --vectors, or NULL (the
+ * vector is in the line). */
+static int
+line_check(load_state *st, const char *line, size_t len, uint64_t lineno,
+           anc_cli_line *l, const float *vec, uint8_t raw[ANC_ANCHOR_RAW],
+           int *bad, anc_error *why)
+{
+	anc_anchor_str a;
+	uint64_t first;
+	double norm, norm2 = 0;
+	int code;
+
+	*bad = 1;
+	anc_error_clear(why);
+	if (len == 0 || strspn(line, " \t") == len) {
+		anc_error_set(why, ANC_EMALFORMED,
+		    "empty line (JSONL: one object per line)");
+		return ANC_OK;
+	}
+	if (anc_cli_line_parse(line, len, &st->fields, st->dim, l, why))
+		return ANC_OK;
+	if (vec == NULL)
+		vec = l->vec;
+	/* NaN/Inf and a norm whose distances overflow float32, for inline
+	 * vectors as for file rows: a bad line, not a refused batch */
+	if (anc_vector_check_norm2(vec, st->dim, &norm2, why) != ANC_OK) {
+		if (st->vecs != NULL)
+			anc_error_wrap(why, "%s row %llu", st->vpath,
+			    (unsigned long long)(lineno - 1));
+		else
+			anc_error_wrap(why, "vector field \"%s\"",
+			    st->fields.vector);
+		goto bad;
+	}
+	norm = sqrt(norm2);
+	if (st->normalize && fabs(norm - 1.0) > ANC_NORM_TOLERANCE) {
+		anc_error_set(why, ANC_EVIOLATION,
+		    "vector: contract %s requires unit vectors (|norm - 1| <= "
+		    "%g), this one has norm %.6g", st->contract,
+		    (double)ANC_NORM_TOLERANCE, norm);
+		goto bad;
+	}
+	if (st->metric == ANC_METRIC_COSINE && !(norm > 0.0)) {
+		anc_error_set(why, ANC_EVIOLATION,
+		    "vector: contract %s is cosine; this is the zero vector",
+		    st->contract);
+		goto bad;
+	}
+	if ((code = anc_anchor_compute(st->collection, l->source, l->chunk,
+	         raw)) != ANC_OK) {
+		anc_cli_line_clear(l);
+		return anc_error_set(why, code, "%s:%llu: out of memory",
+		    st->name, (unsigned long long)lineno);
+	}
+	if ((first = win_lookup(&st->win, raw)) != 0) {
+		anc_anchor_format(raw, a);
+		anc_error_set(why, ANC_EINVAL,
+		    "same source '%.200s' and chunk '%.200s' as line %llu "
+		    "(anchor %s); every line needs its own chunk key (is "
+		    "--chunk-field right?)", l->source, l->chunk,
+		    (unsigned long long)first, a);
+		goto bad;
+	}
+	win_add(&st->win, raw, lineno);
+	*bad = 0;
+	return ANC_OK;
+bad:
+	anc_cli_line_clear(l);
 	return ANC_OK;
 }
 
@@ -804,12 +979,8 @@ load_line(load_state *st, const char *line, size_t len, anc_error *err)
 	float *vec = NULL;
 	anc_error why;
 	uint8_t raw[ANC_ANCHOR_RAW];
-	anc_anchor_str a;
-	uint64_t first;
-	double norm, norm2 = 0;
-	int eof, code;
+	int eof, bad, code;
 
-	anc_error_clear(&why);
 	st->lines_read++;
 	/* The row of this line is read whatever happens to the line, so
 	 * that line i and row i stay paired. */
@@ -823,63 +994,20 @@ load_line(load_state *st, const char *line, size_t len, anc_error *err)
 			    "per line", st->name, (unsigned long long)lineno,
 			    st->vpath, (unsigned long long)(lineno - 1));
 	}
-	if (len == 0 || strspn(line, " \t") == len) {
-		anc_error_set(&why, ANC_EMALFORMED,
-		    "empty line (JSONL: one object per line)");
-		goto bad;
+	if ((code = line_check(st, line, len, lineno, l, vec, raw, &bad,
+	         &why)) != ANC_OK) {
+		*err = why;
+		return code;
 	}
-	if (anc_cli_line_parse(line, len, &st->fields, st->dim, l, &why))
-		goto bad;
-	if (vec == NULL)
-		vec = l->vec;
-	/* NaN/Inf and a norm whose distances overflow float32, for inline
-	 * vectors as for file rows: a bad line, not a refused batch */
-	if (anc_vector_check_norm2(vec, st->dim, &norm2, &why) != ANC_OK) {
-		if (st->vecs != NULL)
-			anc_error_wrap(&why, "%s row %llu", st->vpath,
-			    (unsigned long long)(lineno - 1));
-		else
-			anc_error_wrap(&why, "vector field \"%s\"",
-			    st->fields.vector);
-		goto bad;
-	}
-	norm = sqrt(norm2);
-	if (st->normalize && fabs(norm - 1.0) > ANC_NORM_TOLERANCE) {
-		anc_error_set(&why, ANC_EVIOLATION,
-		    "vector: contract %s requires unit vectors (|norm - 1| <= "
-		    "%g), this one has norm %.6g", st->contract,
-		    (double)ANC_NORM_TOLERANCE, norm);
-		goto bad;
-	}
-	if (st->metric == ANC_METRIC_COSINE && !(norm > 0.0)) {
-		anc_error_set(&why, ANC_EVIOLATION,
-		    "vector: contract %s is cosine; this is the zero vector",
-		    st->contract);
-		goto bad;
-	}
-	if ((code = anc_anchor_compute(st->collection, l->source, l->chunk,
-	         raw)) != ANC_OK) {
-		anc_cli_line_clear(l);
-		return anc_error_set(err, code, "%s:%llu: out of memory",
-		    st->name, (unsigned long long)lineno);
-	}
-	if ((first = win_lookup(&st->win, raw)) != 0) {
-		anc_anchor_format(raw, a);
-		anc_error_set(&why, ANC_EINVAL,
-		    "same source '%.200s' and chunk '%.200s' as line %llu "
-		    "(anchor %s); every line needs its own chunk key (is "
-		    "--chunk-field right?)", l->source, l->chunk,
-		    (unsigned long long)first, a);
-		goto bad;
-	}
-	win_add(&st->win, raw, lineno);
+	if (bad)
+		return load_reject(st, lineno, line, len, &why, err);
 	memset(r, 0, sizeof(*r));
 	r->source = l->source;
 	r->chunk = l->chunk;
 	r->text = l->text;
 	r->meta = l->meta;
 	r->meta_len = l->meta_len;
-	r->vec = vec;
+	r->vec = vec != NULL ? vec : l->vec;
 	r->dim = st->dim;
 	memcpy(st->cur.anchors[st->nbatch], raw, ANC_ANCHOR_RAW);
 	st->cur.lineno[st->nbatch] = lineno;
@@ -890,9 +1018,6 @@ load_line(load_state *st, const char *line, size_t len, anc_error *err)
 	if (st->nbatch == st->batch_max || st->batch_bytes >= LOAD_BATCH_BYTES)
 		return load_send(st, err);
 	return ANC_OK;
-bad:
-	anc_cli_line_clear(l);
-	return load_reject(st, lineno, line, len, &why, err);
 }
 
 /* Wait for everything in flight; the first error wins. */
@@ -1168,7 +1293,7 @@ anc_cli_cmd_load(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	if (st.ckpt != NULL && (code = ckpt_read(&st, &found, err)))
 		goto leave;
 	if (st.ckpt != NULL) {
-		/* written as CKPT.tmp then renamed: its directory must take
+		/* written as CKPT.XXXXXX then renamed: its directory must take
 		 * new files, known now rather than after the first batch */
 		char dirbuf[4096];
 		snprintf(dirbuf, sizeof dirbuf, "%s", st.ckpt);
@@ -1179,10 +1304,34 @@ anc_cli_cmd_load(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 			goto leave;
 		}
 	}
+	/* A resume appends to the --reject file of the checkpoint's load,
+	 * cut back to what it held at the checkpoint: the lines after it are
+	 * read, and rejected, again. */
+	if (reject != NULL && found && st.ckpt_reject_bytes >= 0 &&
+	    same_file(reject, st.ckpt_reject_path)) {
+		struct stat rs;
+		if (stat(reject, &rs) == 0 && rs.st_size > st.ckpt_reject_bytes &&
+		    truncate(reject, (off_t)st.ckpt_reject_bytes) != 0) {
+			code = anc_error_set(err, ANC_EIO, "--reject %s: cannot "
+			    "cut back to the checkpoint's %lld bytes: %s", reject,
+			    (long long)st.ckpt_reject_bytes, strerror(errno));
+			goto leave;
+		}
+	}
 	if (reject != NULL &&
 	    (st.reject = fopen(reject, found ? "a" : "w")) == NULL) {
 		code = anc_error_set(err, ANC_EIO, "--reject %s: cannot open: %s",
 		    reject, strerror(errno));
+		goto leave;
+	}
+	st.reject_path = reject;
+	st.acked_reject_bytes = st.reject != NULL
+	    ? (int64_t)ftello(st.reject) : -1;
+	if (win_init(&st.win, (size_t)(st.inflight + 1) * st.batch_max) !=
+	    ANC_OK) {
+		code = anc_error_set(err, ANC_ENOMEM,
+		    "cannot allocate the duplicate window of %u x %u records",
+		    st.inflight + 1, st.batch_max);
 		goto leave;
 	}
 	if (found && (code = load_skip(&st, err)))
@@ -1203,9 +1352,6 @@ anc_cli_cmd_load(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		if (!st.ring[i].lineno || !st.ring[i].anchors)
 			code = ANC_ENOMEM;
 	}
-	if (code == ANC_OK)
-		code = win_init(&st.win,
-		    (size_t)(st.inflight + 1) * st.batch_max);
 	if (code != ANC_OK) {
 		code = anc_error_set(err, ANC_ENOMEM,
 		    "cannot allocate batches of %u records", st.batch_max);
@@ -1252,6 +1398,8 @@ drained:
 		st.acked_line = anc_cli_lines_lineno(st.in);
 		st.acked_offset = anc_cli_lines_offset(st.in);
 		st.acked_rejected = st.rejected;
+		st.acked_reject_bytes = st.reject != NULL
+		    ? (int64_t)ftello(st.reject) : -1;
 	}
 	/* A finished load always marks its checkpoint done, even when a
 	 * periodic write already recorded the last line. */

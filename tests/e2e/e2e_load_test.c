@@ -503,6 +503,103 @@ live_count(const tu_server *srv)
 	return live;
 }
 
+/* The text and revision of passage (s, chunk) on srv_a. */
+static void
+passage_of(const char *chunk, char *text, size_t cap, uint64_t *rev)
+{
+	uint8_t raw[ANC_ANCHOR_RAW];
+	anc_anchor_str a;
+	anc_resp *r = NULL;
+	anc_error err = {0};
+	anc_client *cl = tu_client(&srv_a);
+
+	cr_assert_eq(anc_anchor_compute(COLL, "s", chunk, raw), ANC_OK);
+	anc_anchor_format(raw, a);
+	cr_assert_eq(anc_client_resolve(cl, COLL, &a, 1, &r, &err), 0, "%s",
+	             err.msg);
+	cr_assert_eq(r->u.resolve.n, 1);
+	cr_assert_eq(r->u.resolve.results[0].status, ANC_ANCHOR_LIVE, "%s",
+	             chunk);
+	snprintf(text, cap, "%s", r->u.resolve.results[0].text);
+	*rev = r->u.resolve.results[0].revision;
+	anc_resp_free(r);
+	anc_client_close(cl);
+}
+
+/* A resume continues the same load (a bad-input hunt found four ways it
+ * did not): a line repeating one from before the checkpoint is refused as
+ * without the stop, not applied as an update; the --reject file gets each
+ * bad line once; other field flags are refused; and an input that happens
+ * to be called CKPT.tmp is never touched by the checkpoint's writes. */
+Test(e2e_load, resume_is_the_same_load)
+{
+	const char *tmp = tu_tmpdir();
+	char dir[TU_PATH_MAX / 2], in[TU_PATH_MAX], ck[TU_PATH_MAX];
+	char rj[TU_PATH_MAX], text[64];
+	uint64_t rev = 0;
+	snprintf(dir, sizeof dir, "%s", tmp);
+	snprintf(ck, sizeof ck, "%s/ck", dir);
+	snprintf(in, sizeof in, "%s/ck.tmp", dir);
+	snprintf(rj, sizeof rj, "%s/rejects.jsonl", dir);
+	tu_server_start(&srv_a, tu_path(dir, "a"), tu_ipc_url(dir, "a.sock"),
+	                "--nosync", NULL);
+	setup_l2(dir);
+	const char *body =
+	    "{\"source\":\"s\",\"chunk\":\"A\",\"text\":\"first A\","
+	    "\"vector\":[1,0,0,0,0,0,0,0]}\n"
+	    "{\"source\":\"s\",\"chunk\":\"B\",\"text\":\"B\","
+	    "\"vector\":[0,1,0,0,0,0,0,0]}\n"
+	    "{\"source\":\"s\",\"chunk\":\"A\",\"text\":\"second A\","
+	    "\"vector\":[0,0,1,0,0,0,0,0]}\n"
+	    "{\"source\":\"s\",\"chunk\":\"C\",\"text\":\"C\","
+	    "\"vector\":[1,2]}\n"
+	    "{\"source\":\"s\",\"chunk\":\"D\",\"text\":\"D\","
+	    "\"vector\":[0,0,0,1,0,0,0,0]}\n";
+	tu_file_write(in, body, (size_t)-1);
+
+	/* Stops at the duplicate on line 3; the checkpoint is at line 2. */
+	char *out = NULL, *err = NULL;
+	int st = tu_cli(&out, &err, "load", COLL, in, "--batch", "2",
+	                "--checkpoint", ck, "--reject", rj, NULL);
+	cr_assert_eq(st, 1, "exit %d: %s", st, err);
+	cr_assert_not_null(strstr(err, "ck.tmp:3: same source"), "%s", err);
+	free(out);
+	free(err);
+	char *left = tu_file_read(in, NULL);
+	cr_assert_not_null(left, "the input %s is gone", in);
+	cr_assert_str_eq(left, body, "the input changed");
+	free(left);
+
+	/* Other field flags: refused, naming them. */
+	st = tu_cli(&out, &err, "load", COLL, in, "--batch", "2",
+	            "--max-errors", "5", "--checkpoint", ck, "--reject", rj,
+	            "--chunk-field", "text", NULL);
+	cr_assert_neq(st, 0, "a resume with --chunk-field text: exit 0");
+	cr_assert_not_null(strstr(err, "other field flags"), "%s", err);
+	free(out);
+	free(err);
+
+	/* The resume: line 3 is refused again (the window remembers line
+	 * 1), line 4 is bad, line 5 loads. */
+	st = tu_cli(&out, &err, "--json", "load", COLL, in, "--batch", "2",
+	            "--max-errors", "5", "--checkpoint", ck, "--reject", rj,
+	            "--quiet", NULL);
+	cr_assert_eq(st, 0, "exit %d: %s", st, err);
+	cr_assert_not_null(strstr(out, "\"rejected\":2"), "%s", out);
+	free(out);
+	free(err);
+	passage_of("A", text, sizeof text, &rev);
+	cr_expect_str_eq(text, "first A");
+	cr_expect_eq(rev, 1);
+	cr_expect_eq(live_count(&srv_a), 3); /* A, B, D */
+	cr_expect_eq(reject_lines(rj, 3, "same source"), 2,
+	             "each bad line once in --reject");
+	char *rs = tu_file_read(rj, NULL);
+	cr_assert_not_null(strstr(rs, "\"line\":4"), "%s", rs);
+	free(rs);
+	tu_server_stop(&srv_a);
+}
+
 Test(e2e_load, bad_records_reject_and_max_errors)
 {
 	const char *tmp = tu_tmpdir();

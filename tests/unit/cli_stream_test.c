@@ -15,6 +15,7 @@
 #include <zlib.h>
 
 #include "cli.h"
+#include "mpk.h"
 #include "testutil.h"
 
 TestSuite(cli_stream, .fini = tu_cleanup);
@@ -425,6 +426,29 @@ Test(cli_stream, meta_fields_keep_json_types)
 	             ANC_ETOOBIG);
 	cr_assert_not_null(strstr(err.msg, "meta field \"lang\""), "%s", err.msg);
 	cr_assert_null(l.meta);
+	/* The boundary is the server's (mpk_scan, the map counting as one
+	 * level): a bad-input hunt found lines the client passed and the
+	 * server refused, failing their whole batch. */
+	for (int n = 1; n <= 9; n++) {
+		char d[256] = "{\"source\":\"s\",\"vector\":[1],\"lang\":";
+		for (int i = 0; i < n; i++)
+			strcat(d, "[");
+		strcat(d, "1");
+		for (int i = 0; i < n; i++)
+			strcat(d, "]");
+		strcat(d, "}");
+		int rc = anc_cli_line_parse(d, strlen(d), &f, 1, &l, &err);
+		cr_assert_eq(rc, n <= 7 ? ANC_OK : ANC_ETOOBIG, "%d arrays: %s",
+		             n, err.msg);
+		if (rc == ANC_OK) {
+			unsigned depth = 0;
+			cr_expect_eq(mpk_scan(l.meta, l.meta_len,
+			                      MPK_META_MAX_DEPTH, &depth, "meta",
+			                      &err), ANC_OK, "%d: %s", n, err.msg);
+			cr_expect_eq(depth, (unsigned)n + 1);
+		}
+		anc_cli_line_clear(&l);
+	}
 	f.max_meta = 8;
 	cr_assert_eq(anc_cli_line_parse(js, strlen(js), &f, 1, &l, &err),
 	             ANC_ETOOBIG);
