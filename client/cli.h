@@ -128,6 +128,8 @@ int anc_cli_meta_pack(json_t *v, const char *what, uint8_t **buf,
 #define ANC_CLI_HEAD_BYTES (1u << 20)
 /* Longest JSONL line accepted. */
 #define ANC_CLI_LINE_MAX (64u << 20)
+/* What is kept of a longer line (anc_cli_lines_next). */
+#define ANC_CLI_LINE_KEEP 4096u
 
 /* A line reader over a file, gzip-compressed or not (zlib decides from the
  * first bytes), or stdin for "-". Memory: one 1 MiB buffer plus the longest
@@ -141,7 +143,10 @@ void anc_cli_lines_close(anc_cli_lines *r); /* NULL is fine */
 
 /* Next line: *line points into the reader (valid until the next call),
  * NUL-terminated, *len without the newline. *line is NULL at the end. A
- * line longer than ANC_CLI_LINE_MAX is ANC_ETOOBIG naming file:line. */
+ * line longer than ANC_CLI_LINE_MAX is ANC_ETOOBIG naming file:line; it
+ * has been read to its end (the line number counts it) and *line holds
+ * its first ANC_CLI_LINE_KEEP bytes at most, so a caller may go on with
+ * the next line. */
 int anc_cli_lines_next(anc_cli_lines *r, const char **line, size_t *len,
                        anc_error *err);
 

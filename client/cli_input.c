@@ -249,8 +249,8 @@ anc_cli_lines_next(anc_cli_lines *l, const char **line, size_t *len,
 {
 	rd *r = &l->r;
 	unsigned char *nl;
-	size_t n, avail, ll = 0;
-	int code, spans = 0;
+	size_t n, avail, ll = 0, total = 0;
+	int code, spans = 0, toolong = 0;
 
 	*line = NULL;
 	*len = 0;
@@ -273,12 +273,18 @@ anc_cli_lines_next(anc_cli_lines *l, const char **line, size_t *len,
 			r->consumed += n;
 			goto found;
 		}
-		if (ll + n > ANC_CLI_LINE_MAX + 2)
-			return anc_error_set(err, ANC_ETOOBIG,
-			    "%s:%llu: line longer than %u bytes",
-			    rd_name(r->path),
-			    (unsigned long long)l->lineno + 1,
-			    ANC_CLI_LINE_MAX);
+		total += n;
+		if (toolong || ll + n > ANC_CLI_LINE_MAX + 2) {
+			/* Read on to its end, keeping the start already
+			 * copied: the caller may skip it as a bad line. */
+			toolong = 1;
+			r->pos += n;
+			r->consumed += n;
+			spans = 1;
+			if (nl != NULL)
+				break;
+			continue;
+		}
 		if (ll + n + 1 > l->lcap) {
 			size_t ncap = l->lcap ? l->lcap : RD_BUF;
 			char *nb;
@@ -304,6 +310,17 @@ anc_cli_lines_next(anc_cli_lines *l, const char **line, size_t *len,
 	if (!spans)
 		return ANC_OK; /* end of input */
 	*line = l->line;
+	if (toolong) {
+		l->lineno++;
+		if (ll > ANC_CLI_LINE_KEEP)
+			ll = ANC_CLI_LINE_KEEP;
+		l->line[ll] = '\0';
+		*len = ll;
+		return anc_error_set(err, ANC_ETOOBIG,
+		    "%s:%llu: line of %zu bytes, at most %u",
+		    rd_name(r->path), (unsigned long long)l->lineno,
+		    total - (nl != NULL), ANC_CLI_LINE_MAX);
+	}
 found:
 	l->lineno++;
 	{

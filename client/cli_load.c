@@ -578,8 +578,13 @@ load_skip(load_state *st, anc_error *err)
 	    (row = malloc((size_t)st->dim * sizeof(float))) == NULL)
 		return anc_error_set(err, ANC_ENOMEM, "out of memory");
 	for (i = 0; i < st->resume_line; i++) {
-		if ((code = anc_cli_lines_next(st->in, &line, &len, err)))
+		int toolong = 0;
+		code = anc_cli_lines_next(st->in, &line, &len, err);
+		if (code == ANC_ETOOBIG && line != NULL)
+			toolong = 1; /* a bad line, not a window entry */
+		else if (code != ANC_OK)
 			goto leave;
+		code = ANC_OK;
 		if (line == NULL) {
 			code = anc_error_set(err, ANC_EINVAL,
 			    "--checkpoint %s: line %llu is past the end of %s "
@@ -601,8 +606,8 @@ load_skip(load_state *st, anc_error *err)
 			}
 		}
 		memset(&l, 0, sizeof l);
-		if ((code = line_check(st, line, len, i + 1, &l, row, raw, &bad,
-		         &why)) != ANC_OK) {
+		if (!toolong && (code = line_check(st, line, len, i + 1, &l, row,
+		         raw, &bad, &why)) != ANC_OK) {
 			*err = why;
 			goto leave;
 		}
@@ -1020,6 +1025,34 @@ load_line(load_state *st, const char *line, size_t len, anc_error *err)
 	return ANC_OK;
 }
 
+/* A line longer than ANC_CLI_LINE_MAX, read to its end by the reader
+ * (err says so; line is its start): a bad record like any other, so that
+ * --max-errors decides. Its vector row is read to keep the pairing. */
+static int
+load_long_line(load_state *st, const char *line, size_t len, anc_error *err)
+{
+	uint64_t lineno = anc_cli_lines_lineno(st->in);
+	const char *m = strstr(err->msg, ": line of ");
+	anc_error why;
+	int eof, code;
+
+	anc_error_set(&why, ANC_ETOOBIG, "%s (the record here is its first "
+	    "%zu bytes)", m != NULL ? m + 2 : err->msg, len);
+	anc_error_clear(err);
+	st->lines_read++;
+	if (st->vecs != NULL) {
+		if ((code = anc_cli_vecs_next(st->vecs,
+		         st->vbuf + (size_t)st->nbatch * st->dim, &eof, err)))
+			return code;
+		if (eof)
+			return anc_error_set(err, ANC_EINVAL,
+			    "%s:%llu: %s has no row %llu: expected one vector "
+			    "per line", st->name, (unsigned long long)lineno,
+			    st->vpath, (unsigned long long)(lineno - 1));
+	}
+	return load_reject(st, lineno, line, len, &why, err);
+}
+
 /* Wait for everything in flight; the first error wins. */
 static int
 load_drain(load_state *st, int code, anc_error *err)
@@ -1366,11 +1399,12 @@ anc_cli_cmd_load(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 
 	/* The load proper. */
 	for (;;) {
-		if ((code = anc_cli_lines_next(st.in, &line, &len, err)))
-			break;
-		if (line == NULL)
-			break;
-		if ((code = load_line(&st, line, len, err)))
+		code = anc_cli_lines_next(st.in, &line, &len, err);
+		if (code == ANC_ETOOBIG && line != NULL)
+			code = load_long_line(&st, line, len, err);
+		else if (code == ANC_OK && line != NULL)
+			code = load_line(&st, line, len, err);
+		if (code != ANC_OK || line == NULL)
 			break;
 		progress_emit(&st, 0);
 	}

@@ -597,6 +597,39 @@ Test(e2e_load, resume_is_the_same_load)
 	char *rs = tu_file_read(rj, NULL);
 	cr_assert_not_null(strstr(rs, "\"line\":4"), "%s", rs);
 	free(rs);
+
+	/* A line over 64 MiB is a bad record too: --max-errors decides. */
+	char lj[TU_PATH_MAX], rj2[TU_PATH_MAX];
+	snprintf(lj, sizeof lj, "%s/long.jsonl", dir);
+	snprintf(rj2, sizeof rj2, "%s/rejects2.jsonl", dir);
+	FILE *f = fopen(lj, "w");
+	cr_assert_not_null(f);
+	fputs("{\"source\":\"s\",\"chunk\":\"E\",\"vector\":"
+	      "[0,0,0,0,1,0,0,0]}\n{\"source\":\"s\",\"pad\":\"", f);
+	{
+		char *mb = malloc(1u << 20);
+		cr_assert_not_null(mb);
+		memset(mb, 'x', 1u << 20);
+		for (int i = 0; i < 65; i++)
+			cr_assert_eq(fwrite(mb, 1, 1u << 20, f), 1u << 20);
+		free(mb);
+	}
+	fputs("\"}\n{\"source\":\"s\",\"chunk\":\"F\",\"vector\":"
+	      "[0,0,0,0,0,1,0,0]}\n", f);
+	cr_assert_eq(fclose(f), 0);
+	st = tu_cli(&out, &err, "load", COLL, lj, NULL);
+	cr_assert_eq(st, 1, "exit %d: %s", st, err);
+	cr_assert_not_null(strstr(err, "long.jsonl:2: line of"), "%s", err);
+	free(out);
+	free(err);
+	st = tu_cli(&out, &err, "--json", "load", COLL, lj, "--max-errors", "1",
+	            "--reject", rj2, "--quiet", NULL);
+	cr_assert_eq(st, 0, "exit %d: %s", st, err);
+	cr_assert_not_null(strstr(out, "\"rejected\":1"), "%s", out);
+	free(out);
+	free(err);
+	cr_expect_eq(reject_lines(rj2, 2, "line of"), 1);
+	cr_expect_eq(live_count(&srv_a), 5); /* A, B, D, E, F */
 	tu_server_stop(&srv_a);
 }
 

@@ -368,6 +368,50 @@ Test(cli_stream, lines_longer_than_the_buffer)
 	free(data);
 }
 
+/* A line over ANC_CLI_LINE_MAX is ANC_ETOOBIG naming it, read to its end
+ * with its start kept, and the next line comes next: the loader skips it
+ * as a bad record instead of stopping (a bad-input hunt). */
+Test(cli_stream, overlong_line_is_skippable)
+{
+	const char *dir = tu_tmpdir();
+	size_t big = (size_t)ANC_CLI_LINE_MAX + (3u << 20);
+	char p[TU_PATH_MAX];
+	snprintf(p, sizeof p, "%s/huge.jsonl", dir);
+	FILE *f = fopen(p, "w");
+	cr_assert_not_null(f);
+	char *chunk = malloc(1u << 20);
+	cr_assert_not_null(chunk);
+	memset(chunk, 'z', 1u << 20);
+	fputs("first\n", f);
+	for (size_t w = 0; w < big; w += 1u << 20)
+		cr_assert_eq(fwrite(chunk, 1, 1u << 20, f), 1u << 20);
+	fputs("\nthird\n", f);
+	cr_assert_eq(fclose(f), 0);
+	free(chunk);
+
+	anc_cli_lines *l = NULL;
+	anc_error err = {0};
+	const char *line;
+	size_t len;
+	cr_assert_eq(anc_cli_lines_open(p, &l, &err), 0);
+	cr_assert_eq(anc_cli_lines_next(l, &line, &len, &err), 0);
+	cr_assert_str_eq(line, "first");
+	cr_assert_eq(anc_cli_lines_next(l, &line, &len, &err), ANC_ETOOBIG);
+	cr_assert_not_null(strstr(err.msg, "huge.jsonl:2: line of"), "%s",
+	                   err.msg);
+	cr_assert_not_null(line);
+	cr_assert_eq(len, ANC_CLI_LINE_KEEP);
+	cr_assert_eq(line[0], 'z');
+	cr_assert_eq(line[len], '\0');
+	cr_assert_eq(anc_cli_lines_lineno(l), 2);
+	cr_assert_eq(anc_cli_lines_next(l, &line, &len, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(line, "third");
+	cr_assert_eq(anc_cli_lines_lineno(l), 3);
+	cr_assert_eq(anc_cli_lines_next(l, &line, &len, &err), 0);
+	cr_assert_null(line);
+	anc_cli_lines_close(l);
+}
+
 Test(cli_stream, meta_fields_keep_json_types)
 {
 	anc_cli_fields f;
