@@ -202,10 +202,17 @@ uint64_t anc_cli_vecs_row(const anc_cli_vecs *v);
 /* Rows [begin, end) (end UINT32_MAX: all) of a vector file in any format
  * the loader reads (.fvecs, .npy, gzip or not) into a malloc'd array
  * (free()): what query, verify and contract check/compare read with
- * --vectors. Rows past the end are ANC_EINVAL naming the file's size. */
+ * --vectors. Rows past the end are ANC_EINVAL naming the file's size;
+ * more than ANC_CLI_VECTORS_MAX bytes of rows from a stream (a pipe, a
+ * gzip file) are ANC_ETOOBIG. */
+#define ANC_CLI_VECTORS_MAX (512u << 20)
 int anc_cli_vectors_read(const char *path, uint32_t begin, uint32_t end,
                          float **out, uint32_t *nrows, uint32_t *dim,
                          anc_error *err);
+/* The same with another bound than ANC_CLI_VECTORS_MAX (tests). */
+int anc_cli_vectors_read_max(const char *path, uint32_t begin, uint32_t end,
+                             size_t max_bytes, float **out, uint32_t *nrows,
+                             uint32_t *dim, anc_error *err);
 
 /* ---- option values (cli_args.c) --------------------------------------- */
 

@@ -915,6 +915,15 @@ int
 anc_cli_vectors_read(const char *path, uint32_t begin, uint32_t end,
                    float **out, uint32_t *nq, uint32_t *dim, anc_error *err)
 {
+	return anc_cli_vectors_read_max(path, begin, end, ANC_CLI_VECTORS_MAX,
+	                                out, nq, dim, err);
+}
+
+int
+anc_cli_vectors_read_max(const char *path, uint32_t begin, uint32_t end,
+                         size_t max_bytes, float **out, uint32_t *nq,
+                         uint32_t *dim, anc_error *err)
+{
 	anc_cli_vecs *v = NULL;
 	float *buf = NULL, *nb;
 	size_t cap = 0, n = 0;
@@ -935,6 +944,17 @@ anc_cli_vectors_read(const char *path, uint32_t begin, uint32_t end,
 	for (; end == UINT32_MAX || row < end; row++) {
 		if (n == cap) {
 			size_t nc = cap ? 2 * cap : 64;
+			/* A pipe or a gzip bomb has no size to refuse up
+			 * front: stop at a bound instead of eating memory. */
+			if (n * d * sizeof *buf >= max_bytes) {
+				code = anc_error_set(err, ANC_ETOOBIG,
+				    "%s: more than %zu rows of d=%u (%zu MiB); "
+				    "read a part of it with --rows A-B", path, n,
+				    d, max_bytes >> 20);
+				goto fail;
+			}
+			if (nc * d * sizeof *buf > max_bytes)
+				nc = max_bytes / (d * sizeof *buf) + 1;
 			if (nc > UINT32_MAX ||
 			    (nb = realloc(buf, nc * d * sizeof *buf)) == NULL) {
 				code = anc_error_set(err, ANC_ENOMEM,

@@ -559,3 +559,37 @@ Test(cli_stream, truncated_gzip_is_an_error)
 	anc_cli_lines_close(l);
 	free(g);
 }
+
+/* Vectors read for query/verify from a stream stop at a bound instead of
+ * eating memory (a bad-input hunt piped endless rows into query). */
+Test(cli_stream, vectors_read_is_bounded)
+{
+	const char *dir = tu_tmpdir();
+	char p[TU_PATH_MAX];
+	snprintf(p, sizeof p, "%s/many.fvecs.gz", dir);
+	gzFile g = gzopen(p, "wb1");
+	cr_assert_not_null(g);
+	float row[5] = {0};
+	int32_t four = 4;
+	memcpy(row, &four, sizeof four);
+	for (int i = 0; i < 100000; i++) /* 2 MB of rows, d=4 */
+		cr_assert_eq(gzwrite(g, row, sizeof row), (int)sizeof row);
+	cr_assert_eq(gzclose(g), Z_OK);
+	float *v = NULL;
+	uint32_t n = 0, d = 0;
+	anc_error err = {0};
+	cr_assert_eq(anc_cli_vectors_read_max(p, 0, UINT32_MAX, 1u << 20, &v,
+	                                      &n, &d, &err), ANC_ETOOBIG);
+	cr_assert_null(v);
+	cr_assert_not_null(strstr(err.msg, "--rows"), "%s", err.msg);
+	/* a part of it, or a bound above it: read */
+	cr_assert_eq(anc_cli_vectors_read_max(p, 10, 20, 1u << 20, &v, &n, &d,
+	                                      &err), ANC_OK, "%s", err.msg);
+	cr_assert_eq(n, 10);
+	cr_assert_eq(d, 4);
+	free(v);
+	cr_assert_eq(anc_cli_vectors_read(p, 0, UINT32_MAX, &v, &n, &d, &err),
+	             ANC_OK, "%s", err.msg);
+	cr_assert_eq(n, 100000);
+	free(v);
+}
