@@ -538,6 +538,11 @@ anc_cli_npy_header_parse(const char *hdr, size_t len, const char *origin,
 	if (len == 0 || hdr[len - 1] != '\n')
 		return anc_error_set(err, ANC_EMALFORMED,
 		    "%s: .npy header: expected to end with a newline", origin);
+	/* numpy writes ASCII: a NUL would end a string early below */
+	if (memchr(hdr, '\0', len) != NULL)
+		return anc_error_set(err, ANC_EMALFORMED,
+		    "%s: .npy header: NUL byte at offset %zu", origin,
+		    (size_t)((const char *)memchr(hdr, '\0', len) - hdr));
 	x.e--; /* the newline */
 	if ((code = npy_expect(&x, '{', "start", err)))
 		return code;
@@ -788,6 +793,15 @@ anc_cli_vecs_open(const char *path, anc_cli_vecs **out, anc_error *err)
 	v = p;
 	v->npy = v->r.end - v->r.pos >= 6 &&
 	    memcmp(v->r.buf + v->r.pos, "\x93NUMPY", 6) == 0;
+	if (!v->npy && v->r.end - v->r.pos > 0 && v->r.end - v->r.pos < 6 &&
+	    memcmp(v->r.buf + v->r.pos, "\x93NUMPY",
+	           v->r.end - v->r.pos) == 0) {
+		code = anc_error_set(err, ANC_EMALFORMED, "%s: a .npy file cut "
+		    "short: %zu bytes, the magic alone is 6", rd_name(path),
+		    v->r.end - v->r.pos);
+		anc_cli_vecs_close(v);
+		return code;
+	}
 	code = v->npy ? vecs_npy_header(v, err) : vecs_fvecs_header(v, err);
 	if (code != ANC_OK) {
 		anc_cli_vecs_close(v);

@@ -628,6 +628,14 @@ anc_cli_line_parse(const char *line, size_t len, const anc_cli_fields *f,
 	int code;
 
 	memset(out, 0, sizeof(*out));
+	{
+		/* jansson would report it as "end of file expected" */
+		const char *nul = memchr(line, '\0', len);
+		if (nul != NULL)
+			return anc_error_set(err, ANC_EMALFORMED,
+			    "NUL byte at column %zu (JSONL: text, one object "
+			    "per line)", (size_t)(nul - line) + 1);
+	}
 	root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL)
 		return anc_error_set(err, ANC_EMALFORMED,

@@ -437,6 +437,11 @@ ckpt_read(load_state *st, int *found, anc_error *err)
 		return anc_error_set(err, ANC_EIO, "--checkpoint %s: %s", ck,
 		    strerror(errno));
 	}
+	if (!S_ISREG(sb.st_mode))
+		return anc_error_set(err, ANC_EINVAL, "--checkpoint %s: %s, "
+		    "expected a checkpoint file (or a path where none exists "
+		    "yet)", ck, S_ISDIR(sb.st_mode) ? "a directory"
+		    : "not a regular file");
 	if ((o = json_load_file(ck, JSON_REJECT_DUPLICATES, &je)) == NULL)
 		return anc_error_set(err, ANC_EMALFORMED,
 		    "--checkpoint %s: not a checkpoint file: line %d: %s", ck,
@@ -1195,6 +1200,18 @@ anc_cli_cmd_load(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		    "FILE.jsonl");
 		goto leave;
 	}
+	{
+		const char *fv[] = {sf, cf, tf, vf};
+		const char *fn[] = {"--source-field", "--chunk-field",
+		                    "--text-field", "--vector-field"};
+		for (i = 0; i < 4; i++)
+			if (fv[i] != NULL && fv[i][0] == '\0') {
+				code = anc_cli_usage(ctx, err, "load: %s: "
+				    "expected a field name, got an empty string",
+				    fn[i]);
+				goto leave;
+			}
+	}
 	/* --meta-field is repeatable: collect every occurrence in order
 	 * (the option scanner keeps only the last). */
 	if (mf != NULL) {
@@ -1211,6 +1228,13 @@ anc_cli_cmd_load(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 			else if (strncmp(argv[i], "--meta-field=", 13) == 0)
 				metas[nmeta++] = argv[i] + 13;
 		}
+		for (i = 0; i < nmeta; i++)
+			if (metas[i][0] == '\0') {
+				code = anc_cli_usage(ctx, err, "load: "
+				    "--meta-field: expected a field name, got "
+				    "an empty string");
+				goto leave;
+			}
 		for (i = 0; i < nmeta; i++)
 			for (u = 0; u < i; u++)
 				if (strcmp(metas[i], metas[u]) == 0) {

@@ -87,6 +87,13 @@ Test(e2e_cli, usage_errors)
 	                 "'--json' is a global option: put it before");
 	const char *a4[] = {"load", NULL};
 	expect_one_error(url, a4, "load without arguments", NULL);
+	const char *a4b[] = {"load", "c", "f.jsonl", "--chunk-field", "", NULL};
+	expect_one_error(url, a4b, "an empty field name",
+	                 "--chunk-field: expected a field name");
+	const char *a4c[] = {"load", "c", "f.jsonl", "--meta-field", "a",
+	                     "--meta-field", "", NULL};
+	expect_one_error(url, a4c, "an empty meta field name",
+	                 "--meta-field: expected a field name");
 	const char *a5[] = {"query", "sotu", "-k", "zero", "--vector", "[1]",
 	                    NULL};
 	expect_one_error(url, a5, "query -k zero", NULL);

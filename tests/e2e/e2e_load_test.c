@@ -1021,6 +1021,12 @@ Test(e2e_load, formats_gzip_npy_fvecs_stdin_all_equal)
 	cr_assert_not_null(strstr(err, "not a checkpoint file"), "%s", err);
 	free(out);
 	free(err);
+	st = tu_cli(&out, &err, "load", COLL, p[0], "--checkpoint", dir, NULL);
+	cr_assert_eq(st, 1);
+	cr_assert_not_null(strstr(err, ": a directory, expected a checkpoint "
+	                          "file"), "%s", err);
+	free(out);
+	free(err);
 	tu_server_stop(&srv_a);
 }
 

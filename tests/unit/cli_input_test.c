@@ -395,6 +395,12 @@ Test(cli_line, bad_json)
 	cr_assert_eq(line("{\"source\":\"a\\u0000b\",\"vector\":[1]}", &f, 0, &l,
 	                  &e), ANC_EMALFORMED);
 	cr_expect_null(l.source);
+	/* A raw NUL byte in the line, named as such (jansson says "end of
+	 * file expected"). */
+	const char raw[] = "{\"source\":\"a\",\"vector\":[1]}\0{}";
+	cr_assert_eq(anc_cli_line_parse(raw, sizeof raw - 1, &f, 0, &l, &e),
+	             ANC_EMALFORMED);
+	cr_expect_not_null(strstr(e.msg, "NUL byte at column 28"), "%s", e.msg);
 }
 
 Test(cli_line, missing_or_bad_source)

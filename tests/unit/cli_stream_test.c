@@ -59,6 +59,30 @@ Test(cli_stream, npy_header_good)
 	       5, 4);
 }
 
+/* A NUL inside the header, and a file that is a cut magic (a bad-input
+ * hunt: the first loaded, the second was called a bad .fvecs). */
+Test(cli_stream, npy_nul_in_header_and_cut_magic)
+{
+	const char h[] = "{'descr': '<f4\0', 'fortran_order': False, "
+	                 "'shape': (3, 2), }\n";
+	anc_error err = {0};
+	uint64_t r;
+	uint32_t d;
+	cr_assert_eq(anc_cli_npy_header_parse(h, sizeof h - 1, "x.npy", &r, &d,
+	                                      &err), ANC_EMALFORMED);
+	cr_expect_not_null(strstr(err.msg, "NUL byte at offset 14"), "%s",
+	                   err.msg);
+
+	char p[TU_PATH_MAX];
+	snprintf(p, sizeof p, "%s/cut.npy", tu_tmpdir());
+	tu_file_write(p, "\x93NUMP", 5);
+	anc_cli_vecs *v = NULL;
+	cr_assert_eq(anc_cli_vecs_open(p, &v, &err), ANC_EMALFORMED);
+	cr_assert_null(v);
+	cr_expect_not_null(strstr(err.msg, "a .npy file cut short: 5 bytes"),
+	                   "%s", err.msg);
+}
+
 Test(cli_stream, npy_header_bad_fields_named)
 {
 	npy_bad("{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }\n",
