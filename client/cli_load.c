@@ -979,6 +979,28 @@ bad:
 	return ANC_OK;
 }
 
+/* With --vectors, the row of line lineno into the batch's next slot
+ * (*vec; NULL without --vectors). It is read whatever becomes of the
+ * line, so that line i and row i stay paired. */
+static int
+line_row(load_state *st, uint64_t lineno, float **vec, anc_error *err)
+{
+	int eof, code;
+
+	*vec = NULL;
+	if (st->vecs == NULL)
+		return ANC_OK;
+	*vec = st->vbuf + (size_t)st->nbatch * st->dim;
+	if ((code = anc_cli_vecs_next(st->vecs, *vec, &eof, err)))
+		return code;
+	if (eof)
+		return anc_error_set(err, ANC_EINVAL,
+		    "%s:%llu: %s has no row %llu: expected one vector per "
+		    "line", st->name, (unsigned long long)lineno, st->vpath,
+		    (unsigned long long)(lineno - 1));
+	return ANC_OK;
+}
+
 /* Check one line and add it to the batch, or reject it. */
 static int
 load_line(load_state *st, const char *line, size_t len, anc_error *err)
@@ -989,21 +1011,11 @@ load_line(load_state *st, const char *line, size_t len, anc_error *err)
 	float *vec = NULL;
 	anc_error why;
 	uint8_t raw[ANC_ANCHOR_RAW];
-	int eof, bad, code;
+	int bad, code;
 
 	st->lines_read++;
-	/* The row of this line is read whatever happens to the line, so
-	 * that line i and row i stay paired. */
-	if (st->vecs != NULL) {
-		vec = st->vbuf + (size_t)st->nbatch * st->dim;
-		if ((code = anc_cli_vecs_next(st->vecs, vec, &eof, err)))
-			return code;
-		if (eof)
-			return anc_error_set(err, ANC_EINVAL,
-			    "%s:%llu: %s has no row %llu: expected one vector "
-			    "per line", st->name, (unsigned long long)lineno,
-			    st->vpath, (unsigned long long)(lineno - 1));
-	}
+	if ((code = line_row(st, lineno, &vec, err)))
+		return code;
 	if ((code = line_check(st, line, len, lineno, l, vec, raw, &bad,
 	         &why)) != ANC_OK) {
 		*err = why;
@@ -1038,23 +1050,16 @@ load_long_line(load_state *st, const char *line, size_t len, anc_error *err)
 {
 	uint64_t lineno = anc_cli_lines_lineno(st->in);
 	const char *m = strstr(err->msg, ": line of ");
+	float *vec;
 	anc_error why;
-	int eof, code;
+	int code;
 
 	anc_error_set(&why, ANC_ETOOBIG, "%s (the record here is its first "
 	    "%zu bytes)", m != NULL ? m + 2 : err->msg, len);
 	anc_error_clear(err);
 	st->lines_read++;
-	if (st->vecs != NULL) {
-		if ((code = anc_cli_vecs_next(st->vecs,
-		         st->vbuf + (size_t)st->nbatch * st->dim, &eof, err)))
-			return code;
-		if (eof)
-			return anc_error_set(err, ANC_EINVAL,
-			    "%s:%llu: %s has no row %llu: expected one vector "
-			    "per line", st->name, (unsigned long long)lineno,
-			    st->vpath, (unsigned long long)(lineno - 1));
-	}
+	if ((code = line_row(st, lineno, &vec, err)))
+		return code;
 	return load_reject(st, lineno, line, len, &why, err);
 }
 
