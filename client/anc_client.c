@@ -14,7 +14,10 @@
  * The dial is non-blocking (NNG_FLAG_NONBLOCK): nng keeps redialling in the
  * background, so a client opened a moment before its server starts still
  * gets through, and a server that never comes shows up as ANC_ETIMEOUT on
- * the first call instead of a failure at open time.
+ * the first call instead of a failure at open time. A command-line tool
+ * asks for the opposite (dial_now): for a loopback or ipc:// URL the first
+ * connection is made in anc_client_open, so "nothing listens there" is an
+ * immediate ANC_EUNAVAILABLE; nng still redials after a disconnect.
  *
  * NNG_OPT_RECVMAXSZ is raised to limits.max_message (nng's default of 1 MiB
  * is smaller than a query answer with text). The REQ resend timer is set to
@@ -161,8 +164,21 @@ client_dial(anc_client *c, const char *url, const anc_client_options *opt,
 			goto leave;
 		}
 	}
-	if ((rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK)) != 0)
+	/* dial_now: nothing listening on this machine is known at once
+	 * (connection refused, no such socket); a remote host may be
+	 * unreachable for minutes, so it is always dialled in the
+	 * background. */
+	if (opt != NULL && opt->dial_now && anc_url_is_local(url)) {
+		rv = nng_dialer_start(d, 0);
+		if (rv == NNG_ECONNREFUSED || rv == NNG_ENOENT)
+			code = anc_error_set(err, ANC_EUNAVAILABLE, "server %s: "
+			    "%s (is anchorage-server running with --listen "
+			    "%s?)", url, nng_strerror(rv), url);
+		else if (rv != 0)
+			code = client_nng_error(err, rv, "dial", url, 0);
+	} else if ((rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK)) != 0) {
 		code = client_nng_error(err, rv, "dial", url, 0);
+	}
 leave:
 	if (tls != NULL)
 		nng_tls_config_free(tls); /* the dialer holds its own ref */

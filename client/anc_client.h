@@ -36,12 +36,17 @@ typedef struct anc_client_options {
 	                            must chain to. Copied. */
 	const char *tls_server_name; /* name checked against the server
 	                                certificate; NULL = the URL's host */
+	int dial_now;       /* 1: for a loopback or ipc:// URL, connect in
+	                       anc_client_open and fail there with
+	                       ANC_EUNAVAILABLE when nothing listens (what a
+	                       command-line tool wants); 0 (default), and for
+	                       other hosts: dial in the background */
 } anc_client_options;
 
 void anc_client_options_default(anc_client_options *opt);
 
 /* Connect to url (dial is asynchronous: a server started a moment later is
- * still reached). opt may be NULL. */
+ * still reached; see dial_now). opt may be NULL. */
 int anc_client_open(const char *url, const anc_client_options *opt,
                     anc_client **out, anc_error *err);
 void anc_client_close(anc_client *c); /* NULL is fine */

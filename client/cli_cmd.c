@@ -55,6 +55,7 @@ anc_cli_connect(anc_cli_ctx *ctx, anc_error *err)
 	opt.timeout_ms = ctx->timeout_ms;
 	opt.api_key = ctx->api_key;
 	opt.tls_ca_file = ctx->tls_ca;
+	opt.dial_now = 1;
 	return anc_client_open(ctx->server, &opt, &ctx->client, err);
 }
 

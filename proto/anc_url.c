@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 static const char *const tcp_schemes[] = {"tcp://", "tcp4://", "tcp6://",
                                           "tls+tcp://", "tls+tcp4://",
                                           "tls+tcp6://"};
@@ -83,4 +86,26 @@ anc_url_check(const char *url, int listen, const char *what, anc_error *err)
 		    "%s//PATH", what, url, strncmp(url, "ipc", 3) == 0
 		    ? "ipc:" : "inproc:");
 	return ANC_OK;
+}
+
+int
+anc_url_is_local(const char *url)
+{
+	char host[256];
+	const char *port;
+	unsigned char a[16];
+
+	if (strncmp(url, "ipc://", 6) == 0 || strncmp(url, "inproc://", 9) == 0)
+		return 1;
+	if (!anc_url_tcp_split(url, host, sizeof host, &port))
+		return 0;
+	/* Addresses, not names that look like them ("127.example.com"):
+	 * only localhost is taken by name. */
+	if (strcmp(host, "localhost") == 0)
+		return 1;
+	if (inet_pton(AF_INET, host, a) == 1)
+		return a[0] == 127;
+	if (inet_pton(AF_INET6, host, a) == 1)
+		return IN6_IS_ADDR_LOOPBACK((struct in6_addr *)a);
+	return 0;
 }

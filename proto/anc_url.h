@@ -37,6 +37,11 @@ int anc_url_tcp_split(const char *url, char *host, size_t cap,
 int anc_url_check(const char *url, int listen, const char *what,
                   anc_error *err);
 
+/* Is url loopback-only: ipc://, inproc://, or a tcp-family URL whose host
+ * is an address in 127.0.0.0/8, [::1], or the name localhost (names that
+ * only look like addresses, "127.example.com", are not)? */
+int anc_url_is_local(const char *url);
+
 #ifdef __cplusplus
 }
 #endif

@@ -14,8 +14,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 
 #include <jansson.h>
 
@@ -333,28 +331,6 @@ leave:
 	anc_auth_free(auth);
 	free(pool.buf);
 	return rv;
-}
-
-int
-anc_url_is_local(const char *url)
-{
-	char host[256];
-	const char *port;
-	unsigned char a[16];
-
-	if (strncmp(url, "ipc://", 6) == 0 || strncmp(url, "inproc://", 9) == 0)
-		return 1;
-	if (!anc_url_tcp_split(url, host, sizeof host, &port))
-		return 0;
-	/* Addresses, not names that look like them ("127.example.com"):
-	 * only localhost is taken by name. */
-	if (strcmp(host, "localhost") == 0)
-		return 1;
-	if (inet_pton(AF_INET, host, a) == 1)
-		return a[0] == 127;
-	if (inet_pton(AF_INET6, host, a) == 1)
-		return IN6_IS_ADDR_LOOPBACK((struct in6_addr *)a);
-	return 0;
 }
 
 /* Does some process listen on the unix socket at path? Read from

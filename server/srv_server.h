@@ -73,9 +73,6 @@ int anc_server_config_load(anc_server_config *cfg, const char *path,
                            anc_auth **auth_out, char **strings,
                            anc_error *err);
 
-/* Is url loopback-only (ipc://, inproc://, or a tcp-family URL whose host
- * is an address in 127.0.0.0/8, [::1], or the name localhost)? */
-int anc_url_is_local(const char *url);
 /* Can the server listen on url: a scheme it serves, HOST:PORT with a port
  * 1..65535 for tcp, and for ipc:// a path that is not some other file
  * (nng would delete it). ANC_EINVAL / ANC_EEXIST naming url. */

@@ -105,11 +105,17 @@ Test(e2e_cli, usage_errors)
 	cr_assert_neq(st, 0, "no command: exit 0");
 	free(out);
 	free(err);
-	/* No server at a tcp:// address: one line naming the timeout, not
-	 * a hang (the client redials until then: a server may be starting). */
+	/* Nothing listening on this machine: said at once. */
 	const char *a8[] = {"--timeout", "1500", "ping", NULL};
 	double t0 = tu_now();
-	expect_one_error("tcp://127.0.0.1:1", a8, "ping without a server",
+	expect_one_error("tcp://127.0.0.1:1", a8, "ping to a closed port",
+	                 "UNAVAILABLE: server tcp://127.0.0.1:1: Connection "
+	                 "refused");
+	cr_assert_lt(tu_now() - t0, 1.0, "a refused connection took %.1f s",
+	             tu_now() - t0);
+	/* A remote host that does not answer (TEST-NET-1): one line naming
+	 * the timeout, not a hang (the client redials until then). */
+	expect_one_error("tcp://192.0.2.1:7700", a8, "ping without a server",
 	                 "TIMEOUT");
 	cr_assert_lt(tu_now() - t0, 10.0, "--timeout 1500 took %.1f s",
 	             tu_now() - t0);
