@@ -20,12 +20,14 @@
  * commit not idle a core, and on the single-query path no OpenMP team
  * exists (vindex.c), so the workers are the only search threads.
  *
- * Shutdown: the stop flag is set, the listeners are closed (no new
- * connections), and every worker that is waiting in receive is cancelled
- * under its lock. A worker that is handling a request finishes, sends its
- * reply, then sees the flag and exits. Only then is the socket closed and
- * the engine snapshotted and closed. The per-worker lock makes "cancel only
- * while receiving" exact: a reply is never cancelled.
+ * Shutdown: the stop flag is set (new connections are closed as they
+ * come, in pipe_event), and every worker that is waiting in receive is
+ * cancelled under its lock. A worker that is handling a request finishes,
+ * sends its reply, then sees the flag and exits. Then the engine is
+ * snapshotted and closed, and only then the socket and its listeners
+ * (closing a listener closes its connections, replies in them included).
+ * The per-worker lock makes "cancel only while receiving" exact: a reply
+ * is never cancelled.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -245,6 +247,12 @@ static void
 pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
 	anc_server *srv = arg;
+	if (ev == NNG_PIPE_EV_ADD_PRE && srv->stopping) {
+		/* shutting down: the listeners stay open until the last
+		 * replies are out (server_quiesce), but take nobody new */
+		(void)nng_pipe_close(p);
+		return;
+	}
 	if (ev == NNG_PIPE_EV_ADD_PRE) {
 		unsigned n = atomic_fetch_add(&srv->npipes, 1) + 1;
 		if (n > srv->cfg.max_connections) {
@@ -397,6 +405,12 @@ server_free(anc_server *srv)
 	if (srv->sock_open && getenv("ANCHORAGE_TEST_CLOSE_HANG") != NULL)
 		for (;;)
 			pause();
+	if (srv->sock_open && srv->stopping) {
+		/* nng completes a reply's send when the connection takes
+		 * it, before it is written: give the last ones a moment */
+		struct timespec ts = {0, 100 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
 	if (srv->sock_open)
 		nng_close(srv->sock);
 	if (srv->lockfd >= 0)
@@ -404,13 +418,15 @@ server_free(anc_server *srv)
 	free(srv);
 }
 
-/* Stop accepting, drain workers, close the socket. Engine stays open. */
+/* Stop taking connections and requests, let the workers finish what they
+ * hold and exit. The engine stays open; the socket and its listeners are
+ * closed by server_free: closing a listener closes the connections it
+ * accepted, and with them the replies just handed to them (a newcomer's
+ * run found batches committed during a Ctrl-C whose client never heard
+ * of it). */
 static void
 server_quiesce(anc_server *srv)
 {
-	for (int i = 0; i < srv->nlst; i++)
-		nng_listener_close(srv->lst[i]);
-	srv->nlst = 0;
 	for (int i = 0; i < srv->nw; i++) {
 		worker *w = &srv->w[i];
 		pthread_mutex_lock(&w->mtx);
