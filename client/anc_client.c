@@ -102,9 +102,9 @@ client_size_hint(anc_error *err, int code, size_t req_len)
 	if (code != ANC_ETIMEOUT || req_len <= 65536)
 		return code;
 	snprintf(msg, sizeof msg, "%s", err->msg);
-	return anc_error_set(err, code, "%s; the request was %zu bytes, and a "
-	    "server drops requests over its --max-message unanswered", msg,
-	    req_len);
+	return anc_error_set(err, code, "%s; or, if it is running: the "
+	    "request was %zu bytes, and a server drops a request over its "
+	    "--max-message unanswered", msg, req_len);
 }
 
 void

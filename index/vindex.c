@@ -1527,7 +1527,14 @@ vindex_open(store *st, const char *snapdir, uint32_t cid,
 			goto fail;
 		/* A missing snapshot of an empty index is the normal state of
 		 * a contract registered and never filled: nothing to say. */
-		if (!quiet && (why.code != ANC_ENOTFOUND || count > 0))
+		if (!quiet && why.code == ANC_ENOTFOUND && count > 0)
+			/* the usual state after a stop without a snapshot
+			 * (a kill, a crash) or with --snapshot-every 0 */
+			fprintf(stderr,
+			        "anchorage: no snapshot of an index yet; rebuilt "
+			        "it from LMDB (%llu vectors)\n",
+			        (unsigned long long)count);
+		else if (!quiet && why.code != ANC_ENOTFOUND)
 			fprintf(stderr,
 			        "anchorage: rebuilt index from LMDB (%llu "
 			        "vectors): %s\n",
