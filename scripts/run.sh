@@ -70,7 +70,7 @@ In a second terminal, ask for the passages nearest to passage 5:
 MSG
   else
     cat <<MSG
-anchorage: empty data directory and no demo corpus at $(rel "$demo")
+anchorage: empty data directory and no demo corpus at $demo
 (set ANCHORAGE_DEMO_DATA to a folder with sotu_chunks.jsonl and
 sotu_all-MiniLM-L6-v2_384.fvecs to load it). To start from your own data, in
 a second terminal:
