@@ -191,12 +191,21 @@ assemble_warn(const anc_asm_result *res, const anc_resp *resp,
 			fprintf(stderr, "anchorage: warning: --pin %s: %s, left "
 			    "out\n", pins[i], anc_anchor_status_name(st));
 	}
-	for (i = 0; i < res->ndropped; i++)
+	for (i = 0; i < res->ndropped; i++) {
 		notext += !res->dropped[i].pinned &&
 		          res->dropped[i].reason == ANC_ASM_DROP_NOTEXT;
+		if (res->dropped[i].pinned &&
+		    res->dropped[i].reason == ANC_ASM_DROP_BUDGET)
+			fprintf(stderr, "anchorage: warning: --pin %s: does not "
+			    "fit in what is left of the budget, left out\n",
+			    res->dropped[i].anchor);
+	}
 	if (notext > 0)
 		fprintf(stderr, "anchorage: warning: %u hit%s without text left "
 		    "out (query with --text)\n", notext, notext == 1 ? "" : "s");
+	if (res->nkept == 0 && res->ndropped > 0)
+		fprintf(stderr, "anchorage: warning: the context is empty: "
+		    "nothing given fits in --budget or has text\n");
 }
 
 static const char assemble_usage[] =
@@ -365,9 +374,10 @@ anc_cli_cmd_assemble(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	if ((code = anc_assemble(&ai, &res, err)))
 		goto leave;
 	if (ctx->json) {
-		o = json_pack("{s:I,s:I,s:s}", "budget", (json_int_t)b, "tokens",
-		    (json_int_t)res->tokens, "metric",
-		    anc_metric_name(ai.metric));
+		/* no hits: no metric was needed nor known */
+		o = json_pack("{s:I,s:I,s:o}", "budget", (json_int_t)b, "tokens",
+		    (json_int_t)res->tokens, "metric", metric >= 0
+		    ? json_string(anc_metric_name(ai.metric)) : json_null());
 		for (j = 0; o != NULL && j < 2; j++) {
 			const anc_asm_item *v = j ? res->dropped : res->kept;
 			uint32_t n = j ? res->ndropped : res->nkept;

@@ -1113,6 +1113,22 @@ Test(e2e_load, assemble_from_query_output_is_byte_identical)
 		                   "(query with --text)"), "%s", err);
 		cr_assert_not_null(strstr(err, ghost), "%s", err);
 		cr_assert_not_null(strstr(err, "unknown, left out"), "%s", err);
+		cr_assert_not_null(strstr(err, "the context is empty"), "%s",
+		                   err);
+		free(out);
+		free(err);
+	}
+	/* A pin bigger than the whole budget: said on stderr too. */
+	{
+		const char *pargs[] = {"assemble", "sotu", "--hits", hits,
+		                       "--budget", "1", "--pin", s.anchors[40],
+		                       NULL};
+		st = tu_cliv(srv_a.url, NULL, &out, &err, pargs);
+		cr_assert_eq(st, 0, "%s", err);
+		cr_assert_str_eq(out, "");
+		cr_assert_not_null(strstr(err, "does not fit in what is left of "
+		                          "the budget"), "%s", err);
+		cr_assert_not_null(strstr(err, s.anchors[40]), "%s", err);
 		free(out);
 		free(err);
 	}
