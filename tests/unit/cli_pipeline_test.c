@@ -268,7 +268,7 @@ Test(cli_pipeline, timeout_after_a_big_request_names_max_message)
 	cr_assert_null(strstr(err.msg, "--max-message"), "%s", err.msg);
 	cr_assert_eq(anc_client_query(cl, "c", NULL, big, 128, 256, 1, 0, &r,
 	                              &err), ANC_ETIMEOUT, "%s", err.msg);
-	cr_assert_not_null(strstr(err.msg, "bytes, and a server drops requests "
+	cr_assert_not_null(strstr(err.msg, "bytes, and a server drops a request "
 	                          "over its --max-message"), "%s", err.msg);
 	anc_record rec = {"s", "c", NULL, NULL, 0, big, 128 * 256};
 	cr_assert_eq(anc_pipeline_open(cl, 1, &p, &err), 0, "%s", err.msg);
