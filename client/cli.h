@@ -130,6 +130,9 @@ int anc_cli_meta_pack(json_t *v, const char *what, uint8_t **buf,
 #define ANC_CLI_LINE_MAX (64u << 20)
 /* What is kept of a longer line (anc_cli_lines_next). */
 #define ANC_CLI_LINE_KEEP 4096u
+/* Read past a longer line's start at most this far looking for its end;
+ * beyond it the input is not lines at all (fatal, *line NULL). */
+#define ANC_CLI_LINE_SKIP_MAX (1024u << 20)
 
 /* A line reader over a file, gzip-compressed or not (zlib decides from the
  * first bytes), or stdin for "-". Memory: one 1 MiB buffer plus the longest
@@ -146,7 +149,8 @@ void anc_cli_lines_close(anc_cli_lines *r); /* NULL is fine */
  * line longer than ANC_CLI_LINE_MAX is ANC_ETOOBIG naming file:line; it
  * has been read to its end (the line number counts it) and *line holds
  * its first ANC_CLI_LINE_KEEP bytes at most, so a caller may go on with
- * the next line. */
+ * the next line; past ANC_CLI_LINE_SKIP_MAX bytes without a newline it is
+ * ANC_ETOOBIG with *line NULL, and the input cannot go on. */
 int anc_cli_lines_next(anc_cli_lines *r, const char **line, size_t *len,
                        anc_error *err);
 

@@ -274,6 +274,15 @@ anc_cli_lines_next(anc_cli_lines *l, const char **line, size_t *len,
 			goto found;
 		}
 		total += n;
+		if (total > ANC_CLI_LINE_SKIP_MAX) {
+			/* /dev/zero, a binary file, a gzip bomb: not lines */
+			*line = NULL;
+			return anc_error_set(err, ANC_ETOOBIG,
+			    "%s:%llu: more than %u MiB without a newline: not a "
+			    "JSONL file?", rd_name(r->path),
+			    (unsigned long long)l->lineno + 1,
+			    ANC_CLI_LINE_SKIP_MAX >> 20);
+		}
 		if (toolong || ll + n > ANC_CLI_LINE_MAX + 2) {
 			/* Read on to its end, keeping the start already
 			 * copied: the caller may skip it as a bad line. */
@@ -330,11 +339,17 @@ found:
 			ll--;
 		if (ll > 0 && s[ll - 1] == '\r')
 			ll--;
-		if (ll > ANC_CLI_LINE_MAX)
+		if (ll > ANC_CLI_LINE_MAX) {
+			/* just over: the same answer as the long path */
+			size_t full = ll;
+			ll = ANC_CLI_LINE_KEEP;
+			s[ll] = '\0';
+			*len = ll;
 			return anc_error_set(err, ANC_ETOOBIG,
 			    "%s:%llu: line of %zu bytes, at most %u",
 			    rd_name(r->path), (unsigned long long)l->lineno,
-			    ll, ANC_CLI_LINE_MAX);
+			    full, ANC_CLI_LINE_MAX);
+		}
 		/* Overwrites the '\n' (or, for a last line without one, the
 		 * byte after it: buffers keep one spare byte). */
 		s[ll] = '\0';

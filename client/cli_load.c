@@ -207,10 +207,13 @@ typedef struct load_state {
 	uint64_t lines_read, loaded, created, updated, unchanged, rejected;
 	uint64_t acked_line, acked_offset, acked_rejected;
 	int64_t acked_reject_bytes; /* -1: no --reject */
-	const char *reject_path;
-	/* the checkpoint's --reject file and its size at the checkpoint */
-	char ckpt_reject_path[4096];
-	int64_t ckpt_reject_bytes;  /* -1: none recorded */
+	struct stat reject_st;      /* the --reject file (a regular one?) */
+	/* the checkpoint's --reject file (device, inode) and its size at
+	 * the checkpoint; ckpt_reject_bytes -1: none recorded */
+	uint64_t ckpt_reject_dev, ckpt_reject_ino;
+	int64_t ckpt_reject_bytes;
+	int ckpt_done;              /* the checkpoint's load had finished */
+	mode_t umask;               /* the process's, for the checkpoint file */
 	uint64_t resume_line, resume_offset;
 	uint64_t total_lines;  /* 0: unknown */
 	int warned;
@@ -317,7 +320,7 @@ ckpt_write(load_state *st, uint64_t line, uint64_t offset, int done,
 	size_t len;
 	int fd = -1, dfd, made = 0, code = ANC_OK;
 
-	o = json_pack("{s:i,s:s,s:s,s:o,s:o,s:o,s:I,s:I,s:I,s:o,s:b}",
+	o = json_pack("{s:i,s:s,s:s,s:o,s:o,s:o,s:I,s:I,s:I,s:o,s:I,s:I,s:b}",
 	    "anchorage_checkpoint", 1, "collection", st->collection,
 	    "contract", st->contract, "input",
 	    ckpt_input_json(st->path, anc_cli_lines_size(st->in),
@@ -329,11 +332,15 @@ ckpt_write(load_state *st, uint64_t line, uint64_t offset, int done,
 	    "fields", ckpt_fields_json(&st->fields),
 	    "line", (json_int_t)line, "offset", (json_int_t)offset,
 	    "rejected", (json_int_t)st->acked_rejected,
-	    "reject", st->acked_reject_bytes >= 0
-	        ? json_pack("{s:o,s:I}", "path",
-	              anc_cli_json_str(st->reject_path),
+	    "reject", st->acked_reject_bytes >= 0 &&
+	              S_ISREG(st->reject_st.st_mode)
+	        ? json_pack("{s:I,s:I,s:I}",
+	              "dev", (json_int_t)st->reject_st.st_dev,
+	              "ino", (json_int_t)st->reject_st.st_ino,
 	              "bytes", (json_int_t)st->acked_reject_bytes)
 	        : json_null(),
+	    "batch", (json_int_t)st->batch_max,
+	    "inflight", (json_int_t)st->inflight,
 	    "done", done);
 	if (o == NULL || (s = json_dumps(o, JSON_COMPACT)) == NULL) {
 		json_decref(o);
@@ -341,6 +348,13 @@ ckpt_write(load_state *st, uint64_t line, uint64_t offset, int done,
 		    "--checkpoint %s: out of memory", st->ckpt);
 	}
 	json_decref(o);
+	/* The rejects the checkpoint counts are on disk before it is. */
+	if (st->reject != NULL && (fflush(st->reject) != 0 ||
+	        fdatasync(fileno(st->reject)) != 0) && errno != EINVAL) {
+		code = anc_error_set(err, ANC_EIO,
+		    "--reject: cannot write: %s", strerror(errno));
+		goto leave;
+	}
 	/* A name of its own (mkstemp), never an existing file: "CKPT.tmp"
 	 * truncated whatever had that name, the input itself included. */
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", st->ckpt) >=
@@ -358,7 +372,8 @@ ckpt_write(load_state *st, uint64_t line, uint64_t offset, int done,
 		goto leave;
 	}
 	made = 1;
-	if (fchmod(fd, 0644) != 0 ||
+	/* mkstemp makes it 0600; a checkpoint gets the umask's usual mode */
+	if (fchmod(fd, 0666 & ~st->umask) != 0 ||
 	    write(fd, s, len) != (ssize_t)len || fsync(fd) != 0) {
 		code = anc_error_set(err, ANC_EIO,
 		    "--checkpoint: cannot write %s: %s", tmp, strerror(errno));
@@ -540,14 +555,41 @@ ckpt_read(load_state *st, int *found, anc_error *err)
 			goto leave;
 		}
 	}
+	st->ckpt_done = json_is_true(json_object_get(o, "done"));
+	/* The duplicate window is (inflight + 1) x batch records: other
+	 * values would refuse other lines than the interrupted load did.
+	 * (Absent in older files; a finished load has nothing left.) */
+	if (!st->ckpt_done) {
+		static const char *const kn[2] = {"batch", "inflight"};
+		uint32_t now[2] = {st->batch_max, st->inflight};
+		for (int k = 0; k < 2; k++) {
+			v = json_object_get(o, kn[k]);
+			if (v != NULL && (!json_is_integer(v) ||
+			                  json_integer_value(v) != now[k])) {
+				code = anc_error_set(err, ANC_EINVAL,
+				    "--checkpoint %s: written by a load with "
+				    "--%s %lld, this one has %u: resume with the "
+				    "same --batch and --inflight (they set which "
+				    "repeated lines are refused), or remove the "
+				    "checkpoint to start over", ck, kn[k],
+				    json_is_integer(v)
+				        ? (long long)json_integer_value(v) : -1LL,
+				    now[k]);
+				goto leave;
+			}
+		}
+	}
 	v = json_object_get(o, "reject");
 	st->ckpt_reject_bytes = -1;
 	if (json_is_object(v) &&
-	    json_is_string(json_object_get(v, "path")) &&
+	    json_is_integer(json_object_get(v, "dev")) &&
+	    json_is_integer(json_object_get(v, "ino")) &&
 	    json_is_integer(json_object_get(v, "bytes")) &&
 	    json_integer_value(json_object_get(v, "bytes")) >= 0) {
-		snprintf(st->ckpt_reject_path, sizeof st->ckpt_reject_path,
-		    "%s", json_string_value(json_object_get(v, "path")));
+		st->ckpt_reject_dev =
+		    (uint64_t)json_integer_value(json_object_get(v, "dev"));
+		st->ckpt_reject_ino =
+		    (uint64_t)json_integer_value(json_object_get(v, "ino"));
 		st->ckpt_reject_bytes =
 		    json_integer_value(json_object_get(v, "bytes"));
 	}
@@ -611,8 +653,10 @@ load_skip(load_state *st, anc_error *err)
 			}
 		}
 		memset(&l, 0, sizeof l);
-		if (!toolong && (code = line_check(st, line, len, i + 1, &l, row,
-		         raw, &bad, &why)) != ANC_OK) {
+		/* a finished load has nothing after its checkpoint */
+		if (!toolong && !st->ckpt_done &&
+		    (code = line_check(st, line, len, i + 1, &l, row, raw, &bad,
+		         &why)) != ANC_OK) {
 			*err = why;
 			goto leave;
 		}
@@ -1187,6 +1231,8 @@ anc_cli_cmd_load(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	int npos, found = 0, eof, code;
 
 	memset(&st, 0, sizeof(st));
+	st.umask = umask(0);
+	(void)umask(st.umask);
 	st.ctx = ctx;
 	anc_limits_default(&lim);
 	anc_cli_fields_default(&st.fields);
@@ -1366,27 +1412,14 @@ anc_cli_cmd_load(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 			goto leave;
 		}
 	}
-	/* A resume appends to the --reject file of the checkpoint's load,
-	 * cut back to what it held at the checkpoint: the lines after it are
-	 * read, and rejected, again. */
-	if (reject != NULL && found && st.ckpt_reject_bytes >= 0 &&
-	    same_file(reject, st.ckpt_reject_path)) {
-		struct stat rs;
-		if (stat(reject, &rs) == 0 && rs.st_size > st.ckpt_reject_bytes &&
-		    truncate(reject, (off_t)st.ckpt_reject_bytes) != 0) {
-			code = anc_error_set(err, ANC_EIO, "--reject %s: cannot "
-			    "cut back to the checkpoint's %lld bytes: %s", reject,
-			    (long long)st.ckpt_reject_bytes, strerror(errno));
-			goto leave;
-		}
-	}
 	if (reject != NULL &&
-	    (st.reject = fopen(reject, found ? "a" : "w")) == NULL) {
+	    ((st.reject = fopen(reject, found ? "a" : "w")) == NULL ||
+	     fstat(fileno(st.reject), &st.reject_st) != 0 ||
+	     fseeko(st.reject, 0, SEEK_END) != 0)) {
 		code = anc_error_set(err, ANC_EIO, "--reject %s: cannot open: %s",
 		    reject, strerror(errno));
 		goto leave;
 	}
-	st.reject_path = reject;
 	st.acked_reject_bytes = st.reject != NULL
 	    ? (int64_t)ftello(st.reject) : -1;
 	if (win_init(&st.win, (size_t)(st.inflight + 1) * st.batch_max) !=
@@ -1398,6 +1431,27 @@ anc_cli_cmd_load(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	}
 	if (found && (code = load_skip(&st, err)))
 		goto leave;
+	/* A resume appends to the --reject file of the checkpoint's load,
+	 * cut back to what it held at the checkpoint: the lines after it
+	 * are read, and rejected, again. Only that very file (device and
+	 * inode), only a regular one, and only once the resume is known
+	 * good; a file shorter than recorded is left as it is. */
+	if (st.reject != NULL && found && st.ckpt_reject_bytes >= 0 &&
+	    S_ISREG(st.reject_st.st_mode) &&
+	    (uint64_t)st.reject_st.st_dev == st.ckpt_reject_dev &&
+	    (uint64_t)st.reject_st.st_ino == st.ckpt_reject_ino &&
+	    st.acked_reject_bytes > st.ckpt_reject_bytes) {
+		if (fflush(st.reject) != 0 ||
+		    ftruncate(fileno(st.reject),
+		              (off_t)st.ckpt_reject_bytes) != 0 ||
+		    fseeko(st.reject, 0, SEEK_END) != 0) {
+			code = anc_error_set(err, ANC_EIO, "--reject %s: cannot "
+			    "cut back to the checkpoint's %lld bytes: %s", reject,
+			    (long long)st.ckpt_reject_bytes, strerror(errno));
+			goto leave;
+		}
+		st.acked_reject_bytes = st.ckpt_reject_bytes;
+	}
 	st.rejected = st.acked_rejected;
 	st.lines = calloc(st.batch_max, sizeof(*st.lines));
 	st.recs = calloc(st.batch_max, sizeof(*st.recs));

@@ -579,6 +579,15 @@ Test(e2e_load, resume_is_the_same_load)
 	free(out);
 	free(err);
 
+	/* Another --batch: refused (it sets the duplicate window). */
+	st = tu_cli(&out, &err, "load", COLL, in, "--batch", "3",
+	            "--max-errors", "5", "--checkpoint", ck, "--reject", rj,
+	            NULL);
+	cr_assert_neq(st, 0, "a resume with --batch 3: exit 0");
+	cr_assert_not_null(strstr(err, "--batch 2, this one has 3"), "%s", err);
+	free(out);
+	free(err);
+
 	/* The resume: line 3 is refused again (the window remembers line
 	 * 1), line 4 is bad, line 5 loads. */
 	st = tu_cli(&out, &err, "--json", "load", COLL, in, "--batch", "2",
@@ -597,6 +606,36 @@ Test(e2e_load, resume_is_the_same_load)
 	char *rs = tu_file_read(rj, NULL);
 	cr_assert_not_null(strstr(rs, "\"line\":4"), "%s", rs);
 	free(rs);
+
+	/* A resume whose --reject is another file than the checkpoint's
+	 * load wrote: appended to, never cut back. */
+	{
+		char ck2[TU_PATH_MAX], rja[TU_PATH_MAX], rjb[TU_PATH_MAX];
+		char junk[5000];
+		snprintf(ck2, sizeof ck2, "%s/ck2", dir);
+		snprintf(rja, sizeof rja, "%s/rej-a.jsonl", dir);
+		snprintf(rjb, sizeof rjb, "%s/rej-b.jsonl", dir);
+		memset(junk, 'j', sizeof junk);
+		tu_file_write(rjb, junk, sizeof junk);
+		st = tu_cli(&out, &err, "load", COLL, in, "--batch", "2",
+		            "--checkpoint", ck2, "--reject", rja, NULL);
+		cr_assert_eq(st, 1, "%s", err);
+		free(out);
+		free(err);
+		st = tu_cli(&out, &err, "load", COLL, in, "--batch", "2",
+		            "--max-errors", "5", "--checkpoint", ck2, "--reject",
+		            rjb, NULL);
+		cr_assert_eq(st, 0, "%s", err);
+		free(out);
+		free(err);
+		size_t blen = 0;
+		char *b = tu_file_read(rjb, &blen);
+		cr_assert_not_null(b);
+		cr_expect_gt(blen, sizeof junk, "rej-b.jsonl was cut to %zu",
+		             blen);
+		cr_expect_eq(memcmp(b, junk, sizeof junk), 0);
+		free(b);
+	}
 
 	/* A line over 64 MiB is a bad record too: --max-errors decides. */
 	char lj[TU_PATH_MAX], rj2[TU_PATH_MAX];

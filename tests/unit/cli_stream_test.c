@@ -434,6 +434,27 @@ Test(cli_stream, overlong_line_is_skippable)
 	cr_assert_eq(anc_cli_lines_next(l, &line, &len, &err), 0);
 	cr_assert_null(line);
 	anc_cli_lines_close(l);
+
+	/* Just over the limit (it takes another branch): the same answer. */
+	f = fopen(p, "w");
+	cr_assert_not_null(f);
+	chunk = malloc(1u << 20);
+	cr_assert_not_null(chunk);
+	memset(chunk, 'z', 1u << 20);
+	for (size_t w = 0; w < (size_t)ANC_CLI_LINE_MAX; w += 1u << 20)
+		cr_assert_eq(fwrite(chunk, 1, 1u << 20, f), 1u << 20);
+	fputc('z', f);
+	free(chunk);
+	fputs("\nlast\n", f);
+	cr_assert_eq(fclose(f), 0);
+	cr_assert_eq(anc_cli_lines_open(p, &l, &err), 0);
+	cr_assert_eq(anc_cli_lines_next(l, &line, &len, &err), ANC_ETOOBIG);
+	cr_assert_not_null(line);
+	cr_assert_eq(len, ANC_CLI_LINE_KEEP);
+	cr_assert_eq(line[len], '\0');
+	cr_assert_eq(anc_cli_lines_next(l, &line, &len, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(line, "last");
+	anc_cli_lines_close(l);
 }
 
 Test(cli_stream, meta_fields_keep_json_types)
@@ -582,6 +603,23 @@ Test(cli_stream, truncated_gzip_is_an_error)
 	cr_assert_gt(lines, 1000);
 	anc_cli_lines_close(l);
 	free(g);
+}
+
+/* An input without newlines (/dev/zero) ends the reading after
+ * ANC_CLI_LINE_SKIP_MAX bytes instead of running forever (a review found
+ * the skip of a long line unbounded). */
+Test(cli_stream, no_newline_at_all_is_fatal)
+{
+	anc_cli_lines *l = NULL;
+	anc_error err = {0};
+	const char *line = "x";
+	size_t len;
+	cr_assert_eq(anc_cli_lines_open("/dev/zero", &l, &err), 0, "%s",
+	             err.msg);
+	cr_assert_eq(anc_cli_lines_next(l, &line, &len, &err), ANC_ETOOBIG);
+	cr_assert_null(line);
+	cr_assert_not_null(strstr(err.msg, "without a newline"), "%s", err.msg);
+	anc_cli_lines_close(l);
 }
 
 /* Vectors read for query/verify from a stream stop at a bound instead of
