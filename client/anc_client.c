@@ -41,6 +41,7 @@
 #include "anc_client.h"
 #include "anc_url.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <pthread.h>
@@ -120,6 +121,65 @@ anc_client_close(anc_client *c)
 	free(c);
 }
 
+/* nng_dialer_start without NONBLOCK, given at most timeout_ms: its own
+ * wait for a server that accepts and never answers (stopped, a full
+ * backlog) is nng's handshake timeout, about 10 s whatever the caller
+ * asked. The start runs on a thread; past the deadline the dialer is
+ * closed, which ends it. NNG_ETIMEDOUT then. */
+typedef struct dial_wait {
+	nng_dialer d;
+	int rv, done;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+} dial_wait;
+
+static void *
+dial_thread(void *arg)
+{
+	dial_wait *w = arg;
+	int rv = nng_dialer_start(w->d, 0);
+
+	pthread_mutex_lock(&w->mu);
+	w->rv = rv;
+	w->done = 1;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+static int
+dial_bounded(nng_dialer d, int timeout_ms)
+{
+	dial_wait w = {d, 0, 0, PTHREAD_MUTEX_INITIALIZER,
+	               PTHREAD_COND_INITIALIZER};
+	struct timespec dl;
+	pthread_t t;
+	int rv, timed_out = 0;
+
+	if (pthread_create(&t, NULL, dial_thread, &w) != 0)
+		return nng_dialer_start(d, NNG_FLAG_NONBLOCK); /* no thread:
+		                                   the first call will wait */
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += timeout_ms / 1000;
+	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&w.mu);
+	while (!w.done && !timed_out)
+		timed_out = pthread_cond_timedwait(&w.cv, &w.mu, &dl) ==
+		            ETIMEDOUT;
+	pthread_mutex_unlock(&w.mu);
+	if (timed_out && !w.done)
+		(void)nng_dialer_close(d); /* ends the start */
+	pthread_join(t, NULL);
+	rv = timed_out && w.rv != 0 ? NNG_ETIMEDOUT : w.rv;
+	pthread_mutex_destroy(&w.mu);
+	pthread_cond_destroy(&w.cv);
+	return rv;
+}
+
 /*
  * Dial without blocking: a bad URL still fails here (NNG_EADDRINVAL,
  * NNG_ENOTSUP), an absent server does not. For tls+tcp:// the server's
@@ -169,8 +229,13 @@ client_dial(anc_client *c, const char *url, const anc_client_options *opt,
 	 * unreachable for minutes, so it is always dialled in the
 	 * background. */
 	if (opt != NULL && opt->dial_now && anc_url_is_local(url)) {
-		rv = nng_dialer_start(d, 0);
-		if (rv == NNG_ECONNREFUSED || rv == NNG_ENOENT)
+		rv = dial_bounded(d, opt->timeout_ms);
+		if (rv == NNG_ETIMEDOUT)
+			code = anc_error_set(err, ANC_ETIMEOUT, "server %s: no "
+			    "connection within %d ms (a server there that does "
+			    "not answer: stopped, or overloaded?)", url,
+			    opt->timeout_ms);
+		else if (rv == NNG_ECONNREFUSED || rv == NNG_ENOENT)
 			code = anc_error_set(err, ANC_EUNAVAILABLE, "server %s: "
 			    "%s (is anchorage-server running with --listen "
 			    "%s?)", url, nng_strerror(rv), url);

@@ -7,6 +7,8 @@
  * server or the input files come out as one line and change nothing.
  */
 #include <criterion/criterion.h>
+
+#include <signal.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -365,4 +367,32 @@ Test(e2e_cli, server_and_input_errors)
 	anc_client_close(cl);
 	tu_server_stop(&srv);
 	tu_sotu_free(&s);
+}
+
+/* A server that accepts and does not answer (stopped): the CLI gives up
+ * after --timeout, not after nng's 10 s handshake wait. Over tcp://: on
+ * ipc:// nng 1.5.2's listener stops accepting after a connection closed
+ * during its handshake (nanomsg/nng#1518), which is what a client that
+ * gives up on a stopped server does. */
+Test(e2e_cli, stopped_server_times_out_at_timeout)
+{
+	const char *tmp = tu_tmpdir();
+	char url[64];
+	snprintf(url, sizeof url, "tcp://127.0.0.1:%u", tu_free_port());
+	tu_server_start(&srv, tu_path(tmp, "data"), url, "--nosync", NULL);
+	const char *pa[] = {"--timeout", "1000", "ping", NULL};
+	cr_assert_eq(kill(srv.pid, SIGSTOP), 0);
+	double t1 = tu_now();
+	expect_one_error(url, pa, "a stopped server",
+	                 "no connection within 1000 ms");
+	double took = tu_now() - t1;
+	cr_assert_eq(kill(srv.pid, SIGCONT), 0);
+	cr_assert_lt(took, 5.0, "--timeout 1000 took %.1f s", took);
+	/* and the server still serves */
+	char *out = NULL, *err = NULL;
+	int st = tu_cli(&out, &err, "ping", NULL);
+	cr_assert_eq(st, 0, "%s", err);
+	free(out);
+	free(err);
+	tu_server_stop(&srv);
 }

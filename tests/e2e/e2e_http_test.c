@@ -45,24 +45,6 @@ fini(void)
 
 TestSuite(e2e_http, .fini = fini, .timeout = 300);
 
-/* A free TCP port on 127.0.0.1 (bound and released: a tiny race, fine for
- * tests). */
-static unsigned
-free_port(void)
-{
-	struct sockaddr_in a;
-	socklen_t l = sizeof a;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	cr_assert_geq(fd, 0);
-	memset(&a, 0, sizeof a);
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &l), 0);
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
 static const char *
 need(const char *bin)
 {
@@ -140,7 +122,7 @@ Test(e2e_http, endpoints)
 	const char *dir = tu_tmpdir();
 	tu_server srv;
 	anc_contract_id_str id;
-	unsigned port = free_port();
+	unsigned port = tu_free_port();
 	char url[128], *body = NULL;
 	drifted_server(&srv, dir, port, id);
 
@@ -233,7 +215,7 @@ Test(e2e_http, prometheus_scrapes_the_drift_gauges)
 	    flag_db[1100], url[256];
 	tu_server srv;
 	anc_contract_id_str id;
-	unsigned port = free_port(), pport = free_port();
+	unsigned port = tu_free_port(), pport = tu_free_port();
 	snprintf(prom_bin, sizeof prom_bin, "%s", prom);
 	drifted_server(&srv, dir, port, id);
 
@@ -319,7 +301,7 @@ Test(e2e_http, chromium_shows_the_verdict)
 	char bin[256], url[128], profile[1100], shot[1100], flag_shot[1200];
 	tu_server srv;
 	anc_contract_id_str id;
-	unsigned port = free_port();
+	unsigned port = tu_free_port();
 	snprintf(bin, sizeof bin, "%s", chrome);
 	drifted_server(&srv, dir, port, id);
 	/* a second report, so the charts have a line */
@@ -408,7 +390,7 @@ Test(e2e_http, keys_guard_metrics_and_drift)
 	tu_server srv;
 	char conf[TU_PATH_MAX], json[1024], url[128], hdr[128], addr[64];
 	char key[64], salt[33], hash[65], *body = NULL, *err = NULL;
-	unsigned port = free_port();
+	unsigned port = tu_free_port();
 	anc_error e;
 
 	cr_assert_eq(anc_auth_keygen(key, salt, hash, &e), ANC_OK, "%s", e.msg);

@@ -164,6 +164,10 @@ void tu_cleanup(void);
 /* Monotonic clock in seconds. */
 double tu_now(void);
 
+/* A free TCP port on 127.0.0.1 (bound and released: a tiny race, fine
+ * for tests). Fails the test if none. */
+unsigned tu_free_port(void);
+
 #ifdef __cplusplus
 }
 #endif
