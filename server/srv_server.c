@@ -54,7 +54,10 @@
 #include "srv_http.h"
 #include "srv_server.h"
 
-enum wstate { W_IDLE, W_RECV, W_BUSY };
+enum wstate { W_IDLE, W_RECV, W_BUSY, W_SEND, W_DONE };
+
+/* How long a stopping server waits for a reply a client does not read. */
+#define STOP_SEND_GRACE_MS 2000
 
 typedef struct worker {
 	anc_server *srv;
@@ -222,10 +225,20 @@ worker_main(void *arg)
 		}
 		nng_aio_set_msg(w->aio, msg);
 		/* A peer that never reads its reply must not hold this
-		 * worker: the send gives up after send_timeout_ms. */
-		nng_aio_set_timeout(w->aio, srv->cfg.send_timeout_ms);
+		 * worker: the send gives up after send_timeout_ms, and a
+		 * stopping server waits STOP_SEND_GRACE_MS at most (a send
+		 * already under way then is cancelled by server_quiesce). */
+		pthread_mutex_lock(&w->mtx);
+		nng_aio_set_timeout(w->aio, srv->stopping &&
+		    srv->cfg.send_timeout_ms > STOP_SEND_GRACE_MS
+		        ? STOP_SEND_GRACE_MS : srv->cfg.send_timeout_ms);
+		w->state = W_SEND;
 		nng_ctx_send(w->ctx, w->aio);
+		pthread_mutex_unlock(&w->mtx);
 		nng_aio_wait(w->aio);
+		pthread_mutex_lock(&w->mtx);
+		w->state = W_BUSY;
+		pthread_mutex_unlock(&w->mtx);
 		if ((rv = nng_aio_result(w->aio)) != 0) {
 			/* The peer is gone; the reply has nowhere to go. */
 			nng_msg_free(nng_aio_get_msg(w->aio));
@@ -235,6 +248,9 @@ worker_main(void *arg)
 		if (w->out.cap > (1u << 24))
 			anc_buf_free(&w->out);
 	}
+	pthread_mutex_lock(&w->mtx);
+	w->state = W_DONE;
+	pthread_mutex_unlock(&w->mtx);
 	return NULL;
 }
 
@@ -436,6 +452,30 @@ server_quiesce(anc_server *srv)
 		pthread_mutex_unlock(&w->mtx);
 	}
 	srv->stopping = 1;
+	/* A reply a client does not read holds its worker for up to
+	 * send_timeout_ms (which may be an hour): after a grace period,
+	 * cancel sends still under way. A worker still handling a request
+	 * is left to finish; its own send is bounded by the grace. */
+	for (int waited = 0; waited < STOP_SEND_GRACE_MS; waited += 10) {
+		int busy = 0;
+		for (int i = 0; i < srv->nw; i++) {
+			worker *w = &srv->w[i];
+			pthread_mutex_lock(&w->mtx);
+			busy += w->started && w->state == W_SEND;
+			pthread_mutex_unlock(&w->mtx);
+		}
+		if (busy == 0)
+			break;
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	for (int i = 0; i < srv->nw; i++) {
+		worker *w = &srv->w[i];
+		pthread_mutex_lock(&w->mtx);
+		if (w->started && w->state == W_SEND)
+			nng_aio_cancel(w->aio);
+		pthread_mutex_unlock(&w->mtx);
+	}
 	for (int i = 0; i < srv->nw; i++) {
 		worker *w = &srv->w[i];
 		if (w->started)
