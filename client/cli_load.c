@@ -1438,6 +1438,8 @@ anc_cli_cmd_load(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	 * good; a file shorter than recorded is left as it is. */
 	if (st.reject != NULL && found && st.ckpt_reject_bytes >= 0 &&
 	    S_ISREG(st.reject_st.st_mode) &&
+	    strncmp(reject, "/dev/", 5) != 0 &&  /* /dev/stdout > log */
+	    strncmp(reject, "/proc/", 6) != 0 &&
 	    (uint64_t)st.reject_st.st_dev == st.ckpt_reject_dev &&
 	    (uint64_t)st.reject_st.st_ino == st.ckpt_reject_ino &&
 	    st.acked_reject_bytes > st.ckpt_reject_bytes) {
