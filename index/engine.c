@@ -411,6 +411,19 @@ err_name_default(anc_db *db, coll_ent *ce, anc_error *err)
 	if (err == NULL)
 		return ANC_OK;
 	default_desc(db, ce, d, sizeof d);
+	/* d starts with the default's ID: a message that names it already
+	 * (the refused contract is the default) needs nothing more */
+	{
+		size_t idl = strcspn(d, " ");
+		char id[ANC_CONTRACT_ID_LEN + 1];
+		if (idl > 0 && idl <= ANC_CONTRACT_ID_LEN &&
+		    strncmp(d, "none", 4) != 0) {
+			memcpy(id, d, idl);
+			id[idl] = '\0';
+			if (strstr(err->msg, id) != NULL)
+				return err->code;
+		}
+	}
 	n = strlen(err->msg);
 	snprintf(err->msg + n, sizeof err->msg - n,
 	         "; the default contract of collection '%s' is %s", ce->sc.name,

@@ -296,6 +296,22 @@ Test(e2e_cli, server_and_input_errors)
 
 	const char *q1[] = {"query", "sotu", "--vector", "[1, 2, 3]", NULL};
 	expect_one_error(url, q1, "3-d query", "384");
+	{
+		/* the server refuses it by the default contract: named
+		 * once, not again as "the default contract ... is" */
+		anc_client *c3 = tu_client(&srv);
+		anc_resp *r3 = NULL;
+		anc_error e3 = {0};
+		float v3[3] = {1, 2, 3};
+		anc_record rec = {"s", "c", NULL, NULL, 0, v3, 3};
+		cr_assert_eq(anc_client_upsert(c3, "sotu", cid, &rec, 1, &r3,
+		                               &e3), ANC_EDIM, "%s", e3.msg);
+		const char *first = strstr(e3.msg, cid);
+		cr_assert_not_null(first, "%s", e3.msg);
+		cr_expect_null(strstr(first + 1, cid), "named twice: %s",
+		               e3.msg);
+		anc_client_close(c3);
+	}
 	const char *q2[] = {"query", "nosuch", "--vector", "[1, 2, 3]", NULL};
 	expect_one_error(url, q2, "unknown collection", "nosuch");
 	const char *q3[] = {"query", "sotu", "--vector", "[1, 2,", NULL};
