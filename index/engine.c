@@ -411,8 +411,10 @@ err_name_default(anc_db *db, coll_ent *ce, anc_error *err)
 	if (err == NULL)
 		return ANC_OK;
 	default_desc(db, ce, d, sizeof d);
-	/* d starts with the default's ID: a message that names it already
-	 * (the refused contract is the default) needs nothing more */
+	/* d starts with the default's ID: when the message names it
+	 * already (the refused contract is the default), say so without
+	 * the ID again */
+	n = strlen(err->msg);
 	{
 		size_t idl = strcspn(d, " ");
 		char id[ANC_CONTRACT_ID_LEN + 1];
@@ -420,11 +422,15 @@ err_name_default(anc_db *db, coll_ent *ce, anc_error *err)
 		    strncmp(d, "none", 4) != 0) {
 			memcpy(id, d, idl);
 			id[idl] = '\0';
-			if (strstr(err->msg, id) != NULL)
+			if (strstr(err->msg, id) != NULL) {
+				snprintf(err->msg + n, sizeof err->msg - n,
+				         "; it is the default contract of "
+				         "collection '%s'%s", ce->sc.name,
+				         d + idl);
 				return err->code;
+			}
 		}
 	}
-	n = strlen(err->msg);
 	snprintf(err->msg + n, sizeof err->msg - n,
 	         "; the default contract of collection '%s' is %s", ce->sc.name,
 	         d);

@@ -297,8 +297,8 @@ Test(e2e_cli, server_and_input_errors)
 	const char *q1[] = {"query", "sotu", "--vector", "[1, 2, 3]", NULL};
 	expect_one_error(url, q1, "3-d query", "384");
 	{
-		/* the server refuses it by the default contract: named
-		 * once, not again as "the default contract ... is" */
+		/* the server refuses it by the default contract: its ID
+		 * once, then "it is the default contract" */
 		anc_client *c3 = tu_client(&srv);
 		anc_resp *r3 = NULL;
 		anc_error e3 = {0};
@@ -310,6 +310,9 @@ Test(e2e_cli, server_and_input_errors)
 		cr_assert_not_null(first, "%s", e3.msg);
 		cr_expect_null(strstr(first + 1, cid), "named twice: %s",
 		               e3.msg);
+		cr_expect_not_null(strstr(e3.msg, "; it is the default contract "
+		                          "of collection 'sotu' (minilm@1)"),
+		                   "%s", e3.msg);
 		anc_client_close(c3);
 	}
 	const char *q2[] = {"query", "nosuch", "--vector", "[1, 2, 3]", NULL};
