@@ -274,9 +274,14 @@ anchors_command(anc_cli_ctx *ctx, int argc, char **argv, int is_delete,
 		    npos ? "ANCHOR" : "COLLECTION and ANCHOR", err);
 		goto leave;
 	}
+	/* a malformed argument is a usage error (exit 2), as for
+	 * assemble --pin */
 	if ((code = anc_collection_name_check(pos[0], err)) ||
-	    (code = anchors_collect(pos + 1, npos - 1, &anchors, err)) ||
-	    (code = anc_cli_connect(ctx, err)))
+	    (code = anchors_collect(pos + 1, npos - 1, &anchors, err))) {
+		ctx->usage_error = code == ANC_EINVAL;
+		goto leave;
+	}
+	if ((code = anc_cli_connect(ctx, err)))
 		goto leave;
 	anc_limits_default(&lim);
 	total = (uint32_t)(npos - 1);

@@ -106,12 +106,18 @@ anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		ctx->usage_error = 1;
 		goto leave;
 	}
-	if ((code = anc_collection_name_check(pos[0], err)))
+	if ((code = anc_collection_name_check(pos[0], err))) {
+		ctx->usage_error = 1;
 		goto leave;
+	}
 	if (vector != NULL) {
+		/* a malformed argument: a usage error, as --batch abc */
 		if ((code = anc_cli_vector_parse(vector, "--vector", &vecs, &dim,
-		         err)))
+		         err))) {
+			ctx->usage_error = code == ANC_EINVAL ||
+			                   code == ANC_EMALFORMED;
 			goto leave;
+		}
 		nq = 1;
 		begin = 0;
 	} else {

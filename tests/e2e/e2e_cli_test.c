@@ -89,6 +89,22 @@ Test(e2e_cli, usage_errors)
 	                 "'--json' is a global option: put it before");
 	const char *a4[] = {"load", NULL};
 	expect_one_error(url, a4, "load without arguments", NULL);
+	/* malformed arguments are usage errors (exit 2), whichever command */
+	{
+		const char *u1[] = {"resolve", "sotu", "not-an-anchor", NULL};
+		const char *u2[] = {"query", "sotu", "--vector", "[1,", NULL};
+		const char *u3[] = {"assemble", "sotu", "--budget", "9", "--pin",
+		                    "nope", NULL};
+		const char *const *us[] = {u1, u2, u3};
+		for (int i = 0; i < 3; i++) {
+			char *o = NULL, *e = NULL;
+			int st2 = tu_cliv(url, NULL, &o, &e, us[i]);
+			cr_expect_eq(st2, 2, "%s %s: exit %d: %s", us[i][0],
+			             us[i][2], st2, e);
+			free(o);
+			free(e);
+		}
+	}
 	const char *a4b[] = {"load", "c", "f.jsonl", "--chunk-field", "", NULL};
 	expect_one_error(url, a4b, "an empty field name",
 	                 "--chunk-field: expected a field name");
