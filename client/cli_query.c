@@ -44,6 +44,29 @@ static const char query_usage[] =
     "(JSON: \"drift\"\ntrue, with \"drift_score\", its distance to the "
     "indexed vectors' centroid\nover their 99th percentile).\n";
 
+/* A search parameter the server did not apply (the provenance shows 0 for
+ * a parameter of another index kind, and for both on an exact search) is
+ * said once on stderr, so a user tuning --nprobe on an HNSW contract does
+ * not read unchanged results as a tuning result. */
+static void
+param_warn(const anc_client_query_opts *qo, const anc_provenance *prov)
+{
+	const char *why = prov->exact ? "the search was exact" : NULL;
+	char kind[96];
+
+	if (why == NULL) {
+		snprintf(kind, sizeof kind, "contract %s has index kind %s",
+		         prov->contract, anc_index_kind_name(prov->index));
+		why = kind;
+	}
+	if (qo->ef != 0 && prov->ef_search == 0)
+		fprintf(stderr, "anchorage: warning: --ef %u not applied: %s "
+		        "(--ef is for hnsw kinds)\n", qo->ef, why);
+	if (qo->nprobe != 0 && prov->nprobe == 0)
+		fprintf(stderr, "anchorage: warning: --nprobe %u not applied: "
+		        "%s (--nprobe is for ivf kinds)\n", qo->nprobe, why);
+}
+
 int
 anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 {
@@ -158,6 +181,8 @@ anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		                with_text, &qo, &resp, err))) {
 			goto leave;
 		}
+		if (done == 0)
+			param_warn(&qo, &resp->u.query.prov);
 		if (resp->u.query.nq != n) {
 			code = anc_error_set(err, ANC_EMALFORMED,
 			    "query reply: expected %u hit lists, got %u", n,

@@ -286,6 +286,20 @@ Test(e2e_cli, register_query_json)
 	free(out);
 	free(err);
 
+	/* Search parameters the index does not use are said on stderr
+	 * (this contract is flat: every search is exact), once per run. */
+	st = tu_cli(&out, &err, "query", "sotu", "--vectors", fv, "--rows",
+	            "5-6", "-k", "1", "--ef", "64", "--nprobe", "3", NULL);
+	cr_assert_eq(st, 0, "query --ef: exit %d: %s", st, err);
+	cr_assert_not_null(strstr(out, s.anchors[5]), "query: %s", out);
+	cr_assert_not_null(strstr(err, "warning: --ef 64 not applied: the "
+	                   "search was exact"), "%s", err);
+	cr_assert_not_null(strstr(err, "warning: --nprobe 3 not applied"),
+	                   "%s", err);
+	cr_assert_eq(tu_line_count(err), 2, "%s", err);
+	free(out);
+	free(err);
+
 	/* -k over the server's max_k (1000 by default) is the server's call,
 	 * and its answer names the limit. */
 	st = tu_cli(&out, &err, "query", "sotu", "--vectors", fv, "--rows", "5",
