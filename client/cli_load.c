@@ -206,6 +206,9 @@ typedef struct load_state {
 	/* progress and totals */
 	uint64_t lines_read, loaded, created, updated, unchanged, rejected;
 	uint64_t acked_line, acked_offset, acked_rejected;
+	/* rejected is counted over the whole load (--max-errors is), so a
+	 * resumed load's summary says how many came before the checkpoint */
+	uint64_t resume_rejected;
 	int64_t acked_reject_bytes; /* -1: no --reject */
 	struct stat reject_st;      /* the --reject file (a regular one?) */
 	/* the checkpoint's --reject file (device, inode) and its size at
@@ -1455,6 +1458,7 @@ anc_cli_cmd_load(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		st.acked_reject_bytes = st.ckpt_reject_bytes;
 	}
 	st.rejected = st.acked_rejected;
+	st.resume_rejected = st.acked_rejected;
 	st.lines = calloc(st.batch_max, sizeof(*st.lines));
 	st.recs = calloc(st.batch_max, sizeof(*st.recs));
 	st.cur.lineno = calloc(st.batch_max, sizeof(*st.cur.lineno));
@@ -1544,24 +1548,32 @@ drained:
 	secs = now_s() - st.t0;
 	if (ctx->json)
 		code = anc_cli_json_emit(stdout, json_pack(
-		    "{s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:s,s:I}", "loaded",
+		    "{s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:s,s:I,s:I}", "loaded",
 		    (json_int_t)st.loaded, "created", (json_int_t)st.created,
 		    "updated", (json_int_t)st.updated, "unchanged",
 		    (json_int_t)st.unchanged, "rejected",
 		    (json_int_t)st.rejected, "seconds", secs,
 		    "records_per_s", secs > 0 ? (double)st.loaded / secs : 0.0,
 		    "contract", st.contract, "resumed_at_line",
-		    (json_int_t)st.resume_line), err);
-	else
+		    (json_int_t)st.resume_line, "rejected_before_resume",
+		    (json_int_t)st.resume_rejected), err);
+	else {
+		char before[64] = "";
+
+		if (st.resume_rejected > 0)
+			snprintf(before, sizeof before, ", %llu of them before "
+			    "the checkpoint",
+			    (unsigned long long)st.resume_rejected);
 		printf("loaded %llu records (%llu created, %llu updated, %llu "
-		    "unchanged, %llu rejected) in %.2f s, %.0f records/s%s\n",
+		    "unchanged, %llu rejected%s) in %.2f s, %.0f records/s%s\n",
 		    (unsigned long long)st.loaded,
 		    (unsigned long long)st.created,
 		    (unsigned long long)st.updated,
 		    (unsigned long long)st.unchanged,
-		    (unsigned long long)st.rejected, secs,
+		    (unsigned long long)st.rejected, before, secs,
 		    secs > 0 ? (double)st.loaded / secs : 0.0,
 		    found ? " (resumed from the checkpoint)" : "");
+	}
 leave:
 	batch_clear(&st);
 	anc_pipeline_close(st.pipe);

@@ -595,6 +595,10 @@ Test(e2e_load, resume_is_the_same_load)
 	            "--quiet", NULL);
 	cr_assert_eq(st, 0, "exit %d: %s", st, err);
 	cr_assert_not_null(strstr(out, "\"rejected\":2"), "%s", out);
+	/* the count is over the whole load; the summary says what came
+	 * before the checkpoint (line 3, refused before the crash) */
+	cr_assert_not_null(strstr(out, "\"rejected_before_resume\":0"), "%s",
+	                   out);
 	free(out);
 	free(err);
 	passage_of("A", text, sizeof text, &rev);
@@ -669,6 +673,46 @@ Test(e2e_load, resume_is_the_same_load)
 	free(err);
 	cr_expect_eq(reject_lines(rj2, 2, "line of"), 1);
 	cr_expect_eq(live_count(&srv_a), 5); /* A, B, D, E, F */
+
+	/* Rejections before the checkpoint count against --max-errors
+	 * after it, and the resumed summary says how many there were. */
+	{
+		char rin[TU_PATH_MAX], rck[TU_PATH_MAX];
+		snprintf(rin, sizeof rin, "%s/rej-before.jsonl", dir);
+		snprintf(rck, sizeof rck, "%s/rck", dir);
+		tu_file_write(rin,
+		    "{\"source\":\"r\",\"chunk\":\"1\",\"vector\":[1]}\n"
+		    "{\"source\":\"r\",\"chunk\":\"2\","
+		    "\"vector\":[0,0,0,0,0,0,1,0]}\n"
+		    "{\"source\":\"r\",\"chunk\":\"3\","
+		    "\"vector\":[0,0,0,0,0,0,0,1]}\n"
+		    "{\"source\":\"r\",\"chunk\":\"4\",\"vector\":[2]}\n",
+		    (size_t)-1);
+		st = tu_cli(&out, &err, "load", COLL, rin, "--batch", "1",
+		            "--max-errors", "1", "--checkpoint", rck, "--quiet",
+		            NULL);
+		cr_assert_eq(st, 1, "exit %d: %s", st, err);
+		cr_assert_not_null(strstr(err, "rej-before.jsonl:4:"), "%s", err);
+		free(out);
+		free(err);
+		st = tu_cli(&out, &err, "load", COLL, rin, "--batch", "1",
+		            "--max-errors", "1", "--checkpoint", rck, "--quiet",
+		            NULL);
+		cr_assert_eq(st, 1, "--max-errors 1 counts line 1: %s", err);
+		free(out);
+		free(err);
+		st = tu_cli(&out, &err, "load", COLL, rin, "--batch", "1",
+		            "--max-errors", "2", "--checkpoint", rck, "--quiet",
+		            NULL);
+		cr_assert_eq(st, 0, "exit %d: %s", st, err);
+		cr_assert_not_null(strstr(out, "0 created, 0 updated, 0 unchanged, "
+		                   "2 rejected, 1 of them before the checkpoint)"),
+		                   "%s", out);
+		cr_assert_not_null(strstr(out, "resumed from the checkpoint"),
+		                   "%s", out);
+		free(out);
+		free(err);
+	}
 	tu_server_stop(&srv_a);
 }
 
