@@ -199,6 +199,7 @@ typedef struct load_state {
 	float *vbuf;           /* batch_max * dim when --vectors */
 	uint32_t nbatch;
 	size_t batch_bytes;
+	uint64_t batch_values;  /* bound on its msgpack values */
 	flight cur;            /* its line numbers and anchors */
 	flight *ring;          /* inflight entries, by batch number */
 	uint64_t next_batch;   /* number of the next batch submitted */
@@ -834,6 +835,7 @@ batch_clear(load_state *st)
 		anc_cli_line_clear(&st->lines[i]);
 	st->nbatch = 0;
 	st->batch_bytes = 0;
+	st->batch_values = 0;
 }
 
 /* The answer to the oldest batch in flight. */
@@ -1084,7 +1086,11 @@ load_line(load_state *st, const char *line, size_t len, anc_error *err)
 	st->batch_bytes += (size_t)st->dim * 4 + strlen(l->source) +
 	    strlen(l->chunk) + (l->text ? strlen(l->text) : 0) + l->meta_len +
 	    64;
-	if (st->nbatch == st->batch_max || st->batch_bytes >= LOAD_BATCH_BYTES)
+	/* msgpack values: 16 a record at most, and at most one per byte of
+	 * its metadata; half the server's bound leaves room for the rest */
+	st->batch_values += 16 + (uint64_t)l->meta_len;
+	if (st->nbatch == st->batch_max || st->batch_bytes >= LOAD_BATCH_BYTES ||
+	    st->batch_values >= ANC_REQ_VALUES_MAX / 2)
 		return load_send(st, err);
 	return ANC_OK;
 }

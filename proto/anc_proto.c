@@ -154,7 +154,7 @@ pr_str_check(const char *s, const char *path, size_t max, int required,
 
 int
 pr_unpack(const void *buf, size_t len, const anc_limits *lim,
-          msgpack_unpacked *up, anc_error *err)
+          uint64_t max_objects, msgpack_unpacked *up, anc_error *err)
 {
 	size_t off = 0;
 	int rv;
@@ -166,8 +166,8 @@ pr_unpack(const void *buf, size_t len, const anc_limits *lim,
 		return anc_error_set(err, ANC_ETOOBIG,
 		    "message: %zu bytes, over the limit max_message=%u", len,
 		    lim->max_message);
-	if ((rv = mpk_scan(buf, len, MPK_MAX_DEPTH, NULL, "message", err)) !=
-	    ANC_OK)
+	if ((rv = mpk_scan_objects(buf, len, MPK_MAX_DEPTH, max_objects, NULL,
+	         "message", err)) != ANC_OK)
 		return rv;
 	switch (msgpack_unpack_next(up, buf, len, &off)) {
 	case MSGPACK_UNPACK_SUCCESS:
@@ -711,7 +711,8 @@ anc_req_decode(const void *buf, size_t len, const anc_limits *lim,
 	if ((rv = pr_limits(lim, &use, err)) != ANC_OK)
 		return rv;
 	/* pr_unpack initialises up whatever happens: one exit from here. */
-	if ((rv = pr_unpack(buf, len, &use, &up, err)) != ANC_OK)
+	if ((rv = pr_unpack(buf, len, &use, MPK_REQ_OBJECTS_MAX, &up, err)) !=
+	    ANC_OK)
 		goto leave;
 	if ((arena = pa_arena_new()) == NULL ||
 	    (req = pa_alloc(arena, sizeof(*req))) == NULL) {

@@ -892,7 +892,7 @@ anc_resp_decode(const void *buf, size_t len, anc_op op, const anc_limits *lim,
 		    "op: %d is not an operation", (int)op);
 	if ((rv = pr_limits(lim, &use, err)) != ANC_OK)
 		return rv;
-	if ((rv = pr_unpack(buf, len, &use, &up, err)) != ANC_OK)
+	if ((rv = pr_unpack(buf, len, &use, UINT64_MAX, &up, err)) != ANC_OK)
 		goto leave;
 	if ((arena = pa_arena_new()) == NULL ||
 	    (resp = pa_alloc(arena, sizeof(*resp))) == NULL) {

@@ -210,6 +210,10 @@ typedef struct anc_record {
 } anc_record;
 
 #define ANC_STR_MAX 1024 /* source and chunk keys, bytes */
+/* msgpack values (containers and scalars) in one request: the unpacker
+ * allocates 16 bytes or more for each, so this bounds what a request of
+ * tiny values costs the server (PROTOCOL.md "Limits"). */
+#define ANC_REQ_VALUES_MAX (4u << 20)
 
 typedef enum {
 	ANC_UPSERT_CREATED = 0,

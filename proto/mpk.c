@@ -22,8 +22,18 @@ int
 mpk_scan(const uint8_t *p, size_t len, unsigned max_depth,
          unsigned *depth_out, const char *what, anc_error *err)
 {
+	return mpk_scan_objects(p, len, max_depth, UINT64_MAX, depth_out, what,
+	                        err);
+}
+
+int
+mpk_scan_objects(const uint8_t *p, size_t len, unsigned max_depth,
+                 uint64_t max_objects, unsigned *depth_out, const char *what,
+                 anc_error *err)
+{
 	/* left[i]: objects still expected in the container at depth i+1. */
 	uint64_t left[MPK_MAX_DEPTH + 1];
+	uint64_t objects = 0;
 	unsigned depth = 0, deepest = 0;
 	size_t off = 0;
 
@@ -38,6 +48,11 @@ mpk_scan(const uint8_t *p, size_t len, unsigned max_depth,
 			    "%s: truncated at byte %zu of %zu", what, off, len);
 		uint8_t b = p[off];
 		size_t avail = len - off - 1; /* bytes after the type byte */
+		if (++objects > max_objects)
+			return anc_error_set(err, ANC_ETOOBIG,
+			    "%s: more than %llu msgpack values, over the limit "
+			    "(each costs the unpacker 16 bytes or more)", what,
+			    (unsigned long long)max_objects);
 		uint64_t skip = 0;            /* payload bytes after the header */
 		uint64_t count = 0;           /* children, for containers */
 		unsigned hdr = 0;             /* length-field bytes */

@@ -51,6 +51,17 @@
  * bytes left, trailing bytes. ANC_ETOOBIG: nesting deeper than max_depth. */
 int mpk_scan(const uint8_t *p, size_t len, unsigned max_depth,
              unsigned *depth_out, const char *what, anc_error *err);
+/* mpk_scan, and ANC_ETOOBIG past max_objects values (containers and
+ * scalars alike): msgpack-c allocates an object of 16 bytes or more for
+ * each, so a message of one-byte values would cost its unpacking 16 times
+ * its size or more. */
+int mpk_scan_objects(const uint8_t *p, size_t len, unsigned max_depth,
+                     uint64_t max_objects, unsigned *depth_out,
+                     const char *what, anc_error *err);
+/* Values in one request (x 16 bytes: 64 MiB). The largest ordinary
+ * request, 10000 upsert records with small metadata, has a few hundred
+ * thousand. Responses are bounded by max_hits instead. */
+#define MPK_REQ_OBJECTS_MAX ANC_REQ_VALUES_MAX
 
 /* "nil", "bool", "int", "float", "str", "bin", "array", "map", "ext". */
 const char *mpk_type_name(const msgpack_object *o);

@@ -19,8 +19,9 @@ int pr_limits(const anc_limits *lim, anc_limits *use, anc_error *err);
 /* Size check, raw scan, unpack. On success *up holds the root, a map, and
  * must be released with msgpack_unpacked_destroy (also on failure: it is
  * always initialised). */
+/* max_objects: msgpack values allowed (mpk_scan_objects). */
 int pr_unpack(const void *buf, size_t len, const anc_limits *lim,
-              msgpack_unpacked *up, anc_error *err);
+              uint64_t max_objects, msgpack_unpacked *up, anc_error *err);
 
 /* Contract map <-> anc_contract. Decoding fills types and sizes only;
  * anc_contract_validate is the caller's business. */

@@ -1205,6 +1205,46 @@ Test(proto, lying_container_counts)
 	cr_expect(strstr(err.msg, "truncated") != NULL, "%s", err.msg);
 }
 
+/* A request of one-byte values costs the unpacker 16 bytes or more per
+ * value: past ANC_REQ_VALUES_MAX it is refused by the scan, before
+ * msgpack-c allocates anything. */
+Test(proto, value_count_bounded)
+{
+	/* {"v":1,"op":"ping","id":1,"x":[nil x N]} */
+	const uint8_t head[] = { 0x84, 0xa1, 'v', 0x01, 0xa2, 'o', 'p', 0xa4,
+	    'p', 'i', 'n', 'g', 0xa2, 'i', 'd', 0x01, 0xa1, 'x', 0xdd };
+	const uint32_t before = 8; /* map, 3 keys, 3 values, key "x" */
+	anc_limits lim = g_lim;
+	anc_req *req = NULL;
+	anc_error err;
+	size_t cap = sizeof(head) + 4 + ANC_REQ_VALUES_MAX;
+	uint8_t *buf = malloc(cap);
+
+	cr_assert_not_null(buf);
+	lim.max_message = (uint32_t)cap;
+	for (int over = 0; over <= 1; over++) {
+		/* the array itself is a value too */
+		uint32_t n = ANC_REQ_VALUES_MAX - before - 1 + (uint32_t)over;
+		memcpy(buf, head, sizeof(head));
+		buf[sizeof(head)] = (uint8_t)(n >> 24);
+		buf[sizeof(head) + 1] = (uint8_t)(n >> 16);
+		buf[sizeof(head) + 2] = (uint8_t)(n >> 8);
+		buf[sizeof(head) + 3] = (uint8_t)n;
+		memset(buf + sizeof(head) + 4, 0xc0, n);
+		int rv = anc_req_decode(buf, sizeof(head) + 4 + n, &lim, &req,
+		                        NULL, &err);
+		if (over) {
+			cr_expect_eq(rv, ANC_ETOOBIG, "%s", err.msg);
+			cr_expect(strstr(err.msg, "message: more than 4194304 "
+			                 "msgpack values") != NULL, "%s", err.msg);
+		} else {
+			cr_expect_eq(rv, ANC_OK, "%s", err.msg);
+			anc_req_free(req);
+		}
+	}
+	free(buf);
+}
+
 Test(proto, deep_nesting)
 {
 	anc_req *req;
