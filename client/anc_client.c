@@ -534,6 +534,7 @@ anc_client_query2(anc_client *c, const char *collection, const char *contract,
 		req.u.query.nprobe = opt->nprobe;
 		req.u.query.exact = opt->exact ? 1 : 0;
 		req.u.query.rerank = opt->rerank;
+		req.u.query.with_meta = opt->meta ? 1 : 0;
 	}
 	return client_call(c, &req, out, err);
 }

@@ -76,6 +76,8 @@ typedef struct anc_client_query_opts {
 	uint32_t nprobe;
 	int exact;
 	uint32_t rerank;
+	int meta;   /* 1: each hit carries its passage's metadata (hit.meta,
+	               a msgpack map; NULL when the passage has none) */
 } anc_client_query_opts;
 
 /* anc_client_query with opt (NULL: none). */

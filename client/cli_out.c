@@ -211,6 +211,11 @@ anc_cli_hits_json(const anc_hitlist *hl, const anc_provenance *prov)
 		h = json_obj_steal(h, "revision", json_u64(x->revision));
 		if (x->text != NULL)
 			h = json_obj_steal(h, "text", anc_cli_json_str(x->text));
+		if (x->meta_len > 0) {
+			json_t *m = anc_cli_meta_json(x->meta, x->meta_len);
+			if (m != NULL) /* undecodable: no "meta", as resolve */
+				h = json_obj_steal(h, "meta", m);
+		}
 		if (h == NULL || json_array_append_new(hits, h) != 0) {
 			json_decref(hits);
 			hits = NULL;
@@ -335,6 +340,22 @@ anc_cli_info_print(FILE *fp, const anc_info *info)
 	}
 }
 
+/* A passage's metadata on one line of human output. */
+static void
+meta_print(FILE *fp, const char *indent, const uint8_t *meta, uint32_t len)
+{
+	json_t *m;
+	char *s;
+
+	if (len == 0)
+		return;
+	m = anc_cli_meta_json(meta, len);
+	s = m != NULL ? json_dumps(m, JSON_COMPACT) : NULL;
+	fprintf(fp, "%smeta %s\n", indent, s != NULL ? s : "(undecodable)");
+	free(s);
+	json_decref(m);
+}
+
 void
 anc_cli_hits_print(FILE *fp, uint32_t qno, const anc_hitlist *hl,
                    const anc_provenance *prov, int with_text)
@@ -363,6 +384,7 @@ anc_cli_hits_print(FILE *fp, uint32_t qno, const anc_hitlist *hl,
 			anc_cli_text_oneline(h->text, 100, line, sizeof(line));
 			fprintf(fp, "       %s\n", line);
 		}
+		meta_print(fp, "       ", h->meta, h->meta_len);
 	}
 }
 
@@ -377,13 +399,7 @@ anc_cli_resolved_print(FILE *fp, const anc_resolved *r)
 		fprintf(fp, "%s  live  rev %llu  hash %s  %s#%s\n    %s\n",
 		    r->anchor, (unsigned long long)r->revision, r->hash,
 		    str_or(r->source, "?"), str_or(r->chunk, ""), line);
-		if (r->meta_len > 0) {
-			json_t *m = anc_cli_meta_json(r->meta, r->meta_len);
-			char *s = m != NULL ? json_dumps(m, JSON_COMPACT) : NULL;
-			fprintf(fp, "    meta %s\n", s != NULL ? s : "(undecodable)");
-			free(s);
-			json_decref(m);
-		}
+		meta_print(fp, "    ", r->meta, r->meta_len);
 		break;
 	case ANC_ANCHOR_DELETED:
 		fprintf(fp, "%s  deleted  last rev %llu  %s#%s\n", r->anchor,

@@ -20,12 +20,13 @@ static const char query_usage[] =
     "                       (--vector JSON_ARRAY | --vectors FILE "
     "[--rows A-B])\n"
     "                       [-k N] [--text] [--ef N] [--nprobe N] "
-    "[--exact]\n                       [--rerank N] [--receipt]\n\n"
+    "[--exact]\n                       [--rerank N] [--receipt] [--meta]\n\n"
     "Search the collection. FILE is .fvecs or .npy (float32), gzip-compressed "
     "or\nnot, as for `anchorage load`. --rows A-B is inclusive and 0-based (or "
     "a single\nrow A); without it every row of the file is a query. -k "
     "defaults to 10 (at\nmost the server's --max-k, 1000 by default). --text "
-    "prints each hit's text (one\nline, ~100 characters). With --json, one "
+    "prints each hit's text (one\nline, ~100 characters); --meta its "
+    "passage's metadata (JSON). With --json, one "
     "JSON object per query:\n{\"hits\":[...], \"provenance\":{...}}; the "
     "provenance names the contract's \"metric\"\n(for l2 a lower score is "
     "better).\n\n"
@@ -73,7 +74,7 @@ anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	const char *contract = NULL, *vector = NULL, *vectors = NULL;
 	const char *rows = NULL, *kstr = NULL;
 	const char *efstr = NULL, *npstr = NULL, *rrstr = NULL;
-	anc_client_query_opts qo = {0, 0, 0, 0};
+	anc_client_query_opts qo = {0, 0, 0, 0, 0};
 	int want_help = 0, with_text = 0, receipt = 0;
 	const anc_cli_optspec specs[] = {
 		{"--contract", &contract, NULL}, {"--vector", &vector, NULL},
@@ -82,6 +83,7 @@ anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		{"--text", NULL, &with_text}, {"--ef", &efstr, NULL},
 		{"--nprobe", &npstr, NULL}, {"--rerank", &rrstr, NULL},
 		{"--exact", NULL, &qo.exact}, {"--receipt", NULL, &receipt},
+		{"--meta", NULL, &qo.meta},
 		{"--help", NULL, &want_help},
 		{"-h", NULL, &want_help}, {NULL, NULL, NULL}};
 	const char *pos[1];
@@ -173,6 +175,7 @@ anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 			req.u.query.exact = qo.exact;
 			req.u.query.rerank = qo.rerank;
 			req.u.query.receipt = 1;
+			req.u.query.with_meta = qo.meta;
 			if ((code = anc_client_call(ctx->client, &req, &resp,
 			         err)))
 				goto leave;

@@ -243,6 +243,8 @@ typedef struct anc_query_opts {
 	                    candidates (at least k, at most ANC_RERANK_MAX),
 	                    re-score them exactly from the stored vectors and
 	                    keep the best k; 0: none */
+	int meta;        /* 1: each hit carries its passage's metadata
+	                    (anc_hit.meta); not part of a receipt */
 } anc_query_opts;
 
 /* anc_db_query with search parameters; opt NULL is anc_db_query. prov

@@ -2150,6 +2150,20 @@ done:
 
 /* ---- query ------------------------------------------------------------------------ */
 
+/* What hits_fill copies besides anchor, score, revision, source, chunk. */
+#define HIT_TEXT 1u
+#define HIT_META 2u
+
+static void
+hit_clear(anc_hit *h)
+{
+	free(h->source);
+	free(h->chunk);
+	free(h->text);
+	free(h->meta);
+	memset(h, 0, sizeof *h);
+}
+
 void
 anc_query_result_free(anc_query_result *r)
 {
@@ -2157,11 +2171,8 @@ anc_query_result_free(anc_query_result *r)
 		return;
 	for (uint32_t q = 0; r->lists != NULL && q < r->nq; q++) {
 		anc_hitlist *hl = &r->lists[q];
-		for (uint32_t i = 0; i < hl->nhits; i++) {
-			free(hl->hits[i].source);
-			free(hl->hits[i].chunk);
-			free(hl->hits[i].text);
-		}
+		for (uint32_t i = 0; i < hl->nhits; i++)
+			hit_clear(&hl->hits[i]);
 		free(hl->hits);
 	}
 	free(r->lists);
@@ -2173,15 +2184,14 @@ anc_query_result_free(anc_query_result *r)
 static int
 hits_fill(anc_db *db, MDB_txn *txn, coll_ent *ce, contract_ent *e,
           const float *dist, const int64_t *labels, uint32_t kp, uint32_t k,
-          int with_text, uint64_t base, anc_hitlist *hl, anc_error *err)
+          unsigned fields, uint64_t base, anc_hitlist *hl, anc_error *err)
 {
+	int with_text = (fields & HIT_TEXT) != 0;
+	int with_meta = (fields & HIT_META) != 0;
 	uint64_t own = 0;
 
-	for (uint32_t i = 0; i < hl->nhits; i++) {
-		free(hl->hits[i].source);
-		free(hl->hits[i].chunk);
-		free(hl->hits[i].text);
-	}
+	for (uint32_t i = 0; i < hl->nhits; i++)
+		hit_clear(&hl->hits[i]);
 	hl->nhits = 0;
 	if (hl->hits == NULL && (hl->hits = calloc(k, sizeof *hl->hits)) == NULL)
 		return anc_error_set(err, ANC_ENOMEM, "query: out of memory");
@@ -2214,13 +2224,19 @@ hits_fill(anc_db *db, MDB_txn *txn, coll_ent *ce, contract_ent *e,
 		h->chunk = strndup_or_null(p.chunk, p.chunk_len);
 		if (with_text)
 			h->text = strndup_or_null(p.text, p.text_len);
+		if (with_meta && p.meta_len > 0 &&
+		    (h->meta = malloc(p.meta_len)) != NULL) {
+			memcpy(h->meta, p.meta, p.meta_len);
+			h->meta_len = p.meta_len;
+		}
 		hl->nhits++;
 		if (h->source == NULL || h->chunk == NULL ||
-		    (with_text && h->text == NULL))
+		    (with_text && h->text == NULL) ||
+		    (with_meta && p.meta_len > 0 && h->meta == NULL))
 			return anc_error_set(err, ANC_ENOMEM,
 			                     "query: out of memory");
 		own += REPLY_ENTRY_BYTES + p.source_len + p.chunk_len +
-		       (with_text ? p.text_len : 0);
+		       (with_text ? p.text_len : 0) + h->meta_len;
 		if (db->opt.reply_max != 0 && base + own > db->opt.reply_max)
 			return anc_error_set(
 			    err, ANC_ETOOBIG,
@@ -2228,7 +2244,9 @@ hits_fill(anc_db *db, MDB_txn *txn, coll_ent *ce, contract_ent *e,
 			    "server's max message): ask for fewer hits (k), "
 			    "fewer query vectors per request%s",
 			    (unsigned long long)db->opt.reply_max,
-			    with_text ? ", or no text" : "");
+			    with_text && with_meta ? ", or no text and metadata"
+			    : with_text ? ", or no text"
+			    : with_meta ? ", or no metadata" : "");
 	}
 	return ANC_OK;
 }
@@ -2241,7 +2259,8 @@ hits_bytes(const anc_hitlist *hl)
 	for (uint32_t i = 0; i < hl->nhits; i++)
 		b += REPLY_ENTRY_BYTES + strlen(hl->hits[i].source) +
 		     strlen(hl->hits[i].chunk) +
-		     (hl->hits[i].text != NULL ? strlen(hl->hits[i].text) : 0);
+		     (hl->hits[i].text != NULL ? strlen(hl->hits[i].text) : 0) +
+		     hl->hits[i].meta_len;
 	return b;
 }
 
@@ -2300,11 +2319,8 @@ hits_rerank(anc_db *db, MDB_txn *txn, coll_ent *ce, contract_ent *e,
 	}
 	qsort(hl->hits, hl->nhits, sizeof *hl->hits,
 	      e->c.metric == ANC_METRIC_L2 ? hit_cmp_l2 : hit_cmp_sim);
-	for (uint32_t i = k; i < hl->nhits; i++) {
-		free(hl->hits[i].source);
-		free(hl->hits[i].chunk);
-		free(hl->hits[i].text);
-	}
+	for (uint32_t i = k; i < hl->nhits; i++)
+		hit_clear(&hl->hits[i]);
 	if (hl->nhits > k)
 		hl->nhits = k;
 	return ANC_OK;
@@ -2337,6 +2353,7 @@ anc_db_query2(anc_db *db, const char *collection, const char *contract_ref,
 	uint64_t kp, want, answer = 0; /* answer: bytes so far */
 	uint32_t kr; /* live hits gathered per query: k, or rerank */
 	int rv, locked = 0, exact_scan = 0, rerank = 0;
+	unsigned fields;
 
 	if (out == NULL)
 		return anc_error_set(err, ANC_EINVAL, "query: out is NULL");
@@ -2409,6 +2426,7 @@ anc_db_query2(anc_db *db, const char *collection, const char *contract_ref,
 		goto done;
 	}
 	res->nq = nq;
+	fields = (with_text ? HIT_TEXT : 0u) | (opt->meta ? HIT_META : 0u);
 	for (uint32_t q = 0; q < nq; q++)
 		vector_prepare(e, vecs + (size_t)q * dim, qv + (size_t)q * dim);
 
@@ -2447,7 +2465,7 @@ anc_db_query2(anc_db *db, const char *collection, const char *contract_ref,
 		for (uint32_t q = 0; q < nq; q++) {
 			if ((rv = hits_fill(db, txn, ce, e, dist + (size_t)q * kp,
 			                    labels + (size_t)q * kp, (uint32_t)kp,
-			                    k, with_text, answer, &res->lists[q],
+			                    k, fields, answer, &res->lists[q],
 			                    err)) != ANC_OK)
 				goto done;
 			answer += hits_bytes(&res->lists[q]);
@@ -2488,7 +2506,7 @@ anc_db_query2(anc_db *db, const char *collection, const char *contract_ref,
 	res->prov.nprobe = used.nprobe;
 	for (uint32_t q = 0; q < nq; q++) {
 		rv = hits_fill(db, txn, ce, e, dist + (size_t)q * kp,
-		               labels + (size_t)q * kp, (uint32_t)kp, kr, with_text,
+		               labels + (size_t)q * kp, (uint32_t)kp, kr, fields,
 		               answer, &res->lists[q], err);
 		if (rv != ANC_OK)
 			goto done;
@@ -2513,7 +2531,7 @@ anc_db_query2(anc_db *db, const char *collection, const char *contract_ref,
 			                           err);
 			if (rv == ANC_OK)
 				rv = hits_fill(db, txn, ce, e, d2, l2, (uint32_t)kq,
-				               kr, with_text, answer, &res->lists[q],
+				               kr, fields, answer, &res->lists[q],
 				               err);
 			free(d2);
 			free(l2);

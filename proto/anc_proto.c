@@ -458,7 +458,10 @@ dec_query(const mpk_dec *d, const msgpack_object *body, anc_req_query *q)
 		    (unsigned long long)k, d->lim->max_k);
 	q->k = (uint32_t)k;
 	q->with_text = 0;
+	q->with_meta = 0;
 	if ((rv = mpk_get_bool(d, body, "body", "text", 0, &q->with_text,
+	         NULL)) ||
+	    (rv = mpk_get_bool(d, body, "body", "meta", 0, &q->with_meta,
 	         NULL)) ||
 	    (rv = mpk_get_bool(d, body, "body", "exact", 0, &q->exact, NULL)) ||
 	    (rv = mpk_get_bool(d, body, "body", "receipt", 0, &q->receipt,
@@ -885,7 +888,7 @@ enc_query(mpk_w *w, const anc_req_query *q, anc_error *err)
 	 * are search parameters at 0 (the contract's own). */
 	mpk_w_map(w, 3 + has_contract + (q->k != 0) + (q->ef != 0) +
 	    (q->nprobe != 0) + (q->exact != 0) + (q->rerank != 0) +
-	    (q->receipt != 0));
+	    (q->receipt != 0) + (q->with_meta != 0));
 	mpk_w_kstr(w, "collection", q->collection);
 	if (has_contract)
 		mpk_w_kstr(w, "contract", q->contract);
@@ -906,6 +909,8 @@ enc_query(mpk_w *w, const anc_req_query *q, anc_error *err)
 		mpk_w_kuint(w, "rerank", q->rerank);
 	if (q->receipt != 0)
 		mpk_w_kbool(w, "receipt", 1);
+	if (q->with_meta != 0) /* only when asked: older servers */
+		mpk_w_kbool(w, "meta", 1);
 	return ANC_OK;
 }
 

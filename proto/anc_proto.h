@@ -141,6 +141,7 @@ typedef struct anc_req_query {
 	uint32_t dim;         /* all query vectors must share it */
 	uint32_t k;           /* default 10 */
 	int with_text;        /* default 0 */
+	int with_meta;        /* default 0: hits without their metadata */
 	/* Per-request search parameters (issue 6; anc_index.h
 	 * anc_query_opts). 0 / absent: the contract's own. */
 	uint32_t ef;          /* HNSW kinds: 1..ANC_EF_MAX */

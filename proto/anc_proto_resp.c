@@ -158,6 +158,19 @@ enc_body(mpk_w *w, const anc_resp *r, anc_error *err)
 			    "body.results: NULL with %u entries", r->u.query.nq);
 		if ((rv = pr_prov_check(pv, "body.provenance", err)))
 			return rv;
+		for (uint32_t i = 0; i < r->u.query.nq; i++)
+			for (uint32_t j = 0; j < r->u.query.lists[i].nhits;
+			     j++) {
+				const anc_hit *h = &r->u.query.lists[i].hits[j];
+				char p[MPK_PATH_MAX];
+				if (h->meta == NULL)
+					continue;
+				snprintf(p, sizeof(p),
+				    "body.results[%u].hits[%u].meta", i, j);
+				if ((rv = mpk_meta_check(h->meta, h->meta_len, p,
+				         err)))
+					return rv;
+			}
 		mpk_w_map(w, 2);
 		mpk_w_key(w, "results");
 		mpk_w_array(w, r->u.query.nq);
@@ -176,7 +189,8 @@ enc_body(mpk_w *w, const anc_resp *r, anc_error *err)
 			mpk_w_array(w, l->nhits);
 			for (uint32_t j = 0; j < l->nhits; j++) {
 				const anc_hit *h = &l->hits[j];
-				mpk_w_map(w, 5 + (h->text != NULL));
+				mpk_w_map(w, 5 + (h->text != NULL) +
+				    (h->meta != NULL));
 				mpk_w_kstr(w, "anchor", h->anchor);
 				mpk_w_kfloat(w, "score", h->score);
 				mpk_w_kuint(w, "revision", h->revision);
@@ -186,6 +200,10 @@ enc_body(mpk_w *w, const anc_resp *r, anc_error *err)
 				    h->chunk != NULL ? h->chunk : "");
 				if (h->text != NULL)
 					mpk_w_kstr(w, "text", h->text);
+				if (h->meta != NULL) {
+					mpk_w_key(w, "meta");
+					mpk_w_raw(w, h->meta, h->meta_len);
+				}
 			}
 		}
 		mpk_w_key(w, "provenance");
@@ -613,7 +631,7 @@ static int
 dec_query(const mpk_dec *d, const msgpack_object *body, anc_resp *resp)
 {
 	const msgpack_object_array *res, *hits;
-	const msgpack_object *o, *ho, *pm;
+	const msgpack_object *o, *ho, *pm, *m;
 	char p[MPK_PATH_MAX], q[MPK_PATH_MAX], hp[MPK_PATH_MAX];
 	uint64_t total = 0;
 	int rv = ANC_OK;
@@ -690,6 +708,17 @@ dec_query(const mpk_dec *d, const msgpack_object *body, anc_resp *resp)
 			         d->lim->max_text, ANC_ETOOBIG, &s, NULL)))
 				return rv;
 			h->text = (char *)s;
+			if ((rv = mpk_find(d, ho, hp, "meta", &m)))
+				return rv;
+			if (m != NULL) {
+				const uint8_t *meta = NULL;
+				char mp[MPK_PATH_MAX];
+				mpk_path(mp, hp, "meta");
+				if ((rv = mpk_meta_dup(d, m, mp, &meta,
+				         &h->meta_len)))
+					return rv;
+				h->meta = (uint8_t *)meta;
+			}
 		}
 	}
 	if ((rv = mpk_get_map(d, body, "body", "provenance", 1, &pm, NULL)))

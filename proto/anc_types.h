@@ -234,6 +234,10 @@ typedef struct anc_hit {
 	char *source;
 	char *chunk;
 	char *text;        /* NULL unless text was asked for */
+	/* The passage's metadata, a msgpack map: NULL unless it was asked
+	 * for ("meta": true) and the passage has one. */
+	uint8_t *meta;
+	uint32_t meta_len;
 } anc_hit;
 
 typedef struct anc_hitlist {

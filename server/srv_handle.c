@@ -141,7 +141,8 @@ anc_server_handle(anc_db *db, const anc_auth *auth, const anc_limits *lim,
 		break;
 	case ANC_OP_QUERY: {
 		const anc_req_query *q = &req->u.query;
-		anc_query_opts qo = {q->ef, q->nprobe, q->exact, q->rerank};
+		anc_query_opts qo = {q->ef, q->nprobe, q->exact, q->rerank,
+		                     q->with_meta};
 		rv = anc_db_query2(db, q->collection, q->contract, q->vectors,
 		                   q->nq, q->dim, q->k, q->with_text, &qo, &qres,
 		                   &err);

@@ -391,6 +391,30 @@ Test(e2e_load, resume_after_loader_sigkill)
 		                   out);
 		free(out);
 		free(err);
+		/* query --meta: each hit with its metadata; without, none */
+		char fv[TU_PATH_MAX];
+		snprintf(fv, sizeof fv, "%s/vecs.fvecs", dir);
+		st = tu_cli(&out, &err, "--json", "query", COLL, "--vectors", fv,
+		            "--rows", "23", "-k", "1", "--meta", NULL);
+		cr_assert_eq(st, 0, "%s", err);
+		cr_assert_not_null(strstr(out, a23), "%s", out);
+		cr_assert_not_null(strstr(out, "\"meta\":{\"page\":2}"), "%s",
+		                   out);
+		free(out);
+		free(err);
+		st = tu_cli(&out, &err, "query", COLL, "--vectors", fv, "--rows",
+		            "23", "-k", "1", "--meta", NULL);
+		cr_assert_eq(st, 0, "%s", err);
+		cr_assert_not_null(strstr(out, "       meta {\"page\":2}\n"),
+		                   "%s", out);
+		free(out);
+		free(err);
+		st = tu_cli(&out, &err, "--json", "query", COLL, "--vectors", fv,
+		            "--rows", "23", "-k", "1", NULL);
+		cr_assert_eq(st, 0, "%s", err);
+		cr_assert_null(strstr(out, "\"meta\""), "%s", out);
+		free(out);
+		free(err);
 	}
 
 	clean_load(dir, jl);

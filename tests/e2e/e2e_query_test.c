@@ -188,6 +188,92 @@ Test(e2e_query, params_and_provenance)
 	data_free();
 }
 
+/* "meta": true puts each hit's passage metadata in the answer, on every
+ * search path (approximate, re-ranked, exact scan); without it, none. */
+Test(e2e_query, hits_carry_metadata_when_asked)
+{
+	enum { N = 200, Q = 8 };
+	anc_client *cl;
+	anc_contract c;
+	anc_contract_id_str cid;
+	anc_record recs[N];
+	uint8_t meta[N][16];
+	anc_resp *r = NULL;
+	anc_error err = {0};
+
+	start();
+	cl = tu_client(&srv);
+	tu_contract_sift(&c, "sift-hnsw-meta", ANC_INDEX_HNSW);
+	tu_client_setup(cl, "m", &c, cid);
+	/* even rows: {"row": i, "tag": "ev"}, msgpack by hand in the
+	 * shortest form (the server stores maps re-serialised); odd: none */
+	for (uint32_t i = 0; i < N; i++) {
+		static const uint8_t head[] = {0x82, 0xa3, 'r', 'o', 'w'};
+		static const uint8_t tail[] = {0xa3, 't', 'a', 'g', 0xa2, 'e', 'v'};
+		uint32_t n = 0;
+		memcpy(meta[i], head, sizeof head);
+		n = sizeof head;
+		if (i >= 128)
+			meta[i][n++] = 0xcc; /* uint8; below 128 a fixint */
+		meta[i][n++] = (uint8_t)i;
+		memcpy(meta[i] + n, tail, sizeof tail);
+		n += sizeof tail;
+		recs[i] = (anc_record){.source = keys[i], .chunk = "",
+		                       .vec = base + (size_t)i * D, .dim = D};
+		if (i % 2 == 0) {
+			recs[i].meta = meta[i];
+			recs[i].meta_len = n;
+		}
+	}
+	cr_assert_eq(anc_client_upsert(cl, "m", cid, recs, N, &r, &err), 0,
+	             "%s", err.msg);
+	anc_resp_free(r);
+
+	const anc_client_query_opts variants[] = {
+		{.meta = 1}, {.meta = 1, .rerank = 20}, {.meta = 1, .exact = 1},
+		{.meta = 0}};
+	for (int v = 0; v < 4; v++) {
+		int with_text = v == 1;
+		r = NULL;
+		cr_assert_eq(anc_client_query2(cl, "m", cid, base + 100 * D, Q, D,
+		                               3, with_text, &variants[v], &r,
+		                               &err),
+		             0, "variant %d: %s", v, err.msg);
+		cr_assert_eq(r->u.query.nq, Q);
+		for (uint32_t q = 0; q < Q; q++) {
+			const anc_hitlist *l = &r->u.query.lists[q];
+			cr_assert_geq(l->nhits, 1);
+			for (uint32_t h = 0; h < l->nhits; h++) {
+				const anc_hit *x = &l->hits[h];
+				long row = strtol(x->source, NULL, 10);
+				cr_assert(row >= 0 && row < N, "%s", x->source);
+				if (h == 0)
+					cr_assert_eq(row, 100 + (long)q, "variant %d",
+					             v);
+				cr_assert_eq(x->text != NULL, with_text);
+				if (variants[v].meta && row % 2 == 0) {
+					cr_assert_eq(x->meta_len, recs[row].meta_len,
+					             "variant %d row %ld: %u", v, row, x->meta_len);
+					cr_assert_eq(memcmp(x->meta, meta[row],
+					                    x->meta_len), 0);
+				} else {
+					cr_assert_null(x->meta, "variant %d row %ld",
+					               v, row);
+					cr_assert_eq(x->meta_len, 0);
+				}
+			}
+		}
+		if (v == 2)
+			cr_assert_eq(r->u.query.prov.exact, 1);
+		if (v == 1)
+			cr_assert_eq(r->u.query.prov.rerank, 20);
+		anc_resp_free(r);
+	}
+	anc_client_close(cl);
+	tu_server_stop(&srv);
+	data_free();
+}
+
 /* Out-of-range parameters are refused with the field named, and the
  * server goes on answering. */
 Test(e2e_query, bad_params_named)
@@ -410,7 +496,7 @@ kind_served_throughout(anc_index_kind kind, double min_recall)
 		             "%s", err.msg);
 		anc_resp_free(r);
 		anc_client_query_opts variants[3] = {
-			{0, 0, 0, 0}, {0, 0, 0, 40}, {0, 0, 1, 0}};
+			{0, 0, 0, 0, 0}, {0, 0, 0, 40, 1}, {0, 0, 1, 0, 0}};
 		for (int v = 0; v < 3; v++) {
 			r = query(cl, "k", cid, &variants[v]);
 			for (uint32_t q = 0; q < NQ; q++) {

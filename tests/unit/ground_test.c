@@ -496,7 +496,7 @@ Test(ground, receipt_roundtrip_tamper_and_replay)
 	anc_receipt *r = NULL;
 	anc_replay_result *rp = NULL;
 	anc_error err;
-	anc_query_opts qo = {0, 0, 0, 0};
+	anc_query_opts qo = {0, 0, 0, 0, 0};
 	anc_receipt_id_str rid;
 	struct stat sb;
 

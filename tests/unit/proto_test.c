@@ -458,8 +458,10 @@ Test(proto, req_roundtrip_query)
 	req.u.query.dim = 3;
 	req.u.query.k = 7;
 	req.u.query.with_text = 1;
+	req.u.query.with_meta = 1;
 	anc_req *out = req_roundtrip(&req, &buf);
 	const anc_req_query *q = &out->u.query;
+	cr_expect_eq(q->with_meta, 1);
 	cr_expect_str_eq(q->contract, "0123456789abcdef");
 	cr_expect_eq(q->nq, 2);
 	cr_expect_eq(q->dim, 3);
@@ -473,7 +475,9 @@ Test(proto, req_roundtrip_query)
 	req.u.query.k = 0;
 	req.u.query.contract = NULL;
 	req.u.query.with_text = 0;
+	req.u.query.with_meta = 0;
 	out = req_roundtrip(&req, &buf);
+	cr_expect_eq(out->u.query.with_meta, 0);
 	cr_expect_eq(out->u.query.k, 10);
 	cr_expect_str_eq(out->u.query.contract, "");
 	cr_expect_eq(out->u.query.with_text, 0);
@@ -694,6 +698,9 @@ Test(proto, resp_roundtrip_query)
 	hits[0].source = "doc/1";
 	hits[0].chunk = "0";
 	hits[0].text = "the text";
+	static uint8_t meta[] = { 0x81, 0xa4, 'p', 'a', 'g', 'e', 0x07 };
+	hits[0].meta = meta; /* {"page": 7} */
+	hits[0].meta_len = sizeof(meta);
 	anchor_of("q", "2", hits[1].anchor);
 	hits[1].score = -1.5f;
 	hits[1].revision = 1;
@@ -722,6 +729,9 @@ Test(proto, resp_roundtrip_query)
 	cr_expect_str_eq(h[0].source, "doc/1");
 	cr_expect_str_eq(h[0].chunk, "0");
 	cr_expect_str_eq(h[0].text, "the text");
+	cr_assert_eq(h[0].meta_len, sizeof(meta));
+	cr_expect_eq(memcmp(h[0].meta, meta, sizeof(meta)), 0);
+	cr_expect_null(h[1].meta);
 	cr_expect_float_eq(h[1].score, -1.5f, 0);
 	cr_expect_str_eq(h[1].chunk, "");
 	cr_expect_null(h[1].text);
