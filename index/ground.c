@@ -2241,6 +2241,46 @@ ground_note_writes(ground *g)
 
 /* ---- open / close ------------------------------------------------------------------- */
 
+/* Make DIR/receipt.key: write and fsync a temporary file, link it to the
+ * key's name (failing if another start made one meanwhile), fsync the
+ * directory. A crash leaves no key or the whole key, never a short one. */
+static int
+key_create(ground *g, const char *dir, const char *path, anc_error *err)
+{
+	char tmp[4096 + 16];
+	int fd, dfd, rv = ANC_OK;
+
+	if (RAND_bytes(g->key, KEY_LEN) != 1)
+		return anc_error_set(err, ANC_EINTERNAL,
+		                     "receipt key: RAND_bytes failed");
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return anc_error_set(err, ANC_EIO,
+		                     "receipt key '%s': cannot create: %s", tmp,
+		                     strerror(errno));
+	if (write(fd, g->key, KEY_LEN) != KEY_LEN || fsync(fd) != 0)
+		rv = anc_error_set(err, ANC_EIO,
+		                   "receipt key '%s': cannot write: %s", tmp,
+		                   strerror(errno));
+	close(fd);
+	if (rv == ANC_OK && link(tmp, path) != 0)
+		rv = anc_error_set(err, ANC_EIO,
+		                   "receipt key '%s': cannot create: %s", path,
+		                   strerror(errno));
+	(void)unlink(tmp);
+	if (rv != ANC_OK)
+		return rv;
+	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    fsync(dfd) != 0)
+		rv = anc_error_set(err, ANC_EIO,
+		                   "receipt key: cannot sync directory '%s': %s",
+		                   dir, strerror(errno));
+	if (dfd >= 0)
+		close(dfd);
+	return rv;
+}
+
 /* DIR/receipt.key: 32 random bytes, mode 0600, made on first open. */
 static int
 key_load(ground *g, const char *dir, anc_error *err)
@@ -2254,25 +2294,17 @@ key_load(ground *g, const char *dir, anc_error *err)
 	    sizeof path)
 		return anc_error_set(err, ANC_EINVAL,
 		                     "receipt key: path '%s' too long", dir);
+	/* An empty key is what a crash during the first start left before
+	 * key_create existed: no receipt was ever signed with it (the key is
+	 * made before the server serves), so it is made again. */
+	if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == 0 &&
+	    unlink(path) != 0)
+		return anc_error_set(err, ANC_EIO,
+		                     "receipt key '%s': empty, and cannot remove "
+		                     "it: %s", path, strerror(errno));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT) {
-		if (RAND_bytes(g->key, KEY_LEN) != 1)
-			return anc_error_set(err, ANC_EINTERNAL,
-			                     "receipt key: RAND_bytes failed");
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (fd < 0)
-			return anc_error_set(err, ANC_EIO,
-			                     "receipt key '%s': cannot create: %s",
-			                     path, strerror(errno));
-		if (write(fd, g->key, KEY_LEN) != KEY_LEN || fsync(fd) != 0)
-			rv = anc_error_set(err, ANC_EIO,
-			                   "receipt key '%s': cannot write: %s",
-			                   path, strerror(errno));
-		close(fd);
-		if (rv != ANC_OK)
-			(void)unlink(path);
-		return rv;
-	}
+	if (fd < 0 && errno == ENOENT)
+		return key_create(g, dir, path, err);
 	if (fd < 0)
 		return anc_error_set(err, ANC_EIO,
 		                     "receipt key '%s': cannot open: %s", path,
@@ -2282,7 +2314,10 @@ key_load(ground *g, const char *dir, anc_error *err)
 		                   strerror(errno));
 	} else if (sb.st_size != KEY_LEN) {
 		rv = anc_error_set(err, ANC_EINVAL,
-		                   "receipt key '%s': %lld bytes, expected %d",
+		                   "receipt key '%s': %lld bytes, expected %d "
+		                   "(receipts signed with the lost key cannot be "
+		                   "checked; move the file away to start with a "
+		                   "new key)",
 		                   path, (long long)sb.st_size, KEY_LEN);
 	} else if ((sb.st_mode & 077) != 0) {
 		rv = anc_error_set(err, ANC_EPRECONDITION,

@@ -699,10 +699,29 @@ Test(ground, receipt_key_file_is_checked)
 	cr_assert_eq(chmod(kp, 0600), 0);
 	cr_assert_eq(truncate(kp, 31), 0);
 	cr_assert_eq(anc_db_open(tu_path(dir, "d"), &o, &db, &err), ANC_EINVAL);
+	cr_assert(strstr(err.msg, "31 bytes, expected 32") != NULL, "%s",
+	          err.msg);
+	cr_assert(strstr(err.msg, "move the file away") != NULL, "%s",
+	          err.msg);
 	cr_assert_eq(truncate(kp, 32), 0);
 	cr_assert_eq(anc_db_open(tu_path(dir, "d"), &o, &db, &err), ANC_OK,
 	             "%s", err.msg);
 	anc_db_close(db, NULL);
+	/* An empty key (a crash of the first start, before the key was
+	 * written whole) is made again: no receipt can have used it. */
+	{
+		struct stat sb;
+		char tmp[1100];
+		cr_assert_eq(truncate(kp, 0), 0);
+		cr_assert_eq(anc_db_open(tu_path(dir, "d"), &o, &db, &err),
+		             ANC_OK, "%s", err.msg);
+		anc_db_close(db, NULL);
+		cr_assert_eq(stat(kp, &sb), 0);
+		cr_assert_eq(sb.st_size, 32);
+		cr_assert_eq(sb.st_mode & 0777, 0600);
+		snprintf(tmp, sizeof tmp, "%s.tmp", kp);
+		cr_assert_neq(access(tmp, F_OK), 0, "the temporary file stays");
+	}
 	/* a key given in the options wins, and the file is not needed */
 	o.receipt_key_set = 1;
 	memset(o.receipt_key, 7, sizeof o.receipt_key);
