@@ -15,11 +15,15 @@
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#define LOCK_FILE_BYTES (1 << 20)
 
 struct store {
 	MDB_env *env;
@@ -148,6 +152,37 @@ mkdir_p1(const char *path, anc_error *err)
 
 /* ---- environment ------------------------------------------------------------ */
 
+/* LMDB maps its lock file after sizing it with ftruncate, which gives it
+ * no disk blocks: on a full file system the first touch of the map is a
+ * SIGBUS, not an error. So a new lock file is given its blocks first
+ * (posix_fallocate); 1 MiB is more than 1024 reader slots need, and LMDB
+ * takes a lock file larger than it asks for as it is. */
+static int
+lock_file_prepare(const char *lmdb_dir, anc_error *err)
+{
+	char path[4096 + 16];
+	struct stat sb;
+	int fd, rc;
+
+	snprintf(path, sizeof path, "%s/lock.mdb", lmdb_dir);
+	if (stat(path, &sb) == 0 && sb.st_size > 0)
+		return ANC_OK; /* made by an earlier start */
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0)
+		return anc_error_set(err, ANC_ESTORAGE,
+		                     "lmdb lock file '%s': cannot create: %s",
+		                     path, strerror(errno));
+	rc = posix_fallocate(fd, 0, LOCK_FILE_BYTES);
+	close(fd);
+	if (rc != 0) {
+		(void)unlink(path);
+		return anc_error_set(err, ANC_ESTORAGE,
+		                     "lmdb lock file '%s': cannot allocate %d "
+		                     "bytes: %s", path, LOCK_FILE_BYTES,
+		                     strerror(rc));
+	}
+	return ANC_OK;
+}
+
 int
 store_open(const char *dir, uint64_t map_size, int nosync, store **out,
            anc_error *err)
@@ -180,6 +215,8 @@ store_open(const char *dir, uint64_t map_size, int nosync, store **out,
 		rv = mdb_fail(err, rc, "env_set");
 		goto fail;
 	}
+	if ((rv = lock_file_prepare(path, err)) != ANC_OK)
+		goto fail;
 	/* MDB_NOTLS: read transactions belong to a query, not to a thread. */
 	if ((rc = mdb_env_open(st->env, path,
 	                       MDB_NOTLS | (nosync ? MDB_NOSYNC : 0), 0644)) !=

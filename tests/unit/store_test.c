@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <lmdb.h>
 
@@ -350,4 +351,39 @@ Test(store, unusable_directory)
 	cr_assert_eq(store_open(file, 1 << 24, 1, &st, &err), ANC_EIO);
 	cr_assert_null(st);
 	cr_assert(strstr(err.msg, "plainfile"), "%s", err.msg);
+}
+
+/* On a full file system a new store is an error naming the cause. LMDB
+ * sizes its lock file with ftruncate and maps it: without blocks behind
+ * it, the server died of SIGBUS. Needs a small tmpfs (root); skipped
+ * where mounting is not allowed. */
+Test(store, full_disk_fresh_directory)
+{
+	const char *dir = tu_tmpdir();
+	char mnt[TU_PATH_MAX], fill[TU_PATH_MAX + 8], cmd[3 * TU_PATH_MAX];
+	store *st = NULL;
+	anc_error err;
+
+	snprintf(mnt, sizeof mnt, "%s", tu_path(dir, "mnt"));
+	cr_assert_eq(mkdir(mnt, 0755), 0);
+	snprintf(cmd, sizeof cmd, "mount -t tmpfs -o size=2m tmpfs '%s' "
+	         "2>/dev/null", mnt);
+	if (system(cmd) != 0)
+		cr_skip_test("cannot mount a tmpfs here (not root?)");
+	snprintf(fill, sizeof fill, "%s/fill", mnt);
+	FILE *f = fopen(fill, "wb");
+	cr_assert_not_null(f);
+	{
+		static char block[4096];
+		while (fwrite(block, 1, sizeof block, f) == sizeof block &&
+		       fflush(f) == 0)
+			;
+	}
+	fclose(f);
+	int rv = store_open(tu_path(mnt, "new"), 1 << 24, 0, &st, &err);
+	snprintf(cmd, sizeof cmd, "umount '%s'", mnt);
+	cr_expect_eq(system(cmd), 0);
+	cr_assert_eq(rv, ANC_ESTORAGE, "%s", err.msg);
+	cr_assert_null(st);
+	cr_assert(strstr(err.msg, "No space left on device"), "%s", err.msg);
 }
