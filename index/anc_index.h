@@ -107,6 +107,8 @@ typedef struct anc_db_open_stats {
 	uint32_t snapshots_loaded; /* loaded from a valid snapshot */
 	uint32_t rebuilt;          /* rebuilt from LMDB (missing/damaged) */
 	uint64_t replayed;         /* vectors replayed after a snapshot */
+	uint32_t snapshots_written; /* at open: costly rebuilds and long
+	                               replays are snapshotted at once */
 	double seconds;            /* wall time of anc_db_open */
 } anc_db_open_stats;
 

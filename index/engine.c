@@ -650,6 +650,33 @@ db_free(anc_db *db)
 	free(db);
 }
 
+/* After an unclean stop an index comes from LMDB (rebuilt, or a snapshot
+ * plus a replay). Snapshot it now when that was costly: a graph or a
+ * trained index rebuilt (a flat one reads back from LMDB about as fast as
+ * from a snapshot), or a replay of snapshot_every vectors or more.
+ * Otherwise a server that only serves reads, and stops uncleanly again,
+ * pays the same rebuild at every start. A failure is told, not fatal:
+ * LMDB is right whatever happens. */
+static void
+open_snapshot(anc_db *db, const coll_ent *ce, contract_ent *e,
+              const vindex_open_info *info)
+{
+	anc_error err;
+
+	if (!((info->rebuilt && e->c.index.kind != ANC_INDEX_FLAT) ||
+	      (db->opt.snapshot_every > 0 &&
+	       info->replayed >= db->opt.snapshot_every)))
+		return;
+	if (vindex_snapshot(e->vx, &err) != ANC_OK) {
+		if (!db->opt.quiet)
+			fprintf(stderr, "anchorage: collection '%s', contract "
+			        "%s: snapshot after opening: %s\n",
+			        ce->sc.name, e->idstr, err.msg);
+		return;
+	}
+	db->stats.snapshots_written++;
+}
+
 int
 anc_db_open(const char *dir, const anc_db_options *opt, anc_db **out,
             anc_error *err)
@@ -739,6 +766,7 @@ anc_db_open(const char *dir, const anc_db_options *opt, anc_db **out,
 			db->stats.snapshots_loaded += (uint32_t)info.loaded;
 			db->stats.rebuilt += (uint32_t)info.rebuilt;
 			db->stats.replayed += info.replayed;
+			open_snapshot(db, ce, e, &info);
 		}
 	}
 	if ((rv = drift_open(db, err)) != ANC_OK ||
@@ -748,10 +776,11 @@ anc_db_open(const char *dir, const anc_db_options *opt, anc_db **out,
 	if (!db->opt.quiet && db->stats.indexes > 0)
 		fprintf(stderr,
 		        "anchorage: opened %s: %u indexes (%u from snapshots, %u "
-		        "rebuilt, %llu vectors replayed) in %.3f s\n",
+		        "rebuilt, %llu vectors replayed, %u snapshots written) "
+		        "in %.3f s\n",
 		        dir, db->stats.indexes, db->stats.snapshots_loaded,
 		        db->stats.rebuilt, (unsigned long long)db->stats.replayed,
-		        db->stats.seconds);
+		        db->stats.snapshots_written, db->stats.seconds);
 	*out = db;
 	return ANC_OK;
 fail:
