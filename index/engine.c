@@ -130,6 +130,10 @@ typedef struct contract_ent {
 	int check_pass;
 	float check_min;
 	anc_drift *dr;      /* drift tracker (drift.h); NULL when off/retired */
+	/* 1 while the latest report is the one loaded from the history at
+	 * open (atomic): the drift thread keeps it until this process has
+	 * seen queries enough for a verdict of its own (drift_tick). */
+	int drift_loaded;
 	int upkeep_due;     /* under db->imu: see anc_db.upkeep_due */
 	double upkeep_failed_at; /* under db->imu: the last failed rebuild */
 } contract_ent;
@@ -3217,6 +3221,37 @@ drift_rebuild_one(void *arg, uint64_t label, const uint8_t *anchor,
 	return ANC_OK;
 }
 
+static int
+drift_last_one(void *arg, const anc_drift_report *r, anc_error *err)
+{
+	(void)err;
+	*(anc_drift_report *)arg = *r; /* in time order: the last one stays */
+	return ANC_OK;
+}
+
+/* The latest report of the history becomes the tracker's latest again,
+ * so that a restart neither forgets nor resets the verdict dashboards and
+ * `anchorage drift` show (drift_tick). */
+static int
+drift_last_load(anc_db *db, coll_ent *ce, contract_ent *e, MDB_txn *txn,
+                anc_error *err)
+{
+	anc_drift_report r;
+	int rv;
+
+	r.time = -1;
+	if ((rv = store_drift_scan(db->st, txn, ce->sc.cid, e->id, 0,
+	                           drift_last_one, &r, err)) != ANC_OK)
+		return rv;
+	if (r.time < 0)
+		return ANC_OK;
+	snprintf(r.collection, sizeof r.collection, "%s", ce->sc.name);
+	memcpy(r.contract, e->idstr, sizeof r.contract);
+	anc_drift_last_set(e->dr, &r);
+	__atomic_store_n(&e->drift_loaded, 1, __ATOMIC_RELEASE);
+	return ANC_OK;
+}
+
 /* Rebuild a tracker's reference from LMDB after deletes and replacements
  * (drift.h, anc_drift_rebuild_begin): the read snapshot and the start of
  * the rebuild happen under the writer mutex, so that every write is either
@@ -3313,10 +3348,12 @@ drift_observe(contract_ent *e, anc_query_result *res, const float *qv,
 	}
 }
 
-/* Compute, remember and record a report of e. */
+/* Compute, remember and record a report of e. keep_loaded: leave a
+ * verdict loaded from the history in place when this one would only say
+ * insufficient_data (out is then the loaded report). */
 static int
 drift_report_make(anc_db *db, coll_ent *ce, contract_ent *e,
-                  anc_drift_report *out, anc_error *err)
+                  int keep_loaded, anc_drift_report *out, anc_error *err)
 {
 	MDB_txn *txn = NULL;
 	int rv;
@@ -3330,6 +3367,11 @@ drift_report_make(anc_db *db, coll_ent *ce, contract_ent *e,
 	}
 	snprintf(out->collection, sizeof out->collection, "%s", ce->sc.name);
 	memcpy(out->contract, e->idstr, sizeof out->contract);
+	if (keep_loaded && out->status == ANC_DRIFT_INSUFFICIENT &&
+	    __atomic_load_n(&e->drift_loaded, __ATOMIC_ACQUIRE) &&
+	    anc_drift_last(e->dr, out))
+		return ANC_OK;
+	__atomic_store_n(&e->drift_loaded, 0, __ATOMIC_RELEASE);
 	anc_drift_last_set(e->dr, out);
 	wlock(db);
 	if ((rv = store_txn_begin(db->st, 0, &txn, err)) == ANC_OK &&
@@ -3392,9 +3434,15 @@ drift_tick(anc_db *db, int report_due)
 		if (!report_due)
 			continue;
 		int have = anc_drift_last(e->dr, &last);
-		if (have && last.queries_seen == anc_drift_queries_seen(e->dr))
+		uint64_t seen = anc_drift_queries_seen(e->dr);
+		if (have && (__atomic_load_n(&e->drift_loaded, __ATOMIC_ACQUIRE)
+		                 ? seen == 0 : last.queries_seen == seen))
 			continue; /* nothing new to say */
-		if (drift_report_make(db, p[i].ce, e, &rep, &err) != ANC_OK &&
+		/* After a restart the window starts empty: its first reports
+		 * would say insufficient_data and clear a drift alert that
+		 * nothing has resolved. The verdict from before the restart
+		 * stands (its time says how old it is) until there is one. */
+		if (drift_report_make(db, p[i].ce, e, 1, &rep, &err) != ANC_OK &&
 		    !db->opt.quiet)
 			fprintf(stderr, "anchorage: %s\n", err.msg);
 	}
@@ -3458,8 +3506,9 @@ drift_open(anc_db *db, anc_error *err)
 				continue;
 			if ((rv = drift_attach(db, e, err)) == ANC_OK &&
 			    (rv = drift_config_load(db, ce, e, txn, err)) ==
-			        ANC_OK)
-				rv = drift_ref_load(db, ce, e, txn, err);
+			        ANC_OK &&
+			    (rv = drift_ref_load(db, ce, e, txn, err)) == ANC_OK)
+				rv = drift_last_load(db, ce, e, txn, err);
 		}
 	}
 	store_txn_abort(txn);
@@ -3540,7 +3589,7 @@ anc_db_drift_report(anc_db *db, const char *collection,
 		return rv;
 	if (!fresh && anc_drift_last(e->dr, out))
 		return ANC_OK;
-	return drift_report_make(db, ce, e, out, err);
+	return drift_report_make(db, ce, e, 0, out, err);
 }
 
 typedef struct {

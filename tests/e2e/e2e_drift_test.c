@@ -125,11 +125,35 @@ Test(e2e_drift, sotu_vs_transport_act_is_domain_drift)
 	anc_drift_report again = drift(c, "sotu", 0);
 	cr_expect_eq(again.time, r.time);
 
-	/* history survives a restart */
+	/* History and the latest verdict survive a restart: the new
+	 * process's window is empty, and its reports (every second here)
+	 * must not replace "drift" with insufficient_data (that cleared a
+	 * dashboard's alert that nothing had resolved). */
 	anc_client_close(c);
 	tu_server_stop(&srv);
-	start(&srv, dir, "1024");
+	{
+		const char *extra[] = {"--nosync", "--http", "off",
+		                       "--drift-window", "1024",
+		                       "--drift-interval", "1", "--quiet", NULL};
+		tu_server_startv(&srv, tu_path(dir, "data"),
+		                 tu_ipc_url(dir, "s.ipc"), extra);
+	}
 	c = tu_client(&srv);
+	again = drift(c, "sotu", 0);
+	cr_expect_eq(again.status, ANC_DRIFT_DRIFT, "after a restart: %s",
+	             anc_drift_status_name(again.status));
+	cr_expect_eq(again.time, r.time);
+	usleep(2500 * 1000); /* two reports due, no query yet */
+	query_all(c, "sotu", za, 10, dim); /* too few for a verdict */
+	usleep(1500 * 1000);
+	again = drift(c, "sotu", 0);
+	cr_expect_eq(again.status, ANC_DRIFT_DRIFT, "10 queries after a "
+	             "restart: %s", anc_drift_status_name(again.status));
+	cr_expect_eq(again.time, r.time);
+	/* asked for explicitly, a fresh report says what it knows */
+	again = drift(c, "sotu", 1);
+	cr_expect_eq(again.status, ANC_DRIFT_INSUFFICIENT, "%s",
+	             anc_drift_status_name(again.status));
 	char *out = NULL;
 	tu_cli_set_url(srv.url);
 	cr_assert_eq(tu_cli(&out, NULL, "--json", "drift", "sotu", NULL), 0);
