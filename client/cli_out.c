@@ -15,36 +15,6 @@
 
 #include "cli.h"
 
-/* Validate one UTF-8 sequence at p (n bytes left); 0 if invalid. */
-static size_t
-utf8_valid_seq(const unsigned char *p, size_t n)
-{
-	size_t len, i;
-	unsigned cp;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		len = 2, cp = p[0] & 0x1f;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		len = 3, cp = p[0] & 0x0f;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		len = 4, cp = p[0] & 0x07;
-	else
-		return 0;
-	if (n < len)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3f);
-	}
-	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return len;
-}
-
 json_t *
 anc_cli_json_str(const char *s)
 {
@@ -63,7 +33,7 @@ anc_cli_json_str(const char *s)
 	if ((fixed = malloc(n * 3 + 1)) == NULL)
 		return NULL;
 	for (i = 0, o = 0; i < n;) {
-		sl = utf8_valid_seq(p + i, n - i);
+		sl = anc_utf8_seq(p + i, n - i);
 		if (sl == 0) {
 			memcpy(fixed + o, "\xef\xbf\xbd", 3);
 			o += 3;

@@ -259,6 +259,37 @@ anc_contract_init(anc_contract *c)
 	c->index.kind = ANC_DEFAULT_INDEX_KIND;
 }
 
+size_t
+anc_utf8_seq(const unsigned char *p, size_t n)
+{
+	size_t len, i;
+	unsigned cp;
+
+	if (n == 0)
+		return 0;
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2, cp = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3, cp = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
 static int
 check_text(const char *field, const char *v, size_t cap, int required,
            anc_error *err)
@@ -270,10 +301,17 @@ check_text(const char *field, const char *v, size_t cap, int required,
 	if (required && n == 0)
 		return anc_error_set(err, ANC_EINVAL,
 		    "contract.%s: required, expected a non-empty string", field);
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)v[i] < 0x20)
+	for (size_t i = 0, sl; i < n; i += sl) {
+		const unsigned char *p = (const unsigned char *)v + i;
+		if (*p < 0x20)
 			return anc_error_set(err, ANC_EINVAL,
 			    "contract.%s: control character at byte %zu", field, i);
+		/* names are shown on pages and in JSON: text, not bytes */
+		if ((sl = anc_utf8_seq(p, n - i)) == 0)
+			return anc_error_set(err, ANC_EINVAL,
+			    "contract.%s: not UTF-8 (byte 0x%02x at %zu), "
+			    "expected text", field, *p, i);
+	}
 	return ANC_OK;
 }
 

@@ -588,6 +588,9 @@ int anc_contract_id_parse(const char *s, uint8_t raw[ANC_CONTRACT_ID_RAW],
 /* Names <-> enums. The parse functions return -1 for an unknown name. */
 const char *anc_metric_name(anc_metric m);
 int anc_metric_parse(const char *s);
+/* Length of the valid UTF-8 sequence at p (n bytes left: 1..4), or 0
+ * when there is none (a stray, overlong, surrogate or cut sequence). */
+size_t anc_utf8_seq(const unsigned char *p, size_t n);
 const char *anc_index_kind_name(anc_index_kind k);
 int anc_index_kind_parse(const char *s);
 const char *anc_contract_state_name(anc_contract_state s);

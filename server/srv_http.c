@@ -89,6 +89,30 @@ jnum(jw *w, double v)
 		jf(w, "null");
 }
 
+/* The inside of a JSON string for free text: quotes, backslashes and
+ * control characters escaped, and bytes that are not UTF-8 (a contract
+ * registered before names were checked) as U+FFFD, so that the answer
+ * stays valid JSON. */
+static void
+jstr_body(jw *w, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s);
+
+	for (size_t i = 0, sl; i < n; i += sl) {
+		if ((sl = anc_utf8_seq(p + i, n - i)) == 0) {
+			jf(w, "\\ufffd");
+			sl = 1;
+		} else if (p[i] == '"' || p[i] == '\\') {
+			jf(w, "\\%c", p[i]);
+		} else if (p[i] < 0x20) {
+			jf(w, "\\u%04x", p[i]);
+		} else {
+			jf(w, "%.*s", (int)sl, (const char *)p + i);
+		}
+	}
+}
+
 static void
 json_report(jw *w, const anc_drift_report *r)
 {
@@ -149,16 +173,7 @@ srv_http_drift_json(anc_db *db, double since, anc_buf *out, anc_error *err)
 			jf(&w, "%s{\"collection\":\"%s\",\"contract\":\"%s\","
 			       "\"name\":\"",
 			   first ? "" : ",", c->name, k->id);
-			/* contract names and models are free text: escape */
-			for (const char *p = k->contract.name; *p; p++) {
-				unsigned char ch = (unsigned char)*p;
-				if (ch == '"' || ch == '\\')
-					jf(&w, "\\%c", ch);
-				else if (ch < 0x20)
-					jf(&w, "\\u%04x", ch);
-				else
-					jf(&w, "%c", ch);
-			}
+			jstr_body(&w, k->contract.name);
 			jf(&w, "\",\"metric\":\"%s\",\"dim\":%u,\"state\":\"%s\","
 			       "\"vectors\":%llu,\"latest\":",
 			   anc_metric_name(k->contract.metric), k->contract.dim,

@@ -79,10 +79,30 @@ Test(contract, hnsw_defaults_filled)
 		          "'%s' does not name %s", err.msg, field);         \
 	} while (0)
 
+Test(contract, utf8_text_accepted)
+{
+	anc_contract c = minilm();
+	strcpy(c.name, "m\xc3\xbcnchen-\xe2\x82\xac-\xf0\x9f\x98\x80");
+	cr_expect_eq(anc_contract_validate(&c, NULL), ANC_OK);
+	cr_expect_eq(anc_utf8_seq((const unsigned char *)"\xf4\x90\x80\x80",
+	                          4), 0, "above U+10FFFF");
+	cr_expect_eq(anc_utf8_seq((const unsigned char *)"\xe2\x82", 2), 0,
+	             "cut");
+	cr_expect_eq(anc_utf8_seq((const unsigned char *)"\xe2\x82\xac", 3),
+	             3);
+}
+
 Test(contract, validation_names_the_field)
 {
 	EXPECT_BAD(c.name[0] = '\0', "contract.name");
 	EXPECT_BAD(strcpy(c.name, "a@b"), "contract.name");
+	/* names are shown as text (JSON, pages): bytes that are not UTF-8
+	 * are refused, naming the byte */
+	EXPECT_BAD(strcpy(c.name, "ab\xff\xfe"), "contract.name: not UTF-8 "
+	           "(byte 0xff at 2)");
+	EXPECT_BAD(strcpy(c.model, "m\xc3"), "contract.model: not UTF-8");
+	EXPECT_BAD(strcpy(c.revision, "\xed\xa0\x80"), "contract.revision");
+	EXPECT_BAD(strcpy(c.preprocess, "\xc0\xaf"), "contract.preprocess");
 	EXPECT_BAD(c.model[0] = '\0', "contract.model");
 	EXPECT_BAD(c.revision[0] = '\0', "contract.revision");
 	EXPECT_BAD(c.dim = 0, "contract.dim");
