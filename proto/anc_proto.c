@@ -697,6 +697,14 @@ int
 anc_req_decode(const void *buf, size_t len, const anc_limits *lim,
                anc_req **out, uint64_t *id_out, anc_error *err)
 {
+	return anc_req_decode_op(buf, len, lim, out, id_out, NULL, err);
+}
+
+int
+anc_req_decode_op(const void *buf, size_t len, const anc_limits *lim,
+                  anc_req **out, uint64_t *id_out, int *op_out,
+                  anc_error *err)
+{
 	msgpack_unpacked up;
 	anc_limits use;
 	pa_arena *arena = NULL;
@@ -711,6 +719,8 @@ anc_req_decode(const void *buf, size_t len, const anc_limits *lim,
 	*out = NULL;
 	if (id_out != NULL)
 		*id_out = 0;
+	if (op_out != NULL)
+		*op_out = -1;
 	if ((rv = pr_limits(lim, &use, err)) != ANC_OK)
 		return rv;
 	/* pr_unpack initialises up whatever happens: one exit from here. */
@@ -765,6 +775,8 @@ anc_req_decode(const void *buf, size_t len, const anc_limits *lim,
 		goto leave;
 	}
 	req->op = (anc_op)op;
+	if (op_out != NULL)
+		*op_out = op;
 	if ((rv = mpk_get_str(&d, root, "", "auth", 0, ANC_AUTH_MAX, ANC_EINVAL,
 	         &req->auth, NULL)) != ANC_OK)
 		goto leave;

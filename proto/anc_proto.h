@@ -249,6 +249,12 @@ typedef struct anc_req {
  * id_out may be NULL. */
 int anc_req_decode(const void *buf, size_t len, const anc_limits *lim,
                    anc_req **out, uint64_t *id_out, anc_error *err);
+/* The same, and *op_out (may be NULL) the operation once the envelope
+ * named a known one, -1 before: so that a request refused for its body
+ * is counted under its operation, not as undecodable. */
+int anc_req_decode_op(const void *buf, size_t len, const anc_limits *lim,
+                      anc_req **out, uint64_t *id_out, int *op_out,
+                      anc_error *err);
 void anc_req_free(anc_req *req); /* NULL is fine */
 
 /* Encode a request built by the caller (arena_ ignored). Appends to *out

@@ -75,13 +75,13 @@ anc_server_handle(anc_db *db, const anc_auth *auth, const anc_limits *lim,
 	anc_receipt *rcpt = NULL;
 	anc_replay_result *replay = NULL;
 	double t0 = srv_metrics_now();
-	int rv;
+	int rv, op = -1;
 
 	anc_error_clear(&err);
 	anc_buf_reset(out);
 	memset(&resp, 0, sizeof(resp));
 
-	rv = anc_req_decode(msg, len, lim, &req, &id, &err);
+	rv = anc_req_decode_op(msg, len, lim, &req, &id, &op, &err);
 	if (rv != ANC_OK)
 		goto reply;
 	resp.id = req->id;
@@ -240,7 +240,7 @@ reply:
 			flagged += qres->lists[q].drift_flag != 0;
 		srv_metrics_drift_flags(flagged, qres->nq);
 	}
-	srv_metrics_request(req != NULL ? (int)req->op : -1, err.code,
+	srv_metrics_request(op, err.code,
 	                    srv_metrics_now() - t0);
 	anc_query_result_free(qres);
 	anc_info_free(info);

@@ -1079,6 +1079,31 @@ Test(proto, trailing_bytes_refused)
 
 /* ---- envelope ---------------------------------------------------------------- */
 
+/* anc_req_decode_op says which operation a refused request named, once
+ * the envelope got that far (the server's metrics count it there). */
+Test(proto, decode_op_of_refused_requests)
+{
+	static const struct { const char *json; int op; } cases[] = {
+		{"{\"v\":1,\"op\":\"query\",\"id\":3,\"body\":{\"k\":0}}",
+		 ANC_OP_QUERY},
+		{"{\"v\":1,\"op\":\"upsert\",\"id\":3,\"body\":{}}",
+		 ANC_OP_UPSERT},
+		{"{\"v\":1,\"op\":\"nosuchop\",\"id\":3,\"body\":{}}", -1},
+		{"{\"v\":2,\"op\":\"query\",\"id\":3,\"body\":{}}", -1},
+		{"[1]", -1}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		msgpack_sbuffer sb;
+		anc_req *req = NULL;
+		anc_error err;
+		int op = 42;
+		mp_from_json(cases[i].json, &sb);
+		cr_expect_neq(anc_req_decode_op(sb.data, sb.size, &g_lim, &req,
+		                  NULL, &op, &err), ANC_OK, "%s", cases[i].json);
+		cr_expect_eq(op, cases[i].op, "%s: op %d", cases[i].json, op);
+		msgpack_sbuffer_destroy(&sb);
+	}
+}
+
 Test(proto, envelope_errors)
 {
 	anc_error err;
