@@ -90,12 +90,16 @@ static const struct cfg_field {
     {"min_reference", offsetof(anc_drift_config, min_reference), 1},
 };
 
+_Static_assert(sizeof cfg_fields / sizeof *cfg_fields <= 32,
+               "anc_drift_config_apply's seen mask");
+
 int
 anc_drift_config_apply(anc_drift_config *cfg, const char *set, anc_error *err)
 {
 	anc_drift_config c;
 	char buf[ANC_DRIFT_SET_MAX + 1];
 	char *save = NULL, *item;
+	uint32_t seen = 0; /* cfg_fields set so far, by index */
 	size_t len;
 
 	if (cfg == NULL)
@@ -112,6 +116,7 @@ anc_drift_config_apply(anc_drift_config *cfg, const char *set, anc_error *err)
 	     item = strtok_r(NULL, ",", &save)) {
 		char *eq = strchr(item, '='), *end;
 		const struct cfg_field *f = NULL;
+		size_t fi = 0;
 		if (eq == NULL || eq == item)
 			return anc_error_set(err, ANC_EINVAL,
 			                     "drift set: '%.64s': expected "
@@ -121,7 +126,7 @@ anc_drift_config_apply(anc_drift_config *cfg, const char *set, anc_error *err)
 		for (size_t i = 0; i < sizeof cfg_fields / sizeof *cfg_fields;
 		     i++)
 			if (strcmp(cfg_fields[i].name, item) == 0)
-				f = &cfg_fields[i];
+				f = &cfg_fields[(fi = i)];
 		if (f == NULL)
 			return anc_error_set(err, ANC_EINVAL,
 			                     "drift set: unknown key '%.64s' "
@@ -129,6 +134,12 @@ anc_drift_config_apply(anc_drift_config *cfg, const char *set, anc_error *err)
 			                     "configuration, e.g. window, "
 			                     "permutations, p_value)",
 			                     item);
+		if (seen & (1u << fi))
+			return anc_error_set(err, ANC_EINVAL,
+			                     "drift set: %s given twice, expected "
+			                     "each key once",
+			                     f->name);
+		seen |= 1u << fi;
 		const char *v = eq + 1;
 		errno = 0;
 		if (f->is_u32) {

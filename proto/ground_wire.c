@@ -411,6 +411,11 @@ pr_verify_req_decode(const mpk_dec *d, const msgpack_object *body,
 				const msgpack_object *r = &ra->ptr[j];
 				mpk_path(q, p, "revisions");
 				mpk_path_idx(cp, q, j);
+				if (r->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+					return anc_error_set(d->err, ANC_EINVAL,
+					    "%s: %lld is negative, expected a "
+					    "revision (0: any)", cp,
+					    (long long)r->via.i64);
 				if (r->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
 					return mpk_type_error(d, cp, "uint", r);
 				revs[j] = r->via.u64;

@@ -684,6 +684,8 @@ Test(drift, config_set_string)
 	    {"p_value=nan", "p_value"},
 	    {"p_value=inf", "p_value"},
 	    {"folds=2.5", "folds"},
+	    {"window=32,window=64", "window given twice"},
+	    {"p_value=0.01,window=64,p_value=0.05", "p_value given twice"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		cr_expect_eq(anc_drift_config_apply(&c, bad[i].set, &err),

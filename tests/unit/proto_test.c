@@ -1365,6 +1365,9 @@ typedef struct bad_case {
 #define Q_PRE "{\"v\":1,\"op\":\"query\",\"id\":1,\"body\":{\"collection\":" \
 	"\"docs\","
 #define R_PRE "{\"v\":1,\"op\":\"resolve\",\"id\":1,\"body\":{"
+#define V_PRE "{\"v\":1,\"op\":\"verify\",\"id\":1,\"body\":{" \
+	"\"collection\":\"docs\",\"claims\":[{\"vector\":\"#f:1\"," \
+	"\"cited\":[\"w3m3wyn2sb2rgj2syaglizac5i\"],"
 #define C_PRE "{\"v\":1,\"op\":\"contract_register\",\"id\":1,\"body\":" \
 	"{\"collection\":\"docs\",\"contract\":{\"name\":\"n\",\"model\":" \
 	"\"m\",\"revision\":\"r\","
@@ -1509,6 +1512,12 @@ static const bad_case bad_requests[] = {
 	  "body.anchors[0]: embedded NUL" },
 	{ R_PRE "\"collection\":1,\"anchors\":[]}}", ANC_EMALFORMED,
 	  "body.collection: expected str, got int" },
+	/* verify: a negative revision is out of range, like k: -1 */
+	{ V_PRE "\"revisions\":[-1]}]}}", ANC_EINVAL,
+	  "body.claims[0].revisions[0]: -1 is negative" },
+	{ V_PRE "\"revisions\":[1.5]}]}}", ANC_EMALFORMED,
+	  "body.claims[0].revisions[0]: expected uint, got float" },
+	{ V_PRE "\"revisions\":[7]}]}}", ANC_OK, NULL },
 };
 
 Test(proto, field_errors)
