@@ -322,7 +322,8 @@ anc_client_open(const char *url, const anc_client_options *opt,
 	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME,
 	         c->opt.timeout_ms)) != 0 ||
 	    (rv = nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ,
-	         c->opt.limits.max_message)) != 0) {
+	         (size_t)c->opt.limits.max_message + ANC_NNG_HEADER_SLACK)) !=
+	        0) {
 		code = client_nng_error(err, rv, "set socket options for", url,
 		    0);
 		goto fail;

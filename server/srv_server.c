@@ -565,7 +565,8 @@ anc_server_start(const anc_server_config *cfg, anc_server **out,
 	/* Enforced by nng before it allocates: an oversized message closes
 	 * that connection instead of costing memory. */
 	if ((rv = nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ,
-	                              cfg->limits.max_message)) != 0) {
+	                              (size_t)cfg->limits.max_message +
+	                                  ANC_NNG_HEADER_SLACK)) != 0) {
 		rv = nng_fail(err, rv, "NNG_OPT_RECVMAXSZ");
 		goto fail;
 	}

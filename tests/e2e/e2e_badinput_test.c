@@ -723,6 +723,46 @@ Test(e2e_badinput, oversized_message, .init = setup_small)
 	cr_assert_eq(rc, 0, "a %u-query message under the limit: %s (%s)", nq,
 	             anc_errname(rc), msg);
 	check_healthy("a message just under the limit");
+
+	/* Exactly the limit is read (nng's own 4-byte header is not the
+	 * client's to count), and a few bytes over it is answered
+	 * TOO_LARGE instead of dropped: a ping padded with a bin. */
+	for (int over = 0; over <= 1; over++) {
+		size_t target = (1u << 20) + (size_t)over * 3;
+		msgpack_sbuffer sb;
+		msgpack_packer pk;
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		msgpack_pack_map(&pk, 5);
+		msgpack_pack_str_with_body(&pk, "v", 1);
+		msgpack_pack_int(&pk, 1);
+		msgpack_pack_str_with_body(&pk, "op", 2);
+		msgpack_pack_str_with_body(&pk, "ping", 4);
+		msgpack_pack_str_with_body(&pk, "id", 2);
+		msgpack_pack_int(&pk, 73 + over);
+		msgpack_pack_str_with_body(&pk, "body", 4);
+		msgpack_pack_map(&pk, 0);
+		msgpack_pack_str_with_body(&pk, "pad", 3);
+		size_t pad = target - sb.size - 5; /* bin32 header: 5 bytes */
+		char *zeros = calloc(1, pad);
+		cr_assert_not_null(zeros);
+		msgpack_pack_bin_with_body(&pk, zeros, pad);
+		free(zeros);
+		cr_assert_eq(sb.size, target);
+		rc = send_raw(sb.data, sb.size, ANC_OP_PING, msg, sizeof msg,
+		              NULL, NULL);
+		msgpack_sbuffer_destroy(&sb);
+		if (over) {
+			cr_assert_eq(rc, ANC_ETOOBIG, "%zu bytes: %s (%s)", target,
+			             anc_errname(rc), msg);
+			cr_assert_not_null(strstr(msg, "over the limit "
+			                   "max_message=1048576"), "%s", msg);
+		} else {
+			cr_assert_eq(rc, 0, "a message of exactly max_message "
+			             "bytes: %s (%s)", anc_errname(rc), msg);
+		}
+	}
+	check_healthy("messages at the limit");
 }
 
 /* An answer that would not fit the max message (1 MiB here) is refused
