@@ -146,10 +146,23 @@ anc_auth_add(anc_auth *a, const char *id, const char *role,
 	if (unhex(sha256_hex, e.hash, sizeof(e.hash)) != 0)
 		return anc_error_set(err, ANC_EINVAL,
 		    "key '%s': sha256: expected 64 hex digits", id);
-	for (uint32_t i = 0; i < a->n; i++)
+	for (const char *p = id; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return anc_error_set(err, ANC_EINVAL,
+			    "keys[].id: control character at byte %zu, expected "
+			    "a printable name", (size_t)(p - id));
+	for (uint32_t i = 0; i < a->n; i++) {
 		if (strcmp(a->keys[i].id, id) == 0)
 			return anc_error_set(err, ANC_EEXIST,
 			    "key '%s': configured twice", id);
+		/* the same secret under two ids (or roles): which one a
+		 * request is would depend on the order in the file */
+		if (memcmp(a->keys[i].salt, e.salt, sizeof(e.salt)) == 0 &&
+		    memcmp(a->keys[i].hash, e.hash, sizeof(e.hash)) == 0)
+			return anc_error_set(err, ANC_EEXIST,
+			    "key '%s': the same salt and sha256 as key '%s', "
+			    "expected one entry per key", id, a->keys[i].id);
+	}
 	if (a->n == ANC_AUTH_MAX_KEYS)
 		return anc_error_set(err, ANC_ETOOBIG,
 		    "keys: at most %d", ANC_AUTH_MAX_KEYS);

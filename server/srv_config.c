@@ -8,11 +8,13 @@
  * place.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 
 #include <jansson.h>
@@ -277,6 +279,18 @@ anc_server_config_load(anc_server_config *cfg, const char *path,
 		    (rv = get_str(v, "tls", "password", 0, &pool,
 		                  &cfg->tls_key_password, err)))
 			goto leave;
+		/* now, not when a tls+tcp:// listener first needs them */
+		for (int f = 0; f < 2; f++) {
+			const char *path = f == 0 ? cfg->tls_cert_file
+			                          : cfg->tls_key_file;
+			if (access(path, R_OK) != 0) {
+				rv = anc_error_set(err, ANC_EINVAL,
+				    "tls.%s: cannot read '%s': %s",
+				    f == 0 ? "cert" : "key", path,
+				    strerror(errno));
+				goto leave;
+			}
+		}
 	}
 	if ((v = json_object_get(root, "listen")) != NULL) {
 		size_t i;

@@ -27,6 +27,7 @@
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
 
+#include "anc_url.h"
 #include "srv_auth.h"
 #include "srv_metrics.h"
 
@@ -469,6 +470,13 @@ srv_http_start(const char *addr, anc_db *db, const char *data_dir,
 		                     "%s: expected HOST:PORT (e.g. %s) or "
 		                     "off, got '%s'", name,
 		                     SRV_HTTP_DEFAULT, addr != NULL ? addr : "");
+	/* the port's range named here, not nng's "Address invalid" */
+	snprintf(buf, sizeof buf, "tcp://%s", addr);
+	if (anc_url_check(buf, 1, name, err) != ANC_OK)
+		return anc_error_set(err, ANC_EINVAL,
+		                     "%s: '%s': expected HOST:PORT with a port "
+		                     "1..65535 (e.g. %s), or off", name, addr,
+		                     SRV_HTTP_DEFAULT);
 	if ((h = calloc(1, sizeof *h)) == NULL)
 		return anc_error_set(err, ANC_ENOMEM, "http: out of memory");
 	h->db = db;

@@ -205,6 +205,15 @@ Test(e2e_http, endpoints)
 	cr_expect_neq(st, 0);
 	cr_expect(strstr(err, "--http") != NULL, "%s", err);
 	free(err);
+	/* a port out of range: the range is named (nng said "Address
+	 * invalid") */
+	argv[6] = "127.0.0.1:99999";
+	err = NULL;
+	st = tu_run(argv, NULL, NULL, &err, 30);
+	cr_expect_neq(st, 0);
+	cr_expect(strstr(err, "--http: '127.0.0.1:99999': expected HOST:PORT "
+	                  "with a port 1..65535") != NULL, "%s", err);
+	free(err);
 }
 
 Test(e2e_http, prometheus_scrapes_the_drift_gauges)

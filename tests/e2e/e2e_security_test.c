@@ -276,6 +276,10 @@ Test(e2e_security, no_keys_means_loopback_only)
 	             "%s", e2.msg);
 }
 
+#define SALT "00112233445566778899aabbccddeeff"
+#define HASH "00112233445566778899aabbccddeeff" \
+	"00112233445566778899aabbccddeeff"
+
 Test(e2e_security, config_file_is_strict)
 {
 	const char *tmp = tu_tmpdir();
@@ -288,6 +292,16 @@ Test(e2e_security, config_file_is_strict)
 		{"{\"limits\": {\"max_mesage\": 5}}", "max_mesage"},
 		{"{\"limits\": {\"max_k\": 0}}", "max_k"},
 		{"{\"tls\": {\"cert\": \"x.pem\"}}", "tls.key"},
+		{"{\"tls\": {\"cert\": \"/nonexistent/c.pem\", \"key\": "
+		 "\"/nonexistent/k.pem\"}}",
+		 "tls.cert: cannot read '/nonexistent/c.pem': No such file"},
+		{"{\"keys\": [{\"id\":\"a\\nb\",\"role\":\"read\",\"salt\":"
+		 "\"" SALT "\",\"sha256\":\"" HASH "\"}]}",
+		 "keys[].id: control character at byte 1"},
+		{"{\"keys\": [{\"id\":\"a\",\"role\":\"read\",\"salt\":"
+		 "\"" SALT "\",\"sha256\":\"" HASH "\"},{\"id\":\"b\",\"role\":"
+		 "\"admin\",\"salt\":\"" SALT "\",\"sha256\":\"" HASH "\"}]}",
+		 "key 'b': the same salt and sha256 as key 'a'"},
 		{"{\"keys\": [", "config"},
 		{"{\"listen\": [\"tcp://127.0.0.1:7700\", \"tcp://h:0\"]}",
 		 "c.json: listen[1] tcp://h:0: expected HOST:PORT"},
