@@ -416,6 +416,11 @@ contract_json(const anc_collection_info *ci, const anc_contract_info *k)
 	}
 	if (o == NULL)
 		return NULL;
+	if (k->state == ANC_CSTATE_RETIRED) {
+		/* not counted by the server (its index is dropped) */
+		json_object_set_new(o, "vectors", json_null());
+		json_object_set_new(o, "coverage", json_null());
+	}
 	if (k->checked_at == 0) {
 		json_object_set_new(o, "last_check", json_null());
 	} else {
@@ -484,11 +489,17 @@ cmd_list(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 				snprintf(chk, sizeof(chk), "%s (min cos %.4f)",
 				    k->check_pass ? "pass" : "FAIL",
 				    (double)k->check_min_cosine);
-			printf("%-16s  %-28s %6u  %-9s  %8llu  %7.1f%%  %8u  %s\n",
+			char vec[24] = "-", cov[16] = "-";
+			if (k->state != ANC_CSTATE_RETIRED) {
+				snprintf(vec, sizeof vec, "%llu",
+				    (unsigned long long)k->vectors);
+				snprintf(cov, sizeof cov, "%.1f%%",
+				    100.0 * coverage(ci, k));
+			}
+			printf("%-16s  %-28s %6u  %-9s  %8s  %8s  %8u  %s\n",
 			    k->id, nr, k->contract.dim,
-			    anc_contract_state_name(k->state),
-			    (unsigned long long)k->vectors,
-			    100.0 * coverage(ci, k), k->canaries, chk);
+			    anc_contract_state_name(k->state), vec, cov,
+			    k->canaries, chk);
 		}
 	}
 	anc_resp_free(resp);
@@ -542,9 +553,14 @@ cmd_show(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		printf("  index       %s\n",
 		    anc_index_kind_name(k->contract.index.kind));
 		printf("  state       %s\n", anc_contract_state_name(k->state));
-		printf("  coverage    %llu of %llu live passages (%.1f%%)\n",
-		    (unsigned long long)k->vectors, (unsigned long long)ci->live,
-		    100.0 * coverage(ci, k));
+		if (k->state == ANC_CSTATE_RETIRED)
+			printf("  coverage    not counted (retired: its index is "
+			    "dropped, its vectors stay in LMDB)\n");
+		else
+			printf("  coverage    %llu of %llu live passages "
+			    "(%.1f%%)\n", (unsigned long long)k->vectors,
+			    (unsigned long long)ci->live,
+			    100.0 * coverage(ci, k));
 		printf("  index       %llu entries (including stale), %u bytes "
 		    "per vector (%u of them the code)%s\n",
 		    (unsigned long long)k->index_ntotal, k->index_bytes,

@@ -2774,8 +2774,11 @@ anc_db_info(anc_db *db, anc_info **out, anc_error *err)
 			k->check_min_cosine = e->check_min;
 			ground_calib_get(db->gr, ce->sc.cid, e->id, &k->calib);
 			k->trained = 1;
-			if (e->vx == NULL)
-				continue; /* retired and dropped: not counted */
+			/* A retired contract is not counted: its index is
+			 * dropped at the next open (its vectors stay in
+			 * LMDB), so a count would change with a restart. */
+			if (e->vx == NULL || e->state == ANC_CSTATE_RETIRED)
+				continue;
 			vindex_rdlock(e->vx);
 			vindex_stats_locked(e->vx, &s);
 			vindex_unlock(e->vx);
