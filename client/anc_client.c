@@ -61,6 +61,9 @@ struct anc_client {
 	anc_client_options opt;
 	uint64_t next_id; /* ID of the next request; starts at 1 */
 	anc_buf buf;      /* encode buffer, reused across calls */
+	/* Connections lost so far (nng's pipe callback; atomic): a request
+	 * that times out after one was lost says so (client_lost_hint). */
+	unsigned pipes_lost;
 };
 
 void
@@ -90,6 +93,40 @@ client_nng_error(anc_error *err, int rv, const char *what, const char *url,
 		    nng_strerror(rv));
 	return anc_error_set(err, ANC_ETRANSPORT, "%s %s: %s", what, url,
 	    nng_strerror(rv));
+}
+
+static void
+client_pipe_lost(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+	anc_client *c = arg;
+	(void)pipe;
+	(void)ev;
+	__atomic_fetch_add(&c->pipes_lost, 1, __ATOMIC_RELAXED);
+}
+
+static unsigned
+client_lost_count(const anc_client *c)
+{
+	return __atomic_load_n(&c->pipes_lost, __ATOMIC_RELAXED);
+}
+
+/* After a timeout, say that the connection was lost while the request
+ * waited (lost0: the count when it was sent): the server stopped or died,
+ * and since nng's REQ resends a request on the next connection, one that
+ * changes data may have been applied once already. */
+static int
+client_lost_hint(const anc_client *c, anc_error *err, int code,
+                 unsigned lost0)
+{
+	char msg[sizeof err->msg];
+
+	if (code != ANC_ETIMEOUT || client_lost_count(c) == lost0)
+		return code;
+	snprintf(msg, sizeof msg, "%s", err->msg);
+	return anc_error_set(err, code, "%s; the connection to the server was "
+	    "lost while the request waited (it stopped or crashed; a request "
+	    "is sent again on a new connection, so it may have been applied: "
+	    "upserts and deletes can simply be repeated)", msg);
 }
 
 /* After a timeout on a big request, say what else it may mean: a server
@@ -315,6 +352,12 @@ anc_client_open(const char *url, const anc_client_options *opt,
 		goto fail;
 	}
 	c->sock_open = 1;
+	if ((rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST,
+	         client_pipe_lost, c)) != 0) {
+		code = client_nng_error(err, rv, "set a pipe callback for", url,
+		    0);
+		goto fail;
+	}
 	if ((rv = nng_socket_set_ms(c->sock, NNG_OPT_RECVTIMEO,
 	         c->opt.timeout_ms)) != 0 ||
 	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_SENDTIMEO,
@@ -358,6 +401,7 @@ static int
 client_exchange(anc_client *c, void **reply, size_t *reply_len,
                 anc_error *err)
 {
+	unsigned lost0 = client_lost_count(c);
 	int rv;
 
 	*reply = NULL;
@@ -371,8 +415,9 @@ client_exchange(anc_client *c, void **reply, size_t *reply_len,
 	if ((rv = nng_recv(c->sock, reply, reply_len, NNG_FLAG_ALLOC)) != 0) {
 		*reply = NULL;
 		*reply_len = 0;
-		return client_size_hint(err, client_nng_error(err, rv,
-		    "receive from", c->url, c->opt.timeout_ms), c->buf.len);
+		return client_lost_hint(c, err, client_size_hint(err,
+		    client_nng_error(err, rv, "receive from", c->url,
+		    c->opt.timeout_ms), c->buf.len), lost0);
 	}
 	return ANC_OK;
 }
@@ -644,6 +689,7 @@ typedef struct pl_slot {
 	uint64_t id;    /* request ID sent */
 	uint64_t tag;   /* the caller's tag */
 	size_t len;     /* request bytes, for a timeout's message */
+	unsigned lost0; /* connections lost when it was sent */
 } pl_slot;
 
 struct anc_pipeline {
@@ -872,6 +918,7 @@ anc_pipeline_upsert(anc_pipeline *p, const char *collection,
 	s->id = req.id;
 	s->tag = tag;
 	s->len = p->buf.len;
+	s->lost0 = client_lost_count(p->c);
 	s->rv = 0;
 	s->reply = NULL;
 	s->phase = PL_SEND;
@@ -911,8 +958,9 @@ anc_pipeline_wait(anc_pipeline *p, uint64_t *tag, anc_resp **out,
 	p->head = (p->head + 1) % p->depth;
 	p->count--;
 	if (s->rv != 0) {
-		code = client_size_hint(err, client_nng_error(err, s->rv,
-		    "upsert to", p->c->url, p->c->opt.timeout_ms), s->len);
+		code = client_lost_hint(p->c, err, client_size_hint(err,
+		    client_nng_error(err, s->rv, "upsert to", p->c->url,
+		    p->c->opt.timeout_ms), s->len), s->lost0);
 		goto leave;
 	}
 	if ((code = anc_resp_decode(nng_msg_body(m), nng_msg_len(m),

@@ -8,6 +8,7 @@
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,6 +224,62 @@ Test(e2e_server, sigint_answers_what_it_applied)
 	cr_expect_eq(live, acked, "stored %llu, acknowledged %llu",
 	             (unsigned long long)live, (unsigned long long)acked);
 	tu_server_stop(&srv);
+}
+
+static void *
+kill_later(void *arg)
+{
+	tu_server *s = arg;
+	struct timespec ts = {0, 300 * 1000 * 1000};
+	nanosleep(&ts, NULL);
+	tu_server_kill(s); /* SIGKILL and reap: its connections close */
+	return NULL;
+}
+
+/* A request waiting on a server that then dies times out as before, and
+ * the message says the connection was lost while it waited (a helper saw
+ * only "is anchorage-server running there?" after the full --timeout),
+ * and that it may have been applied. */
+Test(e2e_server, lost_connection_is_named)
+{
+	const char *tmp = tu_tmpdir();
+	anc_client_options opt;
+	anc_client *cl = NULL;
+	anc_resp *resp = NULL;
+	anc_error err = {0};
+	pthread_t t;
+
+	tu_server_start(&srv, tu_path(tmp, "data"), tu_ipc_url(tmp, "s.sock"),
+	                "--nosync", NULL);
+	anc_client_options_default(&opt);
+	opt.timeout_ms = 1500;
+	cr_assert_eq(anc_client_open(srv.url, &opt, &cl, &err), 0, "%s",
+	             err.msg);
+	cr_assert_eq(anc_client_info(cl, &resp, &err), 0, "%s", err.msg);
+	anc_resp_free(resp);
+	resp = NULL;
+	/* stopped: the request waits; then killed while it waits */
+	cr_assert_eq(kill(srv.pid, SIGSTOP), 0);
+	cr_assert_eq(pthread_create(&t, NULL, kill_later, &srv), 0);
+	int rc = anc_client_info(cl, &resp, &err);
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	cr_assert_eq(rc, ANC_ETIMEOUT, "%s: %s", anc_errname(rc), err.msg);
+	cr_assert_not_null(strstr(err.msg, "the connection to the server was "
+	                          "lost while the request waited"), "%s",
+	                   err.msg);
+	/* a timeout without a lost connection says nothing of the kind */
+	anc_client_close(cl);
+	opt.timeout_ms = 300;
+	tu_server_start(&srv, tu_path(tmp, "data"), tu_ipc_url(tmp, "s.sock"),
+	                "--nosync", NULL);
+	cr_assert_eq(anc_client_open(srv.url, &opt, &cl, &err), 0, "%s",
+	             err.msg);
+	cr_assert_eq(kill(srv.pid, SIGSTOP), 0);
+	rc = anc_client_info(cl, &resp, &err);
+	cr_assert_eq(rc, ANC_ETIMEOUT, "%s", err.msg);
+	cr_assert_null(strstr(err.msg, "lost"), "%s", err.msg);
+	anc_client_close(cl);
+	tu_server_kill(&srv);
 }
 
 /* nng 1.5.2 can hang in the last nng_close of a stop; the engine is
