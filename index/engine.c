@@ -655,19 +655,27 @@ db_free(anc_db *db)
 }
 
 /* After an unclean stop an index comes from LMDB (rebuilt, or a snapshot
- * plus a replay). Snapshot it now when that was costly: a graph or a
- * trained index rebuilt (a flat one reads back from LMDB about as fast as
- * from a snapshot), or a replay of snapshot_every vectors or more.
- * Otherwise a server that only serves reads, and stops uncleanly again,
- * pays the same rebuild at every start. A failure is told, not fatal:
- * LMDB is right whatever happens. */
+ * plus a replay). Snapshot it now when that was costly: an HNSW graph
+ * rebuilt (a flat one reads back from LMDB about as fast as from a
+ * snapshot), or a replay of snapshot_every vectors or more. Otherwise a
+ * server that only serves reads, and stops uncleanly again, pays the same
+ * rebuild at every start. A kind that needs training is rebuilt as an
+ * exact flat placeholder and trained in the background: that placeholder
+ * is not worth a snapshot (the trained index is snapshotted by the next
+ * write upkeep or the stop). A failure is told, not fatal: LMDB is right
+ * whatever happens. */
 static void
 open_snapshot(anc_db *db, const coll_ent *ce, contract_ent *e,
               const vindex_open_info *info)
 {
 	anc_error err;
+	vindex_stats s;
 
-	if (!((info->rebuilt && e->c.index.kind != ANC_INDEX_FLAT) ||
+	vindex_rdlock(e->vx);
+	vindex_stats_locked(e->vx, &s);
+	vindex_unlock(e->vx);
+	if (!s.trained ||
+	    !((info->rebuilt && e->c.index.kind != ANC_INDEX_FLAT) ||
 	      (db->opt.snapshot_every > 0 &&
 	       info->replayed >= db->opt.snapshot_every)))
 		return;

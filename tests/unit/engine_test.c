@@ -302,6 +302,25 @@ Test(engine, costly_rebuild_is_snapshotted_at_open)
 		          status);
 	}
 	tu_db_close(db);
+
+	/* An ivf contract rebuilt comes back as an exact placeholder to be
+	 * trained: not snapshotted at open. */
+	{
+		char dir2[TU_PATH_MAX];
+		anc_contract_id_str id2;
+		snprintf(dir2, sizeof dir2, "%s", tu_tmpdir());
+		db = db_open(dir2);
+		sotu_setup(db, ANC_INDEX_IVF_FLAT, id2);
+		sotu_load(db, &s, 0, s.n);
+		tu_db_close(db);
+		cr_assert_eq(unlink(snapshot_path(dir2, id2)), 0);
+		db = db_open(dir2);
+		anc_db_get_open_stats(db, &st);
+		cr_assert_eq(st.rebuilt, 1);
+		cr_assert_eq(st.snapshots_written, 0);
+		cr_assert_neq(access(snapshot_path(dir2, id2), F_OK), 0);
+		tu_db_close(db);
+	}
 	tu_sotu_free(&s);
 }
 
