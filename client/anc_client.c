@@ -61,9 +61,10 @@ struct anc_client {
 	anc_client_options opt;
 	uint64_t next_id; /* ID of the next request; starts at 1 */
 	anc_buf buf;      /* encode buffer, reused across calls */
-	/* Connections lost so far (nng's pipe callback; atomic): a request
-	 * that times out after one was lost says so (client_lost_hint). */
-	unsigned pipes_lost;
+	/* Connections lost and made so far (nng's pipe callbacks; atomic):
+	 * a request that times out after one was lost says so
+	 * (client_lost_hint). */
+	unsigned pipes_lost, pipes_added;
 };
 
 void
@@ -96,33 +97,48 @@ client_nng_error(anc_error *err, int rv, const char *what, const char *url,
 }
 
 static void
-client_pipe_lost(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+client_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
 	anc_client *c = arg;
 	(void)pipe;
-	(void)ev;
-	__atomic_fetch_add(&c->pipes_lost, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(ev == NNG_PIPE_EV_REM_POST ? &c->pipes_lost
+	                                              : &c->pipes_added,
+	                   1, __ATOMIC_RELAXED);
 }
 
-static unsigned
-client_lost_count(const anc_client *c)
+typedef struct lost_mark {
+	unsigned lost, added;
+} lost_mark;
+
+static lost_mark
+client_lost_mark(const anc_client *c)
 {
-	return __atomic_load_n(&c->pipes_lost, __ATOMIC_RELAXED);
+	lost_mark m = {__atomic_load_n(&c->pipes_lost, __ATOMIC_RELAXED),
+	               __atomic_load_n(&c->pipes_added, __ATOMIC_RELAXED)};
+	return m;
 }
 
-/* After a timeout, say that the connection was lost while the request
- * waited (lost0: the count when it was sent): the server stopped or died,
- * and since nng's REQ resends a request on the next connection, one that
- * changes data may have been applied once already. */
+/* After a timeout, say what happened to the connection while the request
+ * waited (m0: the counts when it was sent). Lost and not made again: the
+ * server stopped or died, and since nng's REQ sends a request again on the
+ * next connection, one that changes data may have been applied already.
+ * Lost, made again and lost again: the server is there and closes the
+ * connection on this request, which is what it does with one over its
+ * --max-message (client_size_hint says so for a large one). */
 static int
 client_lost_hint(const anc_client *c, anc_error *err, int code,
-                 unsigned lost0)
+                 lost_mark m0)
 {
 	char msg[sizeof err->msg];
+	lost_mark m = client_lost_mark(c);
 
-	if (code != ANC_ETIMEOUT || client_lost_count(c) == lost0)
+	if (code != ANC_ETIMEOUT || m.lost == m0.lost)
 		return code;
 	snprintf(msg, sizeof msg, "%s", err->msg);
+	if (m.added != m0.added && m.lost - m0.lost > 1)
+		return anc_error_set(err, code, "%s; the server closed the "
+		    "connection on this request %u times, also after "
+		    "reconnecting", msg, m.lost - m0.lost);
 	return anc_error_set(err, code, "%s; the connection to the server was "
 	    "lost while the request waited (it stopped or crashed; a request "
 	    "is sent again on a new connection, so it may have been applied: "
@@ -353,7 +369,9 @@ anc_client_open(const char *url, const anc_client_options *opt,
 	}
 	c->sock_open = 1;
 	if ((rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST,
-	         client_pipe_lost, c)) != 0) {
+	         client_pipe_event, c)) != 0 ||
+	    (rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST,
+	         client_pipe_event, c)) != 0) {
 		code = client_nng_error(err, rv, "set a pipe callback for", url,
 		    0);
 		goto fail;
@@ -401,7 +419,7 @@ static int
 client_exchange(anc_client *c, void **reply, size_t *reply_len,
                 anc_error *err)
 {
-	unsigned lost0 = client_lost_count(c);
+	lost_mark lost0 = client_lost_mark(c);
 	int rv;
 
 	*reply = NULL;
@@ -689,7 +707,7 @@ typedef struct pl_slot {
 	uint64_t id;    /* request ID sent */
 	uint64_t tag;   /* the caller's tag */
 	size_t len;     /* request bytes, for a timeout's message */
-	unsigned lost0; /* connections lost when it was sent */
+	lost_mark lost0; /* connections lost and made when it was sent */
 } pl_slot;
 
 struct anc_pipeline {
@@ -918,7 +936,7 @@ anc_pipeline_upsert(anc_pipeline *p, const char *collection,
 	s->id = req.id;
 	s->tag = tag;
 	s->len = p->buf.len;
-	s->lost0 = client_lost_count(p->c);
+	s->lost0 = client_lost_mark(p->c);
 	s->rv = 0;
 	s->reply = NULL;
 	s->phase = PL_SEND;

@@ -226,6 +226,17 @@ Test(e2e_server, sigint_answers_what_it_applied)
 	tu_server_stop(&srv);
 }
 
+/* SIGSTOP, and wait until every thread of the server has stopped (kill
+ * returns before they all have, and one may still answer). */
+static void
+stop_server_threads(tu_server *s)
+{
+	int st;
+	cr_assert_eq(kill(s->pid, SIGSTOP), 0);
+	cr_assert_eq(waitpid(s->pid, &st, WUNTRACED), s->pid);
+	cr_assert(WIFSTOPPED(st), "status %d", st);
+}
+
 static void *
 kill_later(void *arg)
 {
@@ -259,7 +270,7 @@ Test(e2e_server, lost_connection_is_named)
 	anc_resp_free(resp);
 	resp = NULL;
 	/* stopped: the request waits; then killed while it waits */
-	cr_assert_eq(kill(srv.pid, SIGSTOP), 0);
+	stop_server_threads(&srv);
 	cr_assert_eq(pthread_create(&t, NULL, kill_later, &srv), 0);
 	int rc = anc_client_info(cl, &resp, &err);
 	cr_assert_eq(pthread_join(t, NULL), 0);
@@ -274,7 +285,7 @@ Test(e2e_server, lost_connection_is_named)
 	                "--nosync", NULL);
 	cr_assert_eq(anc_client_open(srv.url, &opt, &cl, &err), 0, "%s",
 	             err.msg);
-	cr_assert_eq(kill(srv.pid, SIGSTOP), 0);
+	stop_server_threads(&srv);
 	rc = anc_client_info(cl, &resp, &err);
 	cr_assert_eq(rc, ANC_ETIMEOUT, "%s", err.msg);
 	cr_assert_null(strstr(err.msg, "lost"), "%s", err.msg);
