@@ -561,10 +561,12 @@ cmd_show(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 			    "(%.1f%%)\n", (unsigned long long)k->vectors,
 			    (unsigned long long)ci->live,
 			    100.0 * coverage(ci, k));
-		printf("  index       %llu entries (including stale), %u bytes "
-		    "per vector (%u of them the code)%s\n",
-		    (unsigned long long)k->index_ntotal, k->index_bytes,
-		    k->code_bytes, k->trained ? "" : ", exact until trained");
+		if (k->state != ANC_CSTATE_RETIRED)
+			printf("  index       %llu entries (including stale), %u "
+			    "bytes per vector (%u of them the code)%s\n",
+			    (unsigned long long)k->index_ntotal, k->index_bytes,
+			    k->code_bytes,
+			    k->trained ? "" : ", exact until trained");
 		printf("  canaries    %u probe%s\n", k->canaries,
 		    k->canaries == 1 ? "" : "s");
 		if (k->checked_at == 0)

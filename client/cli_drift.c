@@ -153,7 +153,9 @@ anc_cli_cmd_drift(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		if ((code = anc_drift_config_apply(&probe, set, err))) {
 			char why[ANC_ERRMSG_MAX];
 			snprintf(why, sizeof why, "%s", err->msg);
-			return anc_cli_usage(ctx, err, "drift --set: %s", why);
+			/* "drift set: ..." from the parser: name the flag */
+			return anc_cli_usage(ctx, err, "--set: %s",
+			    strncmp(why, "drift set: ", 11) == 0 ? why + 11 : why);
 		}
 	}
 	if ((code = anc_cli_connect(ctx, err)))

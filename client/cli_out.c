@@ -108,7 +108,9 @@ contract_info_json(const anc_contract_info *ci)
 	o = json_obj_steal(o, "index", idx);
 	o = json_obj_steal(o, "state",
 	    json_string(anc_contract_state_name(ci->state)));
-	o = json_obj_steal(o, "vectors", json_u64(ci->vectors));
+	/* a retired contract is not counted (its index is dropped) */
+	o = json_obj_steal(o, "vectors", ci->state == ANC_CSTATE_RETIRED
+	    ? json_null() : json_u64(ci->vectors));
 	o = json_obj_steal(o, "index_ntotal", json_u64(ci->index_ntotal));
 	o = json_obj_steal(o, "index_bytes_per_vector",
 	    json_integer(ci->index_bytes));
@@ -300,12 +302,15 @@ anc_cli_info_print(FILE *fp, const anc_info *info)
 			k = &ci->contracts[j];
 			snprintf(nr, sizeof(nr), "%s@%s", k->contract.name,
 			    k->contract.revision);
-			fprintf(fp, "  %-16s  %-28s %6u  %-6s  %-5s  %-9s  %llu\n",
+			char vec[24] = "-";
+			if (k->state != ANC_CSTATE_RETIRED)
+				snprintf(vec, sizeof vec, "%llu",
+				    (unsigned long long)k->vectors);
+			fprintf(fp, "  %-16s  %-28s %6u  %-6s  %-5s  %-9s  %s\n",
 			    k->id, nr, k->contract.dim,
 			    anc_metric_name(k->contract.metric),
 			    anc_index_kind_name(k->contract.index.kind),
-			    anc_contract_state_name(k->state),
-			    (unsigned long long)k->vectors);
+			    anc_contract_state_name(k->state), vec);
 		}
 	}
 }

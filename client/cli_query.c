@@ -47,25 +47,38 @@ static const char query_usage[] =
 
 /* A search parameter the server did not apply (the provenance shows 0 for
  * a parameter of another index kind, and for both on an exact search) is
- * said once on stderr, so a user tuning --nprobe on an HNSW contract does
- * not read unchanged results as a tuning result. */
+ * said once on stderr, with the reason, so a user tuning --nprobe on an
+ * HNSW contract does not read unchanged results as a tuning result. */
 static void
 param_warn(const anc_client_query_opts *qo, const anc_provenance *prov)
 {
-	const char *why = prov->exact ? "the search was exact" : NULL;
-	char kind[96];
+	const char *kind = anc_index_kind_name(prov->index);
+	int hnsw = prov->index == ANC_INDEX_HNSW ||
+	           prov->index == ANC_INDEX_HNSW_SQ8;
+	int ivf = prov->index == ANC_INDEX_IVF_FLAT ||
+	          prov->index == ANC_INDEX_IVF_PQ;
+	char why[160];
 
-	if (why == NULL) {
-		snprintf(kind, sizeof kind, "contract %s has index kind %s",
-		         prov->contract, anc_index_kind_name(prov->index));
-		why = kind;
-	}
+	if (qo->exact)
+		snprintf(why, sizeof why, "--exact searches every stored "
+		         "vector");
+	else if (prov->index == ANC_INDEX_FLAT)
+		snprintf(why, sizeof why, "contract %s is a flat index: every "
+		         "search is exact", prov->contract);
+	else if (prov->exact)
+		snprintf(why, sizeof why, "the %s index of contract %s is not "
+		         "trained yet (searches are exact until it is)", kind,
+		         prov->contract);
+	else
+		snprintf(why, sizeof why, "contract %s has index kind %s",
+		         prov->contract, kind);
 	if (qo->ef != 0 && prov->ef_search == 0)
-		fprintf(stderr, "anchorage: warning: --ef %u not applied: %s "
-		        "(--ef is for hnsw kinds)\n", qo->ef, why);
+		fprintf(stderr, "anchorage: warning: --ef %u not applied: %s%s\n",
+		        qo->ef, why, hnsw ? "" : " (--ef is for hnsw kinds)");
 	if (qo->nprobe != 0 && prov->nprobe == 0)
 		fprintf(stderr, "anchorage: warning: --nprobe %u not applied: "
-		        "%s (--nprobe is for ivf kinds)\n", qo->nprobe, why);
+		        "%s%s\n", qo->nprobe, why,
+		        ivf ? "" : " (--nprobe is for ivf kinds)");
 }
 
 int

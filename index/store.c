@@ -154,30 +154,36 @@ mkdir_p1(const char *path, anc_error *err)
 
 /* LMDB maps its lock file after sizing it with ftruncate, which gives it
  * no disk blocks: on a full file system the first touch of the map is a
- * SIGBUS, not an error. So a new lock file is given its blocks first
- * (posix_fallocate); 1 MiB is more than 1024 reader slots need, and LMDB
- * takes a lock file larger than it asks for as it is. */
+ * SIGBUS, not an error. So the lock file is given its blocks first
+ * (posix_fallocate): a new one 1 MiB (more than 1024 reader slots need;
+ * LMDB takes a lock file larger than it asks for as it is), one made by
+ * LMDB itself before this existed its own size, which changes nothing
+ * when its blocks are there already. The data directory is locked
+ * (lock_data_dir), so no other server maps it meanwhile. */
 static int
 lock_file_prepare(const char *lmdb_dir, anc_error *err)
 {
 	char path[4096 + 16];
 	struct stat sb;
-	int fd, rc;
+	off_t want = LOCK_FILE_BYTES;
+	int fd, rc, fresh;
 
 	snprintf(path, sizeof path, "%s/lock.mdb", lmdb_dir);
-	if (stat(path, &sb) == 0 && sb.st_size > 0)
-		return ANC_OK; /* made by an earlier start */
+	fresh = stat(path, &sb) != 0 || sb.st_size == 0;
+	if (!fresh)
+		want = sb.st_size;
 	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0)
 		return anc_error_set(err, ANC_ESTORAGE,
-		                     "lmdb lock file '%s': cannot create: %s",
-		                     path, strerror(errno));
-	rc = posix_fallocate(fd, 0, LOCK_FILE_BYTES);
+		                     "lmdb lock file '%s': cannot open: %s", path,
+		                     strerror(errno));
+	rc = posix_fallocate(fd, 0, want);
 	close(fd);
 	if (rc != 0) {
-		(void)unlink(path);
+		if (fresh)
+			(void)unlink(path);
 		return anc_error_set(err, ANC_ESTORAGE,
-		                     "lmdb lock file '%s': cannot allocate %d "
-		                     "bytes: %s", path, LOCK_FILE_BYTES,
+		                     "lmdb lock file '%s': cannot allocate %lld "
+		                     "bytes: %s", path, (long long)want,
 		                     strerror(rc));
 	}
 	return ANC_OK;

@@ -42,9 +42,9 @@ extern "C" {
 #define ANC_PROTO_VERSION 1
 /* nng's receive limit (NNG_OPT_RECVMAXSZ) counts the REQ/REP header too
  * (a 4-byte request ID per hop): sockets allow max_message plus this, so
- * that a message of exactly max_message bytes is read, and one a few bytes
- * over it gets a TOO_LARGE answer from the decoder, not a dropped
- * connection. */
+ * that a message of exactly max_message bytes is read, and one up to 60
+ * bytes over it (64 less the header) gets a TOO_LARGE answer from the
+ * decoder, not a dropped connection. */
 #define ANC_NNG_HEADER_SLACK 64
 #define ANC_AUTH_MAX 256 /* bytes of an API key */
 

@@ -303,7 +303,9 @@ check_text(const char *field, const char *v, size_t cap, int required,
 		    "contract.%s: required, expected a non-empty string", field);
 	for (size_t i = 0, sl; i < n; i += sl) {
 		const unsigned char *p = (const unsigned char *)v + i;
-		if (*p < 0x20)
+		/* C0, DEL and C1 (U+0080..U+009F, c2 80..c2 9f) */
+		if (*p < 0x20 || *p == 0x7f ||
+		    (*p == 0xc2 && i + 1 < n && p[1] >= 0x80 && p[1] <= 0x9f))
 			return anc_error_set(err, ANC_EINVAL,
 			    "contract.%s: control character at byte %zu", field, i);
 		/* names are shown on pages and in JSON: text, not bytes */

@@ -474,8 +474,12 @@ srv_http_start(const char *addr, anc_db *db, const char *data_dir,
 	snprintf(buf, sizeof buf, "tcp://%s", addr);
 	if (anc_url_check(buf, 1, name, err) != ANC_OK)
 		return anc_error_set(err, ANC_EINVAL,
-		                     "%s: '%s': expected HOST:PORT with a port "
-		                     "1..65535 (e.g. %s), or off", name, addr,
+		                     "%s: '%s': expected HOST:PORT %s (e.g. %s), "
+		                     "or off", name, addr,
+		                     strstr(err->msg, "IPv6") != NULL
+		                         ? "with an IPv6 address in brackets "
+		                           "and a host of at most 255 bytes"
+		                         : "with a port 1..65535",
 		                     SRV_HTTP_DEFAULT);
 	if ((h = calloc(1, sizeof *h)) == NULL)
 		return anc_error_set(err, ANC_ENOMEM, "http: out of memory");

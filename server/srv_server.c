@@ -529,8 +529,10 @@ anc_server_start(const anc_server_config *cfg, anc_server **out,
 		    strstr(cfg->http, "://") == NULL) {
 			/* (a malformed one is srv_http_start's to name) */
 			char u[300];
+			anc_error uerr;
 			snprintf(u, sizeof u, "tcp://%s", cfg->http);
-			if (!anc_url_is_local(u)) {
+			if (anc_url_check(u, 1, "--http", &uerr) == ANC_OK &&
+			    !anc_url_is_local(u)) {
 				rv = anc_error_set(err, ANC_EINVAL,
 				    "%s %s: no API keys are configured, so "
 				    "the HTTP listener must be on loopback "

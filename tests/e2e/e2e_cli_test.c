@@ -292,8 +292,10 @@ Test(e2e_cli, register_query_json)
 	            "5-6", "-k", "1", "--ef", "64", "--nprobe", "3", NULL);
 	cr_assert_eq(st, 0, "query --ef: exit %d: %s", st, err);
 	cr_assert_not_null(strstr(out, s.anchors[5]), "query: %s", out);
-	cr_assert_not_null(strstr(err, "warning: --ef 64 not applied: the "
-	                   "search was exact"), "%s", err);
+	cr_assert_not_null(strstr(err, "warning: --ef 64 not applied: contract "),
+	                   "%s", err);
+	cr_assert_not_null(strstr(err, " is a flat index: every search is "
+	                   "exact (--ef is for hnsw kinds)"), "%s", err);
 	cr_assert_not_null(strstr(err, "warning: --nprobe 3 not applied"),
 	                   "%s", err);
 	cr_assert_eq(tu_line_count(err), 2, "%s", err);

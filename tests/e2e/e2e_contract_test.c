@@ -352,6 +352,32 @@ Test(e2e_contract, migrate_minilm_to_4096)
 	cr_assert(json_is_null(json_object_get(sh, "vectors")));
 	cr_assert(json_is_null(json_object_get(sh, "coverage")));
 	json_decref(sh);
+	{
+		const char *ai[] = {"--json", "info", NULL};
+		json_t *in = cli_json(ai), *cs = NULL, *k;
+		size_t i;
+		json_t *colls = json_object_get(in, "collections");
+		for (i = 0; i < json_array_size(colls); i++)
+			if (strcmp(json_string_value(json_object_get(
+			               json_array_get(colls, i), "name")),
+			           "sotu") == 0)
+				cs = json_object_get(json_array_get(colls, i),
+				                     "contracts");
+		cr_assert_not_null(cs, "no sotu in info");
+		int seen = 0;
+		json_array_foreach(cs, i, k) {
+			json_t *v = json_object_get(k, "vectors");
+			if (strcmp(json_string_value(json_object_get(k, "id")),
+			           mid) == 0) {
+				cr_assert(json_is_null(v), "info: retired counted");
+				seen = 1;
+			} else {
+				cr_assert(json_is_integer(v));
+			}
+		}
+		cr_assert(seen);
+		json_decref(in);
+	}
 	const char *aq[] = {"query", "sotu", "--contract", "minilm@1",
 	                    "--vectors", fm, "--rows", "0", NULL};
 	st = cli(&out, &eo, aq);

@@ -311,6 +311,12 @@ Test(e2e_drift, set_config_persists_and_deletes_leave_the_reference)
 	cr_expect(strstr(e, "window") != NULL, "%s", e);
 	free(out);
 	free(e);
+	cr_expect_eq(tu_cli(&out, &e, "drift", "sotu", "--set",
+	                    "window=64,window=128", NULL), 2);
+	cr_expect(strstr(e, "anchorage: error: INVALID_ARGUMENT: --set: window "
+	                 "given twice") != NULL, "%s", e);
+	free(out);
+	free(e);
 	cr_expect_eq(tu_cli(&out, &e, "drift", "sotu", "--set", "folds=1", NULL),
 	             1);
 	cr_expect(strstr(e, "folds") != NULL && strstr(e, "2..20") != NULL, "%s",

@@ -103,6 +103,10 @@ Test(contract, validation_names_the_field)
 	EXPECT_BAD(strcpy(c.model, "m\xc3"), "contract.model: not UTF-8");
 	EXPECT_BAD(strcpy(c.revision, "\xed\xa0\x80"), "contract.revision");
 	EXPECT_BAD(strcpy(c.preprocess, "\xc0\xaf"), "contract.preprocess");
+	EXPECT_BAD(strcpy(c.name, "a\x7f" "b"), "contract.name: control "
+	           "character at byte 1");
+	EXPECT_BAD(strcpy(c.model, "a\xc2\x85" "b"), "contract.model: control "
+	           "character at byte 1");
 	EXPECT_BAD(c.model[0] = '\0', "contract.model");
 	EXPECT_BAD(c.revision[0] = '\0', "contract.revision");
 	EXPECT_BAD(c.dim = 0, "contract.dim");

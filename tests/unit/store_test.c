@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <lmdb.h>
 
@@ -370,6 +371,17 @@ Test(store, full_disk_fresh_directory)
 	         "2>/dev/null", mnt);
 	if (system(cmd) != 0)
 		cr_skip_test("cannot mount a tmpfs here (not root?)");
+	/* a lock file as LMDB made them before: sparse (ftruncate) */
+	char old[TU_PATH_MAX + 16], lock[TU_PATH_MAX + 32];
+	snprintf(old, sizeof old, "%s/old", mnt);
+	cr_assert_eq(mkdir(old, 0755), 0);
+	snprintf(lock, sizeof lock, "%s/old/lmdb", mnt);
+	cr_assert_eq(mkdir(lock, 0755), 0);
+	snprintf(lock, sizeof lock, "%s/old/lmdb/lock.mdb", mnt);
+	FILE *lf = fopen(lock, "wb");
+	cr_assert_not_null(lf);
+	cr_assert_eq(ftruncate(fileno(lf), 1 << 20), 0);
+	fclose(lf);
 	snprintf(fill, sizeof fill, "%s/fill", mnt);
 	FILE *f = fopen(fill, "wb");
 	cr_assert_not_null(f);
@@ -381,9 +393,15 @@ Test(store, full_disk_fresh_directory)
 	}
 	fclose(f);
 	int rv = store_open(tu_path(mnt, "new"), 1 << 24, 0, &st, &err);
+	anc_error err2;
+	store *st2 = NULL;
+	int rv2 = store_open(old, 1 << 24, 0, &st2, &err2);
 	snprintf(cmd, sizeof cmd, "umount '%s'", mnt);
 	cr_expect_eq(system(cmd), 0);
 	cr_assert_eq(rv, ANC_ESTORAGE, "%s", err.msg);
 	cr_assert_null(st);
 	cr_assert(strstr(err.msg, "No space left on device"), "%s", err.msg);
+	cr_assert_eq(rv2, ANC_ESTORAGE, "%s", err2.msg);
+	cr_assert_null(st2);
+	cr_assert(strstr(err2.msg, "No space left on device"), "%s", err2.msg);
 }
