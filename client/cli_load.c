@@ -1087,7 +1087,9 @@ load_line(load_state *st, const char *line, size_t len, anc_error *err)
 	    strlen(l->chunk) + (l->text ? strlen(l->text) : 0) + l->meta_len +
 	    64;
 	/* msgpack values: 16 a record at most, and at most one per byte of
-	 * its metadata; half the server's bound leaves room for the rest */
+	 * its metadata. The batch goes once it reaches half the server's
+	 * bound; before this record it was under that half, and one record
+	 * adds at most 16 + max_meta (64 KiB): far from the whole bound. */
 	st->batch_values += 16 + (uint64_t)l->meta_len;
 	if (st->nbatch == st->batch_max || st->batch_bytes >= LOAD_BATCH_BYTES ||
 	    st->batch_values >= ANC_REQ_VALUES_MAX / 2)
