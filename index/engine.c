@@ -661,9 +661,9 @@ db_free(anc_db *db)
  * server that only serves reads, and stops uncleanly again, pays the same
  * rebuild at every start. A kind that needs training is rebuilt as an
  * exact flat placeholder and trained in the background: that placeholder
- * is not worth a snapshot (the trained index is snapshotted by the next
- * write upkeep or the stop). A failure is told, not fatal: LMDB is right
- * whatever happens. */
+ * is not worth a snapshot (the background build snapshots the trained
+ * index once it is swapped in: vindex.c). A failure is told, not fatal:
+ * LMDB is right whatever happens. */
 static void
 open_snapshot(anc_db *db, const coll_ent *ce, contract_ent *e,
               const vindex_open_info *info)

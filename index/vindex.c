@@ -31,7 +31,9 @@
  *   3. drain the pending log into the new index in rounds (the log is
  *      swapped out under the write lock, added outside it) until little
  *      is left; then, under the write lock, add the rest, swap the new
- *      index in, bump the generation, stop recording.
+ *      index in, bump the generation, stop recording;
+ *   4. write a snapshot of it (one snapshot writer at a time: snap_mu),
+ *      so that a start after a crash loads it instead of training again.
  * Labels are write sequences and LMDB shows S's snapshot, so pending
  * entries with a label <= S are already in the new index and are
  * skipped; everything later is in the log. Queries keep using the old
@@ -100,6 +102,10 @@ struct vindex {
 	 * lifecycle flags; the pending log is under the index write lock. */
 	pthread_mutex_t bg_mu;
 	int bg_mu_ok;
+	/* One snapshot writer at a time (they share tmppath): the engine's
+	 * callers hold its index mutex, the background build does not. */
+	pthread_mutex_t snap_mu;
+	int snap_mu_ok;
 	pthread_t bg_thr;
 	int bg_joinable;     /* a thread was started and not joined */
 	int bg_running;      /* it has not finished */
@@ -246,6 +252,11 @@ vindex_alloc(const char *snapdir, uint32_t cid, const anc_contract *c,
 		return anc_error_set(err, ANC_ENOMEM, "index: no mutex");
 	}
 	vx->bg_mu_ok = 1;
+	if (pthread_mutex_init(&vx->snap_mu, NULL) != 0) {
+		vindex_destroy(vx);
+		return anc_error_set(err, ANC_ENOMEM, "index: no mutex");
+	}
+	vx->snap_mu_ok = 1;
 	vx->trained = 1;
 	vx->c = *c;
 	vx->cid = cid;
@@ -281,6 +292,8 @@ vindex_destroy(vindex *vx)
 			pthread_join(vx->bg_thr, NULL);
 		pthread_mutex_destroy(&vx->bg_mu);
 	}
+	if (vx->snap_mu_ok)
+		pthread_mutex_destroy(&vx->snap_mu);
 	if (vx->idx != NULL)
 		faiss_Index_free(vx->idx);
 	if (vx->lock_ok)
@@ -1103,6 +1116,19 @@ bg_main(void *arg)
 
 	anc_error_clear(&err);
 	rv = bg_build(vx, &err);
+	/* The index just built cost a training and a full add: on disk now,
+	 * so that a server that only serves reads and stops uncleanly does
+	 * not build it again at every start (a failure here leaves it to
+	 * the next write upkeep or the stop, as before). */
+	if (rv == ANC_OK && !bg_stopping(vx)) {
+		anc_error serr;
+		if (vindex_snapshot(vx, &serr) != ANC_OK && !vx->quiet) {
+			char id[ANC_CONTRACT_ID_LEN + 1];
+			anc_contract_id_format(vx->id, id);
+			fprintf(stderr, "anchorage: contract %s: snapshot after "
+			        "the index build: %s\n", id, serr.msg);
+		}
+	}
 	vindex_rdlock(vx);
 	live = vx->live;
 	vindex_unlock(vx);
@@ -1277,8 +1303,8 @@ fsync_dir(const char *dir, anc_error *err)
 	return rv;
 }
 
-int
-vindex_snapshot(vindex *vx, anc_error *err)
+static int
+snapshot_locked(vindex *vx, anc_error *err)
 {
 	uint8_t hdr[SNAP_HDR];
 	uint8_t md[32];
@@ -1349,15 +1375,16 @@ vindex_snapshot(vindex *vx, anc_error *err)
 	}
 	if ((rv = fsync_dir(vx->snapdir, err)) != ANC_OK)
 		goto unlock;
-	/* The engine's index mutex is held by every caller, so nothing was
-	 * added between this unlock and the write lock below; but a
-	 * background build may have swapped its index in (generation moved):
-	 * that one is not on disk yet. */
+	/* Between this unlock and the write lock below, a write may have
+	 * added vectors (the background build's snapshot does not hold the
+	 * engine's index mutex: covered moved) or a background build may
+	 * have swapped its index in (generation moved): neither is on disk
+	 * yet. */
 	{
-		uint64_t gen = vx->generation;
+		uint64_t gen = vx->generation, covered = vx->covered;
 		vindex_unlock(vx);
 		vindex_wrlock(vx);
-		if (vx->generation == gen) {
+		if (vx->generation == gen && vx->covered == covered) {
 			vx->dirty = 0;
 			vx->unsnapped = 0;
 		}
@@ -1369,6 +1396,19 @@ fail:
 	(void)unlink(vx->tmppath); /* best effort: a stale .tmp is ignored */
 unlock:
 	vindex_unlock(vx);
+	return rv;
+}
+
+
+/* Snapshots are written one at a time (snap_mu), then as above. */
+int
+vindex_snapshot(vindex *vx, anc_error *err)
+{
+	int rv;
+
+	pthread_mutex_lock(&vx->snap_mu);
+	rv = snapshot_locked(vx, err);
+	pthread_mutex_unlock(&vx->snap_mu);
 	return rv;
 }
 

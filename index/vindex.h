@@ -94,7 +94,8 @@ void vindex_build_request(vindex *vx);
 int vindex_building(vindex *vx);
 
 /* Write the snapshot if anything was added since the last one. Read lock
- * (searches continue, writers wait). */
+ * (searches continue, writers wait); one snapshot at a time per index
+ * (the background build writes one after its swap). */
 int vindex_snapshot(vindex *vx, anc_error *err);
 
 void vindex_rdlock(vindex *vx);

@@ -396,7 +396,8 @@ kind_contract(anc_contract *c, anc_index_kind kind, uint8_t id[8])
 
 /* Every kind on sift5k: served exactly until trained, then trained in the
  * background; recall@10 thresholds per kind; a snapshot of the trained
- * index loads as trained. */
+ * index (written by the build itself for trained kinds) loads as
+ * trained. */
 static void
 kind_check(anc_index_kind kind, double min_recall, double *recall_out)
 {
@@ -427,7 +428,11 @@ kind_check(anc_index_kind kind, double min_recall, double *recall_out)
 	cr_assert_geq(r, min_recall, "%s recall@10 %.3f < %.3f",
 	              anc_index_kind_name(kind), r, min_recall);
 	*recall_out = r;
-	cr_assert_eq(vindex_snapshot(vx, &err), ANC_OK, "%s", err.msg);
+	/* A trained kind's background build wrote its snapshot after the
+	 * swap (a start after a crash loads it instead of training again);
+	 * the others are snapshotted here. */
+	if (kind == ANC_INDEX_FLAT || kind == ANC_INDEX_HNSW)
+		cr_assert_eq(vindex_snapshot(vx, &err), ANC_OK, "%s", err.msg);
 	vindex_destroy(vx);
 	/* The trained snapshot loads trained, same answers. */
 	open_vindex(st, snapdir, &c, id, &vx, &info);
