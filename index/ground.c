@@ -40,7 +40,10 @@
  * Retained revisions. When a receipt is stored, the text of every
  * returned (anchor, revision) is copied into the "revisions" database
  * with the time of this reference, so the text a receipt vouches for
- * stays readable after the passage is edited or deleted. Bounded
+ * stays readable after the passage is edited or deleted. Each copy carries
+ * HMAC-SHA256(key, "anchorage.revision.v1" || key of the entry || text),
+ * checked before receipt_get returns the text: a text altered in the
+ * database is TAMPERED like an altered record. Bounded
  * retention: an entry is pruned receipt_days after its last reference
  * (default 30), and receipts beyond the newest receipt_keep (default
  * 100000) are pruned oldest first.
@@ -71,7 +74,12 @@
 #define PRUNE_SECONDS 60
 #define PRUNE_BATCH 10000
 #define REC_VERSION 1
-#define REV_FMT 1
+/* Retained revision values: a 16-byte head {u8 fmt, 3 x 0, u32 text
+ * length, u64 last reference (s)}, then for REV_FMT 2 the HMAC-SHA256 of
+ * the text under the receipt key (rev_mac), then the text. Format 1 (no
+ * MAC) is still read: texts retained before the MAC existed. */
+#define REV_FMT 2
+#define REV_HEAD 16
 #define CALIB_FMT 1
 
 typedef struct calib_ent {
@@ -1039,6 +1047,30 @@ rec_mac(const ground *g, const uint8_t id[RECEIPT_RAW], const void *data,
 	return rv;
 }
 
+/* MAC of a retained text: bound to its (collection, anchor, revision)
+ * key, so a text cannot be moved to another entry either. */
+static int
+rev_mac(const ground *g, const uint8_t k[28], const void *text,
+        size_t len, uint8_t mac[MAC_LEN], anc_error *err)
+{
+	static const char ctx[] = "anchorage.revision.v1";
+	uint8_t *buf = malloc(sizeof ctx - 1 + 28 + len);
+	unsigned int mlen = 0;
+	int rv = ANC_OK;
+	if (buf == NULL)
+		return anc_error_set(err, ANC_ENOMEM, "receipt: out of memory");
+	memcpy(buf, ctx, sizeof ctx - 1);
+	memcpy(buf + sizeof ctx - 1, k, 28);
+	if (len > 0)
+		memcpy(buf + sizeof ctx - 1 + 28, text, len);
+	if (HMAC(EVP_sha256(), g->key, KEY_LEN, buf, sizeof ctx - 1 + 28 + len,
+	         mac, &mlen) == NULL || mlen != MAC_LEN)
+		rv = anc_error_set(err, ANC_EINTERNAL,
+		                   "receipt: HMAC-SHA256 failed (OpenSSL)");
+	free(buf);
+	return rv;
+}
+
 /* Retain the text of (anchor, revision) hits: one entry per revision,
  * refreshed with the time of this reference. Only revisions still
  * current are copied (a concurrent edit may have moved on). */
@@ -1063,18 +1095,24 @@ retain_texts(ground *g, MDB_txn *txn, uint32_t cid,
 			be32(k, cid);
 			memcpy(k + 4, raw, ANC_ANCHOR_RAW);
 			be64(k + 20, h->revision);
-			if ((v = malloc(16 + (size_t)p.text_len + 1)) == NULL)
+			if ((v = malloc(REV_HEAD + MAC_LEN +
+			                (size_t)p.text_len + 1)) == NULL)
 				return anc_error_set(err, ANC_ENOMEM,
 				                     "receipt: out of memory");
-			memset(v, 0, 16);
+			memset(v, 0, REV_HEAD);
 			v[0] = REV_FMT;
 			memcpy(v + 4, &p.text_len, 4);
 			memcpy(v + 8, &now_s, 8);
 			if (p.text_len > 0)
-				memcpy(v + 16, p.text, p.text_len);
-			rv = store_kv_put(g->st, txn, STORE_DB_REVISIONS, k,
-			                  sizeof k, v, 16 + (size_t)p.text_len,
-			                  err);
+				memcpy(v + REV_HEAD + MAC_LEN, p.text,
+				       p.text_len);
+			if ((rv = rev_mac(g, k, p.text, p.text_len,
+			                  v + REV_HEAD, err)) == ANC_OK)
+				rv = store_kv_put(g->st, txn, STORE_DB_REVISIONS,
+				                  k, sizeof k, v,
+				                  REV_HEAD + MAC_LEN +
+				                      (size_t)p.text_len,
+				                  err);
 			free(v);
 			if (rv != ANC_OK)
 				return rv;
@@ -1187,7 +1225,7 @@ tampered:
 	g->stats.receipts_tampered++;
 	unlock(g);
 	anc_error_set(err, ANC_ETAMPERED,
-	              "receipt %s: TAMPERED: the stored record (%zu bytes) does "
+	              "receipt %s: the stored record (%zu bytes) does "
 	              "not match its HMAC-SHA256 under this server's secret; it "
 	              "was altered after it was written (or the secret changed)",
 	              idstr, len);
@@ -1352,9 +1390,11 @@ static int
 retained_text(ground *g, MDB_txn *txn, uint32_t cid, anc_receipt_hit *h,
               anc_error *err)
 {
-	uint8_t k[28];
+	uint8_t k[28], mac[MAC_LEN];
+	const uint8_t *val, *text;
 	MDB_val v;
 	uint32_t tl;
+	size_t off;
 	int found, rv;
 	be32(k, cid);
 	if (anc_anchor_parse(h->anchor, k + 4, NULL) != ANC_OK)
@@ -1363,16 +1403,35 @@ retained_text(ground *g, MDB_txn *txn, uint32_t cid, anc_receipt_hit *h,
 	if ((rv = store_kv_get(g->st, txn, STORE_DB_REVISIONS, k, sizeof k, &v,
 	                       &found, err)) != ANC_OK || !found)
 		return rv;
-	if (v.mv_size < 16)
-		return ANC_OK;
-	memcpy(&tl, (const uint8_t *)v.mv_data + 4, 4);
-	if ((size_t)tl != v.mv_size - 16)
-		return ANC_OK;
+	val = v.mv_data;
+	if (v.mv_size < REV_HEAD)
+		goto tampered;
+	off = val[0] == REV_FMT ? REV_HEAD + MAC_LEN : REV_HEAD;
+	memcpy(&tl, val + 4, 4);
+	if ((val[0] != REV_FMT && val[0] != 1) || v.mv_size < off ||
+	    (size_t)tl != v.mv_size - off)
+		goto tampered;
+	text = val + off;
+	if (val[0] == REV_FMT) {
+		if ((rv = rev_mac(g, k, text, tl, mac, err)) != ANC_OK)
+			return rv;
+		if (CRYPTO_memcmp(mac, val + REV_HEAD, MAC_LEN) != 0)
+			goto tampered;
+	}
 	if ((h->text = malloc((size_t)tl + 1)) == NULL)
 		return anc_error_set(err, ANC_ENOMEM, "receipt: out of memory");
-	memcpy(h->text, (const uint8_t *)v.mv_data + 16, tl);
+	memcpy(h->text, text, tl);
 	h->text[tl] = '\0';
 	return ANC_OK;
+tampered:
+	lock(g);
+	g->stats.receipts_tampered++;
+	unlock(g);
+	return anc_error_set(err, ANC_ETAMPERED,
+	                     "the text kept for %s revision %llu does not "
+	                     "match its HMAC-SHA256 under this server's "
+	                     "secret; it was altered after it was stored",
+	                     h->anchor, (unsigned long long)h->revision);
 }
 
 int
@@ -1419,6 +1478,8 @@ anc_db_receipt_get(anc_db *db, const char *id, int with_text,
 			     j++)
 				rv = retained_text(g, txn, r.cid,
 				                   &rc->lists[i].hits[j], err);
+		if (rv == ANC_ETAMPERED)
+			anc_error_wrap(err, "receipt %s", id);
 		if (rv != ANC_OK)
 			goto leave;
 	}
@@ -2295,13 +2356,24 @@ key_load(ground *g, const char *dir, anc_error *err)
 		return anc_error_set(err, ANC_EINVAL,
 		                     "receipt key: path '%s' too long", dir);
 	/* An empty key is what a crash during the first start left before
-	 * key_create existed: no receipt was ever signed with it (the key is
-	 * made before the server serves), so it is made again. */
-	if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == 0 &&
-	    unlink(path) != 0)
-		return anc_error_set(err, ANC_EIO,
-		                     "receipt key '%s': empty, and cannot remove "
-		                     "it: %s", path, strerror(errno));
+	 * key_create existed: made again, but only while no receipt is
+	 * stored (one would have been signed with a key now lost; that is
+	 * refused below like any key of the wrong size). */
+	if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == 0) {
+		MDB_txn *txn = NULL;
+		uint64_t n = 0;
+		if ((rv = store_txn_begin(g->st, 1, &txn, err)) != ANC_OK ||
+		    (rv = store_kv_count(g->st, txn, STORE_DB_RECEIPTS, &n,
+		                         err)) != ANC_OK) {
+			store_txn_abort(txn);
+			return rv;
+		}
+		store_txn_abort(txn);
+		if (n == 0 && unlink(path) != 0)
+			return anc_error_set(err, ANC_EIO,
+			                     "receipt key '%s': empty, and cannot "
+			                     "remove it: %s", path, strerror(errno));
+	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT)
 		return key_create(g, dir, path, err);

@@ -606,13 +606,31 @@ Test(ground, receipt_roundtrip_tamper_and_replay)
 	anc_receipt_free(r);
 	r = NULL;
 
+	/* flip one byte of the text kept for the hits (the middle of each
+	 * value: its text, past the 48-byte head and MAC): the record is
+	 * intact, but the text it would print is not what it vouched for */
+	cr_assert_eq(anc_db_close(f.db, &err), ANC_OK);
+	cr_assert_gt(tu_db_tamper(f.dir, "revisions", 2, 0x01, 1), 0);
+	f.db = db_open(f.dir);
+	cr_assert_eq(anc_db_receipt_get(f.db, rid, 1, &r, &err), ANC_ETAMPERED);
+	cr_assert_null(r);
+	cr_assert(strstr(err.msg, rid) != NULL &&
+	          strstr(err.msg, "the text kept for ") != NULL, "%s",
+	          err.msg);
+	/* without the text it still reads (the record is authentic) */
+	cr_assert_eq(anc_db_receipt_get(f.db, rid, 0, &r, &err), ANC_OK, "%s",
+	             err.msg);
+	anc_receipt_free(r);
+	r = NULL;
+
 	/* flip one stored byte: show and replay refuse it as tampered */
 	cr_assert_eq(anc_db_close(f.db, &err), ANC_OK);
 	/* one byte in the middle of the only receipt */
 	cr_assert_eq(tu_db_receipts_tamper(f.dir, 2, 0x01, 0), 1);
 	f.db = db_open(f.dir);
 	cr_assert_eq(anc_db_receipt_get(f.db, rid, 0, &r, &err), ANC_ETAMPERED);
-	cr_assert(strstr(err.msg, "TAMPERED") != NULL, "%s", err.msg);
+	cr_assert(strstr(err.msg, "the stored record") != NULL &&
+	          strstr(err.msg, "HMAC-SHA256") != NULL, "%s", err.msg);
 	cr_assert_null(r);
 	cr_assert_eq(anc_db_receipt_replay(f.db, rid, &rp, &err),
 	             ANC_ETAMPERED);
@@ -630,6 +648,29 @@ Test(ground, receipt_roundtrip_tamper_and_replay)
 	cr_assert_eq(anc_db_receipt_get(f.db,
 	                                "0123456789abcdef0123456789abcdef",
 	                                0, &r, &err), ANC_ENOTFOUND);
+
+	/* An empty key file with receipts stored is refused, not made
+	 * again: that would turn every stored receipt into TAMPERED. */
+	{
+		char kp[TU_PATH_MAX];
+		size_t klen = 0;
+		anc_db_options o;
+		anc_db *db2 = NULL;
+		snprintf(kp, sizeof kp, "%s", tu_path(f.dir, "receipt.key"));
+		char *key = tu_file_read(kp, &klen);
+		cr_assert_eq(klen, 32);
+		cr_assert_eq(anc_db_close(f.db, &err), ANC_OK);
+		cr_assert_eq(truncate(kp, 0), 0);
+		tu_db_options(&o, 0, 0);
+		cr_assert_eq(anc_db_open(f.dir, &o, &db2, &err), ANC_EINVAL,
+		             "an empty key was replaced with receipts stored");
+		cr_assert(strstr(err.msg, "0 bytes, expected 32") != NULL, "%s",
+		          err.msg);
+		tu_file_write(kp, key, klen);
+		cr_assert_eq(chmod(kp, 0600), 0);
+		free(key);
+		f.db = db_open(f.dir);
+	}
 	anc_query_result_free(qr);
 	sotu_db_close(&f);
 }

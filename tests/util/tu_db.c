@@ -55,6 +55,13 @@ int
 tu_db_receipts_tamper(const char *datadir, size_t divisor, uint8_t mask,
                       int all)
 {
+	return tu_db_tamper(datadir, "receipts", divisor, mask, all);
+}
+
+int
+tu_db_tamper(const char *datadir, const char *dbname, size_t divisor,
+             uint8_t mask, int all)
+{
 	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi dbi;
@@ -70,7 +77,7 @@ tu_db_receipts_tamper(const char *datadir, size_t divisor, uint8_t mask,
 	cr_assert_eq(mdb_env_set_mapsize(env, 1ull << 30), 0);
 	cr_assert_eq(mdb_env_open(env, path, 0, 0644), 0);
 	cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	cr_assert_eq(mdb_dbi_open(txn, "receipts", 0, &dbi), 0);
+	cr_assert_eq(mdb_dbi_open(txn, dbname, 0, &dbi), 0);
 	cr_assert_eq(mdb_cursor_open(txn, dbi, &cur), 0);
 	for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
 	     rc == 0 && (all || n == 0);
@@ -79,13 +86,14 @@ tu_db_receipts_tamper(const char *datadir, size_t divisor, uint8_t mask,
 		uint8_t *copy = malloc(v.mv_size);
 		cr_assert_not_null(copy);
 		memcpy(copy, v.mv_data, v.mv_size);
-		copy[v.mv_size / divisor] ^= mask;
+		size_t at = v.mv_size / divisor;
+		copy[at < v.mv_size ? at : v.mv_size - 1] ^= mask;
 		MDB_val nv = {v.mv_size, copy};
 		cr_assert_eq(mdb_cursor_put(cur, &k, &nv, MDB_CURRENT), 0);
 		free(copy);
 		n++;
 	}
-	cr_assert_gt(n, 0, "no receipt in %s", path);
+	cr_assert_gt(n, 0, "no entry in %s (%s)", path, dbname);
 	mdb_cursor_close(cur);
 	cr_assert_eq(mdb_txn_commit(txn), 0);
 	mdb_env_close(env);

@@ -43,6 +43,10 @@ void tu_db_close(anc_db *db);
  * the first. Returns how many were changed; none fails the test. */
 int tu_db_receipts_tamper(const char *datadir, size_t divisor, uint8_t mask,
                           int all);
+/* The same in another LMDB database of the engine ("revisions": the texts
+ * kept for receipts). */
+int tu_db_tamper(const char *datadir, const char *dbname, size_t divisor,
+                 uint8_t mask, int all);
 
 #ifdef __cplusplus
 }
