@@ -2042,8 +2042,19 @@ anc_db_receipt_replay(anc_db *db, const char *id, anc_replay_result **out,
 				goto leave;
 			}
 			for (uint32_t j = 0; j < c->ncited; j++) {
-				if (c->cited[j].status != ANC_ANCHOR_LIVE)
-					continue; /* reported as deleted */
+				/* Not live now: reported as deleted, unless it
+				 * was not live when the receipt was made either
+				 * (no score then) at the same revision (0 for
+				 * an anchor never stored): nothing changed. The
+				 * old list holds the cited anchors first, in
+				 * the same order. */
+				const anc_receipt_hit *o =
+				    j < r.lists[i].nhits ? &r.lists[i].hits[j]
+				                         : NULL;
+				if (c->cited[j].status != ANC_ANCHOR_LIVE &&
+				    !(o != NULL && isnan(o->score) &&
+				      o->revision == c->cited[j].revision))
+					continue;
 				memcpy(tmp[nn].anchor, c->cited[j].anchor,
 				       sizeof(anc_anchor_str));
 				tmp[nn].revision = c->cited[j].revision;

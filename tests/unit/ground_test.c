@@ -420,6 +420,44 @@ Test(ground, verify_reports_stale_and_missing_citations)
 	 * stale: the verdict reads current vectors */
 	cr_assert_eq(c->verdict, ANC_VERDICT_SUPPORTED);
 	anc_verify_result_free(vr);
+	/* With a receipt: replayed at once, nothing has changed, the
+	 * deleted and the unknown citation included (they were reported
+	 * as deleted: a helper's hunt). */
+	{
+		anc_replay_result *rp = NULL;
+		anc_receipt_id_str rid;
+		cr_assert_eq(anc_db_verify(f.db, COLL, f.id, &cl, 1, 1, &vr,
+		                           &err), ANC_OK, "%s", err.msg);
+		memcpy(rid, vr->prov.receipt, sizeof rid);
+		anc_verify_result_free(vr);
+		cr_assert_eq(anc_db_receipt_replay(f.db, rid, &rp, &err), ANC_OK,
+		             "%s", err.msg);
+		for (uint32_t i = 0; i < rp->nchanges; i++)
+			cr_log_error("change %u: kind %d anchor %s", i,
+			             rp->changes[i].kind, rp->changes[i].anchor);
+		cr_assert(rp->unchanged, "%u changes", rp->nchanges);
+		anc_replay_result_free(rp);
+		/* and deleting the live citation is a change */
+		cr_assert_eq(anc_db_delete(f.db, COLL, &f.s.anchors[1], 1, &dr,
+		                           NULL, &err), ANC_OK);
+		cr_assert_eq(anc_db_receipt_replay(f.db, rid, &rp, &err), ANC_OK,
+		             "%s", err.msg);
+		cr_assert_eq(rp->unchanged, 0);
+		int deleted = 0;
+		for (uint32_t i = 0; i < rp->nchanges; i++)
+			if (rp->changes[i].kind == ANC_CHANGE_DELETED) {
+				cr_assert_str_eq(rp->changes[i].anchor,
+				                 f.s.anchors[1]);
+				deleted++;
+			}
+		cr_assert_eq(deleted, 1);
+		anc_replay_result_free(rp);
+		/* back, for what follows */
+		anc_record back = tu_sotu_record(&f.s, 1);
+		anc_upsert_result ur;
+		cr_assert_eq(anc_db_upsert(f.db, COLL, f.id, &back, 1, &ur, NULL,
+		                           &err), ANC_OK, "%s", err.msg);
+	}
 	/* only dead citations: the claim's own passage is suggested */
 	anc_claim cl2 = {f.s.vecs + 3 * TU_SOTU_DIM, TU_SOTU_DIM,
 	                 (const anc_anchor_str *)&cited[2], NULL, 1};
