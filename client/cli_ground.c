@@ -20,7 +20,7 @@
 #include "cli_ground.h"
 #include "cli_vecfile.h"
 
-#define CLAIMS_PER_REQUEST 256
+#define CLAIMS_PER_REQUEST ANC_VERIFY_CLAIMS_MAX
 
 static const char verify_usage[] =
     "usage: anchorage verify COLLECTION [--contract ID|NAME@REV] --claims "
@@ -192,6 +192,25 @@ oom:
 	return anc_error_set(err, ANC_ENOMEM, "verify: out of memory");
 }
 
+/* An error from the server about "claims[i]" of a request that started at
+ * claim done: name the claims file's line too. */
+static void
+claims_error_line(anc_error *err, const claim_buf *b, uint32_t done,
+                  uint32_t n, const char *path)
+{
+	const char *p = strstr(err->msg, "claims[");
+	unsigned long i;
+	char *end;
+
+	if (p == NULL)
+		return;
+	i = strtoul(p + 7, &end, 10);
+	if (end == p + 7 || *end != ']' || i >= n)
+		return;
+	anc_error_wrap(err, "%s:%llu", path,
+	               (unsigned long long)b->lineno[done + i]);
+}
+
 /* Parse one line into claim b->n. rows/nrows: the --vectors file. */
 static int
 claim_parse(const char *line, size_t len, const char *where,
@@ -213,10 +232,37 @@ claim_parse(const char *line, size_t len, const char *where,
 		                   o == NULL ? ": " : "", o == NULL ? je.text : "");
 		goto leave;
 	}
+	{
+		/* a misspelt key ("cite") would silently make a claim that
+		 * cites nothing: refused, as in contract files */
+		static const char *const known[] = {"vector", "row", "cited",
+		                                    "revisions", NULL};
+		const char *key;
+		json_t *val;
+		json_object_foreach(o, key, val) {
+			int ok = 0;
+			(void)val;
+			for (int k = 0; known[k] != NULL && !ok; k++)
+				ok = strcmp(key, known[k]) == 0;
+			if (!ok) {
+				rv = anc_error_set(err, ANC_EINVAL,
+				    "%s: unknown key '%.64s', expected vector or "
+				    "row, cited, revisions", where, key);
+				goto leave;
+			}
+		}
+	}
 	vec = json_object_get(o, "vector");
 	row = json_object_get(o, "row");
 	cited = json_object_get(o, "cited");
 	revs = json_object_get(o, "revisions");
+	if (cited == NULL) {
+		rv = anc_error_set(err, ANC_EINVAL,
+		                   "%s: cited: required, expected an array of "
+		                   "anchors ([] for a claim that cites nothing)",
+		                   where);
+		goto leave;
+	}
 	if ((vec == NULL) == (row == NULL)) {
 		rv = anc_error_set(err, ANC_EINVAL,
 		                   "%s: give exactly one of \"vector\" and \"row\"",
@@ -485,8 +531,10 @@ anc_cli_cmd_verify(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		req.u.verify.claims = b.claims + done;
 		req.u.verify.n = n;
 		req.u.verify.receipt = receipt;
-		if ((code = anc_client_call(ctx->client, &req, &resp, err)))
+		if ((code = anc_client_call(ctx->client, &req, &resp, err))) {
+			claims_error_line(err, &b, done, n, claims);
 			goto leave;
+		}
 		const anc_verify_result *v = &resp->u.verify;
 		if (v->n != n) {
 			code = anc_error_set(err, ANC_EMALFORMED,
@@ -517,6 +565,15 @@ anc_cli_cmd_verify(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 			printf("thresholds: %s\nprovenance: ", cal);
 			prov_print(stdout, &v->prov);
 		}
+		/* A file of more claims than one request holds gets one
+		 * receipt per request, whose claims count from 1: say which
+		 * lines each one covers. */
+		if (v->prov.receipt[0] && (done > 0 || n < b.n) && !ctx->json)
+			printf("receipt %s covers lines %llu-%llu of %s (its "
+			       "claims 1-%u)\n", v->prov.receipt,
+			       (unsigned long long)b.lineno[done],
+			       (unsigned long long)b.lineno[done + n - 1], claims,
+			       n);
 		done += n;
 		anc_resp_free(resp);
 		resp = NULL;

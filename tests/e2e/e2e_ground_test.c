@@ -309,15 +309,19 @@ Test(e2e_ground, verify_refuses_bad_claims_files)
 	    "not json\n",
 	    "{\"row\": 0, \"cited\": []}\n",             /* row without --vectors */
 	    "{\"vector\": [1, 2], \"cited\": [\"x\"]}\n", /* bad anchor */
-	    "{\"vector\": [1, 2]}\n",                  /* wrong dim (server) */
+	    "{\"vector\": [1, 2], \"cited\": []}\n",   /* wrong dim (server) */
 	    "{\"cited\": []}\n",                       /* no vector */
 	    "{\"vector\": [1, 2], \"cited\": [], \"revisions\": [1]}\n",
+	    "{\"vector\": [1, 2]}\n",                  /* no cited */
+	    "{\"vector\": [1, 2], \"cite\": []}\n",    /* misspelt key */
 	};
 	static const char *const names[] = {"MALFORMED", "INVALID_ARGUMENT",
 	                                    "INVALID_ARGUMENT",
 	                                    "DIMENSION_MISMATCH",
 	                                    "INVALID_ARGUMENT",
-	                                    "INVALID_ARGUMENT"};
+	                                    "INVALID_ARGUMENT",
+	                                    "bad.jsonl:1: cited: required",
+	                                    "unknown key 'cite'"};
 
 	tu_server_start(&srv, tu_path(dir, "data"), tu_ipc_url(dir, "s"), NULL);
 	tu_sotu_load_cli(dir, COLL, id, NULL);
@@ -330,6 +334,47 @@ Test(e2e_ground, verify_refuses_bad_claims_files)
 		cr_assert_eq(st, 1, "case %zu: exit %d: %s", i, st, err);
 		cr_assert(strstr(err, names[i]) != NULL, "case %zu: %s", i, err);
 		cr_assert_eq(tu_line_count(err), 1);
+		free(out);
+		free(err);
+	}
+	/* More claims than one request holds (1024): an error the server
+	 * gives about a claim of the second request names its file line,
+	 * and with --receipt each receipt says which lines it covers. */
+	{
+		char *out = NULL, *err = NULL;
+		char fv[TU_PATH_MAX];
+		snprintf(fv, sizeof fv, "%s", tu_data_path(MINILM_FV));
+		FILE *fp = fopen(f, "w");
+		cr_assert_not_null(fp);
+		for (int i = 1; i <= 1100; i++) {
+			if (i == 1050) { /* not unit norm: refused by the server */
+				fputs("{\"vector\": [", fp);
+				for (int k = 0; k < 384; k++)
+					fprintf(fp, "%s0.2", k ? "," : "");
+				fputs("], \"cited\": []}\n", fp);
+			} else {
+				fprintf(fp, "{\"row\": %d, \"cited\": []}\n", i % 90);
+			}
+		}
+		fclose(fp);
+		int st = cli(&out, &err, (const char *const[]){"verify", COLL,
+		             "--claims", f, "--vectors", fv, NULL});
+		cr_assert_eq(st, 1, "%s", err);
+		cr_assert_not_null(strstr(err, "bad.jsonl:1050: "), "%s", err);
+		free(out);
+		free(err);
+		fp = fopen(f, "w");
+		cr_assert_not_null(fp);
+		for (int i = 1; i <= 1100; i++)
+			fprintf(fp, "{\"row\": %d, \"cited\": []}\n", i % 90);
+		fclose(fp);
+		st = cli(&out, &err, (const char *const[]){"verify", COLL,
+		         "--claims", f, "--vectors", fv, "--receipt", NULL});
+		cr_assert_eq(st, 0, "%s", err);
+		cr_assert_not_null(strstr(out, "covers lines 1-1024 of "), "%s",
+		                   out);
+		cr_assert_not_null(strstr(out, "covers lines 1025-1100 of "),
+		                   "%s", out);
 		free(out);
 		free(err);
 	}
