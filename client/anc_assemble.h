@@ -13,7 +13,14 @@
  *
  * Policy (metadata-aware eviction)
  * --------------------------------
- * Passages named by structured signals win over the rest:
+ * "Metadata-aware" in the sense of issue 5: what survives is decided by
+ * structured signals about a passage (its anchor ID pinned by the caller,
+ * its anchor and revision, the retrieval score), never by recency or by
+ * the order of arrival. A passage's own metadata map (query "meta") is
+ * not read: ranking by arbitrary caller fields would make the output
+ * depend on conventions the assembler cannot know; a caller that wants a
+ * passage kept for its metadata pins it. Passages named by structured
+ * signals win over the rest:
  *   1. Pinned anchors (the caller's working set, e.g. citations already
  *      shown to the user) come first, in the caller's order, each once.
  *      They are never evicted while they fit. When the pins alone exceed

@@ -120,18 +120,28 @@ hits_line(hitvec *h, const char *origin, uint64_t lineno, const char *line,
 		json_t *r = json_object_get(hit, "revision");
 		json_t *t = json_object_get(hit, "text");
 
-		if (!json_is_string(a) ||
-		    anc_anchor_parse(json_string_value(a), raw, err) != ANC_OK ||
-		    !(json_is_number(s) || json_is_null(s)) ||
-		    !json_is_integer(r) || json_integer_value(r) < 0 ||
-		    (t != NULL && !json_is_string(t))) {
+		/* the field named, and what it should be */
+		const char *bad =
+		    !json_is_string(a) ||
+		            anc_anchor_parse(json_string_value(a), raw, err) !=
+		                ANC_OK
+		        ? "anchor: expected a 26-character anchor"
+		    : !(json_is_number(s) || json_is_null(s))
+		        ? "score: expected a number"
+		    : !json_is_integer(r) || json_integer_value(r) < 0
+		        ? "revision: expected a non-negative integer"
+		    : t != NULL && !json_is_string(t) && !json_is_null(t)
+		        ? "text: expected a string (or null or absent: no "
+		          "text)"
+		        : NULL;
+		if (bad != NULL) {
 			code = anc_error_set(err, ANC_EINVAL,
-			    "%s:%llu: hits[%zu]: expected {\"anchor\": 26-char "
-			    "anchor, \"score\": number, \"revision\": integer, "
-			    "\"text\": string}", origin,
-			    (unsigned long long)lineno, i);
+			    "%s:%llu: hits[%zu].%s", origin,
+			    (unsigned long long)lineno, i, bad);
 			goto leave;
 		}
+		if (json_is_null(t))
+			t = NULL; /* as absent: a hit without text */
 		if (h->n == h->cap) {
 			uint32_t nc = h->cap ? h->cap * 2 : 64;
 			anc_asm_passage *nv = realloc(h->v, nc * sizeof(*nv));
@@ -269,8 +279,10 @@ anc_cli_cmd_assemble(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		    "cosine, got '%s'", mstr);
 		goto leave;
 	}
-	if ((code = anc_collection_name_check(pos[0], err)))
+	if ((code = anc_collection_name_check(pos[0], err))) {
+		ctx->usage_error = 1; /* as for query and load */
 		goto leave;
+	}
 	/* Every --pin, in order (the scanner keeps only the last one). */
 	if ((pins = calloc((size_t)argc, sizeof(*pins))) == NULL) {
 		code = anc_error_set(err, ANC_ENOMEM, "out of memory");

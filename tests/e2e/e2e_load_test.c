@@ -1249,6 +1249,52 @@ Test(e2e_load, assemble_from_query_output_is_byte_identical)
 	cr_assert_not_null(strstr(err, "--pin"), "%s", err);
 	free(out);
 	free(err);
+	/* so is a malformed collection name */
+	const char *cargs[] = {"assemble", "bad name!", "--hits", hits,
+	                       "--budget", "100", NULL};
+	st = tu_cliv(srv_a.url, NULL, &out, &err, cargs);
+	cr_assert_eq(st, 2, "%s", err);
+	free(out);
+	free(err);
+	/* a bad hit names its field; a null text is a hit without text */
+	{
+		static const char *const lines[][2] = {
+		    {"{\"hits\":[{\"anchor\":\"x\",\"score\":1,"
+		     "\"revision\":1}],\"provenance\":{\"metric\":\"ip\"}}\n",
+		     "hits[0].anchor: expected a 26-character anchor"},
+		    {"{\"hits\":[{\"anchor\":\"%s\",\"score\":\"0.5\","
+		     "\"revision\":1}],\"provenance\":{\"metric\":\"ip\"}}\n",
+		     "hits[0].score: expected a number"},
+		    {"{\"hits\":[{\"anchor\":\"%s\",\"score\":0.5,"
+		     "\"revision\":-1}],\"provenance\":{\"metric\":\"ip\"}}\n",
+		     "hits[0].revision: expected a non-negative integer"},
+		    {"{\"hits\":[{\"anchor\":\"%s\",\"score\":0.5,"
+		     "\"revision\":1,\"text\":7}],\"provenance\":{\"metric\":"
+		     "\"ip\"}}\n", "hits[0].text: expected a string"},
+		    {"{\"hits\":[{\"anchor\":\"%s\",\"score\":0.5,"
+		     "\"revision\":1,\"text\":null}],\"provenance\":{\"metric\":"
+		     "\"ip\"}}\n", NULL}};
+		char hf[TU_PATH_MAX], body[512];
+		snprintf(hf, sizeof hf, "%s/badhits.jsonl", tu_tmpdir());
+		for (size_t i = 0; i < sizeof lines / sizeof *lines; i++) {
+			snprintf(body, sizeof body, lines[i][0], s.anchors[0]);
+			tu_file_write(hf, body, (size_t)-1);
+			const char *hargs[] = {"assemble", "sotu", "--hits", hf,
+			                       "--budget", "100", NULL};
+			st = tu_cliv(srv_a.url, NULL, &out, &err, hargs);
+			if (lines[i][1] != NULL) {
+				cr_assert_eq(st, 1, "%zu: %s", i, err);
+				cr_assert_not_null(strstr(err, lines[i][1]),
+				                   "%zu: %s", i, err);
+			} else {
+				cr_assert_eq(st, 0, "%zu: %s", i, err);
+				cr_assert_not_null(strstr(err, "without text"),
+				                   "%s", err);
+			}
+			free(out);
+			free(err);
+		}
+	}
 	tu_sotu_free(&s);
 	tu_server_stop(&srv_a);
 }
