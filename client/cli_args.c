@@ -162,6 +162,13 @@ anc_cli_text_oneline(const char *text, size_t max, char *out, size_t outsz)
 			p++;
 			continue;
 		}
+		/* C1 controls (U+0080..U+009F; U+009B is a terminal's CSI):
+		 * as white space, like C0 */
+		if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+			space = o > 0;
+			p += 2;
+			continue;
+		}
 		sl = utf8_seqlen(*p);
 		for (j = 1; j < sl; j++)
 			if (p[j] == '\0')

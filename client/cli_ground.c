@@ -670,9 +670,12 @@ receipt_show(anc_cli_ctx *ctx, const char *id, int with_text,
 			       l->verdict >= 0 ? anc_verdict_name(l->verdict) : "");
 			for (uint32_t j = 0; j < l->nhits; j++) {
 				const anc_receipt_hit *h = &l->hits[j];
-				printf("    %3u  %10.4f  %s  rev %llu\n", j + 1,
-				       (double)h->score, h->anchor,
-				       (unsigned long long)h->revision);
+				char sc[32] = "         -"; /* no score: not live */
+				if (!isnan(h->score))
+					snprintf(sc, sizeof sc, "%10.4f",
+					         (double)h->score);
+				printf("    %3u  %s  %s  rev %llu\n", j + 1, sc,
+				       h->anchor, (unsigned long long)h->revision);
 				if (h->text != NULL) {
 					anc_cli_text_oneline(h->text, 100, line,
 					                     sizeof line);

@@ -326,7 +326,21 @@ meta_print(FILE *fp, const char *indent, const uint8_t *meta, uint32_t len)
 		return;
 	m = anc_cli_meta_json(meta, len);
 	s = m != NULL ? json_dumps(m, JSON_COMPACT) : NULL;
-	fprintf(fp, "%smeta %s\n", indent, s != NULL ? s : "(undecodable)");
+	fprintf(fp, "%smeta ", indent);
+	if (s == NULL)
+		fputs("(undecodable)", fp);
+	/* JSON leaves DEL and C1 controls raw: escaped here, as they
+	 * would reach the terminal (U+009B starts an escape sequence) */
+	for (const unsigned char *c = (const unsigned char *)s;
+	     c != NULL && *c != '\0'; c++) {
+		if (*c == 0x7f)
+			fputs("\\u007f", fp);
+		else if (c[0] == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f)
+			fprintf(fp, "\\u%04x", c[1]), c++;
+		else
+			fputc(*c, fp);
+	}
+	fputc('\n', fp);
 	free(s);
 	json_decref(m);
 }

@@ -731,6 +731,11 @@ Test(cli_out, text_oneline)
 	cr_expect_str_eq(out, "\xc3\xa9\xc3\xa9...");
 	anc_cli_text_oneline(NULL, 10, out, sizeof(out));
 	cr_expect_str_eq(out, "");
+	/* C1 controls (U+009B is a terminal's CSI) and DEL are white space
+	 * like C0; other non-ASCII text is kept */
+	anc_cli_text_oneline("a\xc2\x9b" "31mb\x7f" "c \xc2\xa0" "d", 100, out,
+	                     sizeof(out));
+	cr_expect_str_eq(out, "a 31mb c \xc2\xa0" "d");
 }
 
 Test(cli_out, json_str_repairs_invalid_utf8)
