@@ -94,7 +94,11 @@ hit_group_cmp(const void *pa, const void *pb)
 		return c;
 	if (a->revision != b->revision)
 		return a->revision > b->revision ? -1 : 1;
-	return cmp_text(a->text, b->text);
+	if ((c = cmp_text(a->text, b->text)) != 0)
+		return c;
+	/* 0.0 and -0.0 compare equal; which one is kept must not depend on
+	 * the input's order (the JSON result shows it): +0 first */
+	return (signbit(a->score) != 0) - (signbit(b->score) != 0);
 }
 
 static int

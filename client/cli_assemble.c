@@ -417,9 +417,9 @@ anc_cli_cmd_assemble(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	               res->rendered_len) {
 		code = anc_error_set(err, ANC_EIO, "cannot write to stdout: %s",
 		    strerror(errno));
-	} else {
-		assemble_warn(res, resp, npins, pins);
 	}
+	if (code == ANC_OK) /* stderr, so with --json as well */
+		assemble_warn(res, resp, npins, pins);
 leave:
 	anc_asm_result_free(res);
 	anc_resp_free(resp);

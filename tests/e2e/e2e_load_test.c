@@ -1294,6 +1294,16 @@ Test(e2e_load, assemble_from_query_output_is_byte_identical)
 			free(out);
 			free(err);
 		}
+		/* with --json the warning is on stderr too (stdout is the
+		 * JSON object) */
+		const char *jh[] = {"--json", "assemble", "sotu", "--hits", hf,
+		                    "--budget", "100", NULL};
+		st = tu_cliv(srv_a.url, NULL, &out, &err, jh);
+		cr_assert_eq(st, 0, "%s", err);
+		cr_assert_not_null(strstr(err, "without text"), "%s", err);
+		cr_assert_eq(out[0], '{', "%s", out);
+		free(out);
+		free(err);
 	}
 	tu_sotu_free(&s);
 	tu_server_stop(&srv_a);

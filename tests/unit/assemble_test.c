@@ -199,6 +199,24 @@ Test(assemble, dedupe_best_score_wins_and_pins_win_over_hits)
 	anc_asm_result_free(r);
 }
 
+/* 0.0 and -0.0 are equal scores: which copy is kept (its score shows in
+ * the JSON result) does not depend on the order the hits came in. */
+Test(assemble, signed_zero_copies_keep_the_same_one)
+{
+	anc_asm_passage a[2] = {P(1, 0.0f, 1, "one"), P(1, -0.0f, 1, "one")};
+	anc_asm_passage b[2] = {a[1], a[0]};
+	anc_asm_result *ra = run(NULL, 0, a, 2, ANC_METRIC_IP, 1000);
+	anc_asm_result *rb = run(NULL, 0, b, 2, ANC_METRIC_IP, 1000);
+	cr_assert_eq(ra->nkept, 1);
+	cr_assert_eq(rb->nkept, 1);
+	cr_assert_eq(signbit(ra->kept[0].score), 0);
+	cr_assert_eq(signbit(rb->kept[0].score), 0);
+	cr_assert_eq(signbit(ra->dropped[0].score) != 0, 1);
+	cr_assert_eq(signbit(rb->dropped[0].score) != 0, 1);
+	anc_asm_result_free(ra);
+	anc_asm_result_free(rb);
+}
+
 Test(assemble, l2_lower_is_better_ip_higher_is_better)
 {
 	anc_asm_passage hits[3] = {P(1, 3.0f, 1, "far"), P(2, 0.5f, 1, "near"),
