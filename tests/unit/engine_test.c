@@ -250,6 +250,35 @@ Test(engine, sotu_snapshot_rebuild_corrupt)
 	tu_sotu_free(&s);
 }
 
+/* In a forked child (criterion asserts there would only kill the child):
+ * open dir, or exit with status 2. */
+static anc_db *
+child_open(const char *dir)
+{
+	anc_db_options o;
+	anc_db *db;
+	anc_error err;
+	anc_db_options_default(&o);
+	o.quiet = 1;
+	o.map_size = 1ull << 30;
+	if (anc_db_open(dir, &o, &db, &err) != ANC_OK)
+		_exit(2);
+	return db;
+}
+
+/* dir: the SOTU corpus under a contract of kind, closed, and its index
+ * snapshot removed (as after an unclean stop before any snapshot). */
+static void
+loaded_then_snapshot_lost(const char *dir, anc_index_kind kind,
+                          const tu_sotu *s, anc_contract_id_str id)
+{
+	anc_db *db = db_open(dir);
+	sotu_setup(db, kind, id);
+	sotu_load(db, s, 0, s->n);
+	tu_db_close(db);
+	cr_assert_eq(unlink(snapshot_path(dir, id)), 0);
+}
+
 /* An HNSW index rebuilt at open (its snapshot lost to an unclean stop) is
  * snapshotted at once: the next start loads it, even when nothing was
  * written in between (a read-only server that crashes again). A flat
@@ -263,11 +292,7 @@ Test(engine, costly_rebuild_is_snapshotted_at_open)
 	anc_db *db;
 
 	tu_sotu_read(&s, COLL);
-	db = db_open(dir);
-	sotu_setup(db, ANC_INDEX_HNSW, id);
-	sotu_load(db, &s, 0, s.n);
-	tu_db_close(db);
-	cr_assert_eq(unlink(snapshot_path(dir, id)), 0);
+	loaded_then_snapshot_lost(dir, ANC_INDEX_HNSW, &s, id);
 
 	db = db_open(dir);
 	anc_db_get_open_stats(db, &st);
@@ -281,16 +306,9 @@ Test(engine, costly_rebuild_is_snapshotted_at_open)
 		pid_t pid = fork();
 		cr_assert_neq(pid, -1);
 		if (pid == 0) {
-			anc_db_options o;
-			anc_db *db2;
-			anc_error err;
-			anc_db_options_default(&o);
-			o.quiet = 1;
-			o.map_size = 1ull << 30;
 			/* a second open of the same directory, in a child
 			 * that dies without closing */
-			if (anc_db_open(dir, &o, &db2, &err) != ANC_OK)
-				_exit(2);
+			anc_db *db2 = child_open(dir);
 			anc_db_get_open_stats(db2, &st);
 			_exit(st.snapshots_loaded == 1 && st.rebuilt == 0 &&
 			      st.snapshots_written == 0 ? 0 : 3);
@@ -309,11 +327,7 @@ Test(engine, costly_rebuild_is_snapshotted_at_open)
 		char dir2[TU_PATH_MAX];
 		anc_contract_id_str id2;
 		snprintf(dir2, sizeof dir2, "%s", tu_tmpdir());
-		db = db_open(dir2);
-		sotu_setup(db, ANC_INDEX_IVF_FLAT, id2);
-		sotu_load(db, &s, 0, s.n);
-		tu_db_close(db);
-		cr_assert_eq(unlink(snapshot_path(dir2, id2)), 0);
+		loaded_then_snapshot_lost(dir2, ANC_INDEX_IVF_FLAT, &s, id2);
 		db = db_open(dir2);
 		anc_db_get_open_stats(db, &st);
 		cr_assert_eq(st.rebuilt, 1);
@@ -340,13 +354,8 @@ Test(engine, crash_after_ack_then_replay)
 		/* Child: half, snapshot, other half, then die without close.
 		 * Criterion asserts in here would only kill the child, which
 		 * the parent sees as a bad exit status. */
-		anc_db_options o;
 		anc_error err;
-		anc_db_options_default(&o);
-		o.quiet = 1;
-		o.map_size = 1ull << 30;
-		if (anc_db_open(dir, &o, &db, &err) != ANC_OK)
-			_exit(2);
+		db = child_open(dir);
 		sotu_setup(db, ANC_INDEX_FLAT, id);
 		sotu_load(db, &s, 0, 45);
 		if (anc_db_snapshot(db, &err) != ANC_OK)
