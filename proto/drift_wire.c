@@ -90,6 +90,26 @@ static const struct cfg_field {
     {"min_reference", offsetof(anc_drift_config, min_reference), 1},
 };
 
+/* s as it can be quoted in a one-line message: control characters as
+ * \n, \t or \xHH (error lines show them as spaces otherwise), at most 64
+ * input bytes. */
+static const char *
+quoted(const char *s, char out[4 * 64 + 1])
+{
+	size_t o = 0;
+	for (size_t i = 0; s[i] != '\0' && i < 64; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '\n' || c == '\t')
+			o += (size_t)sprintf(out + o, "\\%c", c == '\n' ? 'n' : 't');
+		else if (c < 0x20 || c == 0x7f)
+			o += (size_t)sprintf(out + o, "\\x%02x", c);
+		else
+			out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return out;
+}
+
 _Static_assert(sizeof cfg_fields / sizeof *cfg_fields <= 32,
                "anc_drift_config_apply's seen mask");
 
@@ -115,13 +135,14 @@ anc_drift_config_apply(anc_drift_config *cfg, const char *set, anc_error *err)
 	for (item = strtok_r(buf, ",", &save); item != NULL;
 	     item = strtok_r(NULL, ",", &save)) {
 		char *eq = strchr(item, '='), *end;
+		char q[4 * 64 + 1];
 		const struct cfg_field *f = NULL;
 		size_t fi = 0;
 		if (eq == NULL || eq == item)
 			return anc_error_set(err, ANC_EINVAL,
-			                     "drift set: '%.64s': expected "
+			                     "drift set: '%s': expected "
 			                     "key=value",
-			                     item);
+			                     quoted(item, q));
 		*eq = '\0';
 		for (size_t i = 0; i < sizeof cfg_fields / sizeof *cfg_fields;
 		     i++)
@@ -129,11 +150,11 @@ anc_drift_config_apply(anc_drift_config *cfg, const char *set, anc_error *err)
 				f = &cfg_fields[(fi = i)];
 		if (f == NULL)
 			return anc_error_set(err, ANC_EINVAL,
-			                     "drift set: unknown key '%.64s' "
+			                     "drift set: unknown key '%s' "
 			                     "(expected a field of the drift "
 			                     "configuration, e.g. window, "
 			                     "permutations, p_value)",
-			                     item);
+			                     quoted(item, q));
 		if (seen & (1u << fi))
 			return anc_error_set(err, ANC_EINVAL,
 			                     "drift set: %s given twice, expected "
@@ -149,8 +170,8 @@ anc_drift_config_apply(anc_drift_config *cfg, const char *set, anc_error *err)
 				return anc_error_set(err, ANC_EINVAL,
 				                     "drift set: %s: expected an "
 				                     "unsigned integer, got "
-				                     "'%.64s'",
-				                     f->name, v);
+				                     "'%s'",
+				                     f->name, quoted(v, q));
 			*(uint32_t *)(void *)((char *)&c + f->off) = (uint32_t)u;
 		} else {
 			double x = strtod(v, &end);
@@ -158,8 +179,8 @@ anc_drift_config_apply(anc_drift_config *cfg, const char *set, anc_error *err)
 			    !isfinite(x))
 				return anc_error_set(err, ANC_EINVAL,
 				                     "drift set: %s: expected a "
-				                     "number, got '%.64s'",
-				                     f->name, v);
+				                     "number, got '%s'",
+				                     f->name, quoted(v, q));
 			*(double *)(void *)((char *)&c + f->off) = x;
 		}
 	}

@@ -685,6 +685,8 @@ Test(drift, config_set_string)
 	    {"p_value=inf", "p_value"},
 	    {"folds=2.5", "folds"},
 	    {"window=32,window=64", "window given twice"},
+	    {"window=32\n", "got '32\\n'"},
+	    {"a\tb=1", "unknown key 'a\\tb'"},
 	    {"p_value=0.01,window=64,p_value=0.05", "p_value given twice"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
