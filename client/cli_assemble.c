@@ -8,7 +8,9 @@
  * their current text and revision, and anc_assemble does the rest. The
  * metric that says how scores compare is read from each line's
  * provenance.metric; lines that disagree are refused, because merging l2
- * distances with similarities would rank garbage. Without it (output of an
+ * distances with similarities would rank garbage, and so are lines of
+ * different provenance.contract (two models' similarities are not one
+ * scale either). Without it (output of an
  * older CLI) --metric or an info lookup of provenance.contract supplies it.
  * The rendered context is written to stdout byte for byte (fwrite, no
  * trailing newline added), so two runs on the same input can be compared
@@ -111,9 +113,23 @@ hits_line(hitvec *h, const char *origin, uint64_t lineno, const char *line,
 		*metric = m;
 	}
 	v = json_object_get(prov, "contract");
-	if (cid[0] == '\0' && json_is_string(v) &&
-	    json_string_length(v) == ANC_CONTRACT_ID_LEN)
-		memcpy(cid, json_string_value(v), ANC_CONTRACT_ID_LEN + 1);
+	if (json_is_string(v) && json_string_length(v) == ANC_CONTRACT_ID_LEN) {
+		/* Scores of two contracts are two embedding models' (or
+		 * revisions') similarities: ranking them together would be
+		 * the silently wrong answer contracts exist to prevent. */
+		if (cid[0] != '\0' && strcmp(cid, json_string_value(v)) != 0) {
+			code = anc_error_set(err, ANC_EINVAL,
+			    "%s:%llu: provenance.contract: %s, but earlier lines "
+			    "are %s: hits of different contracts cannot be "
+			    "ranked together (assemble each contract's hits "
+			    "apart)", origin, (unsigned long long)lineno,
+			    json_string_value(v), cid);
+			goto leave;
+		}
+		if (cid[0] == '\0')
+			memcpy(cid, json_string_value(v),
+			       ANC_CONTRACT_ID_LEN + 1);
+	}
 	json_array_foreach(hits, i, hit) {
 		json_t *a = json_object_get(hit, "anchor");
 		json_t *s = json_object_get(hit, "score");
@@ -232,7 +248,8 @@ static const char assemble_usage[] =
     "With --json: {\"passages\":[...], \"dropped\":[...], \"tokens\", "
     "\"budget\", \"rendered\"}. Hits without text (a query without --text) "
     "and pins\nthat are deleted or unknown are left out, with a warning on "
-    "stderr.\n";
+    "stderr. Hit lines of\ndifferent metrics or contracts are refused (their "
+    "scores do not compare).\n";
 
 int
 anc_cli_cmd_assemble(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)

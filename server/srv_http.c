@@ -287,8 +287,12 @@ since_from_uri(const char *uri, double *since, anc_error *err)
 {
 	const char *q = uri != NULL ? strchr(uri, '?') : NULL;
 	double hours = 24;
+	int seen = 0;
 	while (q != NULL) {
 		q++;
+		if (strncmp(q, "hours=", 6) == 0 && seen++ > 0)
+			return anc_error_set(err, ANC_EINVAL,
+			    "hours: given twice, expected it once");
 		if (strncmp(q, "hours=", 6) == 0) {
 			char *end;
 			size_t n = strcspn(q + 6, "&#");

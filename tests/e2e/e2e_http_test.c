@@ -187,6 +187,11 @@ Test(e2e_http, endpoints)
 		          NULL, "%s", body);
 		free(body);
 	}
+	snprintf(url, sizeof url,
+	         "http://127.0.0.1:%u/api/v1/drift?hours=1&hours=2", port);
+	cr_expect_eq(http_get(url, &body), 400);
+	cr_expect(strstr(body, "hours: given twice") != NULL, "%s", body);
+	free(body);
 	snprintf(url, sizeof url, "http://127.0.0.1:%u/", port);
 	cr_expect_eq(http_get(url, &body), 200);
 	cr_expect(strstr(body, "<canvas") != NULL || strstr(body, "app.js"));

@@ -1294,6 +1294,24 @@ Test(e2e_load, assemble_from_query_output_is_byte_identical)
 			free(out);
 			free(err);
 		}
+		/* hits of two contracts (even of one metric) are refused */
+		snprintf(body, sizeof body,
+		    "{\"hits\":[],\"provenance\":{\"metric\":\"ip\","
+		    "\"contract\":\"0123456789abcdef\"}}\n"
+		    "{\"hits\":[],\"provenance\":{\"metric\":\"ip\","
+		    "\"contract\":\"fedcba9876543210\"}}\n");
+		char hf2[TU_PATH_MAX];
+		snprintf(hf2, sizeof hf2, "%s/twocontracts.jsonl", tu_tmpdir());
+		tu_file_write(hf2, body, (size_t)-1);
+		const char *tc[] = {"assemble", "sotu", "--hits", hf2,
+		                    "--budget", "100", NULL};
+		st = tu_cliv(srv_a.url, NULL, &out, &err, tc);
+		cr_assert_eq(st, 1, "%s", err);
+		cr_assert_not_null(strstr(err, "twocontracts.jsonl:2: provenance."
+		                   "contract: fedcba9876543210, but earlier lines "
+		                   "are 0123456789abcdef"), "%s", err);
+		free(out);
+		free(err);
 		/* with --json the warning is on stderr too (stdout is the
 		 * JSON object) */
 		const char *jh[] = {"--json", "assemble", "sotu", "--hits", hf,
