@@ -265,6 +265,11 @@ json_t *anc_cli_resolved_json(const anc_resolved *r);
 /* A passage's metadata (a msgpack map, as --meta-field stored it) as JSON;
  * NULL when there is none or it does not decode (cli_json.c). */
 json_t *anc_cli_meta_json(const uint8_t *meta, uint32_t len);
+/* The first key of obj that is not in allowed (NULL-terminated), or NULL:
+ * input files refuse keys they do not know (a misspelt one would be
+ * silently ignored). */
+const char *anc_cli_json_unknown_key(json_t *obj,
+                                     const char *const *allowed);
 json_t *anc_cli_deleted_json(const anc_delete_result *d);
 
 /* Print v compact on one line to fp and release it (v may be NULL, which

@@ -157,16 +157,12 @@ anc_cli_text_oneline(const char *text, size_t max, char *out, size_t outsz)
 		return;
 	}
 	while (*p != '\0') {
-		if (*p < 0x20 || *p == 0x7f || *p == ' ') {
+		/* control characters (C0, DEL, C1) as white space; p[1]
+		 * is readable: at worst the terminating NUL */
+		sl = anc_text_control(p, 2);
+		if (*p == ' ' || sl != 0) {
 			space = o > 0;
-			p++;
-			continue;
-		}
-		/* C1 controls (U+0080..U+009F; U+009B is a terminal's CSI):
-		 * as white space, like C0 */
-		if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
-			space = o > 0;
-			p += 2;
+			p += sl != 0 ? sl : 1;
 			continue;
 		}
 		sl = utf8_seqlen(*p);

@@ -94,10 +94,10 @@ static int
 canary_line(const char *path, uint32_t lineno, const char *line, size_t len,
             canary_file *f, anc_error *err)
 {
+	static const char *const canary_keys[] = {"text", "vector", NULL};
 	json_error_t je;
 	json_t *o, *t, *v;
 	const char *key;
-	json_t *val;
 	char *vs = NULL;
 	int code = ANC_OK;
 	uint32_t i = f->n;
@@ -111,13 +111,11 @@ canary_line(const char *path, uint32_t lineno, const char *line, size_t len,
 		    lineno);
 		goto leave;
 	}
-	json_object_foreach(o, key, val) {
-		if (strcmp(key, "text") != 0 && strcmp(key, "vector") != 0) {
-			code = anc_error_set(err, ANC_EINVAL,
-			    "%s:%u: unknown key '%s', expected text and vector",
-			    path, lineno, key);
-			goto leave;
-		}
+	if ((key = anc_cli_json_unknown_key(o, canary_keys)) != NULL) {
+		code = anc_error_set(err, ANC_EINVAL,
+		    "%s:%u: unknown key '%s', expected text and vector", path,
+		    lineno, key);
+		goto leave;
 	}
 	t = json_object_get(o, "text");
 	v = json_object_get(o, "vector");

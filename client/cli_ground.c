@@ -237,19 +237,12 @@ claim_parse(const char *line, size_t len, const char *where,
 		 * cites nothing: refused, as in contract files */
 		static const char *const known[] = {"vector", "row", "cited",
 		                                    "revisions", NULL};
-		const char *key;
-		json_t *val;
-		json_object_foreach(o, key, val) {
-			int ok = 0;
-			(void)val;
-			for (int k = 0; known[k] != NULL && !ok; k++)
-				ok = strcmp(key, known[k]) == 0;
-			if (!ok) {
-				rv = anc_error_set(err, ANC_EINVAL,
-				    "%s: unknown key '%.64s', expected vector or "
-				    "row, cited, revisions", where, key);
-				goto leave;
-			}
+		const char *key = anc_cli_json_unknown_key(o, known);
+		if (key != NULL) {
+			rv = anc_error_set(err, ANC_EINVAL,
+			    "%s: unknown key '%.64s', expected vector or row, "
+			    "cited, revisions", where, key);
+			goto leave;
 		}
 	}
 	vec = json_object_get(o, "vector");

@@ -109,9 +109,8 @@ contract_u32(json_t *obj, const char *key, const char *label, int required,
 	return ANC_OK;
 }
 
-static int
-contract_check_keys(json_t *obj, const char *const *allowed,
-                    const char *where, const char *origin, anc_error *err)
+const char *
+anc_cli_json_unknown_key(json_t *obj, const char *const *allowed)
 {
 	const char *key;
 	json_t *v;
@@ -122,14 +121,25 @@ contract_check_keys(json_t *obj, const char *const *allowed,
 			if (strcmp(key, allowed[i]) == 0)
 				break;
 		if (allowed[i] == NULL)
-			return anc_error_set(err, ANC_EINVAL,
-			    "%s: %s\"%s\": unknown key (expected one of %s)",
-			    origin, where, key,
-			    where[0] ? "kind, m, ef_construction, ef_search, "
-			               "nlist, nprobe, pq_m, pq_nbits"
-			             : "name, model, revision, dim, metric, "
-			               "normalize, preprocess, dtype, index");
+			return key;
 	}
+	return NULL;
+}
+
+static int
+contract_check_keys(json_t *obj, const char *const *allowed,
+                    const char *where, const char *origin, anc_error *err)
+{
+	const char *key = anc_cli_json_unknown_key(obj, allowed);
+
+	if (key != NULL)
+		return anc_error_set(err, ANC_EINVAL,
+		    "%s: %s\"%s\": unknown key (expected one of %s)",
+		    origin, where, key,
+		    where[0] ? "kind, m, ef_construction, ef_search, "
+		               "nlist, nprobe, pq_m, pq_nbits"
+		             : "name, model, revision, dim, metric, "
+		               "normalize, preprocess, dtype, index");
 	return ANC_OK;
 }
 

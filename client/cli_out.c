@@ -333,12 +333,11 @@ meta_print(FILE *fp, const char *indent, const uint8_t *meta, uint32_t len)
 	 * would reach the terminal (U+009B starts an escape sequence) */
 	for (const unsigned char *c = (const unsigned char *)s;
 	     c != NULL && *c != '\0'; c++) {
-		if (*c == 0x7f)
-			fputs("\\u007f", fp);
-		else if (c[0] == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f)
-			fprintf(fp, "\\u%04x", c[1]), c++;
-		else
+		size_t cl = anc_text_control(c, 2); /* c[1]: at worst NUL */
+		if (cl == 0)
 			fputc(*c, fp);
+		else
+			fprintf(fp, "\\u%04x", c[cl - 1]), c += cl - 1;
 	}
 	fputc('\n', fp);
 	free(s);

@@ -1025,26 +1025,37 @@ leave:
 
 /* ---- receipts: MAC, store, load ---------------------------------------------------- */
 
+/* HMAC-SHA256 under the server's key of ctx || head || body: receipts
+ * (head: the ID) and the texts kept for them (head: the entry's key) use
+ * separate contexts, so neither can pass for the other. */
 static int
-rec_mac(const ground *g, const uint8_t id[RECEIPT_RAW], const void *data,
-        size_t len, uint8_t mac[MAC_LEN], anc_error *err)
+key_mac(const ground *g, const char *ctx, const void *head, size_t hlen,
+        const void *body, size_t blen, uint8_t mac[MAC_LEN], anc_error *err)
 {
-	static const char ctx[] = "anchorage.receipt.v1";
-	uint8_t *buf = malloc(sizeof ctx - 1 + RECEIPT_RAW + len);
+	size_t clen = strlen(ctx);
+	uint8_t *buf = malloc(clen + hlen + blen + 1);
 	unsigned int mlen = 0;
 	int rv = ANC_OK;
 	if (buf == NULL)
 		return anc_error_set(err, ANC_ENOMEM, "receipt: out of memory");
-	memcpy(buf, ctx, sizeof ctx - 1);
-	memcpy(buf + sizeof ctx - 1, id, RECEIPT_RAW);
-	memcpy(buf + sizeof ctx - 1 + RECEIPT_RAW, data, len);
-	if (HMAC(EVP_sha256(), g->key, KEY_LEN, buf,
-	         sizeof ctx - 1 + RECEIPT_RAW + len, mac, &mlen) == NULL ||
-	    mlen != MAC_LEN)
+	memcpy(buf, ctx, clen);
+	memcpy(buf + clen, head, hlen);
+	if (blen > 0)
+		memcpy(buf + clen + hlen, body, blen);
+	if (HMAC(EVP_sha256(), g->key, KEY_LEN, buf, clen + hlen + blen, mac,
+	         &mlen) == NULL || mlen != MAC_LEN)
 		rv = anc_error_set(err, ANC_EINTERNAL,
 		                   "receipt: HMAC-SHA256 failed (OpenSSL)");
 	free(buf);
 	return rv;
+}
+
+static int
+rec_mac(const ground *g, const uint8_t id[RECEIPT_RAW], const void *data,
+        size_t len, uint8_t mac[MAC_LEN], anc_error *err)
+{
+	return key_mac(g, "anchorage.receipt.v1", id, RECEIPT_RAW, data, len,
+	               mac, err);
 }
 
 /* MAC of a retained text: bound to its (collection, anchor, revision)
@@ -1053,22 +1064,7 @@ static int
 rev_mac(const ground *g, const uint8_t k[28], const void *text,
         size_t len, uint8_t mac[MAC_LEN], anc_error *err)
 {
-	static const char ctx[] = "anchorage.revision.v1";
-	uint8_t *buf = malloc(sizeof ctx - 1 + 28 + len);
-	unsigned int mlen = 0;
-	int rv = ANC_OK;
-	if (buf == NULL)
-		return anc_error_set(err, ANC_ENOMEM, "receipt: out of memory");
-	memcpy(buf, ctx, sizeof ctx - 1);
-	memcpy(buf + sizeof ctx - 1, k, 28);
-	if (len > 0)
-		memcpy(buf + sizeof ctx - 1 + 28, text, len);
-	if (HMAC(EVP_sha256(), g->key, KEY_LEN, buf, sizeof ctx - 1 + 28 + len,
-	         mac, &mlen) == NULL || mlen != MAC_LEN)
-		rv = anc_error_set(err, ANC_EINTERNAL,
-		                   "receipt: HMAC-SHA256 failed (OpenSSL)");
-	free(buf);
-	return rv;
+	return key_mac(g, "anchorage.revision.v1", k, 28, text, len, mac, err);
 }
 
 /* Retain the text of (anchor, revision) hits: one entry per revision,

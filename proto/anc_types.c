@@ -290,6 +290,16 @@ anc_utf8_seq(const unsigned char *p, size_t n)
 	return len;
 }
 
+size_t
+anc_text_control(const unsigned char *p, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (p[0] < 0x20 || p[0] == 0x7f)
+		return 1;
+	return n >= 2 && p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f ? 2 : 0;
+}
+
 static int
 check_text(const char *field, const char *v, size_t cap, int required,
            anc_error *err)
@@ -303,9 +313,7 @@ check_text(const char *field, const char *v, size_t cap, int required,
 		    "contract.%s: required, expected a non-empty string", field);
 	for (size_t i = 0, sl; i < n; i += sl) {
 		const unsigned char *p = (const unsigned char *)v + i;
-		/* C0, DEL and C1 (U+0080..U+009F, c2 80..c2 9f) */
-		if (*p < 0x20 || *p == 0x7f ||
-		    (*p == 0xc2 && i + 1 < n && p[1] >= 0x80 && p[1] <= 0x9f))
+		if (anc_text_control(p, n - i) != 0)
 			return anc_error_set(err, ANC_EINVAL,
 			    "contract.%s: control character at byte %zu", field, i);
 		/* names are shown on pages and in JSON: text, not bytes */

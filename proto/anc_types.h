@@ -591,6 +591,10 @@ int anc_metric_parse(const char *s);
 /* Length of the valid UTF-8 sequence at p (n bytes left: 1..4), or 0
  * when there is none (a stray, overlong, surrogate or cut sequence). */
 size_t anc_utf8_seq(const unsigned char *p, size_t n);
+/* Bytes of the control character at p (n bytes left): 1 for C0 or DEL,
+ * 2 for C1 (U+0080..U+009F, c2 80..c2 9f; U+009B starts a terminal
+ * escape sequence), 0 for anything else. */
+size_t anc_text_control(const unsigned char *p, size_t n);
 const char *anc_index_kind_name(anc_index_kind k);
 int anc_index_kind_parse(const char *s);
 const char *anc_contract_state_name(anc_contract_state s);
