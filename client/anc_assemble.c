@@ -185,8 +185,10 @@ check_anchors(const anc_asm_passage *v, uint32_t n, const char *what,
 		if (memchr(v[i].anchor, '\0', sizeof(v[i].anchor)) == NULL)
 			return anc_error_set(err, ANC_EINVAL,
 			    "%s[%u].anchor: not NUL-terminated", what, i);
-		if ((code = anc_anchor_parse(v[i].anchor, raw, err)) != ANC_OK)
-			return anc_error_wrap(err, "%s[%u].anchor", what, i);
+		if ((code = anc_anchor_parse(v[i].anchor, raw, err)) != ANC_OK) {
+			anc_error_wrap(err, "%s[%u].anchor", what, i);
+			return code;
+		}
 	}
 	return ANC_OK;
 }

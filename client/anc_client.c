@@ -132,7 +132,7 @@ client_lost_hint(const anc_client *c, anc_error *err, int code,
 	char msg[sizeof err->msg];
 	lost_mark m = client_lost_mark(c);
 
-	if (code != ANC_ETIMEOUT || m.lost == m0.lost)
+	if (err == NULL || code != ANC_ETIMEOUT || m.lost == m0.lost)
 		return code;
 	snprintf(msg, sizeof msg, "%s", err->msg);
 	if (m.added != m0.added && m.lost - m0.lost > 1)
@@ -153,7 +153,7 @@ client_size_hint(anc_error *err, int code, size_t req_len)
 {
 	char msg[sizeof err->msg];
 
-	if (code != ANC_ETIMEOUT || req_len <= 65536)
+	if (err == NULL || code != ANC_ETIMEOUT || req_len <= 65536)
 		return code;
 	snprintf(msg, sizeof msg, "%s", err->msg);
 	return anc_error_set(err, code, "%s; or, if it is running: the "
@@ -925,10 +925,14 @@ anc_pipeline_upsert(anc_pipeline *p, const char *collection,
 	req.u.upsert.records = (anc_record *)records; /* encoder reads only */
 	req.u.upsert.nrecords = n;
 	anc_buf_reset(&p->buf);
-	if ((code = anc_req_encode(&req, &p->buf, err)) != ANC_OK)
-		return anc_error_wrap(err, "upsert request");
-	if ((code = client_size_check(p->c, p->buf.len, err)) != ANC_OK)
-		return anc_error_wrap(err, "upsert of %u records", n);
+	if ((code = anc_req_encode(&req, &p->buf, err)) != ANC_OK) {
+		anc_error_wrap(err, "upsert request");
+		return code;
+	}
+	if ((code = client_size_check(p->c, p->buf.len, err)) != ANC_OK) {
+		anc_error_wrap(err, "upsert of %u records", n);
+		return code;
+	}
 	if ((rv = nng_msg_alloc(&m, p->buf.len)) != 0)
 		return client_nng_error(err, rv, "allocate a request for",
 		    p->c->url, 0);

@@ -678,8 +678,11 @@ rows_opt(const char *rows, uint32_t *begin, uint32_t *end, anc_error *err)
 	*end = UINT32_MAX;
 	if (rows == NULL)
 		return ANC_OK;
-	if (anc_cli_rows_parse(rows, begin, end, err) != ANC_OK)
-		return anc_error_wrap(err, "--rows");
+	int rv;
+	if ((rv = anc_cli_rows_parse(rows, begin, end, err)) != ANC_OK) {
+		anc_error_wrap(err, "--rows");
+		return rv;
+	}
 	return ANC_OK;
 }
 

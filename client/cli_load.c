@@ -302,7 +302,11 @@ ckpt_fields_json(const anc_cli_fields *f)
 	json_t *meta = json_array();
 
 	for (uint32_t i = 0; meta != NULL && i < f->nmeta; i++)
-		json_array_append_new(meta, anc_cli_json_str(f->meta[i]));
+		if (json_array_append_new(meta, anc_cli_json_str(f->meta[i]))) {
+			/* a shorter list would record another mapping */
+			json_decref(meta);
+			return NULL;
+		}
 	return json_pack("{s:o,s:o,s:o,s:o,s:b,s:b,s:o}",
 	    "source", anc_cli_json_str(f->source),
 	    "chunk", anc_cli_json_str(f->chunk),
@@ -310,7 +314,7 @@ ckpt_fields_json(const anc_cli_fields *f)
 	    "vector", anc_cli_json_str(f->vector),
 	    "chunk_explicit", f->chunk_explicit,
 	    "text_explicit", f->text_explicit,
-	    "meta", meta != NULL ? meta : json_null());
+	    "meta", meta); /* NULL: json_pack fails, and so does the write */
 }
 
 /* Write the checkpoint atomically: tmp, fsync, rename, fsync dir. */
@@ -377,10 +381,17 @@ ckpt_write(load_state *st, uint64_t line, uint64_t offset, int done,
 	}
 	made = 1;
 	/* mkstemp makes it 0600; a checkpoint gets the umask's usual mode */
+	ssize_t wr = 0;
+	errno = 0;
 	if (fchmod(fd, 0666 & ~st->umask) != 0 ||
-	    write(fd, s, len) != (ssize_t)len || fsync(fd) != 0) {
-		code = anc_error_set(err, ANC_EIO,
-		    "--checkpoint: cannot write %s: %s", tmp, strerror(errno));
+	    (wr = write(fd, s, len)) != (ssize_t)len || fsync(fd) != 0) {
+		/* a short write leaves errno as it was: name it for what
+		 * it is (a full disk, most likely) */
+		code = wr >= 0 && (size_t)wr < len && errno == 0
+		    ? anc_error_set(err, ANC_EIO, "--checkpoint: cannot write "
+		          "%s: short write (%zd of %zu bytes)", tmp, wr, len)
+		    : anc_error_set(err, ANC_EIO, "--checkpoint: cannot "
+		          "write %s: %s", tmp, strerror(errno));
 		goto leave;
 	}
 	if (close(fd) != 0) {

@@ -1066,7 +1066,7 @@ anc_drift_auc(const float *s, const uint8_t *y, uint32_t n, uint32_t *tmp)
 	double n1 = 0, n0 = 0, rs = 0;
 	(void)tmp;
 	if (v == NULL)
-		return 0.5;
+		return NAN; /* not 0.5: "no difference" would hide it */
 	for (uint32_t i = 0; i < n; i++) {
 		v[i].s = s[i];
 		v[i].y = y[i];
@@ -1381,7 +1381,13 @@ anc_drift_classifier_auc(const float *x, uint32_t nx, const float *y,
 			           w[dim];
 			tlab[nt++] = lab[i];
 		}
-		sum_auc += anc_drift_auc(pred, tlab, nt, NULL);
+		double a = anc_drift_auc(pred, tlab, nt, NULL);
+		if (isnan(a)) {
+			rv = anc_error_set(err, ANC_ENOMEM, "classifier: out of "
+			                   "memory for the AUC of %u scores", nt);
+			goto done;
+		}
+		sum_auc += a;
 		nauc++;
 	}
 	*auc = nauc > 0 ? sum_auc / nauc : 0.5;

@@ -179,7 +179,7 @@ int anc_drift_report_compute(anc_drift *d, anc_drift_report *out,
 double anc_drift_wasserstein1(double *a, uint32_t na, double *b, uint32_t nb);
 
 /* ROC AUC of scores s (n) against labels y (0/1); ties count half. 0.5
- * when one class is empty. tmp: n entries of scratch. */
+ * when one class is empty, NaN when out of memory. tmp: unused. */
 double anc_drift_auc(const float *s, const uint8_t *y, uint32_t n,
                      uint32_t *tmp);
 

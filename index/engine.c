@@ -408,12 +408,12 @@ default_desc(anc_db *db, coll_ent *ce, char *buf, size_t len)
 /* Append "; the default contract of collection C is ..." to err, so a
  * refused vector tells the client which contract would take it. */
 static int
-err_name_default(anc_db *db, coll_ent *ce, anc_error *err)
+err_name_default(anc_db *db, coll_ent *ce, int code, anc_error *err)
 {
 	char d[ANC_CONTRACT_ID_LEN + ANC_CNAME_MAX + ANC_REVISION_MAX + 8];
 	size_t n;
 	if (err == NULL)
-		return ANC_OK;
+		return code;
 	default_desc(db, ce, d, sizeof d);
 	/* d starts with the default's ID: when the message names it
 	 * already (the refused contract is the default), say so without
@@ -431,14 +431,14 @@ err_name_default(anc_db *db, coll_ent *ce, anc_error *err)
 				         "; it is the default contract of "
 				         "collection '%s'%s", ce->sc.name,
 				         d + idl);
-				return err->code;
+				return code;
 			}
 		}
 	}
 	snprintf(err->msg + n, sizeof err->msg - n,
 	         "; the default contract of collection '%s' is %s", ce->sc.name,
 	         d);
-	return err->code;
+	return code;
 }
 
 static int contract_lookup_any(anc_db *db, coll_ent *ce, const char *ref,
@@ -463,7 +463,7 @@ contract_lookup(anc_db *db, coll_ent *ce, const char *ref,
 	              "is retired", ce->sc.name, (*out)->idstr, (*out)->c.name,
 	              (*out)->c.revision);
 	*out = NULL;
-	return err_name_default(db, ce, err);
+	return err_name_default(db, ce, ANC_ERETIRED, err);
 }
 
 /* The contract registered under c's name@revision, or NULL. */
@@ -1809,7 +1809,8 @@ upsert_group(anc_db *db, upsert_req **g, uint32_t k)
 			anc_error_set(&q->err, ANC_ERETIRED,
 			              "collection '%s': contract %s was retired",
 			              q->collection, q->e->idstr);
-			q->rv = err_name_default(db, q->ce, &q->err);
+			q->rv = err_name_default(db, q->ce, ANC_ERETIRED,
+			                         &q->err);
 			continue;
 		}
 		g[nlive++] = q; /* the live ones, in order, at the front */
@@ -1980,7 +1981,7 @@ anc_db_upsert(anc_db *db, const char *collection, const char *contract_ref,
 	for (uint32_t i = 0; i < n; i++)
 		if ((rv = record_check(ce, e, &records[i], i, err)) != ANC_OK)
 			return rv == ANC_EDIM || rv == ANC_EVIOLATION
-			           ? err_name_default(db, ce, err)
+			           ? err_name_default(db, ce, rv, err)
 			           : rv;
 	if (n == 0) {
 		/* Nothing to write: report the current sequence. */
@@ -2457,7 +2458,7 @@ anc_db_query2(anc_db *db, const char *collection, const char *contract_ref,
 		if ((rv = vector_check(ce, e, vecs + (size_t)q * dim, dim, what,
 		                       err)) != ANC_OK)
 			return rv == ANC_EDIM || rv == ANC_EVIOLATION
-			           ? err_name_default(db, ce, err)
+			           ? err_name_default(db, ce, rv, err)
 			           : rv;
 	}
 	if ((qv = malloc((size_t)nq * dim * sizeof(float))) == NULL ||
@@ -3183,9 +3184,11 @@ drift_config_load(anc_db *db, coll_ent *ce, contract_ent *e, MDB_txn *txn,
 	int found = 0, rv;
 	anc_drift_config_get(e->dr, &cfg);
 	if ((rv = store_drift_config_get(db->st, txn, ce->sc.cid, e->id, &cfg,
-	                                 &found, err)) != ANC_OK)
-		return anc_error_wrap(err, "collection '%s': contract %s",
-		                      ce->sc.name, e->idstr);
+	                                 &found, err)) != ANC_OK) {
+		anc_error_wrap(err, "collection '%s': contract %s",
+		               ce->sc.name, e->idstr);
+		return rv;
+	}
 	if (found && anc_drift_configure(e->dr, &cfg, &e2) != ANC_OK &&
 	    !db->opt.quiet)
 		fprintf(stderr,
@@ -3305,7 +3308,7 @@ drift_ref_rebuild(anc_db *db, coll_ent *ce, contract_ent *e, anc_error *err)
 /* Reference top-1 scores: reservoir vectors searched against the index,
  * the vector's own entry skipped, then the per-query thresholds. */
 static void
-drift_ref_scores(contract_ent *e)
+drift_ref_scores(anc_db *db, contract_ent *e)
 {
 	uint32_t dim = e->c.dim, n = 0, m = 0;
 	float *x = malloc((size_t)DRIFT_SCORE_SAMPLE * dim * sizeof(float));
@@ -3321,8 +3324,19 @@ drift_ref_scores(contract_ent *e)
 	anc_drift_ref_sample(e->dr, x, DRIFT_SCORE_SAMPLE, &n);
 	vindex_rdlock(e->vx);
 	vindex_stats_locked(e->vx, &s);
-	if (n > 0 && s.ntotal >= 2)
+	if (n > 0 && s.ntotal >= 2) {
 		rv = vindex_search_locked(e->vx, n, x, 2, dist, lab, &err);
+		if (rv != ANC_OK) {
+			/* Keep the thresholds there are; the next tick
+			 * retries. */
+			vindex_unlock(e->vx);
+			if (!db->opt.quiet)
+				fprintf(stderr, "anchorage: contract %s: drift "
+				        "reference scores: %s\n", e->idstr,
+				        err.msg);
+			goto skip;
+		}
+	}
 	vindex_unlock(e->vx);
 	for (uint32_t i = 0; rv == ANC_OK && i < n; i++) {
 		const float *v = x + (size_t)i * dim;
@@ -3340,6 +3354,7 @@ drift_ref_scores(contract_ent *e)
 done:
 	if (x != NULL && dist != NULL && lab != NULL && sc != NULL)
 		anc_drift_refresh(e->dr, sc, m);
+skip:
 	free(x);
 	free(dist);
 	free(lab);
@@ -3369,7 +3384,7 @@ drift_report_make(anc_db *db, coll_ent *ce, contract_ent *e,
 	MDB_txn *txn = NULL;
 	int rv;
 	if (anc_drift_ref_stale(e->dr))
-		drift_ref_scores(e);
+		drift_ref_scores(db, e);
 	memset(out, 0, sizeof *out);
 	if ((rv = anc_drift_report_compute(e->dr, out, err)) != ANC_OK) {
 		anc_error_wrap(err, "collection '%s': contract %s: drift report",
@@ -3436,12 +3451,12 @@ drift_tick(anc_db *db, int report_due)
 		if (anc_drift_rebuild_due(e->dr, now, DRIFT_QUIET,
 		                          DRIFT_MAX_AGE)) {
 			if (drift_ref_rebuild(db, p[i].ce, e, &err) == ANC_OK)
-				drift_ref_scores(e); /* thresholds now */
+				drift_ref_scores(db, e); /* thresholds now */
 			else if (!db->opt.quiet)
 				fprintf(stderr, "anchorage: %s\n", err.msg);
 		}
 		if (anc_drift_refresh_due(e->dr, now, DRIFT_QUIET, DRIFT_MAX_AGE))
-			drift_ref_scores(e);
+			drift_ref_scores(db, e);
 		if (!report_due)
 			continue;
 		int have = anc_drift_last(e->dr, &last);

@@ -690,14 +690,34 @@ pk_vecs(msgpack_packer *pk, const float *v, size_t n)
 	return 0;
 }
 
+/* msgpack_sbuffer_write drops the bytes of a failed realloc and the
+ * packer goes on; a record must not come out with a hole in it, so the
+ * first failure sticks and rec_encode checks it once at the end. */
+typedef struct {
+	msgpack_sbuffer *sb;
+	int failed;
+} sticky_sb;
+
+static int
+sticky_write(void *data, const char *p, size_t n)
+{
+	sticky_sb *s = data;
+	if (s->failed || msgpack_sbuffer_write(s->sb, p, n) != 0) {
+		s->failed = 1;
+		return -1;
+	}
+	return 0;
+}
+
 static int
 rec_encode(const rec *r, msgpack_sbuffer *sb, anc_error *err)
 {
 	msgpack_packer pk;
+	sticky_sb out = {sb, 0};
 	int bad = 0;
 
 	msgpack_sbuffer_init(sb);
-	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	msgpack_packer_init(&pk, &out, sticky_write);
 	msgpack_pack_map(&pk, 14);
 	pk_key(&pk, "v");
 	msgpack_pack_uint32(&pk, REC_VERSION);
@@ -762,7 +782,7 @@ rec_encode(const rec *r, msgpack_sbuffer *sb, anc_error *err)
 			msgpack_pack_float(&pk, l->hits[j].score);
 		}
 	}
-	if (bad || sb->data == NULL) {
+	if (bad || out.failed || sb->data == NULL) {
 		msgpack_sbuffer_destroy(sb);
 		return anc_error_set(err, ANC_ENOMEM,
 		                     "receipt: out of memory encoding");
@@ -2174,13 +2194,15 @@ prune(ground *g)
 
 	memset(&a, 0, sizeof a);
 	a.cap = PRUNE_BATCH;
-	if ((a.keys = malloc((size_t)a.cap * sizeof *a.keys)) == NULL)
-		return;
-	if (store_txn_begin(g->st, 1, &txn, &e) != ANC_OK)
+	if ((a.keys = malloc((size_t)a.cap * sizeof *a.keys)) == NULL) {
+		rv = anc_error_set(&e, ANC_ENOMEM, "out of memory");
 		goto leave;
-	if (store_kv_count(g->st, txn, STORE_DB_RECEIPTS, &count, &e) ==
-	        ANC_OK &&
-	    count > g->keep) {
+	}
+	if ((rv = store_txn_begin(g->st, 1, &txn, &e)) != ANC_OK ||
+	    (rv = store_kv_count(g->st, txn, STORE_DB_RECEIPTS, &count,
+	                         &e)) != ANC_OK)
+		goto leave;
+	if (count > g->keep) {
 		a.klen = RECEIPT_RAW;
 		a.skip = count - g->keep;
 		rv = store_kv_scan(g->st, txn, STORE_DB_RECEIPTS, NULL, 0,
@@ -2198,24 +2220,29 @@ prune(ground *g)
 			goto leave;
 		store_txn_abort(txn);
 		txn = NULL;
+		rv = ANC_OK;
 		if (a.n == 0)
 			goto leave;
-		if (store_txn_begin(g->st, 0, &txn, &e) != ANC_OK)
+		if ((rv = store_txn_begin(g->st, 0, &txn, &e)) != ANC_OK)
 			goto leave;
 		for (uint32_t i = 0; i < a.n; i++)
-			if (store_kv_del(g->st, txn, i < nrec ? STORE_DB_RECEIPTS
-			                                      : STORE_DB_REVISIONS,
-			                 a.keys[i], i < nrec ? RECEIPT_RAW : 28,
-			                 &e) != ANC_OK)
+			if ((rv = store_kv_del(g->st, txn,
+			                       i < nrec ? STORE_DB_RECEIPTS
+			                                : STORE_DB_REVISIONS,
+			                       a.keys[i],
+			                       i < nrec ? RECEIPT_RAW : 28,
+			                       &e)) != ANC_OK)
 				goto leave;
 		rv = store_txn_commit(g->st, txn, &e);
 		txn = NULL;
-		if (rv != ANC_OK)
-			fprintf(stderr, "anchorage: receipt pruning: %s\n", e.msg);
 	}
 leave:
 	store_txn_abort(txn);
 	free(a.keys);
+	/* Nothing is lost by a failed pruning (it runs again at the next
+	 * round), but the operator sees why the store keeps growing. */
+	if (rv != ANC_OK && rv != ANC_EEXIST)
+		fprintf(stderr, "anchorage: receipt pruning: %s\n", e.msg);
 }
 
 static void *
@@ -2403,7 +2430,10 @@ key_load(ground *g, const char *dir, anc_error *err)
 		                   "receipt key '%s': mode %04o lets other users "
 		                   "read the secret; expected 0600 (chmod 600)",
 		                   path, (unsigned)(sb.st_mode & 07777));
-	} else if ((got = read(fd, g->key, KEY_LEN)) != KEY_LEN) {
+	} else if ((got = read(fd, g->key, KEY_LEN)) < 0) {
+		rv = anc_error_set(err, ANC_EIO, "receipt key '%s': %s", path,
+		                   strerror(errno));
+	} else if (got != KEY_LEN) {
 		rv = anc_error_set(err, ANC_EIO,
 		                   "receipt key '%s': short read (%zd bytes)",
 		                   path, got);

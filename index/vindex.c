@@ -1432,8 +1432,11 @@ snap_load(vindex *vx, uint64_t lmdb_seq, FaissIndex **idx,
 		                     "snapshot '%s': %s", vx->path,
 		                     strerror(errno));
 	if (fstat(fileno(f), &sb) != 0 || fread(hdr, 1, SNAP_HDR, f) != SNAP_HDR) {
-		rv = anc_error_set(err, ANC_EMALFORMED,
-		                   "snapshot '%s': no header", vx->path);
+		rv = ferror(f) ? anc_error_set(err, ANC_EIO, "snapshot '%s': %s",
+		                               vx->path, strerror(errno))
+		               : anc_error_set(err, ANC_EMALFORMED,
+		                               "snapshot '%s': no header",
+		                               vx->path);
 		goto done;
 	}
 	if (memcmp(hdr, SNAP_MAGIC, 8) != 0 || get32(hdr + 8) != SNAP_FORMAT ||

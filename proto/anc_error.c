@@ -93,11 +93,11 @@ anc_error_set(anc_error *err, int code, const char *fmt, ...)
 	return code;
 }
 
-int
+void
 anc_error_wrap(anc_error *err, const char *fmt, ...)
 {
 	if (err == NULL)
-		return ANC_OK;
+		return;
 	char prefix[ANC_ERRMSG_MAX];
 	char old[ANC_ERRMSG_MAX];
 	va_list ap;
@@ -111,7 +111,6 @@ anc_error_wrap(anc_error *err, const char *fmt, ...)
 	if (n < 0)
 		err->msg[0] = '\0';
 	flatten(err->msg);
-	return err->code;
 }
 
 void

@@ -85,8 +85,9 @@ int anc_error_set(anc_error *err, int code, const char *fmt, ...)
     ;
 
 /* Prefix the message already in *err with "prefix: " (printf-style). Keeps
- * the code. Returns err->code (or ANC_OK when err is NULL). */
-int anc_error_wrap(anc_error *err, const char *fmt, ...)
+ * the code. Returns nothing: err may be NULL, so the caller returns the
+ * code it already holds, never one read back from err. */
+void anc_error_wrap(anc_error *err, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif

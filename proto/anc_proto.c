@@ -524,7 +524,7 @@ dec_anchors(const mpk_dec *d, const msgpack_object *body, anc_req_anchors *a)
 		memcpy(a->anchors[i], o->via.str.ptr, ANC_ANCHOR_LEN);
 		a->anchors[i][ANC_ANCHOR_LEN] = '\0';
 		if ((rv = anc_anchor_parse(a->anchors[i], raw, d->err))) {
-			(void)anc_error_wrap(d->err, "%s", p);
+			anc_error_wrap(d->err, "%s", p);
 			return rv;
 		}
 	}
@@ -950,7 +950,7 @@ enc_anchors(mpk_w *w, const anc_req_anchors *a, anc_error *err)
 			    "%s: not NUL-terminated within %d characters", p,
 			    ANC_ANCHOR_LEN);
 		if ((rv = anc_anchor_parse(a->anchors[i], raw, err))) {
-			(void)anc_error_wrap(err, "%s", p);
+			anc_error_wrap(err, "%s", p);
 			return rv;
 		}
 		mpk_w_str(w, a->anchors[i]);

@@ -394,7 +394,7 @@ dec_anchor(const mpk_dec *d, const msgpack_object *map, const char *parent,
 		return rv;
 	if ((rv = anc_anchor_parse(out, raw, d->err))) {
 		mpk_path(p, parent, "anchor");
-		(void)anc_error_wrap(d->err, "%s", p);
+		anc_error_wrap(d->err, "%s", p);
 	}
 	return rv;
 }
@@ -415,7 +415,7 @@ dec_contract_id(const mpk_dec *d, const msgpack_object *map,
 		return ANC_OK;
 	if ((rv = anc_contract_id_parse(out, raw, d->err))) {
 		mpk_path(p, parent, key);
-		(void)anc_error_wrap(d->err, "%s", p);
+		anc_error_wrap(d->err, "%s", p);
 	}
 	return rv;
 }

@@ -212,8 +212,10 @@ pr_drift_req_decode(const mpk_dec *d, const msgpack_object *body,
 	/* The syntax now, with the field named; ranges are the engine's. */
 	anc_drift_config probe;
 	memset(&probe, 0, sizeof probe);
-	if ((rv = anc_drift_config_apply(&probe, q->set, d->err)) != ANC_OK)
-		return anc_error_wrap(d->err, "body.set");
+	if ((rv = anc_drift_config_apply(&probe, q->set, d->err)) != ANC_OK) {
+		anc_error_wrap(d->err, "body.set");
+		return rv;
+	}
 	return ANC_OK;
 }
 

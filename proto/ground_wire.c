@@ -116,7 +116,7 @@ dec_anchor_key(const mpk_dec *d, const msgpack_object *map,
 		return rv;
 	if ((rv = anc_anchor_parse(out, raw, d->err))) {
 		mpk_path(p, parent, key);
-		(void)anc_error_wrap(d->err, "%s", p);
+		anc_error_wrap(d->err, "%s", p);
 	}
 	return rv;
 }
@@ -403,7 +403,7 @@ pr_verify_req_decode(const mpk_dec *d, const msgpack_object *body,
 			                      ANC_EINVAL, &s)))
 				return rv;
 			if ((rv = anc_anchor_parse(s, raw, d->err))) {
-				(void)anc_error_wrap(d->err, "%s", cp);
+				anc_error_wrap(d->err, "%s", cp);
 				return rv;
 			}
 			memcpy(cited[j], s, ANC_ANCHOR_LEN + 1);

@@ -120,6 +120,14 @@ gen_key(const char *id, int nrest, char **rest)
 	       "  {\"id\": %s, \"role\": \"%s\", \"salt\": \"%s\", "
 	       "\"sha256\": \"%s\"}\n", key, jid, rest[0], salt, hash);
 	free(jid);
+	/* The key exists nowhere else: if it did not reach stdout, say so
+	 * and fail rather than exit 0 with it lost. */
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "anchorage-server: error: --gen-key: writing "
+		        "the key to stdout failed: %s (nothing is stored; run "
+		        "it again)\n", strerror(errno));
+		return 2;
+	}
 	return 0;
 }
 

@@ -166,11 +166,20 @@ srv_http_drift_json(anc_db *db, double since, anc_buf *out, anc_error *err)
 			anc_error e2;
 			if (k->state == ANC_CSTATE_RETIRED)
 				continue;
-			/* A contract without a tracker (drift off) simply
-			 * has no history. */
-			if (anc_db_drift_history(db, c->name, k->id, since, &hist,
-			                         &nh, &e2) != ANC_OK)
+			/* A contract without a tracker (drift off), or one
+			 * retired since anc_db_info, simply has no history;
+			 * failing to read it is an error, not an empty one. */
+			rv = anc_db_drift_history(db, c->name, k->id, since,
+			                          &hist, &nh, &e2);
+			if (rv == ANC_ESTORAGE || rv == ANC_ENOMEM ||
+			    rv == ANC_EIO || rv == ANC_EINTERNAL) {
+				if (err != NULL)
+					*err = e2;
+				goto done;
+			}
+			if (rv != ANC_OK)
 				nh = 0;
+			rv = ANC_OK;
 			jf(&w, "%s{\"collection\":\"%s\",\"contract\":\"%s\","
 			       "\"name\":\"",
 			   first ? "" : ",", c->name, k->id);

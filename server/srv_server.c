@@ -581,7 +581,11 @@ anc_server_start(const anc_server_config *cfg, anc_server **out,
 	for (int i = 0; i < srv->cfg.workers; i++) {
 		worker *w = &srv->w[i];
 		w->srv = srv;
-		pthread_mutex_init(&w->mtx, NULL);
+		if ((rv = pthread_mutex_init(&w->mtx, NULL)) != 0) {
+			rv = anc_error_set(err, ANC_EINTERNAL,
+			                   "pthread_mutex_init: %s", strerror(rv));
+			goto fail;
+		}
 		srv->nw++;
 		if ((rv = nng_aio_alloc(&w->aio, NULL, NULL)) != 0) {
 			rv = nng_fail(err, rv, "nng_aio_alloc");

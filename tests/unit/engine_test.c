@@ -1624,6 +1624,17 @@ Test(engine, contract_violations_name_the_default)
 	                 .vec = lv, .dim = 4096};
 	cr_assert_eq(anc_db_upsert(db, COLL, "llama@1", &lr, 1, &ur, NULL, &err),
 	             ANC_ERETIRED);
+	/* err may be NULL (anc_index.h): the code alone still says why, it
+	 * is never ANC_OK for a refused request. */
+	cr_assert_eq(anc_db_upsert(db, COLL, "llama@1", &lr, 1, &ur, NULL,
+	                           NULL),
+	             ANC_ERETIRED);
+	cr_assert_eq(anc_db_query(db, COLL, lid, lv, 1, 4096, 5, 0, &qr, NULL),
+	             ANC_ERETIRED);
+	cr_assert_eq(anc_db_query(db, COLL, mid, lv, 1, 4096, 5, 0, &qr, NULL),
+	             ANC_EDIM);
+	cr_assert_eq(anc_db_upsert(db, COLL, mid, &r, 1, &ur, NULL, NULL),
+	             ANC_EVIOLATION);
 	cr_assert_eq(strcmp(anc_errname(ANC_ERETIRED), "CONTRACT_RETIRED"), 0);
 	cr_assert_eq(strcmp(anc_errname(ANC_EPRECONDITION),
 	                    "FAILED_PRECONDITION"),
