@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "anc_url.h"
 #include "cli.h"
 #include "cli_drift.h"
 #include "cli_ground.h"
@@ -123,6 +124,13 @@ parse_globals(anc_cli_ctx *ctx, int argc, char **argv, int *cmd_index,
 			if (val == NULL || val[0] == '\0')
 				return anc_cli_usage(ctx, err, "%s: expected %s",
 				    strs[k].name, strs[k].expect);
+			/* a malformed URL is a usage error (exit 2), as
+			 * any other malformed argument */
+			if (k == 0 && anc_url_check(val, 0, "--server", err) !=
+			    ANC_OK) {
+				ctx->usage_error = 1;
+				return err->code;
+			}
 			*(const char **)((char *)ctx + strs[k].field) = val;
 		} else if (strcmp(a, "--json") == 0) {
 			ctx->json = 1;

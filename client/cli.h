@@ -94,6 +94,8 @@ typedef struct anc_cli_line {
 	char *text;   /* NULL: the line had no text field */
 	float *vec;   /* NULL unless f->want_vector */
 	uint32_t dim;
+	int vec_ignored; /* !f->want_vector and the line has the vector
+	                    field all the same (another model's, say) */
 	uint8_t *meta;     /* msgpack map of the --meta-field values present
 	                      in the line (keys in flag order), or NULL when
 	                      f->nmeta is 0 */

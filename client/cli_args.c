@@ -267,6 +267,14 @@ anc_cli_args_parse(anc_cli_ctx *ctx, int argc, char **argv,
 			    (a[n] == '\0' || (a[n] == '=' && sp->value)))
 				break;
 		}
+		/* `anchorage drift docs --json` is how people type it; a
+		 * flag changes nothing already done. The valued global
+		 * options stay before the command: after it they would
+		 * shadow a command's own option of that name one day. */
+		if (sp->name == NULL && strcmp(a, "--json") == 0) {
+			ctx->json = 1;
+			continue;
+		}
 		if (sp->name == NULL && global_opt(a))
 			return anc_cli_usage(ctx, err,
 			    "%s: '%s' is a global option: put it before the "

@@ -186,6 +186,7 @@ typedef struct load_state {
 	uint32_t batch_max, inflight;
 	uint64_t max_errors;
 	int quiet;
+	int vec_ignored_said; /* the warning of inline vectors ignored */
 
 	anc_cli_lines *in;
 	anc_cli_vecs *vecs;
@@ -989,6 +990,21 @@ line_check(load_state *st, const char *line, size_t len, uint64_t lineno,
 	}
 	if (anc_cli_line_parse(line, len, &st->fields, st->dim, l, why))
 		return ANC_OK;
+	if (l->vec_ignored && !st->vec_ignored_said) {
+		/* not an error: a corpus file with one model's vectors
+		 * inline, loaded with another's from --vectors (a
+		 * migration), is normal; a silent choice is not */
+		st->vec_ignored_said = 1;
+		if (!st->quiet) {
+			progress_clear(st);
+			fprintf(stderr, "anchorage: warning: %s:%llu: the line has "
+			    "a vector field \"%s\"; with --vectors the vectors "
+			    "come from %s (row i for line i) and inline ones are "
+			    "ignored (said once)\n", st->name,
+			    (unsigned long long)lineno, st->fields.vector,
+			    st->vpath);
+		}
+	}
 	if (vec == NULL)
 		vec = l->vec;
 	/* NaN/Inf and a norm whose distances overflow float32, for inline
@@ -1166,9 +1182,12 @@ static const char load_usage[] =
     "FILE as {\"line\",\"reason\",\"record\"}.\nMore than --max-errors bad "
     "lines (default 0) stops the load: nothing after the\nlast "
     "acknowledged batch is sent.\n\n"
-    "--checkpoint FILE records the input position after each acknowledged "
-    "batch;\nre-running the same command continues from there. Re-running a "
-    "finished load\nchanges nothing (records come back \"unchanged\").\n\n"
+    "--checkpoint FILE records the input position after acknowledged "
+    "batches\n(at most every 0.1 s, and at the end); re-running the same "
+    "command continues\nfrom there, and records acknowledged after the "
+    "position come back \"unchanged\".\nRe-running a finished load reads "
+    "nothing. Without --checkpoint, re-running a\nload changes nothing "
+    "(records come back \"unchanged\").\n\n"
     "Progress goes to stderr (a live line on a terminal, a line every 5 s "
     "otherwise,\nJSON events with --json); --quiet silences it. The summary "
     "goes to stdout;\nwith --json, stdout has one line per record first "

@@ -3017,7 +3017,9 @@ anc_db_contract_check(anc_db *db, const char *collection,
 	if (e->ncanaries == 0)
 		return anc_error_set(err, ANC_EPRECONDITION,
 		                     "collection '%s': contract %s (%s@%s) has no "
-		                     "canary probes; register it with canaries",
+		                     "canary probes, and canaries are fixed at "
+		                     "registration: register a new revision with "
+		                     "--canaries FILE",
 		                     collection, e->idstr, e->c.name,
 		                     e->c.revision);
 	if (n != e->ncanaries)
@@ -3376,7 +3378,10 @@ drift_observe(contract_ent *e, anc_query_result *res, const float *qv,
 
 /* Compute, remember and record a report of e. keep_loaded: leave a
  * verdict loaded from the history in place when this one would only say
- * insufficient_data (out is then the loaded report). */
+ * insufficient_data; out is then the loaded report (1), or the fresh one,
+ * not recorded (KEEP_LOADED_ANSWER_FRESH: drift --fresh, which must not
+ * clear an alert a restart kept either). */
+#define KEEP_LOADED_ANSWER_FRESH 2
 static int
 drift_report_make(anc_db *db, coll_ent *ce, contract_ent *e,
                   int keep_loaded, anc_drift_report *out, anc_error *err)
@@ -3394,9 +3399,12 @@ drift_report_make(anc_db *db, coll_ent *ce, contract_ent *e,
 	snprintf(out->collection, sizeof out->collection, "%s", ce->sc.name);
 	memcpy(out->contract, e->idstr, sizeof out->contract);
 	if (keep_loaded && out->status == ANC_DRIFT_INSUFFICIENT &&
-	    __atomic_load_n(&e->drift_loaded, __ATOMIC_ACQUIRE) &&
-	    anc_drift_last(e->dr, out))
-		return ANC_OK;
+	    __atomic_load_n(&e->drift_loaded, __ATOMIC_ACQUIRE)) {
+		if (keep_loaded == KEEP_LOADED_ANSWER_FRESH)
+			return ANC_OK; /* answered, neither latest nor kept */
+		if (anc_drift_last(e->dr, out))
+			return ANC_OK;
+	}
 	__atomic_store_n(&e->drift_loaded, 0, __ATOMIC_RELEASE);
 	anc_drift_last_set(e->dr, out);
 	wlock(db);
@@ -3615,7 +3623,7 @@ anc_db_drift_report(anc_db *db, const char *collection,
 		return rv;
 	if (!fresh && anc_drift_last(e->dr, out))
 		return ANC_OK;
-	return drift_report_make(db, ce, e, 0, out, err);
+	return drift_report_make(db, ce, e, KEEP_LOADED_ANSWER_FRESH, out, err);
 }
 
 typedef struct {

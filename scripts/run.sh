@@ -23,6 +23,32 @@ rel() { realpath -s --relative-to="$root" "$1" 2>/dev/null || echo "$1"; }
 srvopt=""
 if [ "$listen" != "tcp://127.0.0.1:7700" ]; then srvopt=" --server $listen"; fi
 
+# Something already answering on the listen address (another server, on
+# a shared machine) is found before the demo load, not after it printed a
+# hint that would query that other server.
+listening() { # ADDR (host:port, tcp://host:port or ipc://path)
+  local a=${1#tls+} hp host port
+  case "$a" in
+    ipc://*) [ -S "${a#ipc://}" ] && "$cli" --server "$a" --timeout 500 ping >/dev/null 2>&1 ;;
+    *) hp=${a#tcp://}; host=${hp%:*}; port=${hp##*:}
+       host=${host#[}; host=${host%]}
+       timeout 2 bash -c "exec 3<>/dev/tcp/$host/$port" 2>/dev/null ;;
+  esac
+}
+if [ -z "${ANCHORAGE_SETUP_ONLY:-}" ]; then
+  if listening "$listen"; then
+    echo "anchorage: $listen is already in use (another anchorage-server?);" \
+         "choose another with ANCHORAGE_LISTEN=tcp://127.0.0.1:PORT" >&2
+    exit 1
+  fi
+  http=${ANCHORAGE_HTTP:-}
+  if [ -n "$http" ] && [ "$http" != off ] && listening "$http"; then
+    echo "anchorage: ANCHORAGE_HTTP $http is already in use; choose another" \
+         "port, or ANCHORAGE_HTTP=off" >&2
+    exit 1
+  fi
+fi
+
 mkdir -p "$data"
 # Present from the start of the demo load to its end: a load that was cut
 # short (Ctrl-C, a crash) is run again at the next start. Every step is

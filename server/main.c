@@ -58,8 +58,8 @@ usage(FILE *f)
 "  --http ADDR           HTTP listener for /metrics, /healthz, /readyz,\n"
 "                        /api/v1/drift and the status page at /\n"
 "                        (default $ANCHORAGE_HTTP, else 127.0.0.1:7701;\n"
-"                        \"off\" to disable; a\n"
-"                        busy default port is a warning, not an error)\n"
+"                        \"off\" to disable; the built-in default\n"
+"                        port busy is a warning, a chosen one an error)\n"
 "  --drift-window N      query vectors per contract in the drift window\n"
 "                        (default 1024)\n"
 "  --drift-interval S    seconds between background drift reports\n"
@@ -237,9 +237,13 @@ main(int argc, char **argv)
 	               ? getenv("ANCHORAGE_HTTP")
 	               : SRV_HTTP_DEFAULT;
 	cfg.http_optional = 1;
+	/* An address in $ANCHORAGE_HTTP is a choice, like --http: busy, it
+	 * is an error (only the built-in default falls back to none). */
 	if (getenv("ANCHORAGE_HTTP") != NULL &&
-	    getenv("ANCHORAGE_HTTP")[0] != '\0')
+	    getenv("ANCHORAGE_HTTP")[0] != '\0') {
 		cfg.http_name = "ANCHORAGE_HTTP";
+		cfg.http_optional = 0;
+	}
 	cfg.close_watchdog_s = 10; /* see anc_server_config */
 	if (getenv("ANCHORAGE_TEST_CLOSE_HANG") != NULL) /* its test: faster */
 		cfg.close_watchdog_s = 2;

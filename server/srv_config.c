@@ -49,12 +49,20 @@ unknown_keys(json_t *obj, const char *where, const char *const *known,
 	json_t *v;
 	json_object_foreach(obj, k, v) {
 		int ok = 0;
+		char list[256];
+		size_t n = 0;
 		for (size_t i = 0; known[i] != NULL; i++)
 			if (strcmp(k, known[i]) == 0)
 				ok = 1;
-		if (!ok)
-			return anc_error_set(err, ANC_EINVAL,
-			    "%s: unknown key '%s'", where, k);
+		if (ok)
+			continue;
+		list[0] = '\0';
+		for (size_t i = 0; known[i] != NULL && n < sizeof list; i++)
+			n += (size_t)snprintf(list + n, sizeof list - n, "%s%s",
+			                      i ? ", " : "", known[i]);
+		return anc_error_set(err, ANC_EINVAL,
+		    "%s: unknown key '%s' (expected one of: %s)", where, k,
+		    list);
 	}
 	return ANC_OK;
 }
@@ -226,7 +234,7 @@ anc_server_config_load(anc_server_config *cfg, const char *path,
 		    "config %s: expected a JSON object", path);
 		goto leave;
 	}
-	if ((rv = unknown_keys(root, "config", known, err)) != ANC_OK ||
+	if ((rv = unknown_keys(root, "top level", known, err)) != ANC_OK ||
 	    (rv = anc_auth_create(&auth, err)) != ANC_OK)
 		goto leave;
 

@@ -83,10 +83,10 @@ Test(e2e_cli, usage_errors)
 	expect_one_error(url, a2, "unknown global flag", "--bogus");
 	const char *a3[] = {"query", "sotu", "--bogus", NULL};
 	expect_one_error(url, a3, "unknown query flag", "--bogus");
-	const char *a3b[] = {"query", "sotu", "--vector", "[1]", "--json",
-	                     NULL};
+	const char *a3b[] = {"query", "sotu", "--vector", "[1]", "--timeout",
+	                     "5", NULL};
 	expect_one_error(url, a3b, "a global option after the command",
-	                 "'--json' is a global option: put it before");
+	                 "'--timeout' is a global option: put it before");
 	const char *a4[] = {"load", NULL};
 	expect_one_error(url, a4, "load without arguments", NULL);
 	/* malformed arguments are usage errors (exit 2), whichever command */
@@ -101,6 +101,18 @@ Test(e2e_cli, usage_errors)
 			int st2 = tu_cliv(url, NULL, &o, &e, us[i]);
 			cr_expect_eq(st2, 2, "%s %s: exit %d: %s", us[i][0],
 			             us[i][2], st2, e);
+			free(o);
+			free(e);
+		}
+		/* so is a malformed --server */
+		const char *ping[] = {"ping", NULL};
+		const char *bad[] = {"http://127.0.0.1:1", "tcp://127.0.0.1"};
+		for (int i = 0; i < 2; i++) {
+			char *o = NULL, *e = NULL;
+			int st2 = tu_cliv(bad[i], NULL, &o, &e, ping);
+			cr_expect_eq(st2, 2, "--server %s: exit %d: %s", bad[i],
+			             st2, e);
+			cr_expect(strstr(e, "--server") != NULL, "%s", e);
 			free(o);
 			free(e);
 		}

@@ -154,9 +154,15 @@ Test(e2e_drift, sotu_vs_transport_act_is_domain_drift)
 	again = drift(c, "sotu", 1);
 	cr_expect_eq(again.status, ANC_DRIFT_INSUFFICIENT, "%s",
 	             anc_drift_status_name(again.status));
+	/* ... without clearing the kept verdict (the alert) either */
+	again = drift(c, "sotu", 0);
+	cr_expect_eq(again.status, ANC_DRIFT_DRIFT, "after --fresh: %s",
+	             anc_drift_status_name(again.status));
+	cr_expect_eq(again.time, r.time);
 	char *out = NULL;
 	tu_cli_set_url(srv.url);
-	cr_assert_eq(tu_cli(&out, NULL, "--json", "drift", "sotu", NULL), 0);
+	/* --json after the command, as the README shows it */
+	cr_assert_eq(tu_cli(&out, NULL, "drift", "sotu", "--json", NULL), 0);
 	cr_expect(strstr(out, "\"status\"") != NULL, "%s", out);
 	free(out);
 	anc_client_close(c);

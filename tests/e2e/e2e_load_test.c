@@ -1066,6 +1066,23 @@ Test(e2e_load, formats_gzip_npy_fvecs_stdin_all_equal)
 		free(out);
 		free(err);
 	}
+	/* Inline vectors and --vectors: the file's rows win (a migration
+	 * loads another model's vectors for a corpus file that may carry
+	 * the old ones), said once, not silently. */
+	st = tu_cli(&out, &err, "--json", "load", COLL, p[0], "--vectors", p[4],
+	            "--meta-field", "page", NULL);
+	cr_assert_eq(st, 0, "%s", err);
+	expect_statuses(out, "unchanged", n);
+	{
+		const char *w = strstr(err, "inline ones are ignored");
+		cr_assert_not_null(w, "%s", err);
+		cr_assert_null(strstr(w + 1, "inline ones are ignored"),
+		               "said once: %s", err);
+		cr_assert_not_null(strstr(err, "inline.jsonl:1: the line has a "
+		                          "vector field \"vector\""), "%s", err);
+	}
+	free(out);
+	free(err);
 
 	/* Checkpoints belong to one input, collection and contract. */
 	char ck[TU_PATH_MAX];

@@ -290,6 +290,11 @@ Test(e2e_security, config_file_is_strict)
 		{"{\"keys\": [{\"id\":\"a\",\"role\":\"read\",\"salt\":\"00\","
 		 "\"sha256\":\"00\"}]}", "salt"},
 		{"{\"limits\": {\"max_mesage\": 5}}", "max_mesage"},
+		/* the file named and the keys listed, at the top level too */
+		{"{\"limts\": {}}", "c.json: top level: unknown key 'limts' "
+		 "(expected one of: "},
+		{"{\"limits\": {\"max_kk\": 5}}", "c.json: limits: unknown key "
+		 "'max_kk' (expected one of: "},
 		{"{\"limits\": {\"max_k\": 0}}", "max_k"},
 		{"{\"tls\": {\"cert\": \"x.pem\"}}", "tls.key"},
 		{"{\"tls\": {\"cert\": \"/nonexistent/c.pem\", \"key\": "
