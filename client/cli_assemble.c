@@ -71,7 +71,8 @@ hitvec_free(hitvec *h)
  * a line names one; *cid gets the first provenance.contract. */
 static int
 hits_line(hitvec *h, const char *origin, uint64_t lineno, const char *line,
-          size_t len, int *metric, anc_contract_id_str cid, anc_error *err)
+          size_t len, const char *coll, int *metric, anc_contract_id_str cid,
+          anc_error *err)
 {
 	json_error_t je;
 	json_t *o, *hits, *hit, *prov, *v;
@@ -111,6 +112,24 @@ hits_line(hitvec *h, const char *origin, uint64_t lineno, const char *line,
 			goto leave;
 		}
 		*metric = m;
+	}
+	/* Hits of another collection are other passages: their anchors
+	 * mean nothing next to pins resolved in coll. (Lines written by
+	 * hand, without provenance.collection, are taken at their word.) */
+	v = json_object_get(prov, "collection");
+	if (v != NULL && !json_is_string(v)) {
+		code = anc_error_set(err, ANC_EINVAL,
+		    "%s:%llu: provenance.collection: expected a string",
+		    origin, (unsigned long long)lineno);
+		goto leave;
+	}
+	if (v != NULL && strcmp(json_string_value(v), coll) != 0) {
+		code = anc_error_set(err, ANC_EINVAL,
+		    "%s:%llu: provenance.collection: '%s', but this is "
+		    "assemble %s: hits of another collection are other "
+		    "passages", origin, (unsigned long long)lineno,
+		    json_string_value(v), coll);
+		goto leave;
 	}
 	v = json_object_get(prov, "contract");
 	if (json_is_string(v) && json_string_length(v) == ANC_CONTRACT_ID_LEN) {
@@ -338,7 +357,7 @@ anc_cli_cmd_assemble(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		if (strspn(line, " \t") == len)
 			continue;
 		if ((code = hits_line(&h, origin, anc_cli_lines_lineno(in),
-		         line, len, &metric, cid, err)))
+		         line, len, pos[0], &metric, cid, err)))
 			goto leave;
 	}
 	if (mstr != NULL) {

@@ -295,7 +295,7 @@ anc_cli_info_print(FILE *fp, const anc_info *info)
 		    (unsigned long long)ci->deleted,
 		    ci->default_contract[0] ? ci->default_contract : "(none)");
 		if (ci->ncontracts > 0)
-			fprintf(fp, "  %-16s  %-28s %6s  %-6s  %-5s  %-9s  %s\n",
+			fprintf(fp, "  %-16s  %-28s %6s  %-6s  %-8s  %-9s  %s\n",
 			    "ID", "NAME@REVISION", "DIM", "METRIC", "INDEX",
 			    "STATE", "VECTORS");
 		for (j = 0; j < ci->ncontracts; j++) {
@@ -306,7 +306,7 @@ anc_cli_info_print(FILE *fp, const anc_info *info)
 			if (k->state != ANC_CSTATE_RETIRED)
 				snprintf(vec, sizeof vec, "%llu",
 				    (unsigned long long)k->vectors);
-			fprintf(fp, "  %-16s  %-28s %6u  %-6s  %-5s  %-9s  %s\n",
+			fprintf(fp, "  %-16s  %-28s %6u  %-6s  %-8s  %-9s  %s\n",
 			    k->id, nr, k->contract.dim,
 			    anc_metric_name(k->contract.metric),
 			    anc_index_kind_name(k->contract.index.kind),

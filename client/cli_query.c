@@ -8,6 +8,7 @@
  * hits. Queries are numbered by their row in the file (0 for --vector), so
  * the output lines up with ground-truth files.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -219,9 +220,15 @@ anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 				json_t *o = anc_cli_hits_json(
 				    &resp->u.query.lists[i], &resp->u.query.prov);
 
-				if (o != NULL && json_object_set_new(
+				/* the collection too: assemble refuses
+				 * hits of another than the one it is
+				 * given (pins resolve there) */
+				if (o != NULL && (json_object_set_new(
 				        json_object_get(o, "provenance"), "metric",
-				        json_string(anc_metric_name(metric))) != 0) {
+				        json_string(anc_metric_name(metric))) != 0 ||
+				    json_object_set_new(json_object_get(o,
+				        "provenance"), "collection",
+				        json_string(pos[0])) != 0)) {
 					json_decref(o);
 					o = NULL;
 				}
@@ -232,11 +239,16 @@ anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 					        resp->u.query.lists[i].confidence)));
 					/* per-query drift flag (README "Drift
 					 * detection") */
-					json_object_set_new(o, "drift", json_boolean(
+					/* NaN: not scored (no reference
+					 * thresholds yet, or drift off) */
+					float ds =
+					    resp->u.query.lists[i].drift_score;
+					json_object_set_new(o, "drift",
+					    isnan(ds) ? json_null() : json_boolean(
 					    resp->u.query.lists[i].drift_flag));
 					json_object_set_new(o, "drift_score",
-					    json_real(
-					        resp->u.query.lists[i].drift_score));
+					    isnan(ds) ? json_null()
+					              : json_real(ds));
 					if (resp->u.query.prov.receipt[0])
 						json_object_set_new(
 						    json_object_get(o, "provenance"),

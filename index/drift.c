@@ -929,7 +929,7 @@ anc_drift_observe_query(anc_drift *d, const float *v, float top1,
                         int has_top1, int *flag, float *score)
 {
 	int f = 0;
-	float s = 0;
+	float s = NAN; /* no thresholds yet: not scored, not "ordinary" */
 	lock(&d->ring_mu);
 	if (d->have_thr) {
 		double dist = point_dist(d->metric, d->dim, d->centroid,

@@ -2592,6 +2592,9 @@ done:
 	store_txn_abort(txn);
 	if (rv == ANC_OK && e->dr != NULL)
 		drift_observe(e, res, qv, dim);
+	else if (rv == ANC_OK) /* drift off: not scored */
+		for (uint32_t q = 0; q < res->nq; q++)
+			res->lists[q].drift_score = NAN;
 	if (rv == ANC_OK)
 		ground_label(db->gr, ce->sc.cid, e->id, res);
 	free(qv);

@@ -275,6 +275,13 @@ pct(const double *v, size_t n, double q)
 	return v[i] + (pos - (double)i) * (v[i + 1] - v[i]);
 }
 
+static int
+same_vec(const float *v, uint32_t i, uint32_t j, uint32_t dim)
+{
+	return memcmp(v + (size_t)i * dim, v + (size_t)j * dim,
+	              (size_t)dim * sizeof *v) == 0;
+}
+
 int
 ground_calibrate_vectors(const float *v, uint32_t n, uint32_t dim,
                          anc_metric metric, uint64_t seed,
@@ -282,6 +289,7 @@ ground_calibrate_vectors(const float *v, uint32_t n, uint32_t dim,
 {
 	double *pairs = NULL, *nn = NULL;
 	uint64_t total, np, s = seed | 1;
+	uint32_t nnn = 0; /* vectors with a neighbour other than copies */
 	int rv = ANC_OK;
 
 	memset(out, 0, sizeof *out);
@@ -297,28 +305,42 @@ ground_calibrate_vectors(const float *v, uint32_t n, uint32_t dim,
 		                   "calibration: out of memory for %u vectors", n);
 		goto leave;
 	}
+	/* Pairs of one vector stored twice (a passage loaded under two
+	 * chunk keys, boilerplate) are neither random pairs nor neighbours:
+	 * counted, they put the random p99 at a perfect score when a few
+	 * percent of the sample are copies, and no hit is ever confident. */
 	if (np == total) {
 		/* small sample: every pair, no sampling noise */
 		uint64_t k = 0;
 		for (uint32_t i = 0; i < n; i++)
 			for (uint32_t j = i + 1; j < n; j++)
-				pairs[k++] = close_of(metric, score_fast(metric,
-				    v + (size_t)i * dim, v + (size_t)j * dim, dim));
+				if (!same_vec(v, i, j, dim))
+					pairs[k++] = close_of(metric,
+					    score_fast(metric, v + (size_t)i * dim,
+					               v + (size_t)j * dim, dim));
+		np = k;
 	} else {
-		for (uint64_t k = 0; k < np; k++) {
+		uint64_t k = 0;
+		for (uint64_t t = 0; t < 4 * np && k < np; t++) {
 			uint32_t i = (uint32_t)(rng_next(&s) % n);
 			uint32_t j = (uint32_t)(rng_next(&s) % (n - 1));
 			if (j >= i)
 				j++; /* distinct passages */
-			pairs[k] = close_of(metric, score_fast(metric,
-			    v + (size_t)i * dim, v + (size_t)j * dim, dim));
+			if (!same_vec(v, i, j, dim))
+				pairs[k++] = close_of(metric,
+				    score_fast(metric, v + (size_t)i * dim,
+				               v + (size_t)j * dim, dim));
 		}
+		np = k;
 	}
-	/* nearest neighbour other than itself: each pair once, both ends */
+	/* nearest neighbour other than itself and its copies: each pair
+	 * once, both ends */
 	for (uint32_t i = 0; i < n; i++)
 		nn[i] = -INFINITY;
 	for (uint32_t i = 0; i < n; i++)
 		for (uint32_t j = i + 1; j < n; j++) {
+			if (same_vec(v, i, j, dim))
+				continue;
 			double c = close_of(metric, score_fast(metric,
 			    v + (size_t)i * dim, v + (size_t)j * dim, dim));
 			if (c > nn[i])
@@ -326,12 +348,24 @@ ground_calibrate_vectors(const float *v, uint32_t n, uint32_t dim,
 			if (c > nn[j])
 				nn[j] = c;
 		}
+	{
+		/* a vector whose every other is a copy has no neighbour */
+		for (uint32_t i = 0; i < n; i++)
+			if (nn[i] != -INFINITY)
+				nn[nnn++] = nn[i];
+		if (np == 0 || nnn == 0) {
+			rv = anc_error_set(err, ANC_EINVAL,
+			                   "calibration: the %u vectors sampled are "
+			                   "all copies of one vector", n);
+			goto leave;
+		}
+	}
 	qsort(pairs, np, sizeof *pairs, dbl_cmp);
-	qsort(nn, n, sizeof *nn, dbl_cmp);
+	qsort(nn, nnn, sizeof *nn, dbl_cmp);
 	{
 		double r50 = pct(pairs, np, 0.50), r99 = pct(pairs, np, 0.99);
-		double n05 = pct(nn, n, 0.05), n50 = pct(nn, n, 0.50);
-		double n95 = pct(nn, n, 0.95);
+		double n05 = pct(nn, nnn, 0.05), n50 = pct(nn, nnn, 0.50);
+		double n95 = pct(nn, nnn, 0.95);
 		double weak = r99;
 		double clear = r99 + 0.5 * (r99 - r50);
 		/* never beyond what real neighbours reach (a spread-out

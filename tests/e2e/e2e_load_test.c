@@ -1175,6 +1175,7 @@ Test(e2e_load, assemble_from_query_output_is_byte_identical)
 	                "--rows", "3-5", "-k", "5", "--text", NULL);
 	cr_assert_eq(st, 0, "%s", err);
 	cr_assert_not_null(strstr(out, "\"metric\":\"cosine\""), "%s", out);
+	cr_assert_not_null(strstr(out, "\"collection\":\"sotu\""), "%s", out);
 	tu_file_write(hits, out, (size_t)-1);
 	free(out);
 	free(err);
@@ -1271,6 +1272,18 @@ Test(e2e_load, assemble_from_query_output_is_byte_identical)
 	                       "--budget", "100", NULL};
 	st = tu_cliv(srv_a.url, NULL, &out, &err, cargs);
 	cr_assert_eq(st, 2, "%s", err);
+	free(out);
+	free(err);
+	/* hits of sotu are no context for another collection (the anchors
+	 * are other passages): refused, naming both */
+	const char *oargs[] = {"assemble", "other", "--hits", hits,
+	                       "--budget", "100", NULL};
+	st = tu_cliv(srv_a.url, NULL, &out, &err, oargs);
+	cr_assert_eq(st, 1, "%s", err);
+	cr_assert_not_null(strstr(err, "hits.jsonl:1: provenance.collection: "
+	                          "'sotu', but this is assemble other"),
+	                   "%s", err);
+	cr_assert_str_eq(out, "");
 	free(out);
 	free(err);
 	/* a bad hit names its field; a null text is a hit without text */

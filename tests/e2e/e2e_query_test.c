@@ -13,6 +13,7 @@
 #include <criterion/logging.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -147,6 +148,11 @@ Test(e2e_query, params_and_provenance)
 	cr_assert_eq(r->u.query.prov.exact, 0);
 	cr_assert_eq(r->u.query.prov.rerank, 0);
 	cr_assert_eq(r->u.query.prov.nprobe, 0);
+	/* drift off (start()): not scored, which is NaN, never a score of
+	 * 0 that reads as "ordinary" */
+	cr_assert(isnan(r->u.query.lists[0].drift_score), "%g",
+	          r->u.query.lists[0].drift_score);
+	cr_assert_eq(r->u.query.lists[0].drift_flag, 0);
 	rdef = reply_recall(r);
 	anc_resp_free(r);
 
