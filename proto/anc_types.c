@@ -193,8 +193,8 @@ anc_anchor_parse(const char *s, uint8_t raw[ANC_ANCHOR_RAW], anc_error *err)
 		const char *p = strchr(b32, s[i]);
 		if (s[i] == '\0' || p == NULL)
 			return anc_error_set(err, ANC_EINVAL,
-			    "anchor '%s': character %zu ('%c') is not in the "
-			    "alphabet a-z2-7", s, i, s[i]);
+			    "anchor '%s': character %zu ('%c', counting from 1) "
+			    "is not in the alphabet a-z2-7", s, i + 1, s[i]);
 		acc = (acc << 5) | (uint32_t)(p - b32);
 		bits += 5;
 		if (bits >= 8) {
