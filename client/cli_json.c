@@ -692,8 +692,10 @@ anc_cli_line_parse(const char *line, size_t len, const anc_cli_fields *f,
 	if (f->want_vector &&
 	    (code = line_vector(root, f, expect_dim, out, err)))
 		goto leave;
-	out->vec_ignored = !f->want_vector && f->vector != NULL &&
-	                   json_object_get(root, f->vector) != NULL;
+	if (!f->want_vector && f->vector != NULL) {
+		json_t *iv = json_object_get(root, f->vector);
+		out->vec_ignored = iv != NULL && !json_is_null(iv);
+	}
 	if (f->nmeta > 0 && (code = line_meta(root, f, out, err)))
 		goto leave;
 	code = ANC_OK;

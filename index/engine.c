@@ -134,6 +134,10 @@ typedef struct contract_ent {
 	 * open (atomic): the drift thread keeps it until this process has
 	 * seen queries enough for a verdict of its own (drift_tick). */
 	int drift_loaded;
+	/* drift_ref_scores' search failed and said so: the retries (every
+	 * drift tick) stay quiet until one succeeds. Atomic: reports asked
+	 * for by requests search too. */
+	int ref_err_said;
 	int upkeep_due;     /* under db->imu: see anc_db.upkeep_due */
 	double upkeep_failed_at; /* under db->imu: the last failed rebuild */
 } contract_ent;
@@ -3335,12 +3339,15 @@ drift_ref_scores(anc_db *db, contract_ent *e)
 			/* Keep the thresholds there are; the next tick
 			 * retries. */
 			vindex_unlock(e->vx);
-			if (!db->opt.quiet)
+			if (!__atomic_exchange_n(&e->ref_err_said, 1,
+			                         __ATOMIC_RELAXED) &&
+			    !db->opt.quiet)
 				fprintf(stderr, "anchorage: contract %s: drift "
-				        "reference scores: %s\n", e->idstr,
-				        err.msg);
+				        "reference scores: %s (retried every "
+				        "second; said once)\n", e->idstr, err.msg);
 			goto skip;
 		}
+		__atomic_store_n(&e->ref_err_said, 0, __ATOMIC_RELAXED);
 	}
 	vindex_unlock(e->vx);
 	for (uint32_t i = 0; rv == ANC_OK && i < n; i++) {

@@ -275,11 +275,72 @@ pct(const double *v, size_t n, double q)
 	return v[i] + (pos - (double)i) * (v[i + 1] - v[i]);
 }
 
+/* Are vectors i and j copies of one another: equal up to a relative
+ * distance of 1e-3 (re-embedding one text reproduces its vector to about
+ * 1e-6; two different passages are nowhere near)? n2: squared norms. */
 static int
-same_vec(const float *v, uint32_t i, uint32_t j, uint32_t dim)
+near_copy(const float *v, const double *n2, uint32_t i, uint32_t j,
+          uint32_t dim)
 {
-	return memcmp(v + (size_t)i * dim, v + (size_t)j * dim,
-	              (size_t)dim * sizeof *v) == 0;
+	const float *a = v + (size_t)i * dim, *b = v + (size_t)j * dim;
+	double d2 = 0, lim = 1e-6 * (n2[i] > n2[j] ? n2[i] : n2[j]);
+	for (uint32_t k = 0; k < dim && d2 <= lim; k++) {
+		double t = (double)a[k] - b[k];
+		d2 += t * t;
+	}
+	return d2 <= lim;
+}
+
+/* The random-pair and nearest-neighbour samples, copies left out when
+ * skip (see the caller). *np and *nnn: how many of each. */
+static void
+calib_sample(const float *v, const double *n2, uint32_t n, uint32_t dim,
+             anc_metric metric, uint64_t seed, int skip, double *pairs,
+             uint64_t *np, double *nn, uint32_t *nnn)
+{
+	uint64_t total = (uint64_t)n * (n - 1) / 2, want = *np, k = 0;
+	uint64_t s = seed | 1;
+	if (want == total) {
+		/* small sample: every pair, no sampling noise */
+		for (uint32_t i = 0; i < n; i++)
+			for (uint32_t j = i + 1; j < n; j++)
+				if (!skip || !near_copy(v, n2, i, j, dim))
+					pairs[k++] = close_of(metric,
+					    score_fast(metric, v + (size_t)i * dim,
+					               v + (size_t)j * dim, dim));
+	} else {
+		for (uint64_t t = 0; t < 4 * want && k < want; t++) {
+			uint32_t i = (uint32_t)(rng_next(&s) % n);
+			uint32_t j = (uint32_t)(rng_next(&s) % (n - 1));
+			if (j >= i)
+				j++; /* distinct passages */
+			if (!skip || !near_copy(v, n2, i, j, dim))
+				pairs[k++] = close_of(metric,
+				    score_fast(metric, v + (size_t)i * dim,
+				               v + (size_t)j * dim, dim));
+		}
+	}
+	*np = k;
+	/* nearest neighbour other than itself (and its copies): each pair
+	 * once, both ends */
+	for (uint32_t i = 0; i < n; i++)
+		nn[i] = -INFINITY;
+	for (uint32_t i = 0; i < n; i++)
+		for (uint32_t j = i + 1; j < n; j++) {
+			if (skip && near_copy(v, n2, i, j, dim))
+				continue;
+			double c = close_of(metric, score_fast(metric,
+			    v + (size_t)i * dim, v + (size_t)j * dim, dim));
+			if (c > nn[i])
+				nn[i] = c;
+			if (c > nn[j])
+				nn[j] = c;
+		}
+	/* a vector whose every other is a copy has no neighbour */
+	*nnn = 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (nn[i] != -INFINITY)
+			nn[(*nnn)++] = nn[i];
 }
 
 int
@@ -287,8 +348,8 @@ ground_calibrate_vectors(const float *v, uint32_t n, uint32_t dim,
                          anc_metric metric, uint64_t seed,
                          anc_calibration *out, anc_error *err)
 {
-	double *pairs = NULL, *nn = NULL;
-	uint64_t total, np, s = seed | 1;
+	double *pairs = NULL, *nn = NULL, *n2 = NULL;
+	uint64_t total, np;
 	uint32_t nnn = 0; /* vectors with a neighbour other than copies */
 	int rv = ANC_OK;
 
@@ -300,64 +361,32 @@ ground_calibrate_vectors(const float *v, uint32_t n, uint32_t dim,
 	total = (uint64_t)n * (n - 1) / 2;
 	np = total < ANC_CALIB_PAIRS ? total : ANC_CALIB_PAIRS;
 	if ((pairs = malloc(np * sizeof *pairs)) == NULL ||
-	    (nn = malloc((size_t)n * sizeof *nn)) == NULL) {
+	    (nn = malloc((size_t)n * sizeof *nn)) == NULL ||
+	    (n2 = malloc((size_t)n * sizeof *n2)) == NULL) {
 		rv = anc_error_set(err, ANC_ENOMEM,
 		                   "calibration: out of memory for %u vectors", n);
 		goto leave;
 	}
-	/* Pairs of one vector stored twice (a passage loaded under two
+	for (uint32_t i = 0; i < n; i++) {
+		double t = 0;
+		for (uint32_t k = 0; k < dim; k++)
+			t += (double)v[(size_t)i * dim + k] * v[(size_t)i * dim + k];
+		n2[i] = t;
+	}
+	/* Pairs of one passage stored twice (a corpus loaded under two
 	 * chunk keys, boilerplate) are neither random pairs nor neighbours:
 	 * counted, they put the random p99 at a perfect score when a few
-	 * percent of the sample are copies, and no hit is ever confident. */
-	if (np == total) {
-		/* small sample: every pair, no sampling noise */
-		uint64_t k = 0;
-		for (uint32_t i = 0; i < n; i++)
-			for (uint32_t j = i + 1; j < n; j++)
-				if (!same_vec(v, i, j, dim))
-					pairs[k++] = close_of(metric,
-					    score_fast(metric, v + (size_t)i * dim,
-					               v + (size_t)j * dim, dim));
-		np = k;
-	} else {
-		uint64_t k = 0;
-		for (uint64_t t = 0; t < 4 * np && k < np; t++) {
-			uint32_t i = (uint32_t)(rng_next(&s) % n);
-			uint32_t j = (uint32_t)(rng_next(&s) % (n - 1));
-			if (j >= i)
-				j++; /* distinct passages */
-			if (!same_vec(v, i, j, dim))
-				pairs[k++] = close_of(metric,
-				    score_fast(metric, v + (size_t)i * dim,
-				               v + (size_t)j * dim, dim));
-		}
-		np = k;
-	}
-	/* nearest neighbour other than itself and its copies: each pair
-	 * once, both ends */
-	for (uint32_t i = 0; i < n; i++)
-		nn[i] = -INFINITY;
-	for (uint32_t i = 0; i < n; i++)
-		for (uint32_t j = i + 1; j < n; j++) {
-			if (same_vec(v, i, j, dim))
-				continue;
-			double c = close_of(metric, score_fast(metric,
-			    v + (size_t)i * dim, v + (size_t)j * dim, dim));
-			if (c > nn[i])
-				nn[i] = c;
-			if (c > nn[j])
-				nn[j] = c;
-		}
+	 * percent of the sample are copies, and no hit is ever confident.
+	 * When nothing but copies is left (a placeholder embedder's
+	 * constant vector), they are what there is. */
 	{
-		/* a vector whose every other is a copy has no neighbour */
-		for (uint32_t i = 0; i < n; i++)
-			if (nn[i] != -INFINITY)
-				nn[nnn++] = nn[i];
+		uint64_t want = np;
+		calib_sample(v, n2, n, dim, metric, seed, 1, pairs, &np, nn,
+		             &nnn);
 		if (np == 0 || nnn == 0) {
-			rv = anc_error_set(err, ANC_EINVAL,
-			                   "calibration: the %u vectors sampled are "
-			                   "all copies of one vector", n);
-			goto leave;
+			np = want;
+			calib_sample(v, n2, n, dim, metric, seed, 0, pairs, &np,
+			             nn, &nnn);
 		}
 	}
 	qsort(pairs, np, sizeof *pairs, dbl_cmp);
@@ -394,6 +423,7 @@ ground_calibrate_vectors(const float *v, uint32_t n, uint32_t dim,
 leave:
 	free(pairs);
 	free(nn);
+	free(n2);
 	return rv;
 }
 

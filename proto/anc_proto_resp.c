@@ -11,6 +11,7 @@
 #include "proto_int.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -180,11 +181,17 @@ enc_body(mpk_w *w, const anc_resp *r, anc_error *err)
 				return anc_error_set(err, ANC_EINVAL,
 				    "body.results[%u].hits: NULL with %u "
 				    "entries", i, l->nhits);
-			mpk_w_map(w, 4);
+			/* not scored (NaN): neither field, which a
+			 * decoder of any language reads without meeting a
+			 * NaN (JSON has none) */
+			int scored = !isnan(l->drift_score);
+			mpk_w_map(w, scored ? 4 : 2);
 			mpk_w_kstr(w, "confidence",
 			    anc_confidence_name(l->confidence));
-			mpk_w_kbool(w, "drift", l->drift_flag);
-			mpk_w_kfloat(w, "drift_score", l->drift_score);
+			if (scored) {
+				mpk_w_kbool(w, "drift", l->drift_flag);
+				mpk_w_kfloat(w, "drift_score", l->drift_score);
+			}
 			mpk_w_key(w, "hits");
 			mpk_w_array(w, l->nhits);
 			for (uint32_t j = 0; j < l->nhits; j++) {
@@ -657,7 +664,9 @@ dec_query(const mpk_dec *d, const msgpack_object *body, anc_resp *resp)
 			    "%s: %llu hits in all, over the limit max_hits=%u", q,
 			    (unsigned long long)total, d->lim->max_hits);
 		l->nhits = hits->size;
-		/* per-query drift flag: optional, for servers before it */
+		/* per-query drift flag: absent when not scored (and from
+		 * servers before it): NaN */
+		l->drift_score = NAN;
 		if ((rv = mpk_get_bool(d, o, p, "drift", 0, &l->drift_flag,
 		         NULL)) ||
 		    (rv = mpk_get_float(d, o, p, "drift_score", 0,

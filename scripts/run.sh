@@ -26,13 +26,18 @@ if [ "$listen" != "tcp://127.0.0.1:7700" ]; then srvopt=" --server $listen"; fi
 # Something already answering on the listen address (another server, on
 # a shared machine) is found before the demo load, not after it printed a
 # hint that would query that other server.
-listening() { # ADDR (host:port, tcp://host:port or ipc://path)
-  local a=${1#tls+} hp host port
+listening() { # ADDR: [tls+]tcp[46]://HOST:PORT, HOST:PORT, ipc://PATH
+  local a=${1#tls+} hp host port rc
   case "$a" in
     ipc://*) [ -S "${a#ipc://}" ] && "$cli" --server "$a" --timeout 500 ping >/dev/null 2>&1 ;;
-    *) hp=${a#tcp://}; host=${hp%:*}; port=${hp##*:}
+    *) hp=${a#*://}; host=${hp%:*}; port=${hp##*:}
        host=${host#[}; host=${host%]}
-       timeout 2 bash -c "exec 3<>/dev/tcp/$host/$port" 2>/dev/null ;;
+       case "$host" in ""|"*"|0.0.0.0) host=127.0.0.1 ;; "::") host=::1 ;; esac
+       # a connection accepted, or one that hangs (a full backlog, a
+       # stopped process): the port is taken either way
+       timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$host" "$port" 2>/dev/null
+       rc=$?
+       [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ] ;;
   esac
 }
 if [ -z "${ANCHORAGE_SETUP_ONLY:-}" ]; then

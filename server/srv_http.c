@@ -171,15 +171,16 @@ srv_http_drift_json(anc_db *db, double since, anc_buf *out, anc_error *err)
 			 * failing to read it is an error, not an empty one. */
 			rv = anc_db_drift_history(db, c->name, k->id, since,
 			                          &hist, &nh, &e2);
-			if (rv == ANC_ESTORAGE || rv == ANC_ENOMEM ||
-			    rv == ANC_EIO || rv == ANC_EINTERNAL) {
+			if (rv == ANC_EUNSUPPORTED || rv == ANC_ENOCOLL ||
+			    rv == ANC_ENOCONTRACT || rv == ANC_ERETIRED ||
+			    rv == ANC_EINVAL /* retired: no tracker */) {
+				nh = 0;
+				rv = ANC_OK;
+			} else if (rv != ANC_OK) {
 				if (err != NULL)
 					*err = e2;
 				goto done;
 			}
-			if (rv != ANC_OK)
-				nh = 0;
-			rv = ANC_OK;
 			jf(&w, "%s{\"collection\":\"%s\",\"contract\":\"%s\","
 			       "\"name\":\"",
 			   first ? "" : ",", c->name, k->id);

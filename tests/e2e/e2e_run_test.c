@@ -11,7 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -78,6 +82,47 @@ Test(e2e_run, first_start_loads_the_demo_and_resumes)
 
 	unsetenv("ANCHORAGE_SETUP_ONLY");
 	unsetenv("ANCHORAGE_DEMO_DATA");
+	unsetenv("ANCHORAGE_DATA");
+	unsetenv("ANCHORAGE_BIN");
+}
+
+/* A listen address someone else has is found before the demo load: the
+ * script used to load, print a hint naming that address (which then
+ * queried the other server) and only then fail to listen. */
+Test(e2e_run, busy_listen_address_refused_before_anything)
+{
+	const char *tmp = tu_tmpdir();
+	char data[TU_PATH_MAX], bin[TU_PATH_MAX], url[64], *out = NULL,
+	    *err = NULL;
+	struct sockaddr_in a;
+	socklen_t al = sizeof a;
+	struct stat st;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	cr_assert_geq(fd, 0);
+	memset(&a, 0, sizeof a);
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+	cr_assert_eq(listen(fd, 4), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+	snprintf(url, sizeof url, "tcp://127.0.0.1:%u", ntohs(a.sin_port));
+	snprintf(data, sizeof data, "%s/data", tmp);
+	snprintf(bin, sizeof bin, "%s", ANC_SERVER_BIN);
+	setenv("ANCHORAGE_BIN", dirname(bin), 1);
+	setenv("ANCHORAGE_DATA", data, 1);
+	setenv("ANCHORAGE_LISTEN", url, 1);
+	unsetenv("ANCHORAGE_SETUP_ONLY");
+	cr_expect_eq(run_script(&out, &err), 1, "%s\n%s", out, err);
+	cr_expect(strstr(err, "is already in use") != NULL &&
+	              strstr(err, url) != NULL,
+	          "%s", err);
+	cr_expect(strstr(out, "loading") == NULL, "%s", out);
+	cr_expect_neq(stat(data, &st), 0, "the data directory was made");
+	free(out);
+	free(err);
+	close(fd);
+	unsetenv("ANCHORAGE_LISTEN");
 	unsetenv("ANCHORAGE_DATA");
 	unsetenv("ANCHORAGE_BIN");
 }

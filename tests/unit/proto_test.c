@@ -17,6 +17,7 @@
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include "anc_proto.h"
@@ -710,6 +711,14 @@ Test(proto, resp_roundtrip_query)
 	lists[0].nhits = 2;
 	lists[1].hits = NULL;
 	lists[1].nhits = 0;
+	/* the first scored by drift, the second not (NaN: sent as neither
+	 * field, read back as NaN) */
+	lists[0].drift_flag = 1;
+	lists[0].drift_score = 1.25f;
+	lists[0].confidence = ANC_CONF_STRONG;
+	lists[1].drift_flag = 0;
+	lists[1].drift_score = NAN;
+	lists[1].confidence = ANC_CONF_UNKNOWN;
 	r.u.query.lists = lists;
 	r.u.query.nq = 2;
 	strcpy(r.u.query.prov.contract, "0123456789abcdef");
@@ -722,6 +731,18 @@ Test(proto, resp_roundtrip_query)
 	cr_assert_eq(out->u.query.nq, 2);
 	cr_assert_eq(out->u.query.lists[0].nhits, 2);
 	cr_expect_eq(out->u.query.lists[1].nhits, 0);
+	cr_expect_eq(out->u.query.lists[0].drift_flag, 1);
+	cr_expect_float_eq(out->u.query.lists[0].drift_score, 1.25f, 0);
+	cr_expect_eq(out->u.query.lists[1].drift_flag, 0);
+	cr_expect(isnan(out->u.query.lists[1].drift_score), "%g",
+	          out->u.query.lists[1].drift_score);
+	{
+		/* one drift_score on the wire: the scored query's */
+		size_t count = 0;
+		for (size_t i = 0; i + 11 <= buf.len; i++)
+			count += memcmp(buf.data + i, "drift_score", 11) == 0;
+		cr_expect_eq(count, 1, "%zu drift_score keys", count);
+	}
 	const anc_hit *h = out->u.query.lists[0].hits;
 	cr_expect_str_eq(h[0].anchor, hits[0].anchor);
 	cr_expect_float_eq(h[0].score, 0.875f, 0);
