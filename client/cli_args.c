@@ -271,7 +271,7 @@ anc_cli_args_parse(anc_cli_ctx *ctx, int argc, char **argv,
 		 * flag changes nothing already done. The valued global
 		 * options stay before the command: after it they would
 		 * shadow a command's own option of that name one day. */
-		if (sp->name == NULL && strcmp(a, "--json") == 0) {
+		if (sp->name == NULL && strcmp(a, "--json") == 0) { /* not =x */
 			ctx->json = 1;
 			continue;
 		}

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "anc_url.h"
 #include "cli.h"
 
 /* The client library dials in the background (a server started a moment
@@ -49,6 +50,13 @@ anc_cli_connect(anc_cli_ctx *ctx, anc_error *err)
 
 	if (ctx->client != NULL)
 		return ANC_OK;
+	/* --server was checked as it was parsed; $ANCHORAGE_SERVER only
+	 * now (--help needs no server): malformed, a usage error too */
+	if ((code = anc_url_check(ctx->server, 0, "server URL", err)) !=
+	    ANC_OK) {
+		ctx->usage_error = 1;
+		return code;
+	}
 	if ((code = ipc_path_check(ctx->server, err)) != ANC_OK)
 		return code;
 	anc_client_options_default(&opt);
