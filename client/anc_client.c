@@ -701,7 +701,7 @@ typedef struct pl_slot {
 	nng_ctx ctx;
 	int ctx_open;
 	nng_aio *aio;
-	int phase;      /* enum pl_phase; DONE is written under p->mtx */
+	int phase;      /* enum pl_phase; RECV and DONE are written under p->mtx */
 	int rv;         /* nng result of the failed step, or 0 */
 	nng_msg *reply; /* owned by the slot once DONE */
 	uint64_t id;    /* request ID sent */
@@ -733,8 +733,11 @@ pl_cb(void *arg)
 	if (s->phase == PL_SEND) {
 		if (rv == 0) {
 			/* The request is on its way: wait for the reply on the
-			 * same context. */
+			 * same context. (Under mtx: the waiter reads phase
+			 * under it; TSan.) */
+			pthread_mutex_lock(&p->mtx);
 			s->phase = PL_RECV;
+			pthread_mutex_unlock(&p->mtx);
 			nng_ctx_recv(s->ctx, s->aio);
 			return;
 		}

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,7 +62,7 @@ struct srv_http {
 	int mu_ok, cv_ok;
 	job *head, *tail; /* under mu */
 	int stopping;     /* under mu */
-	volatile int ready;
+	atomic_int ready; /* read by the HTTP thread, set by the server's */
 	enum route routes[R_NROUTES]; /* handler data points here */
 };
 

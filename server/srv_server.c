@@ -82,7 +82,10 @@ struct anc_server {
 	worker *w;
 	int nw;
 	atomic_uint npipes; /* open connections, for max_connections */
-	volatile int stopping; /* written under each worker's mtx */
+	/* Set under each worker's mtx in turn (the worker decides under
+	 * its own); atomic, as nng's pipe callbacks and the unlocked reads
+	 * share no lock with it (a TSan run named it). */
+	atomic_int stopping;
 	srv_http *http;        /* NULL when off */
 };
 
@@ -451,7 +454,7 @@ server_quiesce(anc_server *srv)
 			nng_aio_cancel(w->aio);
 		pthread_mutex_unlock(&w->mtx);
 	}
-	srv->stopping = 1;
+	srv->stopping = 1; /* none of the loop's when there is no worker */
 	/* A reply a client does not read holds its worker for up to
 	 * send_timeout_ms (which may be an hour): after a grace period,
 	 * cancel sends still under way. A worker still handling a request
