@@ -105,10 +105,10 @@
 #define REPLY_ENTRY_BYTES 128u
 #define DEFAULT_MAP_SIZE (64ull << 30)
 #define DEFAULT_SNAPSHOT_EVERY 100000
-#define TEXT_MAX (1u << 20)    /* passage text, bytes */
-#define META_MAX (64u << 10)   /* passage metadata, bytes */
-#define QUERY_K_MAX 4096
-#define QUERY_NQ_MAX 4096
+#define TEXT_MAX ANC_MAX_TEXT_CEILING    /* passage text, bytes */
+#define META_MAX ANC_MAX_META_CEILING    /* passage metadata, bytes */
+#define QUERY_K_MAX ANC_MAX_K_CEILING
+#define QUERY_NQ_MAX ANC_MAX_QUERIES_CEILING
 #define QUERY_OVERSAMPLE 4096
 #define QUERY_CANDIDATES_MAX (1u << 22) /* nq * k' of one search */
 #define REBUILD_STALE_MIN 1024

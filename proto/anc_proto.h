@@ -75,8 +75,13 @@ int anc_op_parse(const char *name); /* -1 if unknown */
 
 /* The largest max_k a server may be configured with (--max-k). A client
  * lets k go up to it and leaves the server's own max_k to the server,
- * which refuses k over it with TOO_LARGE naming the limit. */
-#define ANC_MAX_K_CEILING 100000u
+ * which refuses k over it with TOO_LARGE naming the limit. It and the
+ * other ceilings are what the engine takes (index/engine.c): a limit
+ * configured above them would be a promise the engine then breaks. */
+#define ANC_MAX_K_CEILING 4096u
+#define ANC_MAX_QUERIES_CEILING 4096u        /* limits.max_queries */
+#define ANC_MAX_TEXT_CEILING (1u << 20)      /* limits.max_text, bytes */
+#define ANC_MAX_META_CEILING (64u << 10)     /* limits.max_meta, bytes */
 
 /* Bounds applied by the decoders. Zero fields are not allowed; start from
  * anc_limits_default(). */

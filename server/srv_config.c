@@ -116,13 +116,14 @@ load_limits(json_t *l, anc_server_config *cfg, anc_error *err)
 	                  &cfg->limits.max_message, err)) ||
 	    (rv = get_u32(l, "limits", "max_records", 1, 1000000,
 	                  &cfg->limits.max_records, err)) ||
-	    (rv = get_u32(l, "limits", "max_queries", 1, 100000,
-	                  &cfg->limits.max_queries, err)) ||
-	    (rv = get_u32(l, "limits", "max_k", 1, 100000, &cfg->limits.max_k,
+	    (rv = get_u32(l, "limits", "max_queries", 1,
+	                  ANC_MAX_QUERIES_CEILING, &cfg->limits.max_queries,
 	                  err)) ||
-	    (rv = get_u32(l, "limits", "max_text", 1, 1u << 30,
+	    (rv = get_u32(l, "limits", "max_k", 1, ANC_MAX_K_CEILING,
+	                  &cfg->limits.max_k, err)) ||
+	    (rv = get_u32(l, "limits", "max_text", 1, ANC_MAX_TEXT_CEILING,
 	                  &cfg->limits.max_text, err)) ||
-	    (rv = get_u32(l, "limits", "max_meta", 1, 1u << 24,
+	    (rv = get_u32(l, "limits", "max_meta", 1, ANC_MAX_META_CEILING,
 	                  &cfg->limits.max_meta, err)) ||
 	    (rv = get_u32(l, "limits", "max_anchors", 1, 1000000,
 	                  &cfg->limits.max_anchors, err)) ||

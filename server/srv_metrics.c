@@ -195,6 +195,44 @@ render_index_gauge(pw *w, const anc_info *info, const char *name,
 		}
 }
 
+/* The last canary check of each contract that has probes (contract
+ * check, README "Migrating"): an alert on pass == 0, or on a timestamp
+ * too old, needs no cron job's exit code. Contracts never checked have
+ * no sample. */
+static void
+render_canary(pw *w, const anc_info *info)
+{
+	static const char *const name[3] = {"pass", "min_cosine",
+	                                    "timestamp_seconds"};
+	static const char *const help[3] = {
+	    "1 when every canary probe passed the last contract check, else 0.",
+	    "Lowest probe cosine of the last contract check.",
+	    "Unix time of the last contract check."};
+	for (int m = 0; m < 3; m++) {
+		pf(w, "# HELP anchorage_contract_check_%s %s\n"
+		      "# TYPE anchorage_contract_check_%s gauge\n",
+		   name[m], help[m], name[m]);
+		for (uint32_t i = 0; i < info->ncollections; i++)
+			for (uint32_t j = 0; j < info->collections[i].ncontracts;
+			     j++) {
+				const anc_contract_info *k =
+				    &info->collections[i].contracts[j];
+				if (k->canaries == 0 || k->checked_at == 0)
+					continue;
+				pf(w, "anchorage_contract_check_%s{collection="
+				      "\"%s\",contract=\"%s\"} ",
+				   name[m], info->collections[i].name, k->id);
+				if (m == 0)
+					pf(w, "%d\n", k->check_pass ? 1 : 0);
+				else if (m == 1)
+					pf(w, "%.6f\n", (double)k->check_min_cosine);
+				else
+					pf(w, "%llu\n",
+					   (unsigned long long)k->checked_at);
+			}
+	}
+}
+
 static void
 render_info(pw *w, const anc_info *info, const char *data_dir)
 {
@@ -217,6 +255,7 @@ render_info(pw *w, const anc_info *info, const char *data_dir)
 	render_index_gauge(w, info, "vectors", "Live vectors per index.", 0);
 	render_index_gauge(w, info, "entries",
 	                   "Entries per faiss index, stale ones included.", 1);
+	render_canary(w, info);
 	/* st_blocks, not st_size: the map is a sparse file of map_size
 	 * bytes; what the disk holds is what matters. */
 	snprintf(path, sizeof path, "%s/lmdb/data.mdb", data_dir);

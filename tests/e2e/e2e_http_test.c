@@ -133,8 +133,62 @@ Test(e2e_http, endpoints)
 	snprintf(url, sizeof url, "http://127.0.0.1:%u/readyz", port);
 	cr_expect_eq(http_get(url, &body), 200);
 	free(body);
+	/* A contract with canary probes, checked once: its result is a
+	 * gauge, so an alert needs no cron job's exit code. */
+	{
+		char cj[TU_PATH_MAX], kj[TU_PATH_MAX], *o = NULL, *e = NULL;
+		uint32_t n, dim;
+		float *v = tu_fvecs("sotu-2models/sotu_all-MiniLM-L6-v2_384."
+		                    "fvecs", 0, 4, &n, &dim);
+		FILE *f;
+		snprintf(cj, sizeof cj, "%s", tu_path(dir, "m2.json"));
+		tu_file_write(cj, "{\"name\":\"minilm\",\"model\":\"m\","
+		              "\"revision\":\"2\",\"dim\":384,\"metric\":"
+		              "\"cosine\",\"normalize\":true}\n", (size_t)-1);
+		snprintf(kj, sizeof kj, "%s", tu_path(dir, "probes.jsonl"));
+		cr_assert_not_null(f = fopen(kj, "w"));
+		for (uint32_t i = 0; i < n; i++) {
+			fprintf(f, "{\"text\":\"probe %u\",\"vector\":[", i);
+			for (uint32_t j = 0; j < dim; j++)
+				fprintf(f, "%s%.9g", j ? "," : "",
+				        (double)v[i * dim + j]);
+			fprintf(f, "]}\n");
+		}
+		cr_assert_eq(fclose(f), 0);
+		free(v);
+		tu_cli_set_url(srv.url);
+		cr_assert_eq(tu_cli(&o, &e, "contract", "register", "sotu", cj,
+		                    "--canaries", kj, NULL), 0, "%s", e);
+		free(o);
+		free(e);
+		cr_assert_eq(tu_cli(&o, &e, "contract", "check", "sotu",
+		                    "minilm@2", "--vectors",
+		                    tu_data_path("sotu-2models/sotu_all-MiniLM-"
+		                                 "L6-v2_384.fvecs"),
+		                    "--rows", "0-3", NULL), 0, "%s %s", o, e);
+		free(o);
+		free(e);
+	}
 	snprintf(url, sizeof url, "http://127.0.0.1:%u/metrics", port);
 	cr_expect_eq(http_get(url, &body), 200);
+	{
+		const char *pl = strstr(body, "anchorage_contract_check_pass{"
+		                              "collection=\"sotu\",contract=\"");
+		cr_assert_not_null(pl, "%s", body);
+		const char *nl = strchr(pl, '\n');
+		cr_assert(nl != NULL && nl - pl > 2 &&
+		              strncmp(nl - 3, "} 1", 3) == 0,
+		          "%.*s", (int)(nl ? nl - pl : 80), pl);
+	}
+	cr_expect(strstr(body, "anchorage_contract_check_timestamp_seconds{")
+	              != NULL, "no check timestamp");
+	/* the default contract has no probes: no sample for it */
+	{
+		char nope[128];
+		snprintf(nope, sizeof nope, "anchorage_contract_check_pass{"
+		         "collection=\"sotu\",contract=\"%s\"}", id);
+		cr_expect(strstr(body, nope) == NULL, "%s", body);
+	}
 	char want[256];
 	snprintf(want, sizeof want,
 	         "anchorage_drift_status{collection=\"sotu\",contract=\"%s\","

@@ -296,6 +296,12 @@ Test(e2e_security, config_file_is_strict)
 		{"{\"limits\": {\"max_kk\": 5}}", "c.json: limits: unknown key "
 		 "'max_kk' (expected one of: "},
 		{"{\"limits\": {\"max_k\": 0}}", "max_k"},
+		/* no limit above what the engine takes (it used to be
+		 * accepted, then refused per request at the engine's) */
+		{"{\"limits\": {\"max_text\": 4194304}}",
+		 "limits.max_text: expected an integer in 1..1048576"},
+		{"{\"limits\": {\"max_k\": 5000}}",
+		 "limits.max_k: expected an integer in 1..4096"},
 		{"{\"tls\": {\"cert\": \"x.pem\"}}", "tls.key"},
 		{"{\"tls\": {\"cert\": \"/nonexistent/c.pem\", \"key\": "
 		 "\"/nonexistent/k.pem\"}}",
