@@ -124,10 +124,11 @@ client_lost_mark(const anc_client *c)
  * next connection, one that changes data may have been applied already.
  * Lost, made again and lost again: the server is there and closes the
  * connection on this request, which is what it does with one over its
- * --max-message (client_size_hint says so for a large one). */
+ * --max-message: said with the request's size (client_size_hint says so
+ * already for one over 64 KiB). */
 static int
 client_lost_hint(const anc_client *c, anc_error *err, int code,
-                 lost_mark m0)
+                 lost_mark m0, size_t req_len)
 {
 	char msg[sizeof err->msg];
 	lost_mark m = client_lost_mark(c);
@@ -136,9 +137,15 @@ client_lost_hint(const anc_client *c, anc_error *err, int code,
 		return code;
 	snprintf(msg, sizeof msg, "%s", err->msg);
 	if (m.added != m0.added && m.lost - m0.lost > 1)
-		return anc_error_set(err, code, "%s; the server closed the "
-		    "connection on this request %u times, also after "
-		    "reconnecting", msg, m.lost - m0.lost);
+		return req_len > 65536
+		    ? anc_error_set(err, code, "%s; the server closed the "
+		          "connection on this request %u times, also after "
+		          "reconnecting", msg, m.lost - m0.lost)
+		    : anc_error_set(err, code, "%s; the server closed the "
+		          "connection on this request %u times, also after "
+		          "reconnecting: a server does so with a request over "
+		          "its --max-message (this one was %zu bytes)", msg,
+		          m.lost - m0.lost, req_len);
 	return anc_error_set(err, code, "%s; the connection to the server was "
 	    "lost while the request waited (it stopped or crashed; a request "
 	    "is sent again on a new connection, so it may have been applied: "
@@ -435,7 +442,7 @@ client_exchange(anc_client *c, void **reply, size_t *reply_len,
 		*reply_len = 0;
 		return client_lost_hint(c, err, client_size_hint(err,
 		    client_nng_error(err, rv, "receive from", c->url,
-		    c->opt.timeout_ms), c->buf.len), lost0);
+		    c->opt.timeout_ms), c->buf.len), lost0, c->buf.len);
 	}
 	return ANC_OK;
 }
@@ -985,7 +992,7 @@ anc_pipeline_wait(anc_pipeline *p, uint64_t *tag, anc_resp **out,
 	if (s->rv != 0) {
 		code = client_lost_hint(p->c, err, client_size_hint(err,
 		    client_nng_error(err, s->rv, "upsert to", p->c->url,
-		    p->c->opt.timeout_ms), s->len), s->lost0);
+		    p->c->opt.timeout_ms), s->len), s->lost0, s->len);
 		goto leave;
 	}
 	if ((code = anc_resp_decode(nng_msg_body(m), nng_msg_len(m),

@@ -291,6 +291,25 @@ Test(e2e_server, lost_connection_is_named)
 	cr_assert_null(strstr(err.msg, "lost"), "%s", err.msg);
 	anc_client_close(cl);
 	tu_server_kill(&srv);
+
+	/* A request over the server's --max-message, however small: the
+	 * server closes the connection on it each time nng sends it again,
+	 * and the timeout says so with the request's size (it used to for
+	 * requests over 64 KiB only). */
+	tu_server_start(&srv, tu_path(tmp, "data"), tu_ipc_url(tmp, "s.sock"),
+	                "--nosync", "--max-message", "2048", NULL);
+	opt.timeout_ms = 2000;
+	cr_assert_eq(anc_client_open(srv.url, &opt, &cl, &err), 0, "%s",
+	             err.msg);
+	float q[1024];
+	for (int i = 0; i < 1024; i++)
+		q[i] = (float)i;
+	rc = anc_client_query(cl, "none", NULL, q, 1, 1024, 1, 0, &resp, &err);
+	cr_assert_eq(rc, ANC_ETIMEOUT, "%s: %s", anc_errname(rc), err.msg);
+	cr_assert_not_null(strstr(err.msg, "over its --max-message (this one "
+	                          "was "), "%s", err.msg);
+	anc_client_close(cl);
+	tu_server_stop(&srv);
 }
 
 /* nng 1.5.2 can hang in the last nng_close of a stop; the engine is
