@@ -96,6 +96,9 @@ typedef struct anc_cli_line {
 	uint32_t dim;
 	int vec_ignored; /* !f->want_vector and the line has the vector
 	                    field all the same (another model's, say) */
+	char unmapped[64]; /* the first field holding an object or array
+	                      that no mapping reads ("" if none): structured
+	                      data left behind, most likely metadata */
 	uint8_t *meta;     /* msgpack map of the --meta-field values present
 	                      in the line (keys in flag order), or NULL when
 	                      f->nmeta is 0 */

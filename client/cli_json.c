@@ -696,6 +696,24 @@ anc_cli_line_parse(const char *line, size_t len, const anc_cli_fields *f,
 		json_t *iv = json_object_get(root, f->vector);
 		out->vec_ignored = iv != NULL && !json_is_null(iv);
 	}
+	{
+		const char *key;
+		json_t *val;
+		json_object_foreach(root, key, val) {
+			int used = strcmp(key, f->source) == 0 ||
+			           strcmp(key, f->chunk) == 0 ||
+			           strcmp(key, f->text) == 0 ||
+			           (f->vector != NULL &&
+			            strcmp(key, f->vector) == 0);
+			for (uint32_t i = 0; !used && i < f->nmeta; i++)
+				used = strcmp(key, f->meta[i]) == 0;
+			if (!used && (json_is_object(val) || json_is_array(val))) {
+				snprintf(out->unmapped, sizeof out->unmapped, "%s",
+				         key);
+				break;
+			}
+		}
+	}
 	if (f->nmeta > 0 && (code = line_meta(root, f, out, err)))
 		goto leave;
 	code = ANC_OK;

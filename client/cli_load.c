@@ -187,6 +187,7 @@ typedef struct load_state {
 	uint64_t max_errors;
 	int quiet;
 	int vec_ignored_said; /* the warning of inline vectors ignored */
+	int unmapped_said;    /* the warning of structured fields left out */
 
 	anc_cli_lines *in;
 	anc_cli_vecs *vecs;
@@ -1003,6 +1004,17 @@ line_check(load_state *st, const char *line, size_t len, uint64_t lineno,
 			    "ignored (said once)\n", st->name,
 			    (unsigned long long)lineno, st->fields.vector,
 			    st->vpath);
+		}
+	}
+	if (l->unmapped[0] != '\0' && !st->unmapped_said) {
+		st->unmapped_said = 1;
+		if (!st->quiet) {
+			progress_clear(st);
+			fprintf(stderr, "anchorage: warning: %s:%llu: field \"%s\" "
+			    "(structured data) is not loaded; --meta-field %s "
+			    "keeps it in the passage's metadata (said once)\n",
+			    st->name, (unsigned long long)lineno, l->unmapped,
+			    l->unmapped);
 		}
 	}
 	if (vec == NULL)

@@ -320,6 +320,29 @@ line_refused(const anc_cli_fields *f, uint32_t dim, int code, const char *js,
 	va_end(ap);
 }
 
+/* Structured data no mapping reads (a "meta" object without
+ * --meta-field meta) is named, so that the loader can say it is left
+ * behind; scalar extras (row numbers) are not. */
+Test(cli_line, unmapped_structured_field_named)
+{
+	anc_cli_fields f;
+	anc_cli_line l;
+	anc_error e = {0};
+	const char *js = "{\"source\":\"s\",\"text\":\"t\",\"vector\":[1],"
+	                 "\"row\":3,\"meta\":{\"title\":\"T\"}}";
+	const char *meta[] = {"meta"};
+
+	anc_cli_fields_default(&f);
+	cr_assert_eq(line(js, &f, 0, &l, &e), ANC_OK, "%s", e.msg);
+	cr_assert_str_eq(l.unmapped, "meta");
+	anc_cli_line_clear(&l);
+	f.meta = meta;
+	f.nmeta = 1;
+	cr_assert_eq(line(js, &f, 0, &l, &e), ANC_OK, "%s", e.msg);
+	cr_assert_str_eq(l.unmapped, "");
+	anc_cli_line_clear(&l);
+}
+
 Test(cli_line, good_line)
 {
 	anc_cli_fields f;
