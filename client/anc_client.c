@@ -136,16 +136,24 @@ client_lost_hint(const anc_client *c, anc_error *err, int code,
 	if (err == NULL || code != ANC_ETIMEOUT || m.lost == m0.lost)
 		return code;
 	snprintf(msg, sizeof msg, "%s", err->msg);
+	/* A server's --max-message is at least 1024 (+ 60 bytes of
+	 * slack): a smaller request is never dropped for its size. */
 	if (m.added != m0.added && m.lost - m0.lost > 1)
 		return req_len > 65536
 		    ? anc_error_set(err, code, "%s; the server closed the "
 		          "connection on this request %u times, also after "
 		          "reconnecting", msg, m.lost - m0.lost)
-		    : anc_error_set(err, code, "%s; the server closed the "
+		    : req_len > 1084
+		    ? anc_error_set(err, code, "%s; the server closed the "
 		          "connection on this request %u times, also after "
 		          "reconnecting: a server does so with a request over "
-		          "its --max-message (this one was %zu bytes)", msg,
-		          m.lost - m0.lost, req_len);
+		          "its --max-message (this one was %zu bytes), and "
+		          "with connections over its --max-connections", msg,
+		          m.lost - m0.lost, req_len)
+		    : anc_error_set(err, code, "%s; the server closed the "
+		          "connection on this request %u times, also after "
+		          "reconnecting (a server does so with connections "
+		          "over its --max-connections)", msg, m.lost - m0.lost);
 	return anc_error_set(err, code, "%s; the connection to the server was "
 	    "lost while the request waited (it stopped or crashed; a request "
 	    "is sent again on a new connection, so it may have been applied: "

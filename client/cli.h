@@ -96,9 +96,11 @@ typedef struct anc_cli_line {
 	uint32_t dim;
 	int vec_ignored; /* !f->want_vector and the line has the vector
 	                    field all the same (another model's, say) */
-	char unmapped[64]; /* the first field holding an object or array
-	                      that no mapping reads ("" if none): structured
-	                      data left behind, most likely metadata */
+	int unmapped_any;  /* a field holding an object or array that no
+	                      mapping reads: structured data left behind,
+	                      most likely metadata */
+	char unmapped[64]; /* its name when short and plain ([A-Za-z0-9_.-],
+	                      safe to print and to paste), else "" */
 	uint8_t *meta;     /* msgpack map of the --meta-field values present
 	                      in the line (keys in flag order), or NULL when
 	                      f->nmeta is 0 */

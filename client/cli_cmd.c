@@ -52,7 +52,7 @@ anc_cli_connect(anc_cli_ctx *ctx, anc_error *err)
 		return ANC_OK;
 	/* --server was checked as it was parsed; $ANCHORAGE_SERVER only
 	 * now (--help needs no server): malformed, a usage error too */
-	if ((code = anc_url_check(ctx->server, 0, "server URL", err)) !=
+	if ((code = anc_url_check(ctx->server, 0, "$ANCHORAGE_SERVER", err)) !=
 	    ANC_OK) {
 		ctx->usage_error = 1;
 		return code;

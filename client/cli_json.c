@@ -700,18 +700,25 @@ anc_cli_line_parse(const char *line, size_t len, const anc_cli_fields *f,
 		const char *key;
 		json_t *val;
 		json_object_foreach(root, key, val) {
-			int used = strcmp(key, f->source) == 0 ||
-			           strcmp(key, f->chunk) == 0 ||
-			           strcmp(key, f->text) == 0 ||
-			           (f->vector != NULL &&
-			            strcmp(key, f->vector) == 0);
+			const char *names[4] = {f->source, f->chunk, f->text,
+			                        f->vector};
+			int used = 0;
+			for (int i = 0; !used && i < 4; i++)
+				used = names[i] != NULL && strcmp(key, names[i]) == 0;
 			for (uint32_t i = 0; !used && i < f->nmeta; i++)
 				used = strcmp(key, f->meta[i]) == 0;
-			if (!used && (json_is_object(val) || json_is_array(val))) {
-				snprintf(out->unmapped, sizeof out->unmapped, "%s",
-				         key);
-				break;
-			}
+			if (used || !(json_is_object(val) || json_is_array(val)))
+				continue;
+			/* named only when short and plain: advice to map a
+			 * cut name would load nothing, and the name goes to
+			 * a terminal and into a shell command */
+			size_t kl = strlen(key);
+			out->unmapped_any = 1;
+			if (kl > 0 && kl < sizeof out->unmapped &&
+			    strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklm"
+			                "nopqrstuvwxyz0123456789_.-") == kl)
+				memcpy(out->unmapped, key, kl + 1);
+			break;
 		}
 	}
 	if (f->nmeta > 0 && (code = line_meta(root, f, out, err)))

@@ -1006,15 +1006,21 @@ line_check(load_state *st, const char *line, size_t len, uint64_t lineno,
 			    st->vpath);
 		}
 	}
-	if (l->unmapped[0] != '\0' && !st->unmapped_said) {
+	if (l->unmapped_any && !st->unmapped_said) {
 		st->unmapped_said = 1;
-		if (!st->quiet) {
+		if (!st->quiet && l->unmapped[0] != '\0') {
 			progress_clear(st);
 			fprintf(stderr, "anchorage: warning: %s:%llu: field \"%s\" "
 			    "(structured data) is not loaded; --meta-field %s "
 			    "keeps it in the passage's metadata (said once)\n",
 			    st->name, (unsigned long long)lineno, l->unmapped,
 			    l->unmapped);
+		} else if (!st->quiet) {
+			progress_clear(st);
+			fprintf(stderr, "anchorage: warning: %s:%llu: a field "
+			    "holding structured data is not loaded; --meta-field "
+			    "NAME keeps one in the passage's metadata (said "
+			    "once)\n", st->name, (unsigned long long)lineno);
 		}
 	}
 	if (vec == NULL)

@@ -47,7 +47,7 @@ usage(FILE *f)
 "                        ipc:///path (default " DEFAULT_LISTEN ")\n"
 "  --workers N           worker threads (default 2 x CPUs, at least 4)\n"
 "  --max-message BYTES   largest request accepted (default 64 MiB)\n"
-"  --max-k N             largest k of a query (default 1000)\n"
+"  --max-k N             largest k of a query (default 1000, at most 4096)\n"
 "  --max-connections N   open connections at once (default 1024)\n"
 "  --map-size BYTES      LMDB map size (default 64 GiB, sparse)\n"
 "  --snapshot-every N    snapshot an index after N added vectors\n"

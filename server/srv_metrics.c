@@ -217,7 +217,10 @@ render_canary(pw *w, const anc_info *info)
 			     j++) {
 				const anc_contract_info *k =
 				    &info->collections[i].contracts[j];
-				if (k->canaries == 0 || k->checked_at == 0)
+				/* retired: no more checks, and a
+				 * frozen timestamp would alert forever */
+				if (k->canaries == 0 || k->checked_at == 0 ||
+				    k->state == ANC_CSTATE_RETIRED)
 					continue;
 				pf(w, "anchorage_contract_check_%s{collection="
 				      "\"%s\",contract=\"%s\"} ",

@@ -340,6 +340,13 @@ Test(cli_line, unmapped_structured_field_named)
 	f.nmeta = 1;
 	cr_assert_eq(line(js, &f, 0, &l, &e), ANC_OK, "%s", e.msg);
 	cr_assert_str_eq(l.unmapped, "");
+	cr_assert_eq(l.unmapped_any, 0);
+	anc_cli_line_clear(&l);
+	/* a name not to print or paste as it is: said, not named */
+	cr_assert_eq(line("{\"source\":\"s\",\"vector\":[1],\"my tags\":[1]}",
+	                  &f, 0, &l, &e), ANC_OK, "%s", e.msg);
+	cr_assert_eq(l.unmapped_any, 1);
+	cr_assert_str_eq(l.unmapped, "");
 	anc_cli_line_clear(&l);
 }
 
