@@ -614,6 +614,8 @@ anc_client_query2(anc_client *c, const char *collection, const char *contract,
 		req.u.query.exact = opt->exact ? 1 : 0;
 		req.u.query.rerank = opt->rerank;
 		req.u.query.with_meta = opt->meta ? 1 : 0;
+		req.u.query.pins = (anc_anchor_str *)opt->pins; /* read only */
+		req.u.query.npins = opt->npins;
 	}
 	return client_call(c, &req, out, err);
 }

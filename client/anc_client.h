@@ -78,6 +78,10 @@ typedef struct anc_client_query_opts {
 	uint32_t rerank;
 	int meta;   /* 1: each hit carries its passage's metadata (hit.meta,
 	               a msgpack map; NULL when the passage has none) */
+	const anc_anchor_str *pins; /* anchors the answer includes, resolved
+	               with the search (resp->u.query.pinned, in this order);
+	               NULL: none */
+	uint32_t npins; /* 0..ANC_QUERY_PINS_MAX */
 } anc_client_query_opts;
 
 /* anc_client_query with opt (NULL: none). */

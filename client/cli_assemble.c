@@ -69,9 +69,63 @@ hitvec_free(hitvec *h)
 
 /* One line of `query --json` output: append its hits. *metric is -1 until
  * a line names one; *cid gets the first provenance.contract. */
+/* Append a to pins (*n of *cap, growing) unless it is there already. */
+static int
+pin_add(anc_anchor_str **pins, uint32_t *n, uint32_t *cap, const char *a)
+{
+	for (uint32_t i = 0; i < *n; i++)
+		if (strcmp((*pins)[i], a) == 0)
+			return ANC_OK;
+	if (*n == *cap) {
+		uint32_t nc = *cap ? *cap * 2 : 16;
+		anc_anchor_str *p = realloc(*pins, nc * sizeof *p);
+		if (p == NULL)
+			return ANC_ENOMEM;
+		*pins = p;
+		*cap = nc;
+	}
+	memcpy((*pins)[(*n)++], a, sizeof(anc_anchor_str));
+	return ANC_OK;
+}
+
+/* The "pinned" of a `query --pin --json` line: its anchors join the pins
+ * (after --pin's, each once), resolved with them. */
+static int
+pinned_line(json_t *o, const char *origin, uint64_t lineno,
+            anc_anchor_str **pins, uint32_t *npins, uint32_t *cap,
+            anc_error *err)
+{
+	json_t *pa = json_object_get(o, "pinned"), *x;
+	size_t i;
+	uint8_t raw[ANC_ANCHOR_RAW];
+	anc_anchor_str a;
+
+	if (pa == NULL)
+		return ANC_OK;
+	if (!json_is_array(pa))
+		return anc_error_set(err, ANC_EINVAL, "%s:%llu: \"pinned\": "
+		    "expected an array (output of anchorage --json query "
+		    "--pin)", origin, (unsigned long long)lineno);
+	json_array_foreach(pa, i, x) {
+		json_t *an = json_object_get(x, "anchor");
+		if (!json_is_string(an) ||
+		    json_string_length(an) != ANC_ANCHOR_LEN ||
+		    anc_anchor_parse(json_string_value(an), raw, NULL) != ANC_OK)
+			return anc_error_set(err, ANC_EINVAL, "%s:%llu: "
+			    "pinned[%zu].anchor: expected a %d-character anchor",
+			    origin, (unsigned long long)lineno, i,
+			    ANC_ANCHOR_LEN);
+		anc_anchor_format(raw, a);
+		if (pin_add(pins, npins, cap, a) != ANC_OK)
+			return anc_error_set(err, ANC_ENOMEM, "out of memory");
+	}
+	return ANC_OK;
+}
+
 static int
 hits_line(hitvec *h, const char *origin, uint64_t lineno, const char *line,
           size_t len, const char *coll, int *metric, anc_contract_id_str cid,
+          anc_anchor_str **pins, uint32_t *npins, uint32_t *pcap,
           anc_error *err)
 {
 	json_error_t je;
@@ -131,6 +185,8 @@ hits_line(hitvec *h, const char *origin, uint64_t lineno, const char *line,
 		    json_string_value(v), coll);
 		goto leave;
 	}
+	if ((code = pinned_line(o, origin, lineno, pins, npins, pcap, err)))
+		goto leave;
 	v = json_object_get(prov, "contract");
 	if (json_is_string(v) && json_string_length(v) == ANC_CONTRACT_ID_LEN) {
 		/* Scores of two contracts are two embedding models' (or
@@ -292,7 +348,7 @@ anc_cli_cmd_assemble(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	uint8_t raw[ANC_ANCHOR_RAW];
 	const char *line, *origin;
 	size_t len;
-	uint32_t b, npins = 0, i, j;
+	uint32_t b, npins = 0, pcap = 0, i, j;
 	int npos, helped, metric = -1, m = 0, code;
 	json_t *o, *arr;
 
@@ -320,6 +376,7 @@ anc_cli_cmd_assemble(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		goto leave;
 	}
 	/* Every --pin, in order (the scanner keeps only the last one). */
+	pcap = (uint32_t)argc;
 	if ((pins = calloc((size_t)argc, sizeof(*pins))) == NULL) {
 		code = anc_error_set(err, ANC_ENOMEM, "out of memory");
 		goto leave;
@@ -357,7 +414,8 @@ anc_cli_cmd_assemble(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		if (strspn(line, " \t") == len)
 			continue;
 		if ((code = hits_line(&h, origin, anc_cli_lines_lineno(in),
-		         line, len, pos[0], &metric, cid, err)))
+		         line, len, pos[0], &metric, cid, &pins, &npins, &pcap,
+		         err)))
 			goto leave;
 	}
 	if (mstr != NULL) {

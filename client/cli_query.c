@@ -21,7 +21,8 @@ static const char query_usage[] =
     "                       (--vector JSON_ARRAY | --vectors FILE "
     "[--rows A-B])\n"
     "                       [-k N] [--text] [--ef N] [--nprobe N] "
-    "[--exact]\n                       [--rerank N] [--receipt] [--meta]\n\n"
+    "[--exact]\n                       [--rerank N] [--receipt] [--meta] "
+    "[--pin ANCHOR]...\n\n"
     "Search the collection. FILE is .fvecs or .npy (float32), gzip-compressed "
     "or\nnot, as for `anchorage load`. --rows A-B is inclusive and 0-based (or "
     "a single\nrow A); without it every row of the file is a query. -k "
@@ -31,6 +32,11 @@ static const char query_usage[] =
     "JSON object per query:\n{\"hits\":[...], \"provenance\":{...}}; the "
     "provenance names the contract's \"metric\"\n(for l2 a lower score is "
     "better).\n\n"
+    "--pin ANCHOR (repeatable, at most 256): the answer includes these "
+    "passages\nwhatever the search finds, in the order given, read with "
+    "the hits (JSON:\n\"pinned\", as `anchorage resolve` prints them; "
+    "`anchorage assemble` puts them\nfirst): the context assembler's "
+    "working set.\n\n"
     "Search parameters (this request only; the provenance says what was "
     "applied):\n  --ef N      HNSW kinds: efSearch, 1..8192\n"
     "  --nprobe N  IVF kinds: inverted lists searched, 1..nlist\n"
@@ -87,8 +93,9 @@ anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 {
 	const char *contract = NULL, *vector = NULL, *vectors = NULL;
 	const char *rows = NULL, *kstr = NULL;
-	const char *efstr = NULL, *npstr = NULL, *rrstr = NULL;
-	anc_client_query_opts qo = {0, 0, 0, 0, 0};
+	const char *efstr = NULL, *npstr = NULL, *rrstr = NULL, *pin = NULL;
+	anc_client_query_opts qo;
+	anc_anchor_str *pins = NULL;
 	int want_help = 0, with_text = 0, receipt = 0;
 	const anc_cli_optspec specs[] = {
 		{"--contract", &contract, NULL}, {"--vector", &vector, NULL},
@@ -97,7 +104,7 @@ anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		{"--text", NULL, &with_text}, {"--ef", &efstr, NULL},
 		{"--nprobe", &npstr, NULL}, {"--rerank", &rrstr, NULL},
 		{"--exact", NULL, &qo.exact}, {"--receipt", NULL, &receipt},
-		{"--meta", NULL, &qo.meta},
+		{"--meta", NULL, &qo.meta}, {"--pin", &pin, NULL},
 		{"--help", NULL, &want_help},
 		{"-h", NULL, &want_help}, {NULL, NULL, NULL}};
 	const char *pos[1];
@@ -109,10 +116,50 @@ anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	anc_metric metric = ANC_METRIC_L2;
 	int npos, code, have_metric = 0;
 
+	memset(&qo, 0, sizeof qo);
 	anc_limits_default(&lim);
 	if ((code = anc_cli_args_parse(ctx, argc, argv, specs, pos, 1, &npos,
 	         err)))
 		goto leave;
+	/* Every --pin, in order (the scanner keeps only the last one): the
+	 * options with a value are skipped with it. */
+	if (pin != NULL) {
+		static const char *const valued[] = {"--contract", "--vector",
+		    "--vectors", "--rows", "-k", "--k", "--ef", "--nprobe",
+		    "--rerank", NULL};
+		if ((pins = calloc((size_t)argc, sizeof *pins)) == NULL) {
+			code = anc_error_set(err, ANC_ENOMEM, "out of memory");
+			goto leave;
+		}
+		for (int a = 1; a < argc && strcmp(argv[a], "--") != 0; a++) {
+			const char *v = NULL;
+			uint8_t raw[ANC_ANCHOR_RAW];
+			if (strcmp(argv[a], "--pin") == 0 && a + 1 < argc)
+				v = argv[++a];
+			else if (strncmp(argv[a], "--pin=", 6) == 0)
+				v = argv[a] + 6;
+			else
+				for (int j = 0; valued[j] != NULL; j++)
+					if (strcmp(argv[a], valued[j]) == 0) {
+						a++;
+						break;
+					}
+			if (v == NULL)
+				continue;
+			if (qo.npins == ANC_QUERY_PINS_MAX) {
+				code = anc_cli_usage(ctx, err, "query: more than "
+				    "%d --pin", ANC_QUERY_PINS_MAX);
+				goto leave;
+			}
+			if ((code = anc_anchor_parse(v, raw, err))) {
+				anc_error_wrap(err, "--pin");
+				ctx->usage_error = 1;
+				goto leave;
+			}
+			anc_anchor_format(raw, pins[qo.npins++]);
+		}
+		qo.pins = pins;
+	}
 	if (want_help) {
 		fputs(query_usage, stdout);
 		goto leave;
@@ -190,6 +237,8 @@ anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 			req.u.query.rerank = qo.rerank;
 			req.u.query.receipt = 1;
 			req.u.query.with_meta = qo.meta;
+			req.u.query.pins = pins;
+			req.u.query.npins = qo.npins;
 			if ((code = anc_client_call(ctx->client, &req, &resp,
 			         err)))
 				goto leave;
@@ -255,9 +304,34 @@ anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 						    "receipt", json_string(
 						        resp->u.query.prov.receipt));
 				}
+				/* the pins, on every line: each line is a
+				 * whole input for assemble */
+				if (o != NULL && resp->u.query.npinned > 0) {
+					json_t *pa = json_array();
+					for (uint32_t j = 0; pa != NULL &&
+					     j < resp->u.query.npinned; j++)
+						if (json_array_append_new(pa,
+						        anc_cli_resolved_json(
+						            &resp->u.query.pinned[j]))) {
+							json_decref(pa);
+							pa = NULL;
+						}
+					if (pa == NULL || json_object_set_new(o,
+					        "pinned", pa) != 0) {
+						json_decref(o);
+						o = NULL;
+					}
+				}
 				if ((code = anc_cli_json_emit(stdout, o, err)))
 					goto leave;
 			} else {
+				if (done == 0 && i == 0)
+					for (uint32_t j = 0;
+					     j < resp->u.query.npinned; j++) {
+						printf("pinned %u: ", j + 1);
+						anc_cli_resolved_print(stdout,
+						    &resp->u.query.pinned[j]);
+					}
 				anc_cli_hits_print(stdout, begin + done + i,
 				    &resp->u.query.lists[i], &resp->u.query.prov,
 				    with_text);
@@ -280,5 +354,6 @@ anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 leave:
 	anc_resp_free(resp);
 	free(vecs);
+	free(pins);
 	return code;
 }

@@ -212,6 +212,12 @@ typedef struct anc_query_result {
 	anc_hitlist *lists; /* nq lists */
 	uint32_t nq;
 	anc_provenance prov;
+	/* The pinned anchors of the request (anc_query_opts.pins), in its
+	 * order, each as anc_db_resolve answers it (text and metadata of
+	 * live ones), read in the transaction the hits were read in. NULL
+	 * and 0 without pins. Hits are not filtered by them. */
+	anc_resolved *pinned;
+	uint32_t npinned;
 	void *arena_; /* private */
 } anc_query_result;
 
@@ -247,6 +253,10 @@ typedef struct anc_query_opts {
 	                    keep the best k; 0: none */
 	int meta;        /* 1: each hit carries its passage's metadata
 	                    (anc_hit.meta); not part of a receipt */
+	const anc_anchor_str *pins; /* anchors the answer includes whatever
+	                    the search finds (anc_query_result.pinned): the
+	                    caller's working set; NULL: none */
+	uint32_t npins;  /* 0..ANC_QUERY_PINS_MAX */
 } anc_query_opts;
 
 /* anc_db_query with search parameters; opt NULL is anc_db_query. prov

@@ -183,6 +183,11 @@ typedef struct upsert_req upsert_req; /* the "upsert" section */
 static int drift_open(anc_db *db, anc_error *err);
 static void drift_stop(anc_db *db);
 static int drift_attach(anc_db *db, contract_ent *e, anc_error *err);
+static int resolve_in(anc_db *db, MDB_txn *txn, coll_ent *ce,
+                      const anc_anchor_str *anchors,
+                      uint8_t (*raw)[ANC_ANCHOR_RAW], uint32_t n,
+                      const char *what, uint64_t *answer, anc_resolved *res,
+                      anc_error *err);
 static void drift_observe(contract_ent *e, anc_query_result *res,
                           const float *qv, uint32_t dim);
 
@@ -2222,6 +2227,7 @@ anc_query_result_free(anc_query_result *r)
 		free(hl->hits);
 	}
 	free(r->lists);
+	anc_resolved_free(r->pinned, r->npinned);
 	free(r);
 }
 
@@ -2394,6 +2400,7 @@ anc_db_query2(anc_db *db, const char *collection, const char *contract_ref,
 	MDB_txn *txn = NULL;
 	float *qv = NULL, *dist = NULL, *rbuf = NULL;
 	int64_t *labels = NULL;
+	uint8_t(*pins_raw)[ANC_ANCHOR_RAW] = NULL;
 	vindex_stats s;
 	vindex_params vp, used = {0, 0};
 	uint64_t kp, want, answer = 0; /* answer: bytes so far */
@@ -2452,6 +2459,12 @@ anc_db_query2(anc_db *db, const char *collection, const char *contract_ref,
 		                     "range, expected 1..%u (contract %s nlist)",
 		                     collection, opt->nprobe, e->c.index.nlist,
 		                     e->idstr);
+	if (opt->npins > ANC_QUERY_PINS_MAX || (opt->npins > 0 && !opt->pins))
+		return anc_error_set(err, opt->npins > ANC_QUERY_PINS_MAX
+		                              ? ANC_ETOOBIG : ANC_EINVAL,
+		                     "collection '%s': query: %u pins, expected "
+		                     "0..%d", collection, opt->npins,
+		                     ANC_QUERY_PINS_MAX);
 	vp.ef = opt->ef;
 	vp.nprobe = opt->nprobe;
 	for (uint32_t q = 0; q < nq; q++) {
@@ -2465,13 +2478,22 @@ anc_db_query2(anc_db *db, const char *collection, const char *contract_ref,
 			           ? err_name_default(db, ce, rv, err)
 			           : rv;
 	}
+	if (opt->npins > 0 &&
+	    (rv = anchors_parse(collection, opt->pins, opt->npins, &pins_raw,
+	                        err)) != ANC_OK) {
+		anc_error_wrap(err, "query: pins");
+		return rv;
+	}
 	if ((qv = malloc((size_t)nq * dim * sizeof(float))) == NULL ||
 	    (res = calloc(1, sizeof *res)) == NULL ||
-	    (res->lists = calloc(nq, sizeof *res->lists)) == NULL) {
+	    (res->lists = calloc(nq, sizeof *res->lists)) == NULL ||
+	    (opt->npins > 0 &&
+	     (res->pinned = calloc(opt->npins, sizeof *res->pinned)) == NULL)) {
 		rv = anc_error_set(err, ANC_ENOMEM, "query: out of memory");
 		goto done;
 	}
 	res->nq = nq;
+	res->npinned = opt->npins;
 	fields = (with_text ? HIT_TEXT : 0u) | (opt->meta ? HIT_META : 0u);
 	for (uint32_t q = 0; q < nq; q++)
 		vector_prepare(e, vecs + (size_t)q * dim, qv + (size_t)q * dim);
@@ -2593,7 +2615,15 @@ anc_db_query2(anc_db *db, const char *collection, const char *contract_ref,
 done:
 	if (locked)
 		vindex_unlock(e->vx);
+	/* The pins, read where the hits were (or, when nothing was
+	 * searched, in a transaction of their own). */
+	if (rv == ANC_OK && opt->npins > 0 &&
+	    (txn != NULL ||
+	     (rv = store_txn_begin(db->st, 1, &txn, err)) == ANC_OK))
+		rv = resolve_in(db, txn, ce, opt->pins, pins_raw, opt->npins,
+		                "query: pins", &answer, res->pinned, err);
 	store_txn_abort(txn);
+	free(pins_raw);
 	if (rv == ANC_OK && e->dr != NULL)
 		drift_observe(e, res, qv, dim);
 	else if (rv == ANC_OK) /* drift off: not scored */
@@ -2629,6 +2659,66 @@ anc_resolved_free(anc_resolved *r, uint32_t n)
 	free(r);
 }
 
+/* Resolve n anchors (raw: parsed) of ce in txn into res (n entries,
+ * zeroed). *answer: reply bytes so far, bounded by reply_max; what names
+ * the request in that error. */
+static int
+resolve_in(anc_db *db, MDB_txn *txn, coll_ent *ce,
+           const anc_anchor_str *anchors, uint8_t (*raw)[ANC_ANCHOR_RAW],
+           uint32_t n, const char *what, uint64_t *answer, anc_resolved *res,
+           anc_error *err)
+{
+	int rv;
+
+	for (uint32_t i = 0; i < n; i++) {
+		anc_resolved *r = &res[i];
+		store_passage p;
+		int found;
+
+		memcpy(r->anchor, anchors[i], sizeof(anc_anchor_str));
+		r->anchor[ANC_ANCHOR_LEN] = '\0';
+		rv = store_passage_get(db->st, txn, ce->sc.cid, raw[i], &p, &found,
+		                       err);
+		if (rv != ANC_OK)
+			return rv;
+		*answer += REPLY_ENTRY_BYTES;
+		if (found)
+			*answer += p.source_len + p.chunk_len +
+			           (p.deleted ? 0 : (uint64_t)p.text_len + p.meta_len);
+		if (db->opt.reply_max != 0 && *answer > db->opt.reply_max)
+			return anc_error_set(err, ANC_ETOOBIG,
+			    "%s: the answer would be over %llu bytes (the "
+			    "server's max message) by anchor %u of %u: give "
+			    "fewer anchors at a time", what,
+			    (unsigned long long)db->opt.reply_max, i + 1, n);
+		if (!found) {
+			r->status = ANC_ANCHOR_UNKNOWN;
+			continue;
+		}
+		r->status = p.deleted ? ANC_ANCHOR_DELETED : ANC_ANCHOR_LIVE;
+		r->revision = p.revision;
+		r->source = strndup_or_null(p.source, p.source_len);
+		r->chunk = strndup_or_null(p.chunk, p.chunk_len);
+		if (r->source == NULL || r->chunk == NULL)
+			return anc_error_set(err, ANC_ENOMEM,
+			                     "%s: out of memory", what);
+		if (p.deleted)
+			continue;
+		if ((r->text = strndup_or_null(p.text, p.text_len)) == NULL)
+			return anc_error_set(err, ANC_ENOMEM,
+			                     "%s: out of memory", what);
+		if (p.meta_len > 0) {
+			if ((r->meta = malloc(p.meta_len)) == NULL)
+				return anc_error_set(err, ANC_ENOMEM,
+				                     "%s: out of memory", what);
+			memcpy(r->meta, p.meta, p.meta_len);
+			r->meta_len = p.meta_len;
+		}
+		hex16(p.hash, r->hash);
+	}
+	return ANC_OK;
+}
+
 int
 anc_db_resolve(anc_db *db, const char *collection,
                const anc_anchor_str *anchors, uint32_t n, anc_resolved **out,
@@ -2654,60 +2744,9 @@ anc_db_resolve(anc_db *db, const char *collection,
 		rv = anc_error_set(err, ANC_ENOMEM, "resolve: out of memory");
 		goto done;
 	}
-	if ((rv = store_txn_begin(db->st, 1, &txn, err)) != ANC_OK)
-		goto done;
-	for (uint32_t i = 0; i < n; i++) {
-		anc_resolved *r = &res[i];
-		store_passage p;
-		int found;
-
-		memcpy(r->anchor, anchors[i], sizeof(anc_anchor_str));
-		r->anchor[ANC_ANCHOR_LEN] = '\0';
-		rv = store_passage_get(db->st, txn, ce->sc.cid, raw[i], &p, &found,
-		                       err);
-		if (rv != ANC_OK)
-			goto done;
-		answer += REPLY_ENTRY_BYTES;
-		if (found)
-			answer += p.source_len + p.chunk_len +
-			           (p.deleted ? 0 : (uint64_t)p.text_len + p.meta_len);
-		if (db->opt.reply_max != 0 && answer > db->opt.reply_max) {
-			rv = anc_error_set(err, ANC_ETOOBIG,
-			    "resolve: the answer would be over %llu bytes (the "
-			    "server's max message) by anchor %u of %u: resolve "
-			    "fewer anchors at a time",
-			    (unsigned long long)db->opt.reply_max, i + 1, n);
-			goto done;
-		}
-		if (!found) {
-			r->status = ANC_ANCHOR_UNKNOWN;
-			continue;
-		}
-		r->status = p.deleted ? ANC_ANCHOR_DELETED : ANC_ANCHOR_LIVE;
-		r->revision = p.revision;
-		r->source = strndup_or_null(p.source, p.source_len);
-		r->chunk = strndup_or_null(p.chunk, p.chunk_len);
-		if (r->source == NULL || r->chunk == NULL) {
-			rv = anc_error_set(err, ANC_ENOMEM, "resolve: out of memory");
-			goto done;
-		}
-		if (p.deleted)
-			continue;
-		if ((r->text = strndup_or_null(p.text, p.text_len)) == NULL) {
-			rv = anc_error_set(err, ANC_ENOMEM, "resolve: out of memory");
-			goto done;
-		}
-		if (p.meta_len > 0) {
-			if ((r->meta = malloc(p.meta_len)) == NULL) {
-				rv = anc_error_set(err, ANC_ENOMEM,
-				                   "resolve: out of memory");
-				goto done;
-			}
-			memcpy(r->meta, p.meta, p.meta_len);
-			r->meta_len = p.meta_len;
-		}
-		hex16(p.hash, r->hash);
-	}
+	if ((rv = store_txn_begin(db->st, 1, &txn, err)) == ANC_OK)
+		rv = resolve_in(db, txn, ce, anchors, raw, n, "resolve", &answer,
+		                res, err);
 done:
 	store_txn_abort(txn);
 	free(raw);

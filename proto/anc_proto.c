@@ -410,6 +410,10 @@ dec_upsert(const mpk_dec *d, const msgpack_object *body, anc_req_upsert *u)
 	return ANC_OK;
 }
 
+static int dec_anchor_list(const mpk_dec *d, const msgpack_object_array *arr,
+                           const char *what, anc_anchor_str **out,
+                           uint32_t *n);
+
 static int
 dec_query(const mpk_dec *d, const msgpack_object *body, anc_req_query *q)
 {
@@ -459,6 +463,23 @@ dec_query(const mpk_dec *d, const msgpack_object *body, anc_req_query *q)
 	q->k = (uint32_t)k;
 	q->with_text = 0;
 	q->with_meta = 0;
+	{
+		/* pinned anchors (optional): the answer includes them */
+		const msgpack_object *po;
+		if ((rv = mpk_find(d, body, "body", "pins", &po)))
+			return rv;
+		if (po != NULL && po->type != MSGPACK_OBJECT_ARRAY)
+			return mpk_type_error(d, "body.pins", "array", po);
+		if (po != NULL && po->via.array.size > ANC_QUERY_PINS_MAX)
+			return anc_error_set(d->err, ANC_ETOOBIG,
+			    "body.pins: %u elements, over the limit "
+			    "ANC_QUERY_PINS_MAX=%d", po->via.array.size,
+			    ANC_QUERY_PINS_MAX);
+		if (po != NULL && po->via.array.size > 0 &&
+		    (rv = dec_anchor_list(d, &po->via.array, "body.pins",
+		                          &q->pins, &q->npins)))
+			return rv;
+	}
 	if ((rv = mpk_get_bool(d, body, "body", "text", 0, &q->with_text,
 	         NULL)) ||
 	    (rv = mpk_get_bool(d, body, "body", "meta", 0, &q->with_meta,
@@ -492,26 +513,24 @@ dec_query(const mpk_dec *d, const msgpack_object *body, anc_req_query *q)
 	return ANC_OK;
 }
 
+/* The anchors of arr (named what) into *out, allocated in the arena. */
 static int
-dec_anchors(const mpk_dec *d, const msgpack_object *body, anc_req_anchors *a)
+dec_anchor_list(const mpk_dec *d, const msgpack_object_array *arr,
+                const char *what, anc_anchor_str **out, uint32_t *n)
 {
-	const msgpack_object_array *arr;
 	char p[MPK_PATH_MAX];
 	uint8_t raw[ANC_ANCHOR_RAW];
 	int rv;
 
-	if ((rv = dec_collection(d, body, &a->collection)) ||
-	    (rv = mpk_get_array(d, body, "body", "anchors", 1,
-	         d->lim->max_anchors, "max_anchors", &arr)))
-		return rv;
-	a->anchors = pa_calloc(d->arena, arr->size, sizeof(anc_anchor_str));
-	if (a->anchors == NULL)
+	*out = pa_calloc(d->arena, arr->size ? arr->size : 1,
+	                 sizeof(anc_anchor_str));
+	if (*out == NULL)
 		return anc_error_set(d->err, ANC_ENOMEM,
-		    "body.anchors: out of memory for %u anchors", arr->size);
-	a->nanchors = arr->size;
+		    "%s: out of memory for %u anchors", what, arr->size);
+	*n = arr->size;
 	for (uint32_t i = 0; i < arr->size; i++) {
 		const msgpack_object *o = &arr->ptr[i];
-		mpk_path_idx(p, "body.anchors", i);
+		mpk_path_idx(p, what, i);
 		if (o->type != MSGPACK_OBJECT_STR)
 			return mpk_type_error(d, p, "str", o);
 		if (o->via.str.size != ANC_ANCHOR_LEN)
@@ -521,14 +540,28 @@ dec_anchors(const mpk_dec *d, const msgpack_object *body, anc_req_anchors *a)
 		if (memchr(o->via.str.ptr, '\0', ANC_ANCHOR_LEN) != NULL)
 			return anc_error_set(d->err, ANC_EINVAL,
 			    "%s: embedded NUL byte", p);
-		memcpy(a->anchors[i], o->via.str.ptr, ANC_ANCHOR_LEN);
-		a->anchors[i][ANC_ANCHOR_LEN] = '\0';
-		if ((rv = anc_anchor_parse(a->anchors[i], raw, d->err))) {
+		memcpy((*out)[i], o->via.str.ptr, ANC_ANCHOR_LEN);
+		(*out)[i][ANC_ANCHOR_LEN] = '\0';
+		if ((rv = anc_anchor_parse((*out)[i], raw, d->err))) {
 			anc_error_wrap(d->err, "%s", p);
 			return rv;
 		}
 	}
 	return ANC_OK;
+}
+
+static int
+dec_anchors(const mpk_dec *d, const msgpack_object *body, anc_req_anchors *a)
+{
+	const msgpack_object_array *arr;
+	int rv;
+
+	if ((rv = dec_collection(d, body, &a->collection)) ||
+	    (rv = mpk_get_array(d, body, "body", "anchors", 1,
+	         d->lim->max_anchors, "max_anchors", &arr)))
+		return rv;
+	return dec_anchor_list(d, arr, "body.anchors", &a->anchors,
+	                       &a->nanchors);
 }
 
 /* A required contract reference (ID or name@revision). */
@@ -898,9 +931,27 @@ enc_query(mpk_w *w, const anc_req_query *q, anc_error *err)
 		return rv;
 	/* k 0 means "the server's default" (10): the field is left out; so
 	 * are search parameters at 0 (the contract's own). */
+	if (q->npins > ANC_QUERY_PINS_MAX || (q->npins > 0 && q->pins == NULL))
+		return anc_error_set(err, q->npins > ANC_QUERY_PINS_MAX
+		                              ? ANC_ETOOBIG : ANC_EINVAL,
+		    "body.pins: %u anchors, expected 0..%d", q->npins,
+		    ANC_QUERY_PINS_MAX);
+	for (uint32_t i = 0; i < q->npins; i++) {
+		char p[MPK_PATH_MAX];
+		uint8_t raw[ANC_ANCHOR_RAW];
+		mpk_path_idx(p, "body.pins", i);
+		if (strnlen(q->pins[i], ANC_ANCHOR_LEN + 1) > ANC_ANCHOR_LEN)
+			return anc_error_set(err, ANC_EINVAL,
+			    "%s: not NUL-terminated within %d characters", p,
+			    ANC_ANCHOR_LEN);
+		if ((rv = anc_anchor_parse(q->pins[i], raw, err))) {
+			anc_error_wrap(err, "%s", p);
+			return rv;
+		}
+	}
 	mpk_w_map(w, 3 + has_contract + (q->k != 0) + (q->ef != 0) +
 	    (q->nprobe != 0) + (q->exact != 0) + (q->rerank != 0) +
-	    (q->receipt != 0) + (q->with_meta != 0));
+	    (q->receipt != 0) + (q->with_meta != 0) + (q->npins != 0));
 	mpk_w_kstr(w, "collection", q->collection);
 	if (has_contract)
 		mpk_w_kstr(w, "contract", q->contract);
@@ -923,6 +974,12 @@ enc_query(mpk_w *w, const anc_req_query *q, anc_error *err)
 		mpk_w_kbool(w, "receipt", 1);
 	if (q->with_meta != 0) /* only when asked: older servers */
 		mpk_w_kbool(w, "meta", 1);
+	if (q->npins != 0) {
+		mpk_w_key(w, "pins");
+		mpk_w_array(w, q->npins);
+		for (uint32_t i = 0; i < q->npins; i++)
+			mpk_w_str(w, q->pins[i]);
+	}
 	return ANC_OK;
 }
 

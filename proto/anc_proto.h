@@ -127,7 +127,7 @@ void anc_buf_free(anc_buf *b);
  *                       text?, meta?, vector}]}
  *   query              {"collection", "contract"?, "vectors":[bin...], "k"?,
  *                       "text"?, "ef"?, "nprobe"?, "exact"?, "rerank"?,
- *                       "receipt"?}
+ *                       "receipt"?, "meta"?, "pins"?:[str...]}
  *   verify, receipt_get, receipt_replay: see anc_req_verify and
  *                      anc_req_receipt below
  *   resolve            {"collection", "anchors":[str...]}
@@ -162,6 +162,10 @@ typedef struct anc_req_query {
 	                         1..ANC_RERANK_MAX */
 	int receipt;          /* issue 8: 1 stores a receipt of the answer
 	                         (its ID in provenance.receipt) */
+	anc_anchor_str *pins; /* anchors the answer includes ("pinned"),
+	                         0..ANC_QUERY_PINS_MAX; read only when
+	                         encoding */
+	uint32_t npins;
 } anc_req_query;
 
 /* verify (issue 8): {"collection", "contract"?, "claims":[{"vector": bin,
@@ -294,6 +298,9 @@ typedef struct anc_resp {
 			anc_hitlist *lists; /* one per query vector */
 			uint32_t nq;
 			anc_provenance prov;
+			anc_resolved *pinned; /* the request's pins, in its
+			                         order (as resolve answers) */
+			uint32_t npinned;
 		} query;
 		struct { anc_resolved *results; uint32_t n; } resolve;
 		struct {

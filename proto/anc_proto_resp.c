@@ -105,6 +105,59 @@ check_status(int s, int max, const char *path, uint32_t i, anc_error *err)
 	return ANC_OK;
 }
 
+/* Resolved anchors (resolve's results, query's pinned): checked, then
+ * written as an array. */
+static int
+enc_resolved_check(const anc_resolved *v, uint32_t n, const char *what,
+                   anc_error *err)
+{
+	int rv;
+	if (n > 0 && v == NULL)
+		return anc_error_set(err, ANC_EINVAL, "%s: NULL with %u entries",
+		                     what, n);
+	for (uint32_t i = 0; i < n; i++) {
+		char p[MPK_PATH_MAX];
+		if ((rv = check_status(v[i].status, ANC_ANCHOR_UNKNOWN, what, i,
+		         err)))
+			return rv;
+		snprintf(p, sizeof(p), "%s[%u].meta", what, i);
+		if (v[i].meta != NULL &&
+		    (rv = mpk_meta_check(v[i].meta, v[i].meta_len, p, err)))
+			return rv;
+	}
+	return ANC_OK;
+}
+
+static void
+enc_resolved(mpk_w *w, const anc_resolved *v, uint32_t n)
+{
+	mpk_w_array(w, n);
+	for (uint32_t i = 0; i < n; i++) {
+		const anc_resolved *x = &v[i];
+		int known = x->status != ANC_ANCHOR_UNKNOWN;
+		int has_hash = x->hash[0] != '\0';
+		mpk_w_map(w, 2 + known + (x->source != NULL) +
+		    (x->chunk != NULL) + (x->text != NULL) +
+		    (x->meta != NULL) + has_hash);
+		mpk_w_kstr(w, "anchor", x->anchor);
+		mpk_w_kstr(w, "status", anc_anchor_status_name(x->status));
+		if (known)
+			mpk_w_kuint(w, "revision", x->revision);
+		if (x->source != NULL)
+			mpk_w_kstr(w, "source", x->source);
+		if (x->chunk != NULL)
+			mpk_w_kstr(w, "chunk", x->chunk);
+		if (x->text != NULL)
+			mpk_w_kstr(w, "text", x->text);
+		if (x->meta != NULL) {
+			mpk_w_key(w, "meta");
+			mpk_w_raw(w, x->meta, x->meta_len);
+		}
+		if (has_hash)
+			mpk_w_kstr(w, "hash", x->hash);
+	}
+}
+
 static int
 enc_body(mpk_w *w, const anc_resp *r, anc_error *err)
 {
@@ -157,7 +210,9 @@ enc_body(mpk_w *w, const anc_resp *r, anc_error *err)
 		if (r->u.query.nq > 0 && r->u.query.lists == NULL)
 			return anc_error_set(err, ANC_EINVAL,
 			    "body.results: NULL with %u entries", r->u.query.nq);
-		if ((rv = pr_prov_check(pv, "body.provenance", err)))
+		if ((rv = pr_prov_check(pv, "body.provenance", err)) ||
+		    (rv = enc_resolved_check(r->u.query.pinned,
+		         r->u.query.npinned, "body.pinned", err)))
 			return rv;
 		for (uint32_t i = 0; i < r->u.query.nq; i++)
 			for (uint32_t j = 0; j < r->u.query.lists[i].nhits;
@@ -172,7 +227,7 @@ enc_body(mpk_w *w, const anc_resp *r, anc_error *err)
 				         err)))
 					return rv;
 			}
-		mpk_w_map(w, 2);
+		mpk_w_map(w, 2 + (r->u.query.npinned > 0));
 		mpk_w_key(w, "results");
 		mpk_w_array(w, r->u.query.nq);
 		for (uint32_t i = 0; i < r->u.query.nq; i++) {
@@ -215,50 +270,19 @@ enc_body(mpk_w *w, const anc_resp *r, anc_error *err)
 		}
 		mpk_w_key(w, "provenance");
 		pr_prov_encode(w, pv); /* + "receipt" when one was made */
+		if (r->u.query.npinned > 0) { /* only when asked: older clients */
+			mpk_w_key(w, "pinned");
+			enc_resolved(w, r->u.query.pinned, r->u.query.npinned);
+		}
 		return ANC_OK;
 	}
 	case ANC_OP_RESOLVE:
-		if (r->u.resolve.n > 0 && r->u.resolve.results == NULL)
-			return anc_error_set(err, ANC_EINVAL,
-			    "body.results: NULL with %u entries", r->u.resolve.n);
-		for (uint32_t i = 0; i < r->u.resolve.n; i++) {
-			const anc_resolved *x = &r->u.resolve.results[i];
-			char p[MPK_PATH_MAX];
-			if ((rv = check_status(x->status, ANC_ANCHOR_UNKNOWN,
-			         "body.results", i, err)))
-				return rv;
-			snprintf(p, sizeof(p), "body.results[%u].meta", i);
-			if (x->meta != NULL &&
-			    (rv = mpk_meta_check(x->meta, x->meta_len, p, err)))
-				return rv;
-		}
+		if ((rv = enc_resolved_check(r->u.resolve.results, r->u.resolve.n,
+		         "body.results", err)))
+			return rv;
 		mpk_w_map(w, 1);
 		mpk_w_key(w, "results");
-		mpk_w_array(w, r->u.resolve.n);
-		for (uint32_t i = 0; i < r->u.resolve.n; i++) {
-			const anc_resolved *x = &r->u.resolve.results[i];
-			int known = x->status != ANC_ANCHOR_UNKNOWN;
-			int has_hash = x->hash[0] != '\0';
-			mpk_w_map(w, 2 + known + (x->source != NULL) +
-			    (x->chunk != NULL) + (x->text != NULL) +
-			    (x->meta != NULL) + has_hash);
-			mpk_w_kstr(w, "anchor", x->anchor);
-			mpk_w_kstr(w, "status", anc_anchor_status_name(x->status));
-			if (known)
-				mpk_w_kuint(w, "revision", x->revision);
-			if (x->source != NULL)
-				mpk_w_kstr(w, "source", x->source);
-			if (x->chunk != NULL)
-				mpk_w_kstr(w, "chunk", x->chunk);
-			if (x->text != NULL)
-				mpk_w_kstr(w, "text", x->text);
-			if (x->meta != NULL) {
-				mpk_w_key(w, "meta");
-				mpk_w_raw(w, x->meta, x->meta_len);
-			}
-			if (has_hash)
-				mpk_w_kstr(w, "hash", x->hash);
-		}
+		enc_resolved(w, r->u.resolve.results, r->u.resolve.n);
 		return ANC_OK;
 	case ANC_OP_CONTRACT_PROMOTE:
 	case ANC_OP_CONTRACT_RETIRE:
@@ -634,6 +658,9 @@ dec_info(const mpk_dec *d, const msgpack_object *body, anc_info *in)
 	return ANC_OK;
 }
 
+static int dec_resolved(const mpk_dec *d, const msgpack_object_array *res,
+                        const char *what, anc_resolved **out, uint32_t *n);
+
 static int
 dec_query(const mpk_dec *d, const msgpack_object *body, anc_resp *resp)
 {
@@ -730,36 +757,53 @@ dec_query(const mpk_dec *d, const msgpack_object *body, anc_resp *resp)
 			}
 		}
 	}
-	if ((rv = mpk_get_map(d, body, "body", "provenance", 1, &pm, NULL)))
+	if ((rv = mpk_get_map(d, body, "body", "provenance", 1, &pm, NULL)) ||
+	    (rv = pr_prov_decode(d, pm, "body.provenance",
+	         &resp->u.query.prov)))
 		return rv;
-	return pr_prov_decode(d, pm, "body.provenance", &resp->u.query.prov);
+	{
+		/* the request's pins (optional: only when it had some) */
+		const msgpack_object *po;
+		if ((rv = mpk_find(d, body, "body", "pinned", &po)))
+			return rv;
+		if (po == NULL)
+			return ANC_OK;
+		if (po->type != MSGPACK_OBJECT_ARRAY)
+			return mpk_type_error(d, "body.pinned", "array", po);
+		if (po->via.array.size > ANC_QUERY_PINS_MAX)
+			return anc_error_set(d->err, ANC_ETOOBIG,
+			    "body.pinned: %u elements, over the limit "
+			    "ANC_QUERY_PINS_MAX=%d", po->via.array.size,
+			    ANC_QUERY_PINS_MAX);
+		return dec_resolved(d, &po->via.array, "body.pinned",
+		                    &resp->u.query.pinned,
+		                    &resp->u.query.npinned);
+	}
 }
 
 static const char *upsert_name(int s) { return anc_upsert_status_name(s); }
 static const char *anchor_name(int s) { return anc_anchor_status_name(s); }
 static const char *delete_name(int s) { return anc_delete_status_name(s); }
 
+/* Resolved anchors: the array arr, named what, into *out (n). */
 static int
-dec_resolve(const mpk_dec *d, const msgpack_object *body, anc_resp *resp)
+dec_resolved(const mpk_dec *d, const msgpack_object_array *res,
+             const char *what, anc_resolved **out, uint32_t *n)
 {
-	const msgpack_object_array *res;
 	const msgpack_object *o, *m;
 	char p[MPK_PATH_MAX], mp[MPK_PATH_MAX];
 	int rv = ANC_OK;
 
-	if ((rv = mpk_get_array(d, body, "body", "results", 0,
-	         d->lim->max_anchors, "max_anchors", &res)))
-		return rv;
-	resp->u.resolve.n = res->size;
+	*n = res->size;
 	if (res->size > 0 &&
-	    (resp->u.resolve.results = arr_alloc(d, res->size,
-	         sizeof(anc_resolved), "body.results", &rv)) == NULL)
+	    (*out = arr_alloc(d, res->size, sizeof(anc_resolved), what, &rv)) ==
+	        NULL)
 		return rv;
 	for (uint32_t i = 0; i < res->size; i++) {
-		anc_resolved *x = &resp->u.resolve.results[i];
+		anc_resolved *x = &(*out)[i];
 		const char *src = NULL, *chk = NULL, *txt = NULL;
 		const uint8_t *meta = NULL;
-		if ((rv = elem_map(d, res, i, "body.results", p, &o)) ||
+		if ((rv = elem_map(d, res, i, what, p, &o)) ||
 		    (rv = dec_anchor(d, o, p, x->anchor)) ||
 		    (rv = dec_enum(d, o, p, "status", anchor_name,
 		         ANC_ANCHOR_UNKNOWN + 1, &x->status)) ||
@@ -786,6 +830,19 @@ dec_resolve(const mpk_dec *d, const msgpack_object *body, anc_resp *resp)
 		}
 	}
 	return ANC_OK;
+}
+
+static int
+dec_resolve(const mpk_dec *d, const msgpack_object *body, anc_resp *resp)
+{
+	const msgpack_object_array *res;
+	int rv;
+
+	if ((rv = mpk_get_array(d, body, "body", "results", 0,
+	         d->lim->max_anchors, "max_anchors", &res)))
+		return rv;
+	return dec_resolved(d, res, "body.results", &resp->u.resolve.results,
+	                    &resp->u.resolve.n);
 }
 
 static int

@@ -112,6 +112,9 @@ typedef enum {
 #define ANC_PQ_M_MAX 256
 /* Exact re-rank (query option "rerank"): candidates re-scored at most. */
 #define ANC_RERANK_MAX 4096
+/* Pinned anchors one query may carry (the context assembler's working
+ * set, resolved with the search: anc_query_opts.pins). */
+#define ANC_QUERY_PINS_MAX 256
 
 typedef struct anc_index_spec {
 	anc_index_kind kind;

@@ -142,7 +142,7 @@ anc_server_handle(anc_db *db, const anc_auth *auth, const anc_limits *lim,
 	case ANC_OP_QUERY: {
 		const anc_req_query *q = &req->u.query;
 		anc_query_opts qo = {q->ef, q->nprobe, q->exact, q->rerank,
-		                     q->with_meta};
+		                     q->with_meta, q->pins, q->npins};
 		rv = anc_db_query2(db, q->collection, q->contract, q->vectors,
 		                   q->nq, q->dim, q->k, q->with_text, &qo, &qres,
 		                   &err);
@@ -155,6 +155,8 @@ anc_server_handle(anc_db *db, const anc_auth *auth, const anc_limits *lim,
 			resp.u.query.lists = qres->lists;
 			resp.u.query.nq = qres->nq;
 			resp.u.query.prov = qres->prov;
+			resp.u.query.pinned = qres->pinned;
+			resp.u.query.npinned = qres->npinned;
 		}
 		break;
 	}

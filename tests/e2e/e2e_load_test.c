@@ -1199,6 +1199,46 @@ Test(e2e_load, assemble_from_query_output_is_byte_identical)
 	cr_assert_not_null(second);
 	cr_assert_null(strstr(second + 1, s.anchors[4]), "row 4 twice");
 	cr_assert_leq((strlen(r1) + 3) / 4, 600 + 10, "budget");
+
+	/* The same pins given to the query (--pin, the "pinned" of each
+	 * line) instead of to assemble: the same context, byte for byte. */
+	{
+		char ph[TU_PATH_MAX], *r3 = NULL;
+		snprintf(ph, sizeof ph, "%s/pinned.jsonl", dir);
+		st = tu_cli(&out, &err, "--json", "query", "sotu", "--vectors", fv,
+		            "--rows", "3-5", "-k", "5", "--text", "--pin",
+		            s.anchors[40], "--pin", s.anchors[4], NULL);
+		cr_assert_eq(st, 0, "%s", err);
+		cr_assert_not_null(strstr(out, "\"pinned\":[{\"anchor\":\""),
+		                   "%s", out);
+		tu_file_write(ph, out, (size_t)-1);
+		free(out);
+		free(err);
+		const char *pargs2[] = {"assemble", "sotu", "--hits", ph,
+		                        "--budget", "600", NULL};
+		st = tu_cliv(srv_a.url, NULL, &r3, &err, pargs2);
+		cr_assert_eq(st, 0, "%s", err);
+		cr_assert_str_eq(r3, r1, "pins from the query differ");
+		free(r3);
+		free(err);
+		/* text output: the pins once, before the hits */
+		st = tu_cli(&out, &err, "query", "sotu", "--vectors", fv, "--rows",
+		            "3-4", "-k", "2", "--pin", s.anchors[40], NULL);
+		cr_assert_eq(st, 0, "%s", err);
+		cr_assert(strncmp(out, "pinned 1: ", 10) == 0 &&
+		              strstr(out, s.anchors[40]) != NULL,
+		          "%s", out);
+		cr_assert_null(strstr(out + 1, "pinned 1: "), "%s", out);
+		free(out);
+		free(err);
+		/* a pin that is no anchor: a usage error */
+		st = tu_cli(&out, &err, "query", "sotu", "--vectors", fv, "--rows",
+		            "3", "--pin", "nope", NULL);
+		cr_assert_eq(st, 2, "%s", err);
+		cr_assert_not_null(strstr(err, "--pin"), "%s", err);
+		free(out);
+		free(err);
+	}
 	free(r1);
 	free(r2);
 

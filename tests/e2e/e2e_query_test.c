@@ -502,7 +502,7 @@ kind_served_throughout(anc_index_kind kind, double min_recall)
 		             "%s", err.msg);
 		anc_resp_free(r);
 		anc_client_query_opts variants[3] = {
-			{0, 0, 0, 0, 0}, {0, 0, 0, 40, 1}, {0, 0, 1, 0, 0}};
+			{.ef = 0}, {.rerank = 40, .meta = 1}, {.exact = 1}};
 		for (int v = 0; v < 3; v++) {
 			r = query(cl, "k", cid, &variants[v]);
 			for (uint32_t q = 0; q < NQ; q++) {

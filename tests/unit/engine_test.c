@@ -615,6 +615,38 @@ delete_checks(anc_index_kind kind)
 	cr_assert_null(rs[3].source);
 	anc_resolved_free(rs, 4);
 
+	/* Pins ride along with a query: in the order given, resolved as
+	 * resolve does (live with text, deleted, unknown), whatever the
+	 * search finds; a malformed pin refuses the query. */
+	{
+		anc_anchor_str pins[3];
+		anc_query_opts qo;
+		anc_query_result *qr = NULL;
+		memcpy(pins[0], s.anchors[5], sizeof pins[0]);
+		memcpy(pins[1], del[0], sizeof pins[1]);
+		memcpy(pins[2], del[3], sizeof pins[2]);
+		memset(&qo, 0, sizeof qo);
+		qo.pins = (const anc_anchor_str *)pins;
+		qo.npins = 3;
+		cr_assert_eq(anc_db_query2(db, COLL, NULL, s.vecs, 1, s.dim, 3, 0,
+		                           &qo, &qr, &err), ANC_OK, "%s", err.msg);
+		cr_assert_eq(qr->npinned, 3);
+		cr_assert_eq(qr->lists[0].nhits, 3);
+		cr_assert_str_eq(qr->pinned[0].anchor, s.anchors[5]);
+		cr_assert_eq(qr->pinned[0].status, ANC_ANCHOR_LIVE);
+		cr_assert_str_eq(qr->pinned[0].text, s.text[5]);
+		cr_assert_eq(qr->pinned[1].status, ANC_ANCHOR_DELETED);
+		cr_assert_null(qr->pinned[1].text);
+		cr_assert_eq(qr->pinned[2].status, ANC_ANCHOR_UNKNOWN);
+		anc_query_result_free(qr);
+		qr = NULL;
+		memcpy(pins[1], "not-an-anchor-at-all-00000", sizeof pins[1]);
+		cr_assert_eq(anc_db_query2(db, COLL, NULL, s.vecs, 1, s.dim, 3, 0,
+		                           &qo, &qr, &err), ANC_EINVAL);
+		cr_assert(strstr(err.msg, "pins") != NULL, "%s", err.msg);
+		cr_assert_null(qr);
+	}
+
 	self_query_all(db, &s, NULL, skip);
 	/* The deleted vectors themselves, asking for everything. */
 	for (int i = 0; i < 3; i++) {

@@ -600,7 +600,8 @@ Test(ground, receipt_roundtrip_tamper_and_replay)
 	anc_receipt *r = NULL;
 	anc_replay_result *rp = NULL;
 	anc_error err;
-	anc_query_opts qo = {0, 0, 0, 0, 0};
+	anc_query_opts qo;
+	memset(&qo, 0, sizeof qo);
 	anc_receipt_id_str rid;
 	struct stat sb;
 

@@ -460,9 +460,17 @@ Test(proto, req_roundtrip_query)
 	req.u.query.k = 7;
 	req.u.query.with_text = 1;
 	req.u.query.with_meta = 1;
+	anc_anchor_str pins[2];
+	anchor_of("p", "1", pins[0]);
+	anchor_of("p", "2", pins[1]);
+	req.u.query.pins = pins;
+	req.u.query.npins = 2;
 	anc_req *out = req_roundtrip(&req, &buf);
 	const anc_req_query *q = &out->u.query;
 	cr_expect_eq(q->with_meta, 1);
+	cr_assert_eq(q->npins, 2);
+	cr_expect_str_eq(q->pins[0], pins[0]);
+	cr_expect_str_eq(q->pins[1], pins[1]);
 	cr_expect_str_eq(q->contract, "0123456789abcdef");
 	cr_expect_eq(q->nq, 2);
 	cr_expect_eq(q->dim, 3);
@@ -472,6 +480,18 @@ Test(proto, req_roundtrip_query)
 	cr_expect_eq(((uintptr_t)q->vectors) % 16, 0);
 	anc_req_free(out);
 
+	/* a malformed pin is refused naming it */
+	{
+		anc_error e = {0};
+		anc_anchor_str badp[1] = {"zzzzzzzzzzzzzzzzzzzzzzzzzz"};
+		badp[0][25] = '1'; /* '1' is not in the alphabet */
+		req.u.query.pins = badp;
+		req.u.query.npins = 1;
+		cr_expect_neq(anc_req_encode(&req, &buf, &e), ANC_OK);
+		cr_expect(strstr(e.msg, "body.pins[0]") != NULL, "%s", e.msg);
+	}
+	req.u.query.pins = NULL;
+	req.u.query.npins = 0;
 	/* k 0 and no contract: left out, decoded as the defaults. */
 	req.u.query.k = 0;
 	req.u.query.contract = NULL;
@@ -721,6 +741,18 @@ Test(proto, resp_roundtrip_query)
 	lists[1].confidence = ANC_CONF_UNKNOWN;
 	r.u.query.lists = lists;
 	r.u.query.nq = 2;
+	anc_resolved pinned[2];
+	memset(pinned, 0, sizeof pinned);
+	anchor_of("q", "9", pinned[0].anchor);
+	pinned[0].status = ANC_ANCHOR_LIVE;
+	pinned[0].revision = 4;
+	pinned[0].source = "doc/9";
+	pinned[0].chunk = "";
+	pinned[0].text = "pinned text";
+	anchor_of("q", "8", pinned[1].anchor);
+	pinned[1].status = ANC_ANCHOR_UNKNOWN;
+	r.u.query.pinned = pinned;
+	r.u.query.npinned = 2;
 	strcpy(r.u.query.prov.contract, "0123456789abcdef");
 	r.u.query.prov.index = ANC_INDEX_HNSW;
 	r.u.query.prov.exact = 0;
@@ -734,6 +766,12 @@ Test(proto, resp_roundtrip_query)
 	cr_expect_eq(out->u.query.lists[0].drift_flag, 1);
 	cr_expect_float_eq(out->u.query.lists[0].drift_score, 1.25f, 0);
 	cr_expect_eq(out->u.query.lists[1].drift_flag, 0);
+	cr_assert_eq(out->u.query.npinned, 2);
+	cr_expect_str_eq(out->u.query.pinned[0].anchor, pinned[0].anchor);
+	cr_expect_eq(out->u.query.pinned[0].status, ANC_ANCHOR_LIVE);
+	cr_expect_eq(out->u.query.pinned[0].revision, 4);
+	cr_expect_str_eq(out->u.query.pinned[0].text, "pinned text");
+	cr_expect_eq(out->u.query.pinned[1].status, ANC_ANCHOR_UNKNOWN);
 	cr_expect(isnan(out->u.query.lists[1].drift_score), "%g",
 	          out->u.query.lists[1].drift_score);
 	{
