@@ -617,7 +617,33 @@ anc_client_query2(anc_client *c, const char *collection, const char *contract,
 		req.u.query.pins = (anc_anchor_str *)opt->pins; /* read only */
 		req.u.query.npins = opt->npins;
 	}
-	return client_call(c, &req, out, err);
+	int rv = client_call(c, &req, out, err);
+	if (rv == ANC_OK && req.u.query.npins > 0 &&
+	    (rv = anc_client_pins_check(*out, req.u.query.pins,
+	         req.u.query.npins, err)) != ANC_OK) {
+		anc_resp_free(*out);
+		*out = NULL;
+	}
+	return rv;
+}
+
+int
+anc_client_pins_check(const anc_resp *r, const anc_anchor_str *pins,
+                      uint32_t n, anc_error *err)
+{
+	if (r->u.query.npinned == 0 && n > 0)
+		return anc_error_set(err, ANC_EUNSUPPORTED, "query: the server "
+		    "answered without the %u pinned anchors (a server before "
+		    "2026-11-30 does not know \"pins\")", n);
+	if (r->u.query.npinned != n)
+		return anc_error_set(err, ANC_EMALFORMED, "query reply: %u "
+		    "pinned anchors for %u pins", r->u.query.npinned, n);
+	for (uint32_t i = 0; i < n; i++)
+		if (strcmp(r->u.query.pinned[i].anchor, pins[i]) != 0)
+			return anc_error_set(err, ANC_EMALFORMED, "query reply: "
+			    "pinned[%u] is %s, the request's pins[%u] is %s", i,
+			    r->u.query.pinned[i].anchor, i, pins[i]);
+	return ANC_OK;
 }
 
 int

@@ -90,6 +90,10 @@ int anc_client_query2(anc_client *c, const char *collection,
                       uint32_t dim, uint32_t k, int with_text,
                       const anc_client_query_opts *opt, anc_resp **out,
                       anc_error *err);
+/* A query reply for pins (n): its "pinned" must be those anchors, in
+ * order (a server before 2026-11-30 ignores pins and sends none). */
+int anc_client_pins_check(const anc_resp *r, const anc_anchor_str *pins,
+                          uint32_t n, anc_error *err);
 int anc_client_resolve(anc_client *c, const char *collection,
                        const anc_anchor_str *anchors, uint32_t n,
                        anc_resp **out, anc_error *err);

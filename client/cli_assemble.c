@@ -4,8 +4,11 @@
  *
  * Design note: the hits come from `anchorage --json query ... --text`
  * output (one JSON object per query, several queries allowed, from a file
- * or stdin), the pinned anchors are resolved through the server to get
- * their current text and revision, and anc_assemble does the rest. The
+ * or stdin); the pinned anchors are those of --pin, then those of the
+ * lines' "pinned" (query --pin: as the server read them with the hits, so
+ * they are taken as they are), each once; the --pin anchors no line
+ * carried are resolved through the server to get their current text and
+ * revision, and anc_assemble does the rest. The
  * metric that says how scores compare is read from each line's
  * provenance.metric; lines that disagree are refused, because merging l2
  * distances with similarities would rank garbage, and so are lines of
@@ -67,32 +70,59 @@ hitvec_free(hitvec *h)
 	memset(h, 0, sizeof(*h));
 }
 
-/* One line of `query --json` output: append its hits. *metric is -1 until
- * a line names one; *cid gets the first provenance.contract. */
-/* Append a to pins (*n of *cap, growing) unless it is there already. */
-static int
-pin_add(anc_anchor_str **pins, uint32_t *n, uint32_t *cap, const char *a)
+/* A pinned anchor: from --pin (resolved through the server at the end)
+ * or from the "pinned" of a hit line (as the server read it with the
+ * hits: the same snapshot, no second request). */
+typedef struct {
+	anc_anchor_str a;
+	int have;      /* status, rev and text known (a line's "pinned") */
+	int status;    /* anc_anchor_status */
+	uint64_t rev;
+	char *text;    /* owned; the text of a live one */
+} pinent;
+
+typedef struct {
+	pinent *v;
+	uint32_t n, cap;
+} pinvec;
+
+static void
+pinvec_free(pinvec *p)
 {
-	for (uint32_t i = 0; i < *n; i++)
-		if (strcmp((*pins)[i], a) == 0)
+	for (uint32_t i = 0; i < p->n; i++)
+		free(p->v[i].text);
+	free(p->v);
+	memset(p, 0, sizeof *p);
+}
+
+/* The entry of anchor a, added at the end when new (*idx: its place). */
+static int
+pin_add(pinvec *p, const char *a, uint32_t *idx)
+{
+	for (uint32_t i = 0; i < p->n; i++)
+		if (strcmp(p->v[i].a, a) == 0) {
+			*idx = i;
 			return ANC_OK;
-	if (*n == *cap) {
-		uint32_t nc = *cap ? *cap * 2 : 16;
-		anc_anchor_str *p = realloc(*pins, nc * sizeof *p);
-		if (p == NULL)
+		}
+	if (p->n == p->cap) {
+		uint32_t nc = p->cap ? p->cap * 2 : 16;
+		pinent *v = realloc(p->v, nc * sizeof *v);
+		if (v == NULL)
 			return ANC_ENOMEM;
-		*pins = p;
-		*cap = nc;
+		p->v = v;
+		p->cap = nc;
 	}
-	memcpy((*pins)[(*n)++], a, sizeof(anc_anchor_str));
+	memset(&p->v[p->n], 0, sizeof p->v[p->n]);
+	memcpy(p->v[p->n].a, a, sizeof(anc_anchor_str));
+	*idx = p->n++;
 	return ANC_OK;
 }
 
-/* The "pinned" of a `query --pin --json` line: its anchors join the pins
- * (after --pin's, each once), resolved with them. */
+/* The "pinned" of a `query --pin --json` line: each entry as the server
+ * read it. Lines of one query carry the same; two lines that disagree on
+ * a pin (queries of different moments) are refused. */
 static int
-pinned_line(json_t *o, const char *origin, uint64_t lineno,
-            anc_anchor_str **pins, uint32_t *npins, uint32_t *cap,
+pinned_line(json_t *o, const char *origin, uint64_t lineno, pinvec *pins,
             anc_error *err)
 {
 	json_t *pa = json_object_get(o, "pinned"), *x;
@@ -100,7 +130,7 @@ pinned_line(json_t *o, const char *origin, uint64_t lineno,
 	uint8_t raw[ANC_ANCHOR_RAW];
 	anc_anchor_str a;
 
-	if (pa == NULL)
+	if (pa == NULL || json_is_null(pa))
 		return ANC_OK;
 	if (!json_is_array(pa))
 		return anc_error_set(err, ANC_EINVAL, "%s:%llu: \"pinned\": "
@@ -108,25 +138,65 @@ pinned_line(json_t *o, const char *origin, uint64_t lineno,
 		    "--pin)", origin, (unsigned long long)lineno);
 	json_array_foreach(pa, i, x) {
 		json_t *an = json_object_get(x, "anchor");
+		json_t *st = json_object_get(x, "status");
+		json_t *rv = json_object_get(x, "revision");
+		json_t *tx = json_object_get(x, "text");
+		int status = -1;
+		uint32_t k;
 		if (!json_is_string(an) ||
-		    json_string_length(an) != ANC_ANCHOR_LEN ||
 		    anc_anchor_parse(json_string_value(an), raw, NULL) != ANC_OK)
 			return anc_error_set(err, ANC_EINVAL, "%s:%llu: "
-			    "pinned[%zu].anchor: expected a %d-character anchor",
-			    origin, (unsigned long long)lineno, i,
-			    ANC_ANCHOR_LEN);
+			    "pinned[%zu].anchor: expected an anchor (26 "
+			    "characters a-z2-7)", origin,
+			    (unsigned long long)lineno, i);
+		for (int s = ANC_ANCHOR_LIVE; json_is_string(st) &&
+		     s <= ANC_ANCHOR_UNKNOWN; s++)
+			if (strcmp(json_string_value(st),
+			           anc_anchor_status_name(s)) == 0)
+				status = s;
+		if (status < 0 ||
+		    (rv != NULL && !(json_is_integer(rv) &&
+		                     json_integer_value(rv) >= 0)) ||
+		    (status == ANC_ANCHOR_LIVE && !json_is_string(tx)))
+			return anc_error_set(err, ANC_EINVAL, "%s:%llu: "
+			    "pinned[%zu]: expected {\"anchor\", \"status\": "
+			    "\"live\"|\"deleted\"|\"unknown\", \"revision\", "
+			    "\"text\" (live)}, as anchorage --json query --pin "
+			    "writes it", origin, (unsigned long long)lineno, i);
 		anc_anchor_format(raw, a);
-		if (pin_add(pins, npins, cap, a) != ANC_OK)
+		if (pin_add(pins, a, &k) != ANC_OK)
+			return anc_error_set(err, ANC_ENOMEM, "out of memory");
+		pinent *e = &pins->v[k];
+		uint64_t r = rv != NULL ? (uint64_t)json_integer_value(rv) : 0;
+		if (e->have) {
+			if (e->status != status || e->rev != r)
+				return anc_error_set(err, ANC_EINVAL,
+				    "%s:%llu: pinned[%zu]: anchor %s is %s rev "
+				    "%llu here and %s rev %llu on an earlier "
+				    "line: assemble the lines of one query",
+				    origin, (unsigned long long)lineno, i, a,
+				    anc_anchor_status_name(status),
+				    (unsigned long long)r,
+				    anc_anchor_status_name(e->status),
+				    (unsigned long long)e->rev);
+			continue;
+		}
+		e->have = 1;
+		e->status = status;
+		e->rev = r;
+		if (status == ANC_ANCHOR_LIVE &&
+		    (e->text = strdup(json_string_value(tx))) == NULL)
 			return anc_error_set(err, ANC_ENOMEM, "out of memory");
 	}
 	return ANC_OK;
 }
 
+/* One line of `query --json` output: append its hits. *metric is -1 until
+ * a line names one; *cid gets the first provenance.contract. */
 static int
 hits_line(hitvec *h, const char *origin, uint64_t lineno, const char *line,
           size_t len, const char *coll, int *metric, anc_contract_id_str cid,
-          anc_anchor_str **pins, uint32_t *npins, uint32_t *pcap,
-          anc_error *err)
+          pinvec *pins, anc_error *err)
 {
 	json_error_t je;
 	json_t *o, *hits, *hit, *prov, *v;
@@ -185,7 +255,7 @@ hits_line(hitvec *h, const char *origin, uint64_t lineno, const char *line,
 		    json_string_value(v), coll);
 		goto leave;
 	}
-	if ((code = pinned_line(o, origin, lineno, pins, npins, pcap, err)))
+	if ((code = pinned_line(o, origin, lineno, pins, err)))
 		goto leave;
 	v = json_object_get(prov, "contract");
 	if (json_is_string(v) && json_string_length(v) == ANC_CONTRACT_ID_LEN) {
@@ -281,17 +351,15 @@ item_json(const anc_asm_item *it)
 /* The context goes to stdout untouched; what was left out for want of
  * text goes to stderr, so that an empty context is never silent. */
 static void
-assemble_warn(const anc_asm_result *res, const anc_resp *resp,
-              uint32_t npins, const anc_anchor_str *pins)
+assemble_warn(const anc_asm_result *res, const pinvec *pins)
 {
 	uint32_t i, notext = 0;
 
-	for (i = 0; resp != NULL && i < npins; i++) {
-		int st = resp->u.resolve.results[i].status;
-		if (st != ANC_ANCHOR_LIVE)
-			fprintf(stderr, "anchorage: warning: --pin %s: %s, left "
-			    "out\n", pins[i], anc_anchor_status_name(st));
-	}
+	for (i = 0; i < pins->n; i++)
+		if (pins->v[i].status != ANC_ANCHOR_LIVE)
+			fprintf(stderr, "anchorage: warning: pin %s: %s, left "
+			    "out\n", pins->v[i].a,
+			    anc_anchor_status_name(pins->v[i].status));
 	for (i = 0; i < res->ndropped; i++) {
 		notext += !res->dropped[i].pinned &&
 		          res->dropped[i].reason == ANC_ASM_DROP_NOTEXT;
@@ -312,8 +380,10 @@ assemble_warn(const anc_asm_result *res, const anc_resp *resp,
 static const char assemble_usage[] =
     "usage: anchorage assemble COLLECTION --budget TOKENS [--hits FILE|-]\n"
     "                          [--pin ANCHOR]... [--metric l2|ip|cosine]\n\n"
-    "Pick the passages for a prompt: the pinned anchors first (resolved "
-    "through the\nserver, in the order given, never evicted while they fit), "
+    "Pick the passages for a prompt: the pinned anchors first (--pin's, "
+    "resolved through\nthe server, then those a hit line carries from "
+    "`query --pin`, as read with its\nhits; in that order, each once, never "
+    "evicted while they fit), "
     "then the hits of\n`anchorage --json query ... --text` (one JSON object "
     "per line, several queries\nallowed; --hits defaults to stdin) by score, "
     "best first (l2: lowest), each anchor\nonce, ties by anchor ID. The "
@@ -338,7 +408,8 @@ anc_cli_cmd_assemble(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		{NULL, NULL, NULL}};
 	const char *pos[1];
 	anc_cli_lines *in = NULL;
-	anc_anchor_str *pins = NULL;
+	pinvec pins = {NULL, 0, 0};
+	anc_anchor_str *ask = NULL; /* pins to resolve through the server */
 	anc_asm_passage *pp = NULL;
 	anc_resp *resp = NULL;
 	anc_asm_result *res = NULL;
@@ -348,7 +419,7 @@ anc_cli_cmd_assemble(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	uint8_t raw[ANC_ANCHOR_RAW];
 	const char *line, *origin;
 	size_t len;
-	uint32_t b, npins = 0, pcap = 0, i, j;
+	uint32_t b, nask = 0, i, j, k;
 	int npos, helped, metric = -1, m = 0, code;
 	json_t *o, *arr;
 
@@ -375,12 +446,8 @@ anc_cli_cmd_assemble(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		ctx->usage_error = 1; /* as for query and load */
 		goto leave;
 	}
-	/* Every --pin, in order (the scanner keeps only the last one). */
-	pcap = (uint32_t)argc;
-	if ((pins = calloc((size_t)argc, sizeof(*pins))) == NULL) {
-		code = anc_error_set(err, ANC_ENOMEM, "out of memory");
-		goto leave;
-	}
+	/* Every --pin, in order (the scanner keeps only the last one), each
+	 * once. */
 	for (i = 1; i < (uint32_t)argc; i++) {
 		const char *a = NULL;
 
@@ -401,7 +468,12 @@ anc_cli_cmd_assemble(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 			ctx->usage_error = 1;
 			goto leave;
 		}
-		anc_anchor_format(raw, pins[npins++]);
+		anc_anchor_str as;
+		anc_anchor_format(raw, as);
+		if (pin_add(&pins, as, &k) != ANC_OK) {
+			code = anc_error_set(err, ANC_ENOMEM, "out of memory");
+			goto leave;
+		}
 	}
 	origin = hitsf == NULL || strcmp(hitsf, "-") == 0 ? "stdin" : hitsf;
 	if ((code = anc_cli_lines_open(hitsf ? hitsf : "-", &in, err)))
@@ -414,8 +486,7 @@ anc_cli_cmd_assemble(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		if (strspn(line, " \t") == len)
 			continue;
 		if ((code = hits_line(&h, origin, anc_cli_lines_lineno(in),
-		         line, len, pos[0], &metric, cid, &pins, &npins, &pcap,
-		         err)))
+		         line, len, pos[0], &metric, cid, &pins, err)))
 			goto leave;
 	}
 	if (mstr != NULL) {
@@ -439,40 +510,58 @@ anc_cli_cmd_assemble(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 			goto leave;
 		metric = (int)mm;
 	}
-	if ((pp = calloc(npins ? npins : 1, sizeof(*pp))) == NULL) {
+	if ((pp = calloc(pins.n ? pins.n : 1, sizeof(*pp))) == NULL ||
+	    (ask = calloc(pins.n ? pins.n : 1, sizeof(*ask))) == NULL) {
 		code = anc_error_set(err, ANC_ENOMEM, "out of memory");
 		goto leave;
 	}
-	if (npins > 0) {
+	/* The pins no hit line carried (--pin's): resolved now. */
+	for (i = 0; i < pins.n; i++)
+		if (!pins.v[i].have)
+			memcpy(ask[nask++], pins.v[i].a, sizeof(anc_anchor_str));
+	if (nask > 0) {
 		anc_limits lim;
 
 		anc_limits_default(&lim);
-		if (npins > lim.max_anchors) {
+		if (nask > lim.max_anchors) {
 			code = anc_error_set(err, ANC_ETOOBIG,
-			    "--pin: %u anchors, at most %u", npins,
+			    "--pin: %u anchors, at most %u", nask,
 			    lim.max_anchors);
 			goto leave;
 		}
 		if ((code = anc_cli_connect(ctx, err)) ||
-		    (code = anc_client_resolve(ctx->client, pos[0], pins, npins,
+		    (code = anc_client_resolve(ctx->client, pos[0], ask, nask,
 		         &resp, err)))
 			goto leave;
-		if (resp->u.resolve.n != npins) {
+		if (resp->u.resolve.n != nask) {
 			code = anc_error_set(err, ANC_EMALFORMED,
-			    "resolve reply: expected %u results, got %u", npins,
+			    "resolve reply: expected %u results, got %u", nask,
 			    resp->u.resolve.n);
 			goto leave;
 		}
-		for (i = 0; i < npins; i++) {
-			const anc_resolved *r = &resp->u.resolve.results[i];
-
-			memcpy(pp[i].anchor, pins[i], sizeof(pp[i].anchor));
-			pp[i].revision = r->revision;
-			pp[i].text = r->status == ANC_ANCHOR_LIVE ? r->text : NULL;
+		for (i = 0, j = 0; i < pins.n; i++) {
+			const anc_resolved *r;
+			if (pins.v[i].have)
+				continue;
+			r = &resp->u.resolve.results[j++];
+			pins.v[i].status = r->status;
+			pins.v[i].rev = r->revision;
+			if (r->status == ANC_ANCHOR_LIVE && r->text != NULL &&
+			    (pins.v[i].text = strdup(r->text)) == NULL) {
+				code = anc_error_set(err, ANC_ENOMEM,
+				    "out of memory");
+				goto leave;
+			}
 		}
 	}
+	for (i = 0; i < pins.n; i++) {
+		memcpy(pp[i].anchor, pins.v[i].a, sizeof(pp[i].anchor));
+		pp[i].revision = pins.v[i].rev;
+		pp[i].text = pins.v[i].status == ANC_ANCHOR_LIVE ? pins.v[i].text
+		                                                 : NULL;
+	}
 	ai.pins = pp;
-	ai.npins = npins;
+	ai.npins = pins.n;
 	ai.hits = h.v;
 	ai.nhits = h.n;
 	ai.metric = metric >= 0 ? (anc_metric)metric : ANC_METRIC_L2;
@@ -513,13 +602,14 @@ anc_cli_cmd_assemble(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		    strerror(errno));
 	}
 	if (code == ANC_OK) /* stderr, so with --json as well */
-		assemble_warn(res, resp, npins, pins);
+		assemble_warn(res, &pins);
 leave:
 	anc_asm_result_free(res);
 	anc_resp_free(resp);
 	anc_cli_lines_close(in);
 	hitvec_free(&h);
 	free(pp);
-	free(pins);
+	free(ask);
+	pinvec_free(&pins);
 	return code;
 }

@@ -122,8 +122,8 @@ anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	         err)))
 		goto leave;
 	/* Every --pin, in order (the scanner keeps only the last one): the
-	 * options with a value are skipped with it. */
-	if (pin != NULL) {
+	 * options with a value are skipped with it. (--help wins.) */
+	if (pin != NULL && !want_help) {
 		static const char *const valued[] = {"--contract", "--vector",
 		    "--vectors", "--rows", "-k", "--k", "--ef", "--nprobe",
 		    "--rerank", NULL};
@@ -240,7 +240,9 @@ anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 			req.u.query.pins = pins;
 			req.u.query.npins = qo.npins;
 			if ((code = anc_client_call(ctx->client, &req, &resp,
-			         err)))
+			         err)) ||
+			    (qo.npins > 0 && (code = anc_client_pins_check(resp,
+			         pins, qo.npins, err))))
 				goto leave;
 		} else if ((code = anc_client_query2(ctx->client, pos[0],
 		                contract, vecs + (size_t)done * dim, n, dim, k,

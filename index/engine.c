@@ -2459,12 +2459,14 @@ anc_db_query2(anc_db *db, const char *collection, const char *contract_ref,
 		                     "range, expected 1..%u (contract %s nlist)",
 		                     collection, opt->nprobe, e->c.index.nlist,
 		                     e->idstr);
-	if (opt->npins > ANC_QUERY_PINS_MAX || (opt->npins > 0 && !opt->pins))
-		return anc_error_set(err, opt->npins > ANC_QUERY_PINS_MAX
-		                              ? ANC_ETOOBIG : ANC_EINVAL,
-		                     "collection '%s': query: %u pins, expected "
-		                     "0..%d", collection, opt->npins,
-		                     ANC_QUERY_PINS_MAX);
+	if (opt->npins > 0 && opt->pins == NULL)
+		return anc_error_set(err, ANC_EINVAL, "collection '%s': query: "
+		                     "%u pins, and pins is NULL", collection,
+		                     opt->npins);
+	if (opt->npins > ANC_QUERY_PINS_MAX)
+		return anc_error_set(err, ANC_ETOOBIG, "collection '%s': query: "
+		                     "%u pins, expected 0..%d", collection,
+		                     opt->npins, ANC_QUERY_PINS_MAX);
 	vp.ef = opt->ef;
 	vp.nprobe = opt->nprobe;
 	for (uint32_t q = 0; q < nq; q++) {

@@ -468,6 +468,8 @@ dec_query(const mpk_dec *d, const msgpack_object *body, anc_req_query *q)
 		const msgpack_object *po;
 		if ((rv = mpk_find(d, body, "body", "pins", &po)))
 			return rv;
+		if (po != NULL && po->type == MSGPACK_OBJECT_NIL)
+			po = NULL; /* nil is absent (section 3) */
 		if (po != NULL && po->type != MSGPACK_OBJECT_ARRAY)
 			return mpk_type_error(d, "body.pins", "array", po);
 		if (po != NULL && po->via.array.size > ANC_QUERY_PINS_MAX)
@@ -931,9 +933,11 @@ enc_query(mpk_w *w, const anc_req_query *q, anc_error *err)
 		return rv;
 	/* k 0 means "the server's default" (10): the field is left out; so
 	 * are search parameters at 0 (the contract's own). */
-	if (q->npins > ANC_QUERY_PINS_MAX || (q->npins > 0 && q->pins == NULL))
-		return anc_error_set(err, q->npins > ANC_QUERY_PINS_MAX
-		                              ? ANC_ETOOBIG : ANC_EINVAL,
+	if (q->npins > 0 && q->pins == NULL)
+		return anc_error_set(err, ANC_EINVAL,
+		    "body.pins: NULL with %u anchors", q->npins);
+	if (q->npins > ANC_QUERY_PINS_MAX)
+		return anc_error_set(err, ANC_ETOOBIG,
 		    "body.pins: %u anchors, expected 0..%d", q->npins,
 		    ANC_QUERY_PINS_MAX);
 	for (uint32_t i = 0; i < q->npins; i++) {

@@ -766,7 +766,7 @@ dec_query(const mpk_dec *d, const msgpack_object *body, anc_resp *resp)
 		const msgpack_object *po;
 		if ((rv = mpk_find(d, body, "body", "pinned", &po)))
 			return rv;
-		if (po == NULL)
+		if (po == NULL || po->type == MSGPACK_OBJECT_NIL)
 			return ANC_OK;
 		if (po->type != MSGPACK_OBJECT_ARRAY)
 			return mpk_type_error(d, "body.pinned", "array", po);

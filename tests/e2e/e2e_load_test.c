@@ -1214,6 +1214,21 @@ Test(e2e_load, assemble_from_query_output_is_byte_identical)
 		tu_file_write(ph, out, (size_t)-1);
 		free(out);
 		free(err);
+		/* passage 40 edited after the query: the context is still the
+		 * one of the query's snapshot (the pins as read with the hits,
+		 * not read again), while assemble --pin reads it now */
+		{
+			anc_client *c = tu_client(&srv_a);
+			anc_record rec = tu_sotu_record(&s, 40);
+			anc_resp *ur = NULL;
+			anc_error ue;
+			rec.text = "passage 40, edited after the query";
+			cr_assert_eq(anc_client_upsert(c, "sotu", cid, &rec, 1, &ur,
+			                               &ue), ANC_OK, "%s", ue.msg);
+			cr_assert_eq(ur->u.upsert.results[0].revision, 2);
+			anc_resp_free(ur);
+			anc_client_close(c);
+		}
 		const char *pargs2[] = {"assemble", "sotu", "--hits", ph,
 		                        "--budget", "600", NULL};
 		st = tu_cliv(srv_a.url, NULL, &r3, &err, pargs2);
@@ -1221,6 +1236,40 @@ Test(e2e_load, assemble_from_query_output_is_byte_identical)
 		cr_assert_str_eq(r3, r1, "pins from the query differ");
 		free(r3);
 		free(err);
+		st = tu_cliv(srv_a.url, NULL, &r3, &err, args);
+		cr_assert_eq(st, 0, "%s", err);
+		snprintf(head, sizeof head, "[%s rev 2]\n", s.anchors[40]);
+		cr_assert_eq(strncmp(r3, head, strlen(head)), 0, "%.200s", r3);
+		free(r3);
+		free(err);
+		/* two lines that disagree on a pin: refused */
+		{
+			char mix[TU_PATH_MAX];
+			snprintf(mix, sizeof mix, "%s/mixed.jsonl", dir);
+			char *l1 = tu_file_read(ph, NULL);
+			st = tu_cli(&out, &err, "--json", "query", "sotu",
+			            "--vectors", fv, "--rows", "3", "-k", "2",
+			            "--text", "--pin", s.anchors[40], NULL);
+			cr_assert_eq(st, 0, "%s", err);
+			size_t n1 = strlen(l1), n2 = strlen(out);
+			char *both = malloc(n1 + n2 + 1);
+			cr_assert_not_null(both);
+			memcpy(both, l1, n1);
+			memcpy(both + n1, out, n2 + 1);
+			tu_file_write(mix, both, (size_t)-1);
+			free(both);
+			free(l1);
+			free(out);
+			free(err);
+			const char *margs[] = {"assemble", "sotu", "--hits", mix,
+			                       "--budget", "600", NULL};
+			st = tu_cliv(srv_a.url, NULL, &out, &err, margs);
+			cr_assert_eq(st, 1, "%s", out);
+			cr_assert_not_null(strstr(err, "assemble the lines of one "
+			                          "query"), "%s", err);
+			free(out);
+			free(err);
+		}
 		/* text output: the pins once, before the hits */
 		st = tu_cli(&out, &err, "query", "sotu", "--vectors", fv, "--rows",
 		            "3-4", "-k", "2", "--pin", s.anchors[40], NULL);

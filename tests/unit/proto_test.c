@@ -1230,6 +1230,22 @@ Test(proto, envelope_errors)
 	    "{\"collection\":\"d\",\"vectors\":[\"#x:000000\"]}}", &e, &id),
 	    ANC_EMALFORMED);
 	cr_expect_eq(id, 77);
+
+	/* pins nil or empty: no pins (nil is absent, section 3) */
+	EXPECT_REQ("{\"v\":1,\"op\":\"query\",\"id\":1,\"body\":{\"collection\":"
+	    "\"d\",\"vectors\":[\"#f:1\"],\"pins\":null}}", ANC_OK, NULL);
+	EXPECT_REQ("{\"v\":1,\"op\":\"query\",\"id\":1,\"body\":{\"collection\":"
+	    "\"d\",\"vectors\":[\"#f:1\"],\"pins\":[]}}", ANC_OK, NULL);
+	/* a response's "pinned": nil is none; another type is refused */
+	EXPECT_RESP("{\"v\":1,\"id\":1,\"ok\":true,\"body\":{\"results\":[],"
+	    "\"provenance\":{\"contract\":\"0123456789abcdef\",\"index\":"
+	    "\"flat\",\"exact\":true,\"ef_search\":0,\"seq\":1,\"generation\":"
+	    "1},\"pinned\":null}}", ANC_OP_QUERY, ANC_OK, NULL);
+	EXPECT_RESP("{\"v\":1,\"id\":1,\"ok\":true,\"body\":{\"results\":[],"
+	    "\"provenance\":{\"contract\":\"0123456789abcdef\",\"index\":"
+	    "\"flat\",\"exact\":true,\"ef_search\":0,\"seq\":1,\"generation\":"
+	    "1},\"pinned\":3}}", ANC_OP_QUERY, ANC_EMALFORMED,
+	    "body.pinned: expected array, got int");
 }
 
 Test(proto, duplicate_keys_refused)
@@ -1532,6 +1548,14 @@ static const bad_case bad_requests[] = {
 	  "\"#f:1,2\"]}}", ANC_EDIM, "body.vectors[3]: 2 floats, vectors[0] has 3" },
 	{ Q_PRE "\"vectors\":[\"#f:1,2\",\"#x:0000\"]}}", ANC_EMALFORMED,
 	  "body.vectors[1]: bin of 2 bytes" },
+	/* pins: an array of anchors, each named when bad */
+	{ Q_PRE "\"vectors\":[\"#f:1\"],\"pins\":\"x\"}}", ANC_EMALFORMED,
+	  "body.pins: expected array, got str" },
+	{ Q_PRE "\"vectors\":[\"#f:1\"],\"pins\":[\"w3m3wyn2sb2rgj2syaglizac5i\","
+	  "\"nope\"]}}", ANC_EINVAL, "body.pins[1]: 4 bytes, expected a "
+	  "26-character anchor" },
+	{ Q_PRE "\"vectors\":[\"#f:1\"],\"pins\":[3]}}", ANC_EMALFORMED,
+	  "body.pins[0]: expected str, got int" },
 	{ Q_PRE "\"vectors\":[\"#f:1\"],\"k\":0}}", ANC_EINVAL,
 	  "body.k: 0 is out of range, expected 1..1000" },
 	{ Q_PRE "\"vectors\":[\"#f:1\"],\"k\":1001}}", ANC_ETOOBIG,
