@@ -916,6 +916,27 @@ enc_upsert(mpk_w *w, const anc_req_upsert *u, anc_error *err)
 	return ANC_OK;
 }
 
+/* Anchor i of the array named what, before it is sent. */
+static int
+enc_anchor_check(const anc_anchor_str a, const char *what, uint32_t i,
+                 anc_error *err)
+{
+	char p[MPK_PATH_MAX];
+	uint8_t raw[ANC_ANCHOR_RAW];
+	int rv;
+
+	mpk_path_idx(p, what, i);
+	if (strnlen(a, ANC_ANCHOR_LEN + 1) > ANC_ANCHOR_LEN)
+		return anc_error_set(err, ANC_EINVAL,
+		    "%s: not NUL-terminated within %d characters", p,
+		    ANC_ANCHOR_LEN);
+	if ((rv = anc_anchor_parse(a, raw, err))) {
+		anc_error_wrap(err, "%s", p);
+		return rv;
+	}
+	return ANC_OK;
+}
+
 static int
 enc_query(mpk_w *w, const anc_req_query *q, anc_error *err)
 {
@@ -940,19 +961,9 @@ enc_query(mpk_w *w, const anc_req_query *q, anc_error *err)
 		return anc_error_set(err, ANC_ETOOBIG,
 		    "body.pins: %u anchors, expected 0..%d", q->npins,
 		    ANC_QUERY_PINS_MAX);
-	for (uint32_t i = 0; i < q->npins; i++) {
-		char p[MPK_PATH_MAX];
-		uint8_t raw[ANC_ANCHOR_RAW];
-		mpk_path_idx(p, "body.pins", i);
-		if (strnlen(q->pins[i], ANC_ANCHOR_LEN + 1) > ANC_ANCHOR_LEN)
-			return anc_error_set(err, ANC_EINVAL,
-			    "%s: not NUL-terminated within %d characters", p,
-			    ANC_ANCHOR_LEN);
-		if ((rv = anc_anchor_parse(q->pins[i], raw, err))) {
-			anc_error_wrap(err, "%s", p);
+	for (uint32_t i = 0; i < q->npins; i++)
+		if ((rv = enc_anchor_check(q->pins[i], "body.pins", i, err)))
 			return rv;
-		}
-	}
 	mpk_w_map(w, 3 + has_contract + (q->k != 0) + (q->ef != 0) +
 	    (q->nprobe != 0) + (q->exact != 0) + (q->rerank != 0) +
 	    (q->receipt != 0) + (q->with_meta != 0) + (q->npins != 0));
@@ -990,8 +1001,6 @@ enc_query(mpk_w *w, const anc_req_query *q, anc_error *err)
 static int
 enc_anchors(mpk_w *w, const anc_req_anchors *a, anc_error *err)
 {
-	char p[MPK_PATH_MAX];
-	uint8_t raw[ANC_ANCHOR_RAW];
 	int rv;
 
 	if ((rv = pr_str_check(a->collection, "body.collection",
@@ -1005,15 +1014,9 @@ enc_anchors(mpk_w *w, const anc_req_anchors *a, anc_error *err)
 	mpk_w_key(w, "anchors");
 	mpk_w_array(w, a->nanchors);
 	for (uint32_t i = 0; i < a->nanchors; i++) {
-		mpk_path_idx(p, "body.anchors", i);
-		if (strnlen(a->anchors[i], ANC_ANCHOR_LEN + 1) > ANC_ANCHOR_LEN)
-			return anc_error_set(err, ANC_EINVAL,
-			    "%s: not NUL-terminated within %d characters", p,
-			    ANC_ANCHOR_LEN);
-		if ((rv = anc_anchor_parse(a->anchors[i], raw, err))) {
-			anc_error_wrap(err, "%s", p);
+		if ((rv = enc_anchor_check(a->anchors[i], "body.anchors", i,
+		         err)))
 			return rv;
-		}
 		mpk_w_str(w, a->anchors[i]);
 	}
 	return ANC_OK;

@@ -11,9 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -94,19 +91,11 @@ Test(e2e_run, busy_listen_address_refused_before_anything)
 	const char *tmp = tu_tmpdir();
 	char data[TU_PATH_MAX], bin[TU_PATH_MAX], url[64], *out = NULL,
 	    *err = NULL;
-	struct sockaddr_in a;
-	socklen_t al = sizeof a;
 	struct stat st;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	unsigned port;
+	int fd = tu_listen_loopback(&port);
 
-	cr_assert_geq(fd, 0);
-	memset(&a, 0, sizeof a);
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-	cr_assert_eq(listen(fd, 4), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &al), 0);
-	snprintf(url, sizeof url, "tcp://127.0.0.1:%u", ntohs(a.sin_port));
+	snprintf(url, sizeof url, "tcp://127.0.0.1:%u", port);
 	snprintf(data, sizeof data, "%s/data", tmp);
 	snprintf(bin, sizeof bin, "%s", ANC_SERVER_BIN);
 	setenv("ANCHORAGE_BIN", dirname(bin), 1);

@@ -720,8 +720,10 @@ tu_cli_json(const char *url, size_t flags, const char *const *args)
 	return o;
 }
 
-unsigned
-tu_free_port(void)
+/* A TCP socket bound to a free loopback port (*port), listening when
+ * listening is 1. */
+static int
+loopback_socket(int listening, unsigned *port)
 {
 	struct sockaddr_in a;
 	socklen_t l = sizeof a;
@@ -731,7 +733,23 @@ tu_free_port(void)
 	a.sin_family = AF_INET;
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+	if (listening)
+		cr_assert_eq(listen(fd, 4), 0);
 	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &l), 0);
-	close(fd);
-	return ntohs(a.sin_port);
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+int
+tu_listen_loopback(unsigned *port)
+{
+	return loopback_socket(1, port);
+}
+
+unsigned
+tu_free_port(void)
+{
+	unsigned port;
+	close(loopback_socket(0, &port));
+	return port;
 }

@@ -167,6 +167,9 @@ double tu_now(void);
 /* A free TCP port on 127.0.0.1 (bound and released: a tiny race, fine
  * for tests). Fails the test if none. */
 unsigned tu_free_port(void);
+/* A socket listening on a free 127.0.0.1 port (*port): someone else's
+ * server, for tests of a busy address. close() it. */
+int tu_listen_loopback(unsigned *port);
 
 #ifdef __cplusplus
 }
