@@ -285,20 +285,24 @@ Test(cli_pipeline, timeout_after_a_big_request_names_max_message)
 	/* A peer that drops what is over its receive limit, as the server
 	 * does over --max-message: it closes the connection, the client
 	 * reconnects and sends again, and it is closed again. The timeout
-	 * says so, and not that the server crashed or that the request may
-	 * have been applied. */
+	 * says so, with the size, and not that the server crashed or that
+	 * the request may have been applied. 16 KiB, which the kernel takes
+	 * whole: nng 1.5.2's sender can stall for good when the peer drops a
+	 * message it is still writing (e2e_badinput_test), and this test
+	 * hung once in CI with 128 KiB. */
 	url = tu_ipc_url(tmp, "small.sock");
 	cr_assert_eq(nng_rep0_open(&rep), 0);
 	cr_assert_eq(nng_socket_set_size(rep, NNG_OPT_RECVMAXSZ, 4096), 0);
 	cr_assert_eq(nng_listen(rep, url, NULL, 0), 0);
 	opt.timeout_ms = 1500;
 	cr_assert_eq(anc_client_open(url, &opt, &cl, &err), 0, "%s", err.msg);
-	cr_assert_eq(anc_client_query(cl, "c", NULL, big, 128, 256, 1, 0, &r,
+	cr_assert_eq(anc_client_query(cl, "c", NULL, big, 16, 256, 1, 0, &r,
 	                              &err), ANC_ETIMEOUT, "%s", err.msg);
 	cr_assert_not_null(strstr(err.msg, "over its --max-message"), "%s",
 	                   err.msg);
 	cr_assert_not_null(strstr(err.msg, "the server closed the connection "
 	                          "on this request"), "%s", err.msg);
+	cr_assert_not_null(strstr(err.msg, "(this one was "), "%s", err.msg);
 	cr_assert_null(strstr(err.msg, "may have been applied"), "%s",
 	               err.msg);
 	anc_client_close(cl);
