@@ -358,6 +358,14 @@ int anc_cli_usage(anc_cli_ctx *ctx, anc_error *err, const char *fmt, ...)
 #endif
     ;
 
+/* Every value of the repeatable option name in argv[1..argc), in order
+ * (anc_cli_args_parse keeps only the last): the options of specs that
+ * take a value are skipped with it, and "--" ends the options. out has
+ * room for argc entries; returns how many it got. */
+uint32_t anc_cli_args_all(int argc, char **argv,
+                          const anc_cli_optspec *specs, const char *name,
+                          const char **out);
+
 /* The opening every command shares (cli_cmd.c): anc_cli_args_parse, then
  * --help. specs holds {"--help", NULL, &flag}; when that flag is set after
  * parsing, usage goes to stdout and *helped is 1: the command has nothing

@@ -231,6 +231,32 @@ global_opt(const char *a)
 	return 0;
 }
 
+uint32_t
+anc_cli_args_all(int argc, char **argv, const anc_cli_optspec *specs,
+                 const char *name, const char **out)
+{
+	size_t nl = strlen(name);
+	uint32_t n = 0;
+
+	for (int a = 1; a < argc && strcmp(argv[a], "--") != 0; a++) {
+		if (strcmp(argv[a], name) == 0) {
+			if (a + 1 < argc)
+				out[n++] = argv[++a];
+			continue;
+		}
+		if (strncmp(argv[a], name, nl) == 0 && argv[a][nl] == '=') {
+			out[n++] = argv[a] + nl + 1;
+			continue;
+		}
+		for (const anc_cli_optspec *sp = specs; sp->name != NULL; sp++)
+			if (sp->value != NULL && strcmp(argv[a], sp->name) == 0) {
+				a++; /* its value */
+				break;
+			}
+	}
+	return n;
+}
+
 int
 anc_cli_args_parse(anc_cli_ctx *ctx, int argc, char **argv,
                    const anc_cli_optspec *specs, const char **pos, int maxpos,

@@ -410,6 +410,7 @@ anc_cli_cmd_assemble(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	anc_cli_lines *in = NULL;
 	pinvec pins = {NULL, 0, 0};
 	anc_anchor_str *ask = NULL; /* pins to resolve through the server */
+	const char **pv = NULL;    /* --pin values */
 	anc_asm_passage *pp = NULL;
 	anc_resp *resp = NULL;
 	anc_asm_result *res = NULL;
@@ -419,7 +420,7 @@ anc_cli_cmd_assemble(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	uint8_t raw[ANC_ANCHOR_RAW];
 	const char *line, *origin;
 	size_t len;
-	uint32_t b, nask = 0, i, j, k;
+	uint32_t b, nask = 0, npv, i, j, k;
 	int npos, helped, metric = -1, m = 0, code;
 	json_t *o, *arr;
 
@@ -446,29 +447,19 @@ anc_cli_cmd_assemble(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 		ctx->usage_error = 1; /* as for query and load */
 		goto leave;
 	}
-	/* Every --pin, in order (the scanner keeps only the last one), each
-	 * once. */
-	for (i = 1; i < (uint32_t)argc; i++) {
-		const char *a = NULL;
-
-		if (strcmp(argv[i], "--") == 0)
-			break;
-		if (strcmp(argv[i], "--pin") == 0 && i + 1 < (uint32_t)argc)
-			a = argv[++i];
-		else if (strncmp(argv[i], "--pin=", 6) == 0)
-			a = argv[i] + 6;
-		else if (strcmp(argv[i], "--budget") == 0 ||
-		         strcmp(argv[i], "--hits") == 0 ||
-		         strcmp(argv[i], "--metric") == 0)
-			i++; /* skip the value */
-		if (a == NULL)
-			continue;
-		if ((code = anc_anchor_parse(a, raw, err))) {
+	/* Every --pin, in order, each once. */
+	if ((pv = calloc((size_t)argc, sizeof *pv)) == NULL) {
+		code = anc_error_set(err, ANC_ENOMEM, "out of memory");
+		goto leave;
+	}
+	npv = anc_cli_args_all(argc, argv, specs, "--pin", pv);
+	for (i = 0; i < npv; i++) {
+		anc_anchor_str as;
+		if ((code = anc_anchor_parse(pv[i], raw, err))) {
 			anc_error_wrap(err, "--pin");
 			ctx->usage_error = 1;
 			goto leave;
 		}
-		anc_anchor_str as;
 		anc_anchor_format(raw, as);
 		if (pin_add(&pins, as, &k) != ANC_OK) {
 			code = anc_error_set(err, ANC_ENOMEM, "out of memory");
@@ -610,6 +601,7 @@ leave:
 	hitvec_free(&h);
 	free(pp);
 	free(ask);
+	free(pv);
 	pinvec_free(&pins);
 	return code;
 }

@@ -121,43 +121,34 @@ anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 	if ((code = anc_cli_args_parse(ctx, argc, argv, specs, pos, 1, &npos,
 	         err)))
 		goto leave;
-	/* Every --pin, in order (the scanner keeps only the last one): the
-	 * options with a value are skipped with it. (--help wins.) */
+	/* Every --pin, in order. (--help wins.) */
 	if (pin != NULL && !want_help) {
-		static const char *const valued[] = {"--contract", "--vector",
-		    "--vectors", "--rows", "-k", "--k", "--ef", "--nprobe",
-		    "--rerank", NULL};
-		if ((pins = calloc((size_t)argc, sizeof *pins)) == NULL) {
+		const char **v = calloc((size_t)argc, sizeof *v);
+		uint32_t nv;
+		if (v == NULL || (pins = calloc((size_t)argc, sizeof *pins)) ==
+		                     NULL) {
+			free(v);
 			code = anc_error_set(err, ANC_ENOMEM, "out of memory");
 			goto leave;
 		}
-		for (int a = 1; a < argc && strcmp(argv[a], "--") != 0; a++) {
-			const char *v = NULL;
+		nv = anc_cli_args_all(argc, argv, specs, "--pin", v);
+		for (uint32_t j = 0; j < nv; j++) {
 			uint8_t raw[ANC_ANCHOR_RAW];
-			if (strcmp(argv[a], "--pin") == 0 && a + 1 < argc)
-				v = argv[++a];
-			else if (strncmp(argv[a], "--pin=", 6) == 0)
-				v = argv[a] + 6;
-			else
-				for (int j = 0; valued[j] != NULL; j++)
-					if (strcmp(argv[a], valued[j]) == 0) {
-						a++;
-						break;
-					}
-			if (v == NULL)
-				continue;
 			if (qo.npins == ANC_QUERY_PINS_MAX) {
+				free(v);
 				code = anc_cli_usage(ctx, err, "query: more than "
 				    "%d --pin", ANC_QUERY_PINS_MAX);
 				goto leave;
 			}
-			if ((code = anc_anchor_parse(v, raw, err))) {
+			if ((code = anc_anchor_parse(v[j], raw, err))) {
+				free(v);
 				anc_error_wrap(err, "--pin");
 				ctx->usage_error = 1;
 				goto leave;
 			}
 			anc_anchor_format(raw, pins[qo.npins++]);
 		}
+		free(v);
 		qo.pins = pins;
 	}
 	if (want_help) {

@@ -49,6 +49,7 @@
  * 100000) are pruned oldest first.
  */
 #include "ground.h"
+#include "mpk.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -754,100 +755,83 @@ pk_vecs(msgpack_packer *pk, const float *v, size_t n)
 	return 0;
 }
 
-/* msgpack_sbuffer_write drops the bytes of a failed realloc and the
- * packer goes on; a record must not come out with a hole in it, so the
- * first failure sticks and rec_encode checks it once at the end. */
-typedef struct {
-	msgpack_sbuffer *sb;
-	int failed;
-} sticky_sb;
-
+/* Into out (anc_buf) through the protocol's writer, whose first failed
+ * append sticks (w.oom): a record never comes out with a hole in it. */
 static int
-sticky_write(void *data, const char *p, size_t n)
+rec_encode(const rec *r, anc_buf *out, anc_error *err)
 {
-	sticky_sb *s = data;
-	if (s->failed || msgpack_sbuffer_write(s->sb, p, n) != 0) {
-		s->failed = 1;
-		return -1;
-	}
-	return 0;
-}
-
-static int
-rec_encode(const rec *r, msgpack_sbuffer *sb, anc_error *err)
-{
-	msgpack_packer pk;
-	sticky_sb out = {sb, 0};
+	mpk_w w;
 	int bad = 0;
 
-	msgpack_sbuffer_init(sb);
-	msgpack_packer_init(&pk, &out, sticky_write);
-	msgpack_pack_map(&pk, 14);
-	pk_key(&pk, "v");
-	msgpack_pack_uint32(&pk, REC_VERSION);
-	pk_key(&pk, "kind");
-	msgpack_pack_int(&pk, r->kind);
-	pk_key(&pk, "time_us");
-	msgpack_pack_uint64(&pk, r->time_us);
-	pk_key(&pk, "cid");
-	msgpack_pack_uint32(&pk, r->cid);
-	pk_key(&pk, "collection");
-	pk_str(&pk, r->collection);
-	pk_key(&pk, "prov");
-	msgpack_pack_array(&pk, 9);
-	pk_str(&pk, r->prov.contract);
-	msgpack_pack_int(&pk, (int)r->prov.index);
-	msgpack_pack_int(&pk, r->prov.exact);
-	msgpack_pack_uint32(&pk, r->prov.ef_search);
-	msgpack_pack_uint64(&pk, r->prov.seq);
-	msgpack_pack_uint64(&pk, r->prov.generation);
-	msgpack_pack_uint32(&pk, r->prov.nprobe);
-	msgpack_pack_uint32(&pk, r->prov.rerank);
-	pk_str(&pk, r->prov.receipt);
-	pk_key(&pk, "opt");
-	msgpack_pack_array(&pk, 4);
-	msgpack_pack_uint32(&pk, r->opt.ef);
-	msgpack_pack_uint32(&pk, r->opt.nprobe);
-	msgpack_pack_int(&pk, r->opt.exact);
-	msgpack_pack_uint32(&pk, r->opt.rerank);
-	pk_key(&pk, "k");
-	msgpack_pack_uint32(&pk, r->k);
-	pk_key(&pk, "text");
-	msgpack_pack_int(&pk, r->with_text);
-	pk_key(&pk, "digest");
-	pk_bin(&pk, r->digest, 32);
-	pk_key(&pk, "nq");
-	msgpack_pack_uint32(&pk, r->nq);
-	pk_key(&pk, "dim");
-	msgpack_pack_uint32(&pk, r->dim);
-	pk_key(&pk, "vecs");
-	bad |= pk_vecs(&pk, r->vecs, (size_t)r->nq * r->dim);
-	pk_key(&pk, "lists");
-	msgpack_pack_array(&pk, r->nq);
+	anc_buf_init(out);
+	mpk_w_init(&w, out);
+	msgpack_packer *pk = &w.pk;
+	msgpack_pack_map(pk, 14);
+	pk_key(pk, "v");
+	msgpack_pack_uint32(pk, REC_VERSION);
+	pk_key(pk, "kind");
+	msgpack_pack_int(pk, r->kind);
+	pk_key(pk, "time_us");
+	msgpack_pack_uint64(pk, r->time_us);
+	pk_key(pk, "cid");
+	msgpack_pack_uint32(pk, r->cid);
+	pk_key(pk, "collection");
+	pk_str(pk, r->collection);
+	pk_key(pk, "prov");
+	msgpack_pack_array(pk, 9);
+	pk_str(pk, r->prov.contract);
+	msgpack_pack_int(pk, (int)r->prov.index);
+	msgpack_pack_int(pk, r->prov.exact);
+	msgpack_pack_uint32(pk, r->prov.ef_search);
+	msgpack_pack_uint64(pk, r->prov.seq);
+	msgpack_pack_uint64(pk, r->prov.generation);
+	msgpack_pack_uint32(pk, r->prov.nprobe);
+	msgpack_pack_uint32(pk, r->prov.rerank);
+	pk_str(pk, r->prov.receipt);
+	pk_key(pk, "opt");
+	msgpack_pack_array(pk, 4);
+	msgpack_pack_uint32(pk, r->opt.ef);
+	msgpack_pack_uint32(pk, r->opt.nprobe);
+	msgpack_pack_int(pk, r->opt.exact);
+	msgpack_pack_uint32(pk, r->opt.rerank);
+	pk_key(pk, "k");
+	msgpack_pack_uint32(pk, r->k);
+	pk_key(pk, "text");
+	msgpack_pack_int(pk, r->with_text);
+	pk_key(pk, "digest");
+	pk_bin(pk, r->digest, 32);
+	pk_key(pk, "nq");
+	msgpack_pack_uint32(pk, r->nq);
+	pk_key(pk, "dim");
+	msgpack_pack_uint32(pk, r->dim);
+	pk_key(pk, "vecs");
+	bad |= pk_vecs(pk, r->vecs, (size_t)r->nq * r->dim);
+	pk_key(pk, "lists");
+	msgpack_pack_array(pk, r->nq);
 	for (uint32_t i = 0; i < r->nq; i++) {
 		const anc_receipt_list *l = &r->lists[i];
 		uint32_t nc = r->ncited != NULL ? r->ncited[i] : 0;
-		msgpack_pack_array(&pk, 4);
-		msgpack_pack_int(&pk, l->verdict);
-		msgpack_pack_uint32(&pk, nc);
-		msgpack_pack_array(&pk, nc);
+		msgpack_pack_array(pk, 4);
+		msgpack_pack_int(pk, l->verdict);
+		msgpack_pack_uint32(pk, nc);
+		msgpack_pack_array(pk, nc);
 		for (uint32_t j = 0; j < nc; j++)
-			msgpack_pack_uint64(&pk, r->cited_rev != NULL &&
+			msgpack_pack_uint64(pk, r->cited_rev != NULL &&
 			                             r->cited_rev[i] != NULL
 			                         ? r->cited_rev[i][j] : 0);
-		msgpack_pack_array(&pk, l->nhits);
+		msgpack_pack_array(pk, l->nhits);
 		for (uint32_t j = 0; j < l->nhits; j++) {
 			uint8_t raw[ANC_ANCHOR_RAW];
 			if (anc_anchor_parse(l->hits[j].anchor, raw, NULL) != 0)
 				memset(raw, 0, sizeof raw);
-			msgpack_pack_array(&pk, 3);
-			pk_bin(&pk, raw, sizeof raw);
-			msgpack_pack_uint64(&pk, l->hits[j].revision);
-			msgpack_pack_float(&pk, l->hits[j].score);
+			msgpack_pack_array(pk, 3);
+			pk_bin(pk, raw, sizeof raw);
+			msgpack_pack_uint64(pk, l->hits[j].revision);
+			msgpack_pack_float(pk, l->hits[j].score);
 		}
 	}
-	if (bad || out.failed || sb->data == NULL) {
-		msgpack_sbuffer_destroy(sb);
+	if (bad || w.oom || out->data == NULL) {
+		anc_buf_free(out);
 		return anc_error_set(err, ANC_ENOMEM,
 		                     "receipt: out of memory encoding");
 	}
@@ -1205,7 +1189,7 @@ retain_texts(ground *g, MDB_txn *txn, uint32_t cid,
 static int
 rec_store(ground *g, rec *r, anc_receipt_id_str id_out, anc_error *err)
 {
-	msgpack_sbuffer sb;
+	anc_buf sb;
 	uint8_t id[RECEIPT_RAW], mac[MAC_LEN], *val = NULL;
 	MDB_txn *txn = NULL;
 	int rv, have_sb = 0;
@@ -1219,17 +1203,17 @@ rec_store(ground *g, rec *r, anc_receipt_id_str id_out, anc_error *err)
 	if ((rv = rec_encode(r, &sb, err)) != ANC_OK)
 		return rv;
 	have_sb = 1;
-	if ((rv = rec_mac(g, id, sb.data, sb.size, mac, err)) != ANC_OK)
+	if ((rv = rec_mac(g, id, sb.data, sb.len, mac, err)) != ANC_OK)
 		goto leave;
-	if ((val = malloc(sb.size + MAC_LEN)) == NULL) {
+	if ((val = malloc(sb.len + MAC_LEN)) == NULL) {
 		rv = anc_error_set(err, ANC_ENOMEM, "receipt: out of memory");
 		goto leave;
 	}
-	memcpy(val, sb.data, sb.size);
-	memcpy(val + sb.size, mac, MAC_LEN);
+	memcpy(val, sb.data, sb.len);
+	memcpy(val + sb.len, mac, MAC_LEN);
 	if ((rv = store_txn_begin(g->st, 0, &txn, err)) != ANC_OK ||
 	    (rv = store_kv_put(g->st, txn, STORE_DB_RECEIPTS, id, sizeof id,
-	                       val, sb.size + MAC_LEN, err)) != ANC_OK ||
+	                       val, sb.len + MAC_LEN, err)) != ANC_OK ||
 	    (rv = retain_texts(g, txn, r->cid, r->lists, r->nq,
 	                       r->time_us / 1000000u, err)) != ANC_OK)
 		goto leave;
@@ -1244,7 +1228,7 @@ rec_store(ground *g, rec *r, anc_receipt_id_str id_out, anc_error *err)
 leave:
 	store_txn_abort(txn);
 	if (have_sb)
-		msgpack_sbuffer_destroy(&sb);
+		anc_buf_free(&sb);
 	free(val);
 	if (rv != ANC_OK)
 		anc_error_wrap(err, "receipt");
