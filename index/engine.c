@@ -1100,12 +1100,15 @@ anc_db_contract_register_canaries(anc_db *db, const char *collection,
 		goto done;
 	}
 	if (have != NULL) {
-		if (!canaries_equal(have, canaries, ncan))
+		/* No canaries in the request: the caller only asks for the
+		 * ID (re-running a registration without --canaries). */
+		if (ncan > 0 && !canaries_equal(have, canaries, ncan))
 			rv = anc_error_set(
 			    err, ANC_ECONFLICT,
 			    "collection '%s': contract %s (%s@%s) is registered "
 			    "with %u canaries; got %u that differ (canaries are "
-			    "fixed at registration: register a new revision)",
+			    "fixed at registration: register without canaries to "
+			    "get its ID, or a new revision to change them)",
 			    collection, have->idstr, have->c.name,
 			    have->c.revision, have->ncanaries, ncan);
 		else if (!index_spec_equal(&have->c.index, &sc.c.index))
@@ -1113,7 +1116,10 @@ anc_db_contract_register_canaries(anc_db *db, const char *collection,
 			    err, ANC_ECONFLICT,
 			    "collection '%s': contract %s is registered with index "
 			    "%s (m %u, ef_construction %u, ef_search %u); got %s "
-			    "(m %u, ef_construction %u, ef_search %u)",
+			    "(m %u, ef_construction %u, ef_search %u) (index "
+			    "settings are fixed at registration: register a new "
+			    "revision to change them; query --ef sets ef_search "
+			    "per request)",
 			    collection, have->idstr,
 			    anc_index_kind_name(have->c.index.kind), have->c.index.m,
 			    have->c.index.ef_construction, have->c.index.ef_search,
@@ -2231,6 +2237,19 @@ anc_query_result_free(anc_query_result *r)
 	free(r);
 }
 
+/* A score as answered: cosine similarity of unit vectors rounds to just
+ * above 1 for a vector against itself, and faiss's BLAS L2 (|x|^2 + |y|^2
+ * - 2xy) to just below 0; neither is a value the metric can take. */
+static float
+score_clamp(anc_metric m, float s)
+{
+	if (m == ANC_METRIC_COSINE)
+		return s > 1.0f ? 1.0f : s < -1.0f ? -1.0f : s;
+	if (m == ANC_METRIC_L2)
+		return s < 0.0f ? 0.0f : s;
+	return s;
+}
+
 /* Turn faiss candidates into at most k live hits of list hl. Returns
  * ANC_OK; hl->nhits says how many were found. */
 static int
@@ -2270,7 +2289,7 @@ hits_fill(anc_db *db, MDB_txn *txn, coll_ent *ce, contract_ent *e,
 		h = &hl->hits[hl->nhits];
 		memset(h, 0, sizeof *h);
 		anc_anchor_format(anchor, h->anchor);
-		h->score = dist[i];
+		h->score = score_clamp(e->c.metric, dist[i]);
 		h->revision = p.revision;
 		h->source = strndup_or_null(p.source, p.source_len);
 		h->chunk = strndup_or_null(p.chunk, p.chunk_len);
@@ -2330,7 +2349,7 @@ exact_score(const contract_ent *e, const float *q, const float *v)
 			acc += (double)q[i] * v[i];
 		}
 	}
-	return (float)acc;
+	return score_clamp(e->c.metric, (float)acc);
 }
 
 static int
@@ -3486,7 +3505,10 @@ drift_pairs(anc_db *db, drift_pair **out, uint32_t *n)
 	for (uint32_t i = 0; p != NULL && i < db->ncolls; i++)
 		for (uint32_t j = 0; j < db->colls[i]->ncontracts; j++) {
 			contract_ent *e = db->colls[i]->contracts[j];
-			if (e->dr != NULL && e->vx != NULL)
+			/* retired: no more queries to watch, and its last
+			 * verdict would stay on dashboards forever */
+			if (e->dr != NULL && e->vx != NULL &&
+			    e->state != ANC_CSTATE_RETIRED)
 				p[k++] = (drift_pair){db->colls[i], e};
 		}
 	cat_un(db);

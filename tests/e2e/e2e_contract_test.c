@@ -189,15 +189,41 @@ Test(e2e_contract, migrate_minilm_to_4096)
 	cr_assert(strstr(out, "8 canaries") != NULL, "%s", out);
 	free(out);
 	free(eo);
-	/* Idempotent; other canaries for the same contract: CONFLICT. */
+	/* Idempotent; without canaries it only gives the ID back; other
+	 * canaries (here the first probe alone) for the same contract:
+	 * CONFLICT. */
 	st = cli(&out, &eo, a2);
 	cr_assert_eq(st, 0, "%s", eo);
 	free(out);
 	free(eo);
 	const char *a2b[] = {"contract", "register", "sotu", mj, NULL};
 	st = cli(&out, &eo, a2b);
+	cr_assert_eq(st, 0, "register without canaries: %s", eo);
+	last = tu_last_line(out);
+	cr_assert_str_eq(last, mid);
+	free(last);
+	free(out);
+	free(eo);
+	char cj1[TU_PATH_MAX];
+	snprintf(cj1, sizeof cj1, "%s", tu_path(dir, "canaries1.jsonl"));
+	{
+		FILE *in = fopen(cj, "r"), *o1 = fopen(cj1, "w");
+		char *l1 = NULL;
+		size_t l1cap = 0;
+		cr_assert(in && o1);
+		cr_assert(getline(&l1, &l1cap, in) > 0);
+		cr_assert(fputs(l1, o1) >= 0);
+		free(l1);
+		cr_assert_eq(fclose(in), 0);
+		cr_assert_eq(fclose(o1), 0);
+	}
+	const char *a2c[] = {"contract", "register", "sotu", mj, "--canaries",
+	                     cj1, NULL};
+	st = cli(&out, &eo, a2c);
 	cr_assert_eq(st, 1);
 	cr_assert(strstr(eo, "anchorage: error: CONFLICT") == eo, "%s", eo);
+	cr_assert(strstr(eo, "register without canaries to get its ID") !=
+	              NULL, "%s", eo);
 	cr_assert_eq(tu_line_count(eo), 1);
 	free(out);
 	free(eo);

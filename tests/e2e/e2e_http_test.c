@@ -253,6 +253,33 @@ Test(e2e_http, endpoints)
 	snprintf(url, sizeof url, "http://127.0.0.1:%u/nothing-here", port);
 	cr_expect_eq(http_get(url, &body), 404);
 	free(body);
+	/* Retired, the drifted contract leaves the drift gauges at once
+	 * (an alert on anchorage_drift_status == 2 would fire forever). */
+	{
+		char *o = NULL, *e = NULL;
+		cr_assert_eq(tu_cli(&o, &e, "contract", "promote", "sotu",
+		                    "minilm@2", "--force", NULL), 0, "%s", e);
+		free(o);
+		free(e);
+		cr_assert_eq(tu_cli(&o, &e, "contract", "retire", "sotu", id,
+		                    NULL), 0, "%s", e);
+		free(o);
+		free(e);
+		snprintf(url, sizeof url, "http://127.0.0.1:%u/metrics", port);
+		cr_expect_eq(http_get(url, &body), 200);
+		cr_assert(strstr(body, "anchorage_index_vectors{") != NULL);
+		for (const char *l = body; *l != '\0';) {
+			const char *nl = strchr(l, '\n');
+			size_t len = nl ? (size_t)(nl - l) : strlen(l);
+			char line[512];
+			snprintf(line, sizeof line, "%.*s", (int)len, l);
+			cr_expect(strncmp(line, "anchorage_drift_", 16) != 0 ||
+			              strstr(line, id) == NULL,
+			          "retired contract in /metrics: %s", line);
+			l += len + (nl != NULL);
+		}
+		free(body);
+	}
 	tu_server_stop(&srv);
 
 	/* a bad --http is refused at start, naming the option */
