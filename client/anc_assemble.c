@@ -193,11 +193,12 @@ check_anchors(const anc_asm_passage *v, uint32_t n, const char *what,
 	return ANC_OK;
 }
 
-/* Try to render p within the budget. *fits 0 leaves o unchanged. */
+/* Render p and count its tokens (*tok); take it when it fits the budget
+ * and may (*fits 1); otherwise o is left unchanged. */
 static int
 asm_take(const anc_asm_input *in, anc_asm_count_fn count, out_buf *o,
-         size_t *used, const anc_asm_passage *p, int pinned,
-         anc_asm_item *it, int *fits)
+         size_t *used, const anc_asm_passage *p, int pinned, int may,
+         anc_asm_item *it, int *fits, size_t *tok_out)
 {
 	size_t blen, tok;
 	int code;
@@ -206,7 +207,8 @@ asm_take(const anc_asm_input *in, anc_asm_count_fn count, out_buf *o,
 	if ((code = block_render(o, p, &blen)) != ANC_OK)
 		return code;
 	tok = count(o->data + o->len, blen, in->count_arg);
-	if (tok > in->budget - *used) {
+	*tok_out = tok;
+	if (!may || tok > in->budget - *used) {
 		o->data[o->len] = '\0';
 		return ANC_OK;
 	}
@@ -229,7 +231,7 @@ anc_assemble(const anc_asm_input *in, anc_asm_result **out, anc_error *err)
 	uint32_t i, nidx, nuniq, npinset = 0;
 	anc_asm_count_fn count;
 	out_buf o = {NULL, 0, 0};
-	size_t used = 0, total;
+	size_t used = 0, total, tok;
 	int stopped = 0, fits, code;
 
 	*out = NULL;
@@ -292,17 +294,17 @@ anc_assemble(const anc_asm_input *in, anc_asm_result **out, anc_error *err)
 			r->ndropped++;
 			continue;
 		}
-		if (!stopped) {
-			if ((code = asm_take(in, count, &o, &used, p, 1,
-			         &r->kept[r->nkept], &fits)) != ANC_OK)
-				goto nomem;
-			if (fits) {
-				r->nkept++;
-				continue;
-			}
-			stopped = 1; /* later pins never overtake this one */
+		/* Once one does not fit, later pins never overtake it. */
+		if ((code = asm_take(in, count, &o, &used, p, 1, !stopped,
+		         &r->kept[r->nkept], &fits, &tok)) != ANC_OK)
+			goto nomem;
+		if (fits) {
+			r->nkept++;
+			continue;
 		}
+		stopped = 1;
 		item_fill(d, p, 1, ANC_ASM_DROP_BUDGET);
+		d->tokens = tok;
 		r->ndropped++;
 	}
 
@@ -340,14 +342,16 @@ anc_assemble(const anc_asm_input *in, anc_asm_result **out, anc_error *err)
 			    ANC_ASM_DROP_NOTEXT);
 			continue;
 		}
-		if ((code = asm_take(in, count, &o, &used, p, 0,
-		         &r->kept[r->nkept], &fits)) != ANC_OK)
+		if ((code = asm_take(in, count, &o, &used, p, 0, 1,
+		         &r->kept[r->nkept], &fits, &tok)) != ANC_OK)
 			goto nomem;
-		if (fits)
+		if (fits) {
 			r->nkept++;
-		else
-			item_fill(&r->dropped[r->ndropped++], p, 0,
+		} else {
+			item_fill(&r->dropped[r->ndropped], p, 0,
 			    ANC_ASM_DROP_BUDGET);
+			r->dropped[r->ndropped++].tokens = tok;
+		}
 	}
 	r->tokens = used;
 	r->rendered = o.data;

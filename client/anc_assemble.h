@@ -112,7 +112,9 @@ typedef struct anc_asm_item {
 	float score;   /* hits: the (best) score; pins: 0 */
 	int pinned;    /* 1 for a pin */
 	int reason;    /* anc_asm_reason */
-	size_t tokens; /* cost of the rendered block (0 when not rendered) */
+	size_t tokens; /* cost of the rendered block; for a budget drop what
+	                  it would have cost; 0 for duplicates and passages
+	                  without text */
 	size_t offset; /* kept items: byte offset of the block in rendered */
 	size_t length; /* kept items: byte length of the block */
 } anc_asm_item;

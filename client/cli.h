@@ -40,6 +40,11 @@
 /* Largest contract file read (bytes). */
 #define ANC_CLI_CONTRACT_FILE_MAX (1u << 20)
 
+/* Structured fields left out of a load: names kept per line, and names
+ * the loader warns about (once each) before it stops naming them. */
+#define ANC_CLI_UNMAPPED_MAX 4
+#define ANC_CLI_UNMAPPED_SAID 16
+
 /* Parse a contract JSON document:
  *   {"name","model","revision","dim","metric","normalize",
  *    "preprocess"?, "dtype"?:"f32",
@@ -99,8 +104,12 @@ typedef struct anc_cli_line {
 	int unmapped_any;  /* a field holding an object or array that no
 	                      mapping reads: structured data left behind,
 	                      most likely metadata */
-	char unmapped[64]; /* its name when short and plain ([A-Za-z0-9_.-],
-	                      safe to print and to paste), else "" */
+	/* The names of the first ANC_CLI_UNMAPPED_MAX of them that are short
+	 * and plain ([A-Za-z0-9_.-], safe to print and to paste), in line
+	 * order; nunmapped of them. */
+	char unmapped[ANC_CLI_UNMAPPED_MAX][64];
+	uint32_t nunmapped;
+	int unmapped_unnamed; /* one of them is not among those names */
 	uint8_t *meta;     /* msgpack map of the --meta-field values present
 	                      in the line (keys in flag order), or NULL when
 	                      f->nmeta is 0 */

@@ -301,10 +301,20 @@ anc_cli_args_parse(anc_cli_ctx *ctx, int argc, char **argv,
 			ctx->json = 1;
 			continue;
 		}
-		if (sp->name == NULL && global_opt(a))
+		if (sp->name == NULL && global_opt(a)) {
+			/* The hint is a command line that works: the option
+			 * with its value (not an API key: that stays out of
+			 * terminals' scrollback and logs). */
+			size_t on = strcspn(a, "=");
+			const char *v = a[on] == '=' ? a + on + 1 :
+			    i + 1 < argc ? argv[i + 1] : "VALUE";
+			if (strncmp(a, "--api-key", on) == 0)
+				v = "KEY";
 			return anc_cli_usage(ctx, err,
-			    "%s: '%s' is a global option: put it before the "
-			    "command (anchorage %s %s ...)", cmd, a, a, cmd);
+			    "%s: '%.*s' is a global option: put it before the "
+			    "command (anchorage %.*s %s %s ...)", cmd, (int)on,
+			    a, (int)on, a, v, cmd);
+		}
 		if (sp->name == NULL)
 			return anc_cli_usage(ctx, err,
 			    "%s: unknown option '%s' (see anchorage %s --help)",

@@ -560,7 +560,7 @@ cmd_show(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 			    (unsigned long long)ci->live,
 			    100.0 * coverage(ci, k));
 		if (k->state != ANC_CSTATE_RETIRED)
-			printf("  index       %llu entries (including stale), %u "
+			printf("  memory      %llu entries (including stale), %u "
 			    "bytes per vector (%u of them the code)%s\n",
 			    (unsigned long long)k->index_ntotal, k->index_bytes,
 			    k->code_bytes,
@@ -611,8 +611,9 @@ cmd_state(anc_cli_ctx *ctx, int argc, char **argv, int promote,
 	    "Retire CONTRACT: queries and upserts under it get CONTRACT_RETIRED "
 	    "from now on,\nand it cannot be promoted again. The default cannot "
 	    "be retired (promote another\nfirst). Its vectors stay on disk "
-	    "until their passages are deleted; its index is\nnot loaded "
-	    "after the next server restart.\n";
+	    "until their passages are deleted; its index\ncounts as dropped "
+	    "at once (0 entries, no drift series) and its memory is freed\n"
+	    "at the next server restart.\n";
 	int want_help = 0, force = 0;
 	anc_cli_optspec specs[] = {{"--help", NULL, &want_help},
 	    {"-h", NULL, &want_help}, {"--force", NULL, &force},

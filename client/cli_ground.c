@@ -25,12 +25,12 @@
 static const char verify_usage[] =
     "usage: anchorage verify COLLECTION [--contract ID|NAME@REV] --claims "
     "FILE.jsonl\n"
-    "                        [--vectors FILE.fvecs] [--receipt]\n\n"
+    "                        [--vectors FILE.fvecs|FILE.npy] [--receipt]\n\n"
     "Check generated claims against the passages they cite. FILE.jsonl "
     "holds one\nclaim per line: {\"vector\":[...], \"cited\":[\"ANCHOR\","
     "...], \"revisions\":[N,...]}\n(revisions optional, one per cited "
     "anchor), or {\"row\":I, \"cited\":[...]} with\n--vectors: the claim's "
-    "vector is row I (0-based) of FILE.fvecs.\n\n"
+    "vector is row I (0-based) of that file (gzip or not).\n\n"
     "Per claim: the exact score against each cited anchor's current "
     "vector, whether\nit is live and at the cited revision, the best "
     "passage of the whole collection,\nand a verdict: supported | "
@@ -264,7 +264,8 @@ claim_parse(const char *line, size_t len, const char *where,
 	}
 	if (row != NULL && rows == NULL) {
 		rv = anc_error_set(err, ANC_EINVAL,
-		                   "%s: \"row\" needs --vectors FILE.fvecs", where);
+		                   "%s: \"row\" needs --vectors FILE (.fvecs or "
+		                   ".npy)", where);
 		goto leave;
 	}
 	if (vec != NULL) {
@@ -468,6 +469,13 @@ claim_print(FILE *fp, uint64_t lineno, const anc_claim_result *c)
 		char sc[32] = "         -";
 		if (x->scored)
 			snprintf(sc, sizeof sc, "%10.4f", (double)x->score);
+		if (x->status != ANC_ANCHOR_LIVE &&
+		    x->status != ANC_ANCHOR_DELETED) {
+			/* no such passage: no revision to show */
+			fprintf(fp, "  cited %s  %s  %s\n", x->anchor, sc,
+			        anc_anchor_status_name(x->status));
+			continue;
+		}
 		fprintf(fp, "  cited %s  %s  %-7s rev %llu%s\n", x->anchor, sc,
 		        anc_anchor_status_name(x->status),
 		        (unsigned long long)x->revision,

@@ -777,8 +777,9 @@ vecs_fvecs_header(anc_cli_vecs *v, anc_error *err)
 	d = (int32_t)le32(b);
 	if (d <= 0 || d > ANC_DIM_MAX)
 		return anc_error_set(err, ANC_EMALFORMED,
-		    "%s: .fvecs record 0: d=%d, expected 1..%d", name, d,
-		    ANC_DIM_MAX);
+		    "%s: .fvecs record 0: d=%d, expected 1..%d (not a vector "
+		    "file? vector files are .fvecs, or .npy, gzip or not)",
+		    name, d, ANC_DIM_MAX);
 	v->dim = (uint32_t)d;
 	v->rows = -1;
 	if (!v->r.gzip && v->r.size >= 0) {

@@ -714,11 +714,14 @@ anc_cli_line_parse(const char *line, size_t len, const anc_cli_fields *f,
 			 * a terminal and into a shell command */
 			size_t kl = strlen(key);
 			out->unmapped_any = 1;
-			if (kl > 0 && kl < sizeof out->unmapped &&
+			if (kl > 0 && kl < sizeof out->unmapped[0] &&
+			    out->nunmapped < ANC_CLI_UNMAPPED_MAX &&
 			    strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklm"
 			                "nopqrstuvwxyz0123456789_.-") == kl)
-				memcpy(out->unmapped, key, kl + 1);
-			break;
+				memcpy(out->unmapped[out->nunmapped++], key,
+				    kl + 1);
+			else
+				out->unmapped_unnamed = 1;
 		}
 	}
 	if (f->nmeta > 0 && (code = line_meta(root, f, out, err)))

@@ -187,7 +187,12 @@ typedef struct load_state {
 	uint64_t max_errors;
 	int quiet;
 	int vec_ignored_said; /* the warning of inline vectors ignored */
-	int unmapped_said;    /* the warning of structured fields left out */
+	/* The warnings of structured fields left out: once per named field
+	 * (up to ANC_CLI_UNMAPPED_SAID names), once for unnamed ones. */
+	char unmapped_said[ANC_CLI_UNMAPPED_SAID][sizeof(
+	    ((anc_cli_line *)0)->unmapped[0])];
+	uint32_t nunmapped_said;
+	int unnamed_said;
 
 	anc_cli_lines *in;
 	anc_cli_vecs *vecs;
@@ -783,6 +788,48 @@ progress_clear(load_state *st)
 	}
 }
 
+/* Warn of the structured fields of l that no flag reads: once per field
+ * name, once for the names not fit to print, and once when there are more
+ * names than the loader keeps. */
+static void
+unmapped_warn(load_state *st, const anc_cli_line *l, uint64_t lineno)
+{
+	for (uint32_t i = 0; i < l->nunmapped; i++) {
+		const char *k = l->unmapped[i];
+		uint32_t j;
+
+		for (j = 0; j < st->nunmapped_said; j++)
+			if (strcmp(st->unmapped_said[j], k) == 0)
+				break;
+		if (j < st->nunmapped_said || st->nunmapped_said >
+		    ANC_CLI_UNMAPPED_SAID)
+			continue;
+		progress_clear(st);
+		if (st->nunmapped_said == ANC_CLI_UNMAPPED_SAID) {
+			fprintf(stderr, "anchorage: warning: %s:%llu: more "
+			    "than %d fields holding structured data are not "
+			    "loaded (the rest are not named)\n", st->name,
+			    (unsigned long long)lineno, ANC_CLI_UNMAPPED_SAID);
+			st->nunmapped_said++;
+			continue;
+		}
+		memcpy(st->unmapped_said[st->nunmapped_said++], k,
+		    strlen(k) + 1);
+		fprintf(stderr, "anchorage: warning: %s:%llu: field \"%s\" "
+		    "(structured data) is not loaded; --meta-field %s keeps it "
+		    "in the passage's metadata (said once per field)\n",
+		    st->name, (unsigned long long)lineno, k, k);
+	}
+	if (l->unmapped_unnamed && !st->unnamed_said) {
+		st->unnamed_said = 1;
+		progress_clear(st);
+		fprintf(stderr, "anchorage: warning: %s:%llu: a field holding "
+		    "structured data is not loaded; --meta-field NAME keeps "
+		    "one in the passage's metadata (said once)\n", st->name,
+		    (unsigned long long)lineno);
+	}
+}
+
 /* ---- bad records ---------------------------------------------------------------- */
 
 /* Record a bad line. Returns ANC_OK when the load may go on, else the
@@ -1006,23 +1053,8 @@ line_check(load_state *st, const char *line, size_t len, uint64_t lineno,
 			    st->vpath);
 		}
 	}
-	if (l->unmapped_any && !st->unmapped_said) {
-		st->unmapped_said = 1;
-		if (!st->quiet && l->unmapped[0] != '\0') {
-			progress_clear(st);
-			fprintf(stderr, "anchorage: warning: %s:%llu: field \"%s\" "
-			    "(structured data) is not loaded; --meta-field %s "
-			    "keeps it in the passage's metadata (said once)\n",
-			    st->name, (unsigned long long)lineno, l->unmapped,
-			    l->unmapped);
-		} else if (!st->quiet) {
-			progress_clear(st);
-			fprintf(stderr, "anchorage: warning: %s:%llu: a field "
-			    "holding structured data is not loaded; --meta-field "
-			    "NAME keeps one in the passage's metadata (said "
-			    "once)\n", st->name, (unsigned long long)lineno);
-		}
-	}
+	if (l->unmapped_any && !st->quiet)
+		unmapped_warn(st, l, lineno);
 	if (vec == NULL)
 		vec = l->vec;
 	/* NaN/Inf and a norm whose distances overflow float32, for inline

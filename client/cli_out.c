@@ -390,7 +390,7 @@ anc_cli_resolved_print(FILE *fp, const anc_resolved *r)
 		meta_print(fp, "    ", r->meta, r->meta_len);
 		break;
 	case ANC_ANCHOR_DELETED:
-		fprintf(fp, "%s  deleted  last rev %llu  %s#%s\n", r->anchor,
+		fprintf(fp, "%s  deleted  rev %llu  %s#%s\n", r->anchor,
 		    (unsigned long long)r->revision, str_or(r->source, "?"),
 		    str_or(r->chunk, ""));
 		break;

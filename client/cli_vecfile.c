@@ -142,8 +142,8 @@ vecfile_read(const char *path, uint32_t row_begin, uint32_t row_end,
 	d = (int32_t)le32_get(hdr);
 	if (d <= 0 || d > ANC_DIM_MAX) {
 		code = anc_error_set(err, ANC_EMALFORMED,
-		    "%s: record 0: d=%d, expected 1..%d", path, d,
-		    ANC_DIM_MAX);
+		    "%s: .fvecs record 0: d=%d, expected 1..%d (not an "
+		    ".fvecs file?)", path, d, ANC_DIM_MAX);
 		goto leave;
 	}
 	d0 = (uint32_t)d;

@@ -86,7 +86,14 @@ Test(e2e_cli, usage_errors)
 	const char *a3b[] = {"query", "sotu", "--vector", "[1]", "--timeout",
 	                     "5", NULL};
 	expect_one_error(url, a3b, "a global option after the command",
-	                 "'--timeout' is a global option: put it before");
+	                 "'--timeout' is a global option: put it before the "
+	                 "command (anchorage --timeout 5 query ...)");
+	const char *a3c[] = {"info", "--server=tcp://127.0.0.1:1", NULL};
+	expect_one_error(url, a3c, "a global option= after the command",
+	                 "(anchorage --server tcp://127.0.0.1:1 info ...)");
+	const char *a3d[] = {"info", "--api-key", "anc_secret", NULL};
+	expect_one_error(url, a3d, "an API key after the command",
+	                 "(anchorage --api-key KEY info ...)");
 	const char *a4[] = {"load", NULL};
 	expect_one_error(url, a4, "load without arguments", NULL);
 	/* malformed arguments are usage errors (exit 2), whichever command */

@@ -1084,6 +1084,54 @@ Test(e2e_load, formats_gzip_npy_fvecs_stdin_all_equal)
 	free(out);
 	free(err);
 
+	/* Structured fields no flag reads: each named once, where first
+	 * seen; one not fit to print is said once without its name. */
+	{
+		static const char *const extra[3] = {
+		    ",\"meta\":{\"a\":1},\"tags\":[1]}\n",
+		    ",\"tags\":[2],\"meta\":{},\"more\":[]}\n",
+		    ",\"x y\":[3],\"meta\":{}}\n"};
+		char xj[TU_PATH_MAX];
+		size_t tl = 0, ol = 0;
+		char *t = tu_file_read(p[0], &tl), *o = malloc(tl + 256);
+		const char *s = t;
+		cr_assert(t != NULL && o != NULL);
+		for (int i = 0; i < 3; i++) {
+			const char *nl = strchr(s, '\n');
+			cr_assert(nl != NULL && nl[-1] == '}');
+			memcpy(o + ol, s, (size_t)(nl - 1 - s));
+			ol += (size_t)(nl - 1 - s);
+			memcpy(o + ol, extra[i], strlen(extra[i]));
+			ol += strlen(extra[i]);
+			s = nl + 1;
+		}
+		snprintf(xj, sizeof xj, "%s/extra.jsonl", dir);
+		tu_file_write(xj, o, ol);
+		free(t);
+		free(o);
+		st = tu_cli(&out, &err, "load", COLL, xj, "--meta-field", "page",
+		            NULL);
+		cr_assert_eq(st, 0, "%s", err);
+		const char *want[3] = {
+		    "extra.jsonl:1: field \"meta\" (structured data) is not "
+		    "loaded; --meta-field meta keeps it",
+		    "extra.jsonl:1: field \"tags\"", "extra.jsonl:2: field "
+		    "\"more\""};
+		for (int i = 0; i < 3; i++) {
+			const char *w = strstr(err, want[i]);
+			cr_assert_not_null(w, "no '%s' in: %s", want[i], err);
+			cr_assert_null(strstr(w + strlen(want[i]),
+			                      strchr(want[i], 'f')),
+			               "said twice: %s", err);
+		}
+		const char *u = strstr(err, "extra.jsonl:3: a field holding "
+		                            "structured data is not loaded");
+		cr_assert_not_null(u, "%s", err);
+		cr_assert_null(strstr(u + 40, "a field holding"), "%s", err);
+		free(out);
+		free(err);
+	}
+
 	/* Checkpoints belong to one input, collection and contract. */
 	char ck[TU_PATH_MAX];
 	snprintf(ck, sizeof ck, "%s/c.ckpt", dir);

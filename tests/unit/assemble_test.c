@@ -112,6 +112,8 @@ Test(assemble, budget_respected_and_greedy_fill)
 	cr_assert_eq(r->ndropped, 1);
 	cr_assert_str_eq(r->dropped[0].anchor, hits[1].anchor);
 	cr_assert_eq(r->dropped[0].reason, ANC_ASM_DROP_BUDGET);
+	/* A budget drop says what it would have cost. */
+	cr_assert_eq(r->dropped[0].tokens, block_tokens(2, 1, big));
 	anc_asm_result_free(r);
 
 	/* Budget 1 token: nothing fits, nothing is rendered. */
@@ -159,6 +161,8 @@ Test(assemble, pins_over_budget_kept_in_order_rest_dropped)
 	cr_assert(r->dropped[0].pinned && r->dropped[1].pinned);
 	cr_assert_eq(r->dropped[0].reason, ANC_ASM_DROP_BUDGET);
 	cr_assert_eq(r->dropped[1].reason, ANC_ASM_DROP_BUDGET);
+	cr_assert_eq(r->dropped[0].tokens, block_tokens(2, 1, pins[1].text));
+	cr_assert_eq(r->dropped[1].tokens, block_tokens(3, 1, pins[2].text));
 	anc_asm_result_free(r);
 }
 
@@ -172,6 +176,8 @@ Test(assemble, pin_without_text_and_repeated_pin)
 	cr_assert_eq(r->ndropped, 2);
 	cr_assert_eq(r->dropped[0].reason, ANC_ASM_DROP_NOTEXT);
 	cr_assert_eq(r->dropped[1].reason, ANC_ASM_DROP_DUPLICATE);
+	cr_assert_eq(r->dropped[0].tokens, 0);
+	cr_assert_eq(r->dropped[1].tokens, 0);
 	anc_asm_result_free(r);
 }
 

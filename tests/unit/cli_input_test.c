@@ -334,19 +334,31 @@ Test(cli_line, unmapped_structured_field_named)
 
 	anc_cli_fields_default(&f);
 	cr_assert_eq(line(js, &f, 0, &l, &e), ANC_OK, "%s", e.msg);
-	cr_assert_str_eq(l.unmapped, "meta");
+	cr_assert_eq(l.nunmapped, 1);
+	cr_assert_str_eq(l.unmapped[0], "meta");
+	cr_assert_eq(l.unmapped_unnamed, 0);
+	anc_cli_line_clear(&l);
+	/* every one of them, in line order */
+	cr_assert_eq(line("{\"source\":\"s\",\"vector\":[1],\"meta\":{},"
+	                  "\"tags\":[1,2],\"row\":3,\"x y\":[]}", &f, 0, &l,
+	                  &e), ANC_OK, "%s", e.msg);
+	cr_assert_eq(l.nunmapped, 2);
+	cr_assert_str_eq(l.unmapped[0], "meta");
+	cr_assert_str_eq(l.unmapped[1], "tags");
+	cr_assert_eq(l.unmapped_unnamed, 1);
 	anc_cli_line_clear(&l);
 	f.meta = meta;
 	f.nmeta = 1;
 	cr_assert_eq(line(js, &f, 0, &l, &e), ANC_OK, "%s", e.msg);
-	cr_assert_str_eq(l.unmapped, "");
+	cr_assert_eq(l.nunmapped, 0);
 	cr_assert_eq(l.unmapped_any, 0);
 	anc_cli_line_clear(&l);
 	/* a name not to print or paste as it is: said, not named */
 	cr_assert_eq(line("{\"source\":\"s\",\"vector\":[1],\"my tags\":[1]}",
 	                  &f, 0, &l, &e), ANC_OK, "%s", e.msg);
 	cr_assert_eq(l.unmapped_any, 1);
-	cr_assert_str_eq(l.unmapped, "");
+	cr_assert_eq(l.nunmapped, 0);
+	cr_assert_eq(l.unmapped_unnamed, 1);
 	anc_cli_line_clear(&l);
 }
 
