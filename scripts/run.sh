@@ -107,8 +107,13 @@ sotu_all-MiniLM-L6-v2_384.fvecs to load it). To start from your own data, in
 a second terminal:
 
   $(rel "$cli")${srvopt} collection create docs
-  $(rel "$cli")${srvopt} contract register docs my-contract.json   # prints the contract ID
-  $(rel "$cli")${srvopt} load docs --contract ID passages.jsonl
+  $(rel "$cli")${srvopt} contract register docs examples/sotu-minilm.contract.json
+  $(rel "$cli")${srvopt} load docs passages.jsonl
+
+(the contract file names your embedding model, dim and metric: edit a copy of
+the example; passages.jsonl holds one {"source", "text", "vector": [...]} per
+line, or give the vectors as --vectors FILE.fvecs|.npy, row i for line i; see
+README.md, "Loading a corpus").
 
 MSG
   fi
