@@ -113,6 +113,10 @@
 #define QUERY_CANDIDATES_MAX (1u << 22) /* nq * k' of one search */
 #define REBUILD_STALE_MIN 1024
 #define UPKEEP_RETRY_S 1 /* after a failed rebuild (index_upkeep) */
+/* After a failed snapshot (a full disk, a damaged snapshots/ path): not
+ * tried again on every write for this long. Nothing is lost meanwhile:
+ * the next start replays LMDB from the last good snapshot. */
+#define SNAPSHOT_RETRY_S 30
 
 typedef struct contract_ent {
 	uint8_t id[ANC_CONTRACT_ID_RAW];
@@ -140,6 +144,7 @@ typedef struct contract_ent {
 	int ref_err_said;
 	int upkeep_due;     /* under db->imu: see anc_db.upkeep_due */
 	double upkeep_failed_at; /* under db->imu: the last failed rebuild */
+	double snap_failed_at;   /* under db->imu: the last failed snapshot */
 } contract_ent;
 
 typedef struct coll_ent {
@@ -698,6 +703,15 @@ open_snapshot(anc_db *db, const coll_ent *ce, contract_ent *e,
 	db->stats.snapshots_written++;
 }
 
+static int
+contract_seq_cmp(const void *a, const void *b)
+{
+	const contract_ent *x = *(const contract_ent *const *)a;
+	const contract_ent *y = *(const contract_ent *const *)b;
+	return x->created_seq < y->created_seq ? -1 :
+	       x->created_seq > y->created_seq;
+}
+
 int
 anc_db_open(const char *dir, const anc_db_options *opt, anc_db **out,
             anc_error *err)
@@ -769,6 +783,12 @@ anc_db_open(const char *dir, const anc_db_options *opt, anc_db **out,
 		goto fail;
 	store_txn_abort(txn);
 	txn = NULL;
+	/* LMDB gives contracts in key order (their IDs); list them in the
+	 * order they were registered, as before the restart. */
+	for (uint32_t i = 0; i < db->ncolls; i++)
+		if (db->colls[i]->ncontracts > 1)
+			qsort(db->colls[i]->contracts, db->colls[i]->ncontracts,
+			      sizeof *db->colls[i]->contracts, contract_seq_cmp);
 	for (uint32_t i = 0; i < db->ncolls; i++) {
 		coll_ent *ce = db->colls[i];
 		for (uint32_t j = 0; j < ce->ncontracts; j++) {
@@ -1426,8 +1446,12 @@ index_upkeep(anc_db *db, contract_ent *e, int writer, anc_error *err)
 		vindex_stats_locked(e->vx, &s);
 		vindex_unlock(e->vx);
 	}
-	if (db->opt.snapshot_every > 0 && s.unsnapped >= db->opt.snapshot_every)
+	if (db->opt.snapshot_every > 0 && s.unsnapped >= db->opt.snapshot_every &&
+	    (e->snap_failed_at == 0 ||
+	     now_seconds() - e->snap_failed_at >= SNAPSHOT_RETRY_S)) {
 		rv = vindex_snapshot(e->vx, err);
+		e->snap_failed_at = rv == ANC_OK ? 0 : now_seconds();
+	}
 	return rv;
 }
 
@@ -2186,13 +2210,22 @@ anc_db_delete(anc_db *db, const char *collection,
 	ce->deleted += ndel;
 	ground_note_writes(db->gr);
 	for (uint32_t j = 0; j < nc; j++) {
+		anc_error uerr;
+
 		if (delta[j] == 0 || cs[j]->vx == NULL)
 			continue;
 		vindex_note(cs[j]->vx, commit_seq, delta[j]);
 		if (cs[j]->dr != NULL)
 			anc_drift_ref_forget(cs[j]->dr, (uint64_t)-delta[j]);
-		if ((rv = index_upkeep(db, cs[j], 1, err)) != ANC_OK)
-			goto done;
+		/* The delete is committed (and no query returns what it
+		 * deleted): a failed rebuild or snapshot is the index's to
+		 * retry, not this delete's to report, as for upserts. */
+		memset(&uerr, 0, sizeof uerr);
+		if (index_upkeep(db, cs[j], 1, &uerr) != ANC_OK &&
+		    !db->opt.quiet)
+			fprintf(stderr, "anchorage: collection '%s', contract "
+			        "%s: index upkeep: %s\n", collection,
+			        cs[j]->idstr, uerr.msg);
 	}
 done:
 	store_txn_abort(txn);

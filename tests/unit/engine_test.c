@@ -1466,6 +1466,56 @@ info_contract(const anc_info *in, const char *id, uint64_t *live)
 	return NULL;
 }
 
+/* A snapshot that cannot be written (here a directory where the file
+ * goes) does not turn a committed delete into an error, and the index
+ * still counts it. */
+Test(engine, delete_committed_when_snapshot_fails)
+{
+	const char *dir = tu_tmpdir();
+	tu_sotu s;
+	anc_contract_id_str id;
+	anc_db_options o;
+	anc_db *db;
+	anc_anchor_str del[1];
+	anc_delete_result dr[1];
+	anc_info *in = NULL;
+	anc_error err;
+	uint64_t seq, live = 0;
+
+	tu_sotu_read(&s, COLL);
+	tu_db_options(&o, 0, 1ull << 30);
+	o.snapshot_every = 1;
+	db = tu_db_open_with(dir, &o);
+	sotu_setup(db, ANC_INDEX_FLAT, id);
+	sotu_load(db, &s, 0, s.n);
+	tu_db_close(db);
+	cr_assert_eq(unlink(snapshot_path(dir, id)), 0);
+	cr_assert_eq(mkdir(snapshot_path(dir, id), 0700), 0);
+	db = tu_db_open_with(dir, &o); /* rebuilt from LMDB */
+	memcpy(del[0], s.anchors[7], sizeof del[0]);
+	cr_assert_eq(anc_db_delete(db, COLL, del, 1, dr, &seq, &err), ANC_OK,
+	             "%s", err.msg);
+	cr_assert_eq(dr[0].status, ANC_DELETE_DELETED);
+	cr_assert_eq(anc_db_info(db, &in, &err), ANC_OK, "%s", err.msg);
+	cr_assert_eq(info_contract(in, id, &live)->vectors, s.n - 1);
+	cr_assert_eq(live, s.n - 1);
+	anc_info_free(in);
+	/* the next delete right after: no new snapshot attempt, no error */
+	memcpy(del[0], s.anchors[8], sizeof del[0]);
+	cr_assert_eq(anc_db_delete(db, COLL, del, 1, dr, &seq, &err), ANC_OK,
+	             "%s", err.msg);
+	/* close snapshots, says it could not, and closes all the same */
+	cr_assert_neq(anc_db_close(db, &err), ANC_OK);
+	cr_assert(strstr(err.msg, "Is a directory") != NULL, "%s", err.msg);
+	cr_assert_eq(rmdir(snapshot_path(dir, id)), 0);
+	db = tu_db_open_with(dir, &o);
+	cr_assert_eq(anc_db_info(db, &in, &err), ANC_OK, "%s", err.msg);
+	cr_assert_eq(info_contract(in, id, &live)->vectors, s.n - 2);
+	anc_info_free(in);
+	tu_db_close(db);
+	tu_sotu_free(&s);
+}
+
 /* Query contract ref with vecs (n x dim): row i must find passage i
  * first. */
 static void
@@ -1569,6 +1619,9 @@ Test(engine, contracts_two_models_share_passages)
 	db = db_open(dir);
 	cr_assert_eq(anc_db_info(db, &in, &err), ANC_OK, "%s", err.msg);
 	cr_assert_str_eq(in->collections[0].default_contract, lid);
+	/* listed in registration order, as before the restart */
+	cr_assert_str_eq(in->collections[0].contracts[0].id, mid);
+	cr_assert_str_eq(in->collections[0].contracts[1].id, lid);
 	cr_assert_eq(info_contract(in, lid, &live)->state, ANC_CSTATE_DEFAULT);
 	cr_assert_eq(info_contract(in, mid, &live)->state, ANC_CSTATE_MIGRATING);
 	cr_assert_eq(info_contract(in, lid, &live)->vectors, 90);
