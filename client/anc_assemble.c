@@ -10,6 +10,7 @@
  * into it, so the caller may free the input at once.
  */
 #include "anc_assemble.h"
+#include "anc_proto.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -46,6 +47,94 @@ anc_asm_result_free(anc_asm_result *r)
 	free(r->dropped);
 	free(r->rendered);
 	free(r);
+}
+
+int
+anc_asm_input_from_query(const struct anc_resp *const *replies, uint32_t n,
+                         anc_asm_input *in, anc_error *err)
+{
+	anc_asm_passage *pins = NULL, *hits = NULL;
+	const anc_resp *pr = NULL;
+	size_t nh = 0, k = 0;
+	int have_metric = 0;
+	anc_metric metric = ANC_METRIC_L2;
+
+	if (in == NULL || (replies == NULL && n > 0))
+		return anc_error_set(err, ANC_EINVAL, "assemble input: NULL %s",
+		    in == NULL ? "input" : "replies");
+	for (uint32_t r = 0; r < n; r++) {
+		const anc_resp *x = replies[r];
+
+		if (x == NULL || x->op != ANC_OP_QUERY || x->code != 0)
+			return anc_error_set(err, ANC_EINVAL, "assemble input: "
+			    "replies[%u] is %s, expected a query's answer", r,
+			    x == NULL ? "NULL" : x->code != 0 ? "an error" :
+			    anc_op_name(x->op));
+		if (!x->u.query.prov.has_metric)
+			return anc_error_set(err, ANC_EUNSUPPORTED, "assemble "
+			    "input: replies[%u] does not say its contract's "
+			    "metric (a server before 2026-11-30): set the "
+			    "input's metric from the contract instead", r);
+		if (have_metric && x->u.query.prov.metric != metric)
+			return anc_error_set(err, ANC_EINVAL, "assemble input: "
+			    "replies[%u] scores by %s, replies[0] by %s: scores "
+			    "of different metrics do not rank together", r,
+			    anc_metric_name(x->u.query.prov.metric),
+			    anc_metric_name(metric));
+		metric = x->u.query.prov.metric;
+		have_metric = 1;
+		for (uint32_t l = 0; l < x->u.query.nq; l++)
+			nh += x->u.query.lists[l].nhits;
+		if (pr == NULL && x->u.query.npinned > 0)
+			pr = x;
+	}
+	if (nh > UINT32_MAX)
+		return anc_error_set(err, ANC_ETOOBIG, "assemble input: %zu "
+		    "hits, at most %u", nh, UINT32_MAX);
+	if ((nh > 0 && (hits = calloc(nh, sizeof *hits)) == NULL) ||
+	    (pr != NULL && (pins = calloc(pr->u.query.npinned,
+	        sizeof *pins)) == NULL)) {
+		free(hits);
+		return anc_error_set(err, ANC_ENOMEM, "assemble input: out of "
+		    "memory for %zu hits", nh);
+	}
+	for (uint32_t r = 0; r < n; r++)
+		for (uint32_t l = 0; l < replies[r]->u.query.nq; l++) {
+			const anc_hitlist *hl = &replies[r]->u.query.lists[l];
+
+			for (uint32_t h = 0; h < hl->nhits; h++, k++) {
+				memcpy(hits[k].anchor, hl->hits[h].anchor,
+				    sizeof hits[k].anchor);
+				hits[k].revision = hl->hits[h].revision;
+				hits[k].score = hl->hits[h].score;
+				hits[k].text = hl->hits[h].text;
+			}
+		}
+	for (uint32_t i = 0; pr != NULL && i < pr->u.query.npinned; i++) {
+		const anc_resolved *p = &pr->u.query.pinned[i];
+
+		memcpy(pins[i].anchor, p->anchor, sizeof pins[i].anchor);
+		pins[i].revision = p->revision;
+		pins[i].text = p->status == ANC_ANCHOR_LIVE ? p->text : NULL;
+	}
+	in->pins = pins;
+	in->npins = pr != NULL ? pr->u.query.npinned : 0;
+	in->hits = hits;
+	in->nhits = (uint32_t)nh;
+	in->metric = metric;
+	return ANC_OK;
+}
+
+void
+anc_asm_input_release(anc_asm_input *in)
+{
+	if (in == NULL)
+		return;
+	free((void *)in->pins);
+	free((void *)in->hits);
+	in->pins = NULL;
+	in->hits = NULL;
+	in->npins = in->nhits = 0;
 }
 
 /* -1 when score a ranks before b, 1 after, 0 equal; NaN ranks last. */
@@ -234,6 +323,8 @@ anc_assemble(const anc_asm_input *in, anc_asm_result **out, anc_error *err)
 	size_t used = 0, total, tok;
 	int stopped = 0, fits, code;
 
+	if (out == NULL)
+		return anc_error_set(err, ANC_EINVAL, "assemble: NULL out");
 	*out = NULL;
 	if (in == NULL)
 		return anc_error_set(err, ANC_EINVAL, "assemble: NULL input");

@@ -141,6 +141,28 @@ void anc_asm_result_free(anc_asm_result *r); /* NULL is fine */
 /* Name of a reason: "kept", "budget", "duplicate", "no_text". */
 const char *anc_asm_reason_name(int reason);
 
+/* ---- from query replies --------------------------------------------------
+ *
+ * The passages of query replies (anc_client_query2 with text, and pins
+ * for the pinned anchors) as the assembler's input: every hit of every
+ * reply's hit lists, and the pinned anchors of the first reply that has
+ * any (a live one with its text; a deleted or unknown one without, which
+ * the assembler drops as ANC_ASM_DROP_NOTEXT), in the request's order.
+ * in->metric comes from the replies' provenance; budget, count and
+ * count_arg are left as they were. Texts are borrowed from the replies:
+ * keep them until anc_assemble returns, then anc_asm_input_release(in).
+ *
+ * Errors: ANC_EINVAL (NULL arguments, a reply that is not to a query,
+ * replies from contracts of different metrics), ANC_EUNSUPPORTED (a server
+ * before 2026-11-30 does not say the metric: set in->metric yourself from
+ * the contract, see anc_client_info), ANC_ENOMEM. On error *in holds no
+ * arrays. */
+struct anc_resp;
+int anc_asm_input_from_query(const struct anc_resp *const *replies,
+                             uint32_t n, anc_asm_input *in, anc_error *err);
+/* Free the arrays anc_asm_input_from_query made (NULL is fine). */
+void anc_asm_input_release(anc_asm_input *in);
+
 #ifdef __cplusplus
 }
 #endif

@@ -43,8 +43,10 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -59,13 +61,36 @@ struct anc_client {
 	char *url;
 	char *api_key;    /* owned copy of opt.api_key, or NULL */
 	anc_client_options opt;
-	uint64_t next_id; /* ID of the next request; starts at 1 */
+	/* ID of the next request; starts at 1. Atomic: a pipeline's sends
+	 * take IDs too. */
+	_Atomic uint64_t next_id;
 	anc_buf buf;      /* encode buffer, reused across calls */
 	/* Connections lost and made so far (nng's pipe callbacks; atomic):
 	 * a request that times out after one was lost says so
 	 * (client_lost_hint). */
 	unsigned pipes_lost, pipes_added;
+	/* 1 while a synchronous call uses the socket and buf:
+	 * a second thread's call is refused instead of corrupting them. */
+	atomic_int busy;
 };
+
+/* Take the client for one call; ANC_EPRECONDITION when another thread
+ * is using it (documented misuse, caught rather than undefined). */
+static int
+client_enter(anc_client *c, anc_error *err)
+{
+	if (atomic_exchange(&c->busy, 1) == 0)
+		return ANC_OK;
+	return anc_error_set(err, ANC_EPRECONDITION, "client: another call "
+	    "is running on this client (calls on one anc_client must not "
+	    "overlap: use one client per thread)");
+}
+
+static void
+client_leave(anc_client *c)
+{
+	atomic_store(&c->busy, 0);
+}
 
 void
 anc_client_options_default(anc_client_options *opt)
@@ -351,12 +376,28 @@ anc_client_open(const char *url, const anc_client_options *opt,
 		    "got %d", c->opt.timeout_ms);
 		goto fail;
 	}
-	if (c->opt.limits.max_message == 0 || c->opt.limits.max_queries == 0 ||
-	    c->opt.limits.max_hits == 0) {
-		code = anc_error_set(err, ANC_EINVAL,
-		    "limits: zero fields are not allowed (start from "
-		    "anc_limits_default)");
-		goto fail;
+	{
+		/* every call would fail on it: say so here, naming it */
+		static const struct { const char *name; size_t off; } f[] = {
+		    {"max_message", offsetof(anc_limits, max_message)},
+		    {"max_records", offsetof(anc_limits, max_records)},
+		    {"max_queries", offsetof(anc_limits, max_queries)},
+		    {"max_k", offsetof(anc_limits, max_k)},
+		    {"max_text", offsetof(anc_limits, max_text)},
+		    {"max_meta", offsetof(anc_limits, max_meta)},
+		    {"max_anchors", offsetof(anc_limits, max_anchors)},
+		    {"max_hits", offsetof(anc_limits, max_hits)}};
+		for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+			uint32_t v;
+			memcpy(&v, (const char *)&c->opt.limits + f[i].off,
+			    sizeof v);
+			if (v == 0) {
+				code = anc_error_set(err, ANC_EINVAL,
+				    "limits.%s: 0 is not allowed (start from "
+				    "anc_limits_default)", f[i].name);
+				goto fail;
+			}
+		}
 	}
 	if (c->opt.api_key != NULL) {
 		size_t n = strlen(c->opt.api_key);
@@ -428,6 +469,55 @@ client_size_check(const anc_client *c, size_t len, anc_error *err)
 	    "anchorage-server --max-message)", len, c->opt.limits.max_message);
 }
 
+/* Counts the reply would carry, held to the client's own limits before
+ * anything is sent: a server with higher limits would apply the request
+ * and the client would then refuse the reply, reporting as failed a write
+ * that was made. */
+static int
+client_req_bounds(const anc_client *c, const anc_req *r, anc_error *err)
+{
+	const anc_limits *l = &c->opt.limits;
+	const char *what = NULL, *lim = NULL;
+	uint64_t n = 0, max = 0;
+
+	switch (r->op) {
+	case ANC_OP_UPSERT:
+		what = "records", lim = "max_records";
+		n = r->u.upsert.nrecords, max = l->max_records;
+		break;
+	case ANC_OP_QUERY:
+		what = "query vectors", lim = "max_queries";
+		n = r->u.query.nq, max = l->max_queries;
+		if (n <= max && r->u.query.k > l->max_k) {
+			what = "k", lim = "max_k";
+			n = r->u.query.k, max = l->max_k;
+		} else if (n <= max && (uint64_t)r->u.query.nq *
+		    (r->u.query.k ? r->u.query.k : 10) > l->max_hits) {
+			what = "hits (query vectors x k)", lim = "max_hits";
+			n = (uint64_t)r->u.query.nq *
+			    (r->u.query.k ? r->u.query.k : 10);
+			max = l->max_hits;
+		}
+		break;
+	case ANC_OP_RESOLVE:
+	case ANC_OP_DELETE:
+		what = "anchors", lim = "max_anchors";
+		n = r->op == ANC_OP_RESOLVE ? r->u.resolve.nanchors :
+		    r->u.del.nanchors;
+		max = l->max_anchors;
+		break;
+	default:
+		return ANC_OK;
+	}
+	if (n <= max)
+		return ANC_OK;
+	return anc_error_set(err, ANC_ETOOBIG,
+	    "%s request: %llu %s, over the client's limit %s=%llu (nothing "
+	    "was sent: the reply could not be read; split the request or "
+	    "raise the client's limits)", anc_op_name(r->op),
+	    (unsigned long long)n, what, lim, (unsigned long long)max);
+}
+
 /* Send the bytes in c->buf and receive one reply into *reply (nng-allocated,
  * released with nng_free(*reply, *reply_len)). */
 static int
@@ -466,9 +556,13 @@ client_call(anc_client *c, anc_req *req, anc_resp **out, anc_error *err)
 	anc_resp *resp = NULL;
 	int code;
 
-	*out = NULL;
+	if (out != NULL)
+		*out = NULL;
 	if (c == NULL)
 		return anc_error_set(err, ANC_EINVAL, "client: NULL handle");
+	if ((code = client_req_bounds(c, req, err)) != ANC_OK ||
+	    (code = client_enter(c, err)) != ANC_OK)
+		return code;
 	req->id = c->next_id++;
 	req->auth = c->api_key;
 	anc_buf_reset(&c->buf);
@@ -506,10 +600,13 @@ client_call(anc_client *c, anc_req *req, anc_resp **out, anc_error *err)
 			        ? resp->message : anc_strerror(code));
 		goto leave;
 	}
-	*out = resp;
-	resp = NULL;
+	if (out != NULL) { /* NULL: the caller wants only the outcome */
+		*out = resp;
+		resp = NULL;
+	}
 	code = ANC_OK;
 leave:
+	client_leave(c);
 	anc_resp_free(resp);
 	if (reply != NULL)
 		nng_free(reply, reply_len);
@@ -616,9 +713,10 @@ anc_client_query2(anc_client *c, const char *collection, const char *contract,
 		req.u.query.with_meta = opt->meta ? 1 : 0;
 		req.u.query.pins = (anc_anchor_str *)opt->pins; /* read only */
 		req.u.query.npins = opt->npins;
+		req.u.query.receipt = opt->receipt ? 1 : 0;
 	}
 	int rv = client_call(c, &req, out, err);
-	if (rv == ANC_OK && req.u.query.npins > 0 &&
+	if (rv == ANC_OK && req.u.query.npins > 0 && out != NULL &&
 	    (rv = anc_client_pins_check(*out, req.u.query.pins,
 	         req.u.query.npins, err)) != ANC_OK) {
 		anc_resp_free(*out);
@@ -631,6 +729,12 @@ int
 anc_client_pins_check(const anc_resp *r, const anc_anchor_str *pins,
                       uint32_t n, anc_error *err)
 {
+	if (r == NULL || (pins == NULL && n > 0))
+		return anc_error_set(err, ANC_EINVAL, "pins check: NULL %s",
+		    r == NULL ? "reply" : "pins");
+	if (r->op != ANC_OP_QUERY)
+		return anc_error_set(err, ANC_EINVAL, "pins check: a reply to "
+		    "%s, expected one to query", anc_op_name(r->op));
 	if (r->u.query.npinned == 0 && n > 0)
 		return anc_error_set(err, ANC_EUNSUPPORTED, "query: the server "
 		    "answered without the %u pinned anchors (a server before "
@@ -687,6 +791,104 @@ anc_client_drift(anc_client *c, const char *collection, const char *contract,
 	req.u.drift.contract = contract != NULL ? contract : "";
 	req.u.drift.fresh = fresh;
 	return client_call(c, &req, out, err);
+}
+
+int
+anc_client_contract_promote(anc_client *c, const char *collection,
+                            const char *contract, int force, anc_resp **out,
+                            anc_error *err)
+{
+	anc_req req;
+
+	memset(&req, 0, sizeof(req));
+	req.op = ANC_OP_CONTRACT_PROMOTE;
+	req.u.contract_state.collection = collection;
+	req.u.contract_state.contract = contract;
+	req.u.contract_state.force = force ? 1 : 0;
+	return client_call(c, &req, out, err);
+}
+
+int
+anc_client_contract_retire(anc_client *c, const char *collection,
+                           const char *contract, anc_resp **out,
+                           anc_error *err)
+{
+	anc_req req;
+
+	memset(&req, 0, sizeof(req));
+	req.op = ANC_OP_CONTRACT_RETIRE;
+	req.u.contract_state.collection = collection;
+	req.u.contract_state.contract = contract;
+	return client_call(c, &req, out, err);
+}
+
+int
+anc_client_contract_check(anc_client *c, const char *collection,
+                          const char *contract, const float *vecs,
+                          uint32_t n, uint32_t dim, anc_resp **out,
+                          anc_error *err)
+{
+	anc_req req;
+
+	memset(&req, 0, sizeof(req));
+	req.op = ANC_OP_CONTRACT_CHECK;
+	req.u.contract_check.collection = collection;
+	req.u.contract_check.contract = contract;
+	req.u.contract_check.vectors = (float *)vecs; /* read only */
+	req.u.contract_check.n = n;
+	req.u.contract_check.dim = dim;
+	return client_call(c, &req, out, err);
+}
+
+int
+anc_client_verify(anc_client *c, const char *collection,
+                  const char *contract, const anc_claim *claims, uint32_t n,
+                  int receipt, anc_resp **out, anc_error *err)
+{
+	anc_req req;
+
+	memset(&req, 0, sizeof(req));
+	req.op = ANC_OP_VERIFY;
+	req.u.verify.collection = collection;
+	req.u.verify.contract = contract != NULL ? contract : "";
+	req.u.verify.claims = (anc_claim *)claims; /* read only */
+	req.u.verify.n = n;
+	req.u.verify.receipt = receipt ? 1 : 0;
+	return client_call(c, &req, out, err);
+}
+
+static int
+client_receipt(anc_client *c, anc_op op, const char *id, int with_text,
+               anc_resp **out, anc_error *err)
+{
+	anc_req req;
+
+	memset(&req, 0, sizeof(req));
+	req.op = op;
+	if (id == NULL || strlen(id) != ANC_RECEIPT_ID_LEN) {
+		if (out != NULL)
+			*out = NULL;
+		return anc_error_set(err, ANC_EINVAL, "receipt: expected an "
+		    "ID of %d characters, got %s", ANC_RECEIPT_ID_LEN,
+		    id == NULL ? "NULL" : "another length");
+	}
+	memcpy(req.u.receipt.id, id, ANC_RECEIPT_ID_LEN + 1);
+	req.u.receipt.with_text = with_text ? 1 : 0;
+	return client_call(c, &req, out, err);
+}
+
+int
+anc_client_receipt_get(anc_client *c, const char *id, int with_text,
+                       anc_resp **out, anc_error *err)
+{
+	return client_receipt(c, ANC_OP_RECEIPT_GET, id, with_text, out, err);
+}
+
+int
+anc_client_receipt_replay(anc_client *c, const char *id, anc_resp **out,
+                          anc_error *err)
+{
+	return client_receipt(c, ANC_OP_RECEIPT_REPLAY, id, 0, out, err);
 }
 
 int
@@ -970,6 +1172,8 @@ anc_pipeline_upsert(anc_pipeline *p, const char *collection,
 	req.u.upsert.contract = contract;
 	req.u.upsert.records = (anc_record *)records; /* encoder reads only */
 	req.u.upsert.nrecords = n;
+	if ((code = client_req_bounds(p->c, &req, err)) != ANC_OK)
+		return code;
 	anc_buf_reset(&p->buf);
 	if ((code = anc_req_encode(&req, &p->buf, err)) != ANC_OK) {
 		anc_error_wrap(err, "upsert request");

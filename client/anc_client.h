@@ -4,12 +4,19 @@
  *
  * A client holds one REQ socket. Each call sends one request, waits for its
  * reply (up to the timeout) and decodes it. Calls on one anc_client must not
- * overlap: use one client per thread.
+ * overlap: use one client per thread (a call made while another thread's
+ * call runs on the same client fails with ANC_EPRECONDITION, nothing sent).
  *
  * Results come back as a decoded anc_resp (proto/anc_proto.h) owned by the
- * caller, released with anc_resp_free. A server-side error is returned as its
- * code, with err->msg holding the server's message; *out is then NULL.
+ * caller, released with anc_resp_free; out may be NULL when only the
+ * outcome matters. Every call returns ANC_OK or an error code; err is
+ * written only on failure (check the return value, not err->code). A
+ * server-side error is returned as its code, with err->msg "NAME: the
+ * server's message" (NAME as anc_errname gives it); *out is then NULL.
  * Transport failures are ANC_ETRANSPORT / ANC_ETIMEOUT with nng's message.
+ * A request whose reply would exceed the client's own limits (more records,
+ * anchors or query vectors than opt.limits allow, k over max_k) fails with
+ * ANC_ETOOBIG before anything is sent.
  */
 #ifndef ANC_CLIENT_H
 #define ANC_CLIENT_H
@@ -58,10 +65,15 @@ int anc_client_collection_create(anc_client *c, const char *name,
 int anc_client_contract_register(anc_client *c, const char *collection,
                                  const anc_contract *contract, anc_resp **out,
                                  anc_error *err);
+/* contract is required (an ID or name@revision): a write never goes to
+ * "whatever the default is", so vectors are stored under the contract
+ * their writer names. */
 int anc_client_upsert(anc_client *c, const char *collection,
                       const char *contract, const anc_record *records,
                       uint32_t n, anc_resp **out, anc_error *err);
-/* vecs: nq * dim floats. contract NULL or "" for the default. */
+/* vecs: nq * dim floats. contract NULL or "" for the default. k 0: the
+ * server's default, 10. The reply's provenance names the contract and its
+ * metric (anc_asm_input_from_query turns replies into assembler input). */
 int anc_client_query(anc_client *c, const char *collection,
                      const char *contract, const float *vecs, uint32_t nq,
                      uint32_t dim, uint32_t k, int with_text, anc_resp **out,
@@ -82,6 +94,9 @@ typedef struct anc_client_query_opts {
 	               with the search (resp->u.query.pinned, in this order);
 	               NULL: none */
 	uint32_t npins; /* 0..ANC_QUERY_PINS_MAX */
+	int receipt; /* 1: the server stores a receipt of the answer (its ID
+	                in resp->u.query.prov.receipt; anc_client_receipt_get
+	                and _replay read it back) */
 } anc_client_query_opts;
 
 /* anc_client_query with opt (NULL: none). */
@@ -107,6 +122,37 @@ int anc_client_delete(anc_client *c, const char *collection,
 int anc_client_drift(anc_client *c, const char *collection,
                      const char *contract, int fresh, anc_resp **out,
                      anc_error *err);
+
+/* Contract life cycle (README "Migrating to a new embedding model"):
+ * promote makes contract the collection's default (FAILED_PRECONDITION
+ * below 100% coverage unless force); retire refuses queries and writes
+ * under it from then on (final; the default cannot be retired). */
+int anc_client_contract_promote(anc_client *c, const char *collection,
+                                const char *contract, int force,
+                                anc_resp **out, anc_error *err);
+int anc_client_contract_retire(anc_client *c, const char *collection,
+                               const char *contract, anc_resp **out,
+                               anc_error *err);
+/* Canary check: vecs holds n * dim floats, row i today's embedding of the
+ * contract's probe i. The verdict per probe is resp->u.check. */
+int anc_client_contract_check(anc_client *c, const char *collection,
+                              const char *contract, const float *vecs,
+                              uint32_t n, uint32_t dim, anc_resp **out,
+                              anc_error *err);
+/* Grounding check of generated claims (README "Grounding checks and
+ * receipts"): contract NULL or "" for the default; receipt 1 stores a
+ * receipt. Results per claim in resp->u.verify. */
+int anc_client_verify(anc_client *c, const char *collection,
+                      const char *contract, const anc_claim *claims,
+                      uint32_t n, int receipt, anc_resp **out,
+                      anc_error *err);
+/* A stored receipt by ID (with_text 1: with the passages' texts as they
+ * were), its HMAC checked by the server; replay re-runs its request and
+ * says what changed since. */
+int anc_client_receipt_get(anc_client *c, const char *id, int with_text,
+                           anc_resp **out, anc_error *err);
+int anc_client_receipt_replay(anc_client *c, const char *id, anc_resp **out,
+                              anc_error *err);
 
 /* One round trip for any request built by the caller (for ops without a
  * dedicated function above). The client sets req->id and req->auth; the

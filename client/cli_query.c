@@ -249,8 +249,13 @@ anc_cli_cmd_query(anc_cli_ctx *ctx, int argc, char **argv, anc_error *err)
 			goto leave;
 		}
 		/* The metric says how scores compare (l2: lower is
-		 * better); consumers such as `anchorage assemble` need it
-		 * and the provenance carries only the contract ID. */
+		 * better); consumers such as `anchorage assemble` need it.
+		 * The provenance says it; a server before 2026-11-30 gives
+		 * only the contract ID, and info tells. */
+		if (ctx->json && !have_metric && resp->u.query.prov.has_metric) {
+			metric = resp->u.query.prov.metric;
+			have_metric = 1;
+		}
 		if (ctx->json && !have_metric) {
 			if ((code = anc_cli_contract_metric(ctx,
 			         resp->u.query.prov.contract, &metric, err)))

@@ -2566,6 +2566,8 @@ anc_db_query2(anc_db *db, const char *collection, const char *contract_ref,
 	res->prov.exact |= opt->exact;
 	res->prov.seq = s.applied;
 	res->prov.generation = s.generation;
+	res->prov.has_metric = 1;
+	res->prov.metric = e->c.metric;
 	if (s.ntotal == 0 || s.live == 0)
 		goto done;
 	if (exact_scan) {

@@ -384,6 +384,22 @@ dec_upsert(const mpk_dec *d, const msgpack_object *body, anc_req_upsert *u)
 			return anc_error_set(d->err, ANC_EINVAL,
 			    "%s: empty, expected 1..%d bytes", p, ANC_STR_MAX);
 		}
+		/* Text for prompts and JSON, keys that any client must be
+		 * able to spell to derive the anchor: UTF-8, or refused
+		 * before anything is stored. */
+		{
+			static const char *const f[3] = {"source", "chunk",
+			                                 "text"};
+			const char *v[3] = {rec->source, rec->chunk, rec->text};
+			for (int j = 0; j < 3; j++) {
+				if (v[j] == NULL)
+					continue;
+				mpk_path(p, rp, f[j]);
+				if ((rv = anc_utf8_check(v[j], strlen(v[j]), p,
+				         d->err)))
+					return rv;
+			}
+		}
 		if ((rv = mpk_find(d, r, rp, "meta", &o)))
 			return rv;
 		if (o != NULL) {
@@ -1006,9 +1022,12 @@ enc_anchors(mpk_w *w, const anc_req_anchors *a, anc_error *err)
 	if ((rv = pr_str_check(a->collection, "body.collection",
 	         ANC_COLLECTION_MAX, 1, err)))
 		return rv;
-	if (a->nanchors == 0 || a->anchors == NULL)
+	if (a->nanchors == 0)
 		return anc_error_set(err, ANC_EINVAL,
 		    "body.anchors: empty, expected at least one anchor");
+	if (a->anchors == NULL)
+		return anc_error_set(err, ANC_EINVAL,
+		    "body.anchors: NULL with a count of %u", a->nanchors);
 	mpk_w_map(w, 2);
 	mpk_w_kstr(w, "collection", a->collection);
 	mpk_w_key(w, "anchors");

@@ -290,6 +290,26 @@ anc_utf8_seq(const unsigned char *p, size_t n)
 	return len;
 }
 
+int
+anc_utf8_check(const char *s, size_t n, const char *what, anc_error *err)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, sl;
+
+	while (i < n) {
+		if (p[i] < 0x80) { /* the common case, a byte at a time */
+			i++;
+			continue;
+		}
+		if ((sl = anc_utf8_seq(p + i, n - i)) == 0)
+			return anc_error_set(err, ANC_EINVAL,
+			    "%s: not UTF-8 (byte 0x%02x at offset %zu), "
+			    "expected text", what, p[i], i);
+		i += sl;
+	}
+	return ANC_OK;
+}
+
 size_t
 anc_text_control(const unsigned char *p, size_t n)
 {

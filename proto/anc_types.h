@@ -250,7 +250,9 @@ typedef struct anc_hitlist {
 	 * is an outlier against the contract's reference; drift_score is its
 	 * distance to the reference centroid over the reference's 99th
 	 * percentile of such distances (> 1: farther than 99% of the indexed
-	 * vectors). Both 0 when drift tracking is off or has no reference. */
+	 * vectors). When the query was not scored (drift tracking off, or no
+	 * reference thresholds yet: the server leaves both out) drift_flag
+	 * is 0 and drift_score NaN: test isnan(drift_score), not == 0. */
 	int drift_flag;
 	float drift_score;
 	/* Confidence verdict of the top hit against the contract's
@@ -275,6 +277,11 @@ typedef struct anc_provenance {
 	/* Added with receipts (issue 8): the ID of the receipt stored for
 	 * this answer, "" when none was asked for. */
 	char receipt[32 + 1];
+	/* The contract's metric, which says how scores compare (l2: lower
+	 * is closer; what anc_assemble needs). has_metric 0: not said (a
+	 * server before 2026-11-30, or a receipt's stored provenance). */
+	int has_metric;
+	anc_metric metric;
 } anc_provenance;
 
 typedef enum {
@@ -594,6 +601,10 @@ int anc_metric_parse(const char *s);
 /* Length of the valid UTF-8 sequence at p (n bytes left: 1..4), or 0
  * when there is none (a stray, overlong, surrogate or cut sequence). */
 size_t anc_utf8_seq(const unsigned char *p, size_t n);
+/* ANC_OK when the n bytes at s are UTF-8, else ANC_EINVAL naming what and
+ * the first bad byte and its offset. */
+int anc_utf8_check(const char *s, size_t n, const char *what,
+                   anc_error *err);
 /* Bytes of the control character at p (n bytes left): 1 for C0 or DEL,
  * 2 for C1 (U+0080..U+009F, c2 80..c2 9f; U+009B starts a terminal
  * escape sequence), 0 for anything else. */

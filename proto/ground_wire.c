@@ -255,7 +255,8 @@ void
 pr_prov_encode(mpk_w *w, const anc_provenance *pv)
 {
 	int has = pv->receipt[0] != '\0';
-	mpk_w_map(w, 8 + has);
+	int hm = pv->has_metric != 0;
+	mpk_w_map(w, 8 + has + hm);
 	mpk_w_kstr(w, "contract", pv->contract);
 	mpk_w_kstr(w, "index", anc_index_kind_name(pv->index));
 	mpk_w_kbool(w, "exact", pv->exact);
@@ -266,6 +267,8 @@ pr_prov_encode(mpk_w *w, const anc_provenance *pv)
 	mpk_w_kuint(w, "rerank", pv->rerank);
 	if (has)
 		mpk_w_kstr(w, "receipt", pv->receipt);
+	if (hm)
+		mpk_w_kstr(w, "metric", anc_metric_name(pv->metric));
 }
 
 int
@@ -297,8 +300,20 @@ pr_prov_decode(const mpk_dec *d, const msgpack_object *pm, const char *path,
 		return rv;
 	pv->rerank = (uint32_t)u;
 	pv->receipt[0] = '\0';
+	pv->has_metric = 0;
+	pv->metric = ANC_METRIC_L2;
 	{
 		const msgpack_object *o;
+		int m;
+		if ((rv = mpk_find(d, pm, path, "metric", &o)))
+			return rv;
+		if (o != NULL && o->type != MSGPACK_OBJECT_NIL) {
+			if ((rv = dec_name(d, pm, path, "metric", metric_fn,
+			                   ANC_METRIC_COSINE + 1, &m)))
+				return rv;
+			pv->has_metric = 1;
+			pv->metric = (anc_metric)m;
+		}
 		if ((rv = mpk_find(d, pm, path, "receipt", &o)))
 			return rv;
 		present = o != NULL && o->type != MSGPACK_OBJECT_NIL;

@@ -198,8 +198,9 @@ anc_auth_require(const anc_auth *a, anc_role need, const char *what,
 		return ANC_OK;
 	if (key == NULL)
 		return anc_error_set(err, ANC_EUNAUTHENTICATED,
-		    "%s: this server requires an API key (--api-key or "
-		    "ANCHORAGE_API_KEY)", what);
+		    "%s: this server requires an API key (the envelope's "
+		    "\"auth\": anc_client_options.api_key in the C client, "
+		    "--api-key or ANCHORAGE_API_KEY in the CLI)", what);
 
 	/* Hash the presented key under every salt and compare each in
 	 * constant time; no early exit. */

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "anc_assemble.h"
 #include "anc_client.h"
 #include "cli_vecfile.h"
 #include "testutil.h"
@@ -275,6 +276,184 @@ Test(e2e_query, hits_carry_metadata_when_asked)
 			cr_assert_eq(r->u.query.prov.rerank, 20);
 		anc_resp_free(r);
 	}
+	anc_client_close(cl);
+	tu_server_stop(&srv);
+	data_free();
+}
+
+/* What an integrator's generation service does with the C library: a
+ * query with text and pins straight into the assembler (the metric from
+ * the provenance), and the client's own limits held before sending. */
+Test(e2e_query, client_library_integration)
+{
+	enum { N = 200, K3 = 3 };
+	anc_client *cl, *small;
+	anc_client_options o;
+	anc_contract c;
+	anc_contract_id_str cid;
+	anc_record recs[N];
+	char texts[N][16];
+	anc_resp *r = NULL, *r2 = NULL;
+	anc_error err = {0};
+	uint8_t raw[ANC_ANCHOR_RAW];
+	anc_anchor_str pins[2];
+
+	start();
+	cl = tu_client(&srv);
+	tu_contract_sift(&c, "sift-flat-int", ANC_INDEX_FLAT);
+	tu_client_setup(cl, "g", &c, cid);
+	for (uint32_t i = 0; i < N; i++) {
+		snprintf(texts[i], sizeof texts[i], "row %u", i);
+		recs[i] = (anc_record){.source = keys[i], .chunk = "",
+		                       .text = texts[i],
+		                       .vec = base + (size_t)i * D, .dim = D};
+	}
+	cr_assert_eq(anc_client_upsert(cl, "g", cid, recs, N, NULL, &err), 0,
+	             "%s", err.msg); /* out NULL: only the outcome */
+	cr_assert_eq(anc_client_ping(cl, NULL, &err), 0, "%s", err.msg);
+
+	/* pins: row 150 (live), and an anchor nothing was written under */
+	cr_assert_eq(anc_anchor_compute("g", keys[150], "", raw), 0);
+	anc_anchor_format(raw, pins[0]);
+	cr_assert_eq(anc_anchor_compute("g", "never", "", raw), 0);
+	anc_anchor_format(raw, pins[1]);
+	anc_client_query_opts qo = {.pins = pins, .npins = 2};
+	cr_assert_eq(anc_client_query2(cl, "g", NULL, base + 10 * D, 2, D, K3,
+	                               1, &qo, &r, &err), 0, "%s", err.msg);
+	cr_assert_eq(anc_client_pins_check(r, pins, 2, &err), 0, "%s", err.msg);
+	cr_assert(r->u.query.prov.has_metric);
+	cr_assert_eq(r->u.query.prov.metric, ANC_METRIC_L2);
+	cr_assert_eq(anc_client_query2(cl, "g", NULL, base + 50 * D, 1, D, K3,
+	                               1, NULL, &r2, &err), 0, "%s", err.msg);
+
+	const anc_resp *rs[2] = {r, r2};
+	anc_asm_input in = {0};
+	in.budget = 1000;
+	cr_assert_eq(anc_asm_input_from_query(rs, 2, &in, &err), 0, "%s",
+	             err.msg);
+	cr_assert_eq(in.metric, ANC_METRIC_L2);
+	cr_assert_eq(in.nhits, 3 * K3);
+	cr_assert_eq(in.npins, 2);
+	cr_assert_str_eq(in.pins[0].text, "row 150");
+	cr_assert_null(in.pins[1].text);
+	anc_asm_result *ar = NULL;
+	cr_assert_eq(anc_assemble(&in, &ar, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(ar->kept[0].anchor, pins[0]);
+	cr_assert(ar->kept[0].pinned);
+	/* the best hit of each query is its own row, at distance 0 (never
+	 * below: clamped); every hit is kept once, the rest are duplicates */
+	cr_assert_eq(r->u.query.lists[0].hits[0].score, 0.0f);
+	cr_assert_eq(ar->nkept + ar->ndropped, 2 + 3 * K3);
+	cr_assert_geq(ar->nkept, 1 + 3, "%u kept", ar->nkept);
+	cr_assert(strstr(ar->rendered, "]\nrow 10\n\n") != NULL);
+	cr_assert(strstr(ar->rendered, "]\nrow 11\n\n") != NULL);
+	cr_assert(strstr(ar->rendered, "]\nrow 50\n\n") != NULL);
+	cr_assert_eq(ar->dropped[0].reason, ANC_ASM_DROP_NOTEXT);
+	cr_assert_str_eq(ar->dropped[0].anchor, pins[1]);
+	for (uint32_t i = 1; i < ar->ndropped; i++)
+		cr_assert_eq(ar->dropped[i].reason, ANC_ASM_DROP_DUPLICATE);
+	anc_asm_result_free(ar);
+	anc_asm_input_release(&in);
+	cr_assert_null(in.hits);
+	/* not a query's answer: refused, nothing allocated */
+	anc_resp_free(r2);
+	r2 = NULL;
+	cr_assert_eq(anc_client_ping(cl, &r2, &err), 0, "%s", err.msg);
+	rs[1] = r2;
+	cr_assert_eq(anc_asm_input_from_query(rs, 2, &in, &err), ANC_EINVAL);
+	cr_assert(strstr(err.msg, "replies[1] is ping") != NULL, "%s", err.msg);
+	cr_assert_null(in.hits);
+	anc_resp_free(r);
+	anc_resp_free(r2);
+	cr_assert_eq(anc_assemble(&in, NULL, &err), ANC_EINVAL);
+	cr_assert_eq(anc_client_pins_check(NULL, pins, 2, &err), ANC_EINVAL);
+
+	/* Receipts, verify and the contract life cycle without hand-built
+	 * requests. */
+	anc_client_query_opts ro = {.receipt = 1};
+	cr_assert_eq(anc_client_query2(cl, "g", cid, base + 20 * D, 1, D, K3,
+	                               0, &ro, &r, &err), 0, "%s", err.msg);
+	anc_receipt_id_str rid;
+	cr_assert_eq(strlen(r->u.query.prov.receipt), ANC_RECEIPT_ID_LEN);
+	memcpy(rid, r->u.query.prov.receipt, sizeof rid);
+	anc_resp_free(r);
+	cr_assert_eq(anc_client_receipt_get(cl, rid, 1, &r, &err), 0, "%s",
+	             err.msg);
+	cr_assert(r->u.receipt.authentic);
+	cr_assert_str_eq(r->u.receipt.id, rid);
+	anc_resp_free(r);
+	cr_assert_eq(anc_client_receipt_replay(cl, rid, &r, &err), 0, "%s",
+	             err.msg);
+	cr_assert(r->u.replay.unchanged);
+	anc_resp_free(r);
+	cr_assert_eq(anc_client_receipt_get(cl, "short", 0, &r, &err),
+	             ANC_EINVAL);
+	cr_assert_null(r);
+	anc_anchor_str cited[1];
+	cr_assert_eq(anc_anchor_compute("g", keys[20], "", raw), 0);
+	anc_anchor_format(raw, cited[0]);
+	anc_claim claim = {.vec = base + 20 * D, .dim = D, .cited = cited,
+	                   .ncited = 1};
+	cr_assert_eq(anc_client_verify(cl, "g", NULL, &claim, 1, 0, &r, &err),
+	             0, "%s", err.msg);
+	cr_assert_eq(r->u.verify.n, 1);
+	cr_assert_eq(r->u.verify.claims[0].cited[0].status, ANC_ANCHOR_LIVE);
+	cr_assert_eq(r->u.verify.claims[0].cited[0].revision, 1);
+	anc_resp_free(r);
+	anc_contract c2;
+	anc_contract_id_str cid2;
+	tu_contract_sift(&c2, "sift-flat-int2", ANC_INDEX_FLAT);
+	cr_assert_eq(anc_client_contract_register(cl, "g", &c2, &r, &err), 0,
+	             "%s", err.msg);
+	memcpy(cid2, r->u.contract_register.id, sizeof cid2);
+	anc_resp_free(r);
+	cr_assert_eq(anc_client_contract_promote(cl, "g", cid2, 0, NULL, &err),
+	             ANC_EPRECONDITION, "0%% coverage needs force");
+	cr_assert_eq(anc_client_contract_promote(cl, "g", cid2, 1, NULL, &err),
+	             0, "%s", err.msg);
+	cr_assert_eq(anc_client_contract_retire(cl, "g", cid, NULL, &err), 0,
+	             "%s", err.msg);
+	cr_assert_eq(anc_client_query(cl, "g", cid, base, 1, D, 1, 0, &r,
+	                              &err), ANC_ERETIRED);
+	cr_assert_null(r);
+
+	/* Client limits: zero refused at open, naming the field; a request
+	 * over them refused before it is sent, so nothing is written. */
+	anc_client_options_default(&o);
+	o.limits.max_k = 0;
+	cr_assert_eq(anc_client_open(srv.url, &o, &small, &err), ANC_EINVAL);
+	cr_assert(strstr(err.msg, "limits.max_k: 0") != NULL, "%s", err.msg);
+	anc_client_options_default(&o);
+	o.limits.max_records = 1;
+	o.limits.max_anchors = 1;
+	o.limits.max_k = 5;
+	cr_assert_eq(anc_client_open(srv.url, &o, &small, &err), 0, "%s",
+	             err.msg);
+	anc_record two[2] = {
+	    {.source = "lim-a", .chunk = "", .vec = base, .dim = D},
+	    {.source = "lim-b", .chunk = "", .vec = base + D, .dim = D}};
+	cr_assert_eq(anc_client_upsert(small, "g", cid, two, 2, &r, &err),
+	             ANC_ETOOBIG);
+	cr_assert_null(r);
+	cr_assert(strstr(err.msg, "nothing was sent") != NULL &&
+	          strstr(err.msg, "max_records=1") != NULL, "%s", err.msg);
+	cr_assert_eq(anc_client_query(small, "g", NULL, base, 1, D, 6, 0, &r,
+	                              &err), ANC_ETOOBIG);
+	cr_assert(strstr(err.msg, "max_k=5") != NULL, "%s", err.msg);
+	anc_anchor_str la[2];
+	cr_assert_eq(anc_anchor_compute("g", "lim-a", "", raw), 0);
+	anc_anchor_format(raw, la[0]);
+	cr_assert_eq(anc_anchor_compute("g", "lim-b", "", raw), 0);
+	anc_anchor_format(raw, la[1]);
+	cr_assert_eq(anc_client_delete(small, "g", la, 2, &r, &err),
+	             ANC_ETOOBIG);
+	cr_assert_eq(anc_client_resolve(cl, "g", la, 2, &r, &err), 0, "%s",
+	             err.msg);
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(r->u.resolve.results[i].status,
+		             ANC_ANCHOR_UNKNOWN, "lim-%c was written", 'a' + i);
+	anc_resp_free(r);
+	anc_client_close(small);
 	anc_client_close(cl);
 	tu_server_stop(&srv);
 	data_free();

@@ -446,6 +446,68 @@ Test(proto, req_roundtrip_upsert)
 	msgpack_sbuffer_destroy(&meta);
 }
 
+/* Text and keys are UTF-8: stray, overlong, surrogate and cut sequences
+ * are refused naming the field, the byte and its offset; real multi-byte
+ * text passes. */
+Test(proto, upsert_text_and_keys_must_be_utf8)
+{
+	static const char *const bad[] = {"ab\xff", "ab\xc0\xaf",
+	                                  "ab\xed\xa0\x80", "ab\xe2\x82"};
+	static const char *const field[] = {"source", "chunk", "text"};
+	float v[3] = {1, 2, 3};
+	anc_buf buf;
+	anc_req req;
+	anc_req *out = NULL;
+	anc_error err;
+	uint64_t id;
+
+	anc_buf_init(&buf);
+	for (int f = 0; f < 3; f++)
+		for (int b = 0; b < 4; b++) {
+			anc_record rec = {.source = "s", .chunk = "c",
+			                  .text = "t", .vec = v, .dim = 3};
+			char want[96];
+			if (f == 0)
+				rec.source = bad[b];
+			else if (f == 1)
+				rec.chunk = bad[b];
+			else
+				rec.text = bad[b];
+			memset(&req, 0, sizeof req);
+			req.id = 5;
+			req.op = ANC_OP_UPSERT;
+			req.u.upsert.collection = "docs";
+			req.u.upsert.contract = "m@1";
+			req.u.upsert.records = &rec;
+			req.u.upsert.nrecords = 1;
+			anc_buf_reset(&buf);
+			cr_assert_eq(anc_req_encode(&req, &buf, &err), ANC_OK,
+			             "%s", err.msg);
+			cr_assert_eq(anc_req_decode(buf.data, buf.len, &g_lim,
+			                            &out, &id, &err), ANC_EINVAL,
+			             "%s %d", field[f], b);
+			cr_assert_null(out);
+			snprintf(want, sizeof want, "body.records[0].%s: not "
+			         "UTF-8 (byte 0x%02x at offset 2)", field[f],
+			         (unsigned char)bad[b][2]);
+			cr_assert(strstr(err.msg, want) != NULL, "%s", err.msg);
+		}
+	anc_record ok = {.source = "d\xc3\xa9j\xc3\xa0", .chunk = "\xe2\x82\xac",
+	                 .text = "h\xc3\xa9llo \xf0\x9f\x98\x80", .vec = v,
+	                 .dim = 3};
+	memset(&req, 0, sizeof req);
+	req.id = 6;
+	req.op = ANC_OP_UPSERT;
+	req.u.upsert.collection = "docs";
+	req.u.upsert.contract = "m@1";
+	req.u.upsert.records = &ok;
+	req.u.upsert.nrecords = 1;
+	out = req_roundtrip(&req, &buf);
+	cr_assert_str_eq(out->u.upsert.records[0].text, ok.text);
+	anc_req_free(out);
+	anc_buf_free(&buf);
+}
+
 Test(proto, req_roundtrip_query)
 {
 	anc_buf buf;
