@@ -486,12 +486,11 @@ client_req_bounds(const anc_client *c, const anc_req *r, anc_error *err)
 		n = r->u.upsert.nrecords, max = l->max_records;
 		break;
 	case ANC_OP_QUERY:
+		/* k itself is the server's to bound (--max-k); its
+		 * answer says so */
 		what = "query vectors", lim = "max_queries";
 		n = r->u.query.nq, max = l->max_queries;
-		if (n <= max && r->u.query.k > l->max_k) {
-			what = "k", lim = "max_k";
-			n = r->u.query.k, max = l->max_k;
-		} else if (n <= max && (uint64_t)r->u.query.nq *
+		if (n <= max && (uint64_t)r->u.query.nq *
 		    (r->u.query.k ? r->u.query.k : 10) > l->max_hits) {
 			what = "hits (query vectors x k)", lim = "max_hits";
 			n = (uint64_t)r->u.query.nq *

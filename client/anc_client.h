@@ -15,8 +15,8 @@
  * server's message" (NAME as anc_errname gives it); *out is then NULL.
  * Transport failures are ANC_ETRANSPORT / ANC_ETIMEOUT with nng's message.
  * A request whose reply would exceed the client's own limits (more records,
- * anchors or query vectors than opt.limits allow, k over max_k) fails with
- * ANC_ETOOBIG before anything is sent.
+ * anchors or query vectors than opt.limits allow, or query vectors x k
+ * over max_hits) fails with ANC_ETOOBIG before anything is sent.
  */
 #ifndef ANC_CLIENT_H
 #define ANC_CLIENT_H

@@ -426,7 +426,7 @@ Test(e2e_query, client_library_integration)
 	anc_client_options_default(&o);
 	o.limits.max_records = 1;
 	o.limits.max_anchors = 1;
-	o.limits.max_k = 5;
+	o.limits.max_hits = 5;
 	cr_assert_eq(anc_client_open(srv.url, &o, &small, &err), 0, "%s",
 	             err.msg);
 	anc_record two[2] = {
@@ -439,7 +439,7 @@ Test(e2e_query, client_library_integration)
 	          strstr(err.msg, "max_records=1") != NULL, "%s", err.msg);
 	cr_assert_eq(anc_client_query(small, "g", NULL, base, 1, D, 6, 0, &r,
 	                              &err), ANC_ETOOBIG);
-	cr_assert(strstr(err.msg, "max_k=5") != NULL, "%s", err.msg);
+	cr_assert(strstr(err.msg, "max_hits=5") != NULL, "%s", err.msg);
 	anc_anchor_str la[2];
 	cr_assert_eq(anc_anchor_compute("g", "lim-a", "", raw), 0);
 	anc_anchor_format(raw, la[0]);
