@@ -915,10 +915,16 @@ anc_client_raw(anc_client *c, const void *msg, size_t len, void **reply,
 	if (msg == NULL && len != 0)
 		return anc_error_set(err, ANC_EINVAL,
 		    "msg: NULL with length %zu", len);
-	if ((rv = nng_send(c->sock, (void *)msg, len, 0)) != 0)
+	if ((rv = client_enter(c, err)) != ANC_OK)
+		return rv;
+	if ((rv = nng_send(c->sock, (void *)msg, len, 0)) != 0) {
+		client_leave(c);
 		return client_nng_error(err, rv, "send to", c->url,
 		    c->opt.timeout_ms);
-	if ((rv = nng_recv(c->sock, &nbuf, &nlen, NNG_FLAG_ALLOC)) != 0)
+	}
+	rv = nng_recv(c->sock, &nbuf, &nlen, NNG_FLAG_ALLOC);
+	client_leave(c);
+	if (rv != 0)
 		return client_nng_error(err, rv, "receive from", c->url,
 		    c->opt.timeout_ms);
 	/* The caller frees with free(), so move the reply out of nng's

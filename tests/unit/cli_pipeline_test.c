@@ -8,9 +8,11 @@
  * in flight (bounded by the timeout).
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
@@ -176,6 +178,45 @@ Test(cli_pipeline, timeout_without_server)
 	cr_assert_null(r);
 	cr_assert_eq(anc_pipeline_pending(p), 0);
 	anc_pipeline_close(p);
+	anc_client_close(cl);
+}
+
+/* One client used from two threads at once (documented misuse): the
+ * second call is refused at once, nothing sent, instead of sharing the
+ * client's buffer with the first. */
+static void *
+ping_slowly(void *arg)
+{
+	anc_error err = {0};
+	static int rv;
+
+	rv = anc_client_ping(arg, NULL, &err); /* no server: the timeout */
+	return &rv;
+}
+
+Test(cli_pipeline, overlapping_calls_on_one_client_refused)
+{
+	anc_client_options opt;
+	anc_client *cl = NULL;
+	anc_error err = {0};
+	pthread_t t;
+	void *res;
+
+	anc_client_options_default(&opt);
+	opt.timeout_ms = 3000;
+	cr_assert_eq(anc_client_open(tu_ipc_url(tu_tmpdir(), "none.sock"), &opt,
+	                             &cl, &err), 0, "%s", err.msg);
+	cr_assert_eq(pthread_create(&t, NULL, ping_slowly, cl), 0);
+	usleep(300 * 1000); /* the first call is waiting for its reply */
+	double t0 = tu_now();
+	cr_assert_eq(anc_client_ping(cl, NULL, &err), ANC_EPRECONDITION);
+	cr_assert_lt(tu_now() - t0, 1.0, "refused at once");
+	cr_assert(strstr(err.msg, "one client per thread") != NULL, "%s",
+	          err.msg);
+	cr_assert_eq(pthread_join(t, &res), 0);
+	cr_assert_eq(*(int *)res, ANC_ETIMEOUT);
+	/* the first call over, the client is usable again */
+	cr_assert_eq(anc_client_ping(cl, NULL, &err), ANC_ETIMEOUT);
 	anc_client_close(cl);
 }
 
