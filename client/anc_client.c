@@ -498,6 +498,14 @@ client_req_bounds(const anc_client *c, const anc_req *r, anc_error *err)
 			max = l->max_hits;
 		}
 		break;
+	case ANC_OP_VERIFY: /* with "receipt" a write: see above */
+		what = "claims", lim = "max_queries";
+		n = r->u.verify.n, max = l->max_queries;
+		if (max > ANC_VERIFY_CLAIMS_MAX) {
+			lim = "ANC_VERIFY_CLAIMS_MAX";
+			max = ANC_VERIFY_CLAIMS_MAX;
+		}
+		break;
 	case ANC_OP_RESOLVE:
 	case ANC_OP_DELETE:
 		what = "anchors", lim = "max_anchors";
@@ -651,7 +659,8 @@ anc_client_contract_register(anc_client *c, const char *collection,
 {
 	anc_req req;
 
-	*out = NULL;
+	if (out != NULL)
+		*out = NULL;
 	if (contract == NULL)
 		return anc_error_set(err, ANC_EINVAL, "contract: NULL");
 	memset(&req, 0, sizeof(req));
@@ -714,13 +723,18 @@ anc_client_query2(anc_client *c, const char *collection, const char *contract,
 		req.u.query.npins = opt->npins;
 		req.u.query.receipt = opt->receipt ? 1 : 0;
 	}
-	int rv = client_call(c, &req, out, err);
-	if (rv == ANC_OK && req.u.query.npins > 0 && out != NULL &&
-	    (rv = anc_client_pins_check(*out, req.u.query.pins,
+	/* With pins the reply is checked even when the caller wants only
+	 * the outcome: a server that ignores pins did not answer this. */
+	anc_resp *mine = NULL;
+	int rv = client_call(c, &req, out != NULL ? out : &mine, err);
+	anc_resp **got = out != NULL ? out : &mine;
+	if (rv == ANC_OK && req.u.query.npins > 0 &&
+	    (rv = anc_client_pins_check(*got, req.u.query.pins,
 	         req.u.query.npins, err)) != ANC_OK) {
-		anc_resp_free(*out);
-		*out = NULL;
+		anc_resp_free(*got);
+		*got = NULL;
 	}
+	anc_resp_free(mine);
 	return rv;
 }
 
@@ -893,9 +907,11 @@ anc_client_receipt_replay(anc_client *c, const char *id, anc_resp **out,
 int
 anc_client_call(anc_client *c, anc_req *req, anc_resp **out, anc_error *err)
 {
-	if (out == NULL || req == NULL)
-		return anc_error_set(err, ANC_EINVAL, "client call: NULL %s",
-		                     out == NULL ? "out" : "request");
+	if (out != NULL)
+		*out = NULL;
+	if (req == NULL)
+		return anc_error_set(err, ANC_EINVAL, "client call: NULL "
+		                     "request");
 	return client_call(c, req, out, err);
 }
 

@@ -798,7 +798,10 @@ unmapped_warn(load_state *st, const anc_cli_line *l, uint64_t lineno)
 		const char *k = l->unmapped[i];
 		uint32_t j;
 
-		for (j = 0; j < st->nunmapped_said; j++)
+		if (st->nunmapped_said > ANC_CLI_UNMAPPED_SAID)
+			break; /* said that the rest go unnamed */
+		for (j = 0; j < st->nunmapped_said &&
+		     j < ANC_CLI_UNMAPPED_SAID; j++)
 			if (strcmp(st->unmapped_said[j], k) == 0)
 				break;
 		if (j < st->nunmapped_said || st->nunmapped_said >

@@ -125,6 +125,10 @@ typedef struct anc_db_write_stats {
 	uint64_t records;
 	double commit_seconds;
 	double index_seconds;
+	/* Index snapshots that could not be written (a full disk, a damaged
+	 * snapshots/ path) since open; each is retried after 30 s, and the
+	 * next start replays LMDB from the last good one. */
+	uint64_t snapshot_failures;
 } anc_db_write_stats;
 
 void anc_db_get_write_stats(anc_db *db, anc_db_write_stats *st);

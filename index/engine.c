@@ -170,6 +170,7 @@ struct anc_db {
 	anc_db_open_stats stats;
 	/* anc_db_write_stats, updated by group leaders (atomics) */
 	uint64_t ws_groups, ws_records, ws_commit_ns, ws_index_ns;
+	uint64_t ws_snap_fail; /* snapshots that could not be written */
 	struct drift_bg *dbg; /* the drift thread ("drift" section below) */
 	ground *gr;           /* grounding and receipts (ground.c) */
 	/* Group commit of upserts ("upsert" section): the queue and whether
@@ -694,6 +695,8 @@ open_snapshot(anc_db *db, const coll_ent *ce, contract_ent *e,
 	       info->replayed >= db->opt.snapshot_every)))
 		return;
 	if (vindex_snapshot(e->vx, &err) != ANC_OK) {
+		__atomic_add_fetch(&db->ws_snap_fail, 1, __ATOMIC_RELAXED);
+		e->snap_failed_at = now_seconds();
 		if (!db->opt.quiet)
 			fprintf(stderr, "anchorage: collection '%s', contract "
 			        "%s: snapshot after opening: %s\n",
@@ -905,6 +908,8 @@ anc_db_get_write_stats(anc_db *db, anc_db_write_stats *st)
 	    (double)__atomic_load_n(&db->ws_commit_ns, __ATOMIC_RELAXED) / 1e9;
 	st->index_seconds =
 	    (double)__atomic_load_n(&db->ws_index_ns, __ATOMIC_RELAXED) / 1e9;
+	st->snapshot_failures =
+	    __atomic_load_n(&db->ws_snap_fail, __ATOMIC_RELAXED);
 }
 
 /* ---- collections and contracts -------------------------------------------------- */
@@ -1451,6 +1456,9 @@ index_upkeep(anc_db *db, contract_ent *e, int writer, anc_error *err)
 	     now_seconds() - e->snap_failed_at >= SNAPSHOT_RETRY_S)) {
 		rv = vindex_snapshot(e->vx, err);
 		e->snap_failed_at = rv == ANC_OK ? 0 : now_seconds();
+		if (rv != ANC_OK)
+			__atomic_add_fetch(&db->ws_snap_fail, 1,
+			                   __ATOMIC_RELAXED);
 	}
 	return rv;
 }

@@ -278,8 +278,9 @@ typedef struct anc_provenance {
 	 * this answer, "" when none was asked for. */
 	char receipt[32 + 1];
 	/* The contract's metric, which says how scores compare (l2: lower
-	 * is closer; what anc_assemble needs). has_metric 0: not said (a
-	 * server before 2026-11-30, or a receipt's stored provenance). */
+	 * is closer; what anc_assemble needs). Set in query answers (servers
+	 * since 2026-11-30); has_metric 0 elsewhere: verify answers, a
+	 * receipt's stored provenance, replay's "then" and "now". */
 	int has_metric;
 	anc_metric metric;
 } anc_provenance;

@@ -435,9 +435,15 @@ render_writes(pw *w, anc_db *db)
 	      "commit).\n"
 	      "# TYPE anchorage_write_seconds_total counter\n"
 	      "anchorage_write_seconds_total{stage=\"commit\"} %.6f\n"
-	      "anchorage_write_seconds_total{stage=\"index\"} %.6f\n",
+	      "anchorage_write_seconds_total{stage=\"index\"} %.6f\n"
+	      "# HELP anchorage_snapshot_failures_total Index snapshots that "
+	      "could not be written (each retried after 30 s; a restart "
+	      "replays more of LMDB meanwhile).\n"
+	      "# TYPE anchorage_snapshot_failures_total counter\n"
+	      "anchorage_snapshot_failures_total %llu\n",
 	   (unsigned long long)ws.groups, (unsigned long long)ws.records,
-	   ws.commit_seconds, ws.index_seconds);
+	   ws.commit_seconds, ws.index_seconds,
+	   (unsigned long long)ws.snapshot_failures);
 }
 
 int

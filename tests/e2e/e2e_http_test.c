@@ -202,6 +202,8 @@ Test(e2e_http, endpoints)
 	         id);
 	cr_expect(strstr(body, want) != NULL, "no '%s'", want);
 	cr_expect(strstr(body, "anchorage_lmdb_bytes ") != NULL);
+	cr_expect(strstr(body, "\nanchorage_snapshot_failures_total 0\n") !=
+	          NULL);
 	cr_expect(strstr(body, "anchorage_drift_mmd{") != NULL);
 	/* the 90 passages loaded by the CLI, in at least one group, and the
 	 * time the commits took */

@@ -407,6 +407,11 @@ Test(e2e_query, client_library_integration)
 	             "%s", err.msg);
 	memcpy(cid2, r->u.contract_register.id, sizeof cid2);
 	anc_resp_free(r);
+	/* out NULL: the outcome only, for every call */
+	cr_assert_eq(anc_client_contract_register(cl, "g", &c2, NULL, &err), 0,
+	             "%s", err.msg);
+	cr_assert_eq(anc_client_query2(cl, "g", cid, base, 1, D, 1, 0, &qo,
+	                               NULL, &err), 0, "%s", err.msg);
 	cr_assert_eq(anc_client_contract_promote(cl, "g", cid2, 0, NULL, &err),
 	             ANC_EPRECONDITION, "0%% coverage needs force");
 	cr_assert_eq(anc_client_contract_promote(cl, "g", cid2, 1, NULL, &err),

@@ -1496,6 +1496,10 @@ Test(engine, delete_committed_when_snapshot_fails)
 	cr_assert_eq(anc_db_delete(db, COLL, del, 1, dr, &seq, &err), ANC_OK,
 	             "%s", err.msg);
 	cr_assert_eq(dr[0].status, ANC_DELETE_DELETED);
+	anc_db_write_stats ws;
+	anc_db_get_write_stats(db, &ws);
+	uint64_t failed = ws.snapshot_failures;
+	cr_assert_geq(failed, 1, "the snapshot was tried and failed");
 	cr_assert_eq(anc_db_info(db, &in, &err), ANC_OK, "%s", err.msg);
 	cr_assert_eq(info_contract(in, id, &live)->vectors, s.n - 1);
 	cr_assert_eq(live, s.n - 1);
@@ -1504,6 +1508,8 @@ Test(engine, delete_committed_when_snapshot_fails)
 	memcpy(del[0], s.anchors[8], sizeof del[0]);
 	cr_assert_eq(anc_db_delete(db, COLL, del, 1, dr, &seq, &err), ANC_OK,
 	             "%s", err.msg);
+	anc_db_get_write_stats(db, &ws);
+	cr_assert_eq(ws.snapshot_failures, failed, "retried at once");
 	/* close snapshots, says it could not, and closes all the same */
 	cr_assert_neq(anc_db_close(db, &err), ANC_OK);
 	cr_assert(strstr(err.msg, "Is a directory") != NULL, "%s", err.msg);
@@ -1534,6 +1540,56 @@ self_first(anc_db *db, const tu_sotu *s, const char *ref, const float *vecs,
 		cr_assert_str_eq(qr->lists[i].hits[0].text, s->text[i]);
 	}
 	anc_query_result_free(qr);
+}
+
+/* Scores stay within what the metric can take: the 90 normalised MiniLM
+ * vectors queried with themselves (one batch: faiss's BLAS path) score at
+ * most 1 (cosine), and SIFT vectors at least 0 (l2); each finds itself at
+ * 1 / 0 up to rounding. */
+Test(engine, scores_within_the_metric)
+{
+	const char *dir = tu_tmpdir();
+	tu_sotu s;
+	anc_contract_id_str id;
+	anc_query_result *qr = NULL;
+	anc_error err;
+	anc_db *db;
+	uint32_t over = 0;
+
+	tu_sotu_read(&s, COLL);
+	db = db_open(dir);
+	sotu_setup(db, ANC_INDEX_FLAT, id);
+	sotu_load(db, &s, 0, s.n);
+	cr_assert_eq(anc_db_query(db, COLL, id, s.vecs, s.n, s.dim, 5, 0, &qr,
+	                          &err), ANC_OK, "%s", err.msg);
+	for (uint32_t i = 0; i < s.n; i++)
+		for (uint32_t h = 0; h < qr->lists[i].nhits; h++) {
+			float sc = qr->lists[i].hits[h].score;
+			cr_assert_leq(sc, 1.0f, "query %u hit %u: %.9g", i, h,
+			              (double)sc);
+			over += h == 0 && sc == 1.0f;
+			if (h == 0)
+				cr_assert_geq(sc, 0.9999f);
+		}
+	anc_query_result_free(qr);
+	tu_db_close(db);
+	tu_sotu_free(&s);
+	printf("cosine self-scores exactly 1: %u of 90\n", over);
+
+	/* l2 over SIFT: 64 self-queries in one batch */
+	float *base = NULL;
+	uint32_t nb = 0;
+	db = sift_load(tu_tmpdir(), ANC_INDEX_FLAT, &base, &nb);
+	cr_assert_eq(anc_db_query(db, "sift", NULL, base, 64, 128, 3, 0, &qr,
+	                          &err), ANC_OK, "%s", err.msg);
+	for (uint32_t i = 0; i < 64; i++) {
+		for (uint32_t h = 0; h < qr->lists[i].nhits; h++)
+			cr_assert_geq(qr->lists[i].hits[h].score, 0.0f);
+		cr_assert_leq(qr->lists[i].hits[0].score, 1e-3f);
+	}
+	anc_query_result_free(qr);
+	free(base);
+	tu_db_close(db);
 }
 
 Test(engine, contracts_two_models_share_passages)

@@ -863,7 +863,43 @@ Test(proto, resp_roundtrip_query)
 	cr_expect_eq(p->ef_search, 64);
 	cr_expect_eq(p->seq, 77);
 	cr_expect_eq(p->generation, 3);
+	/* no metric said (an older server): none read, no "metric" key */
+	cr_expect_eq(p->has_metric, 0);
+	{
+		size_t count = 0;
+		for (size_t i = 0; i + 8 <= buf.len; i++)
+			count += memcmp(buf.data + i, "\xa6metric", 7) == 0;
+		cr_expect_eq(count, 0, "%zu metric keys", count);
+	}
 	anc_resp_free(out);
+	/* said: read back, for each metric */
+	for (int m = ANC_METRIC_L2; m <= ANC_METRIC_COSINE; m++) {
+		r.u.query.prov.has_metric = 1;
+		r.u.query.prov.metric = (anc_metric)m;
+		out = resp_roundtrip(&r, &buf);
+		cr_expect_eq(out->u.query.prov.has_metric, 1);
+		cr_expect_eq(out->u.query.prov.metric, m);
+		anc_resp_free(out);
+	}
+	/* an unknown metric name is MALFORMED, naming the key */
+	{
+		anc_error err;
+		anc_resp *bad = NULL;
+		uint8_t *at = NULL;
+		anc_buf_reset(&buf);
+		r.u.query.prov.metric = ANC_METRIC_COSINE;
+		cr_assert_eq(anc_resp_encode(&r, &buf, &err), ANC_OK);
+		for (size_t i = 0; i + 14 <= buf.len && at == NULL; i++)
+			if (memcmp(buf.data + i, "\xa6" "metric" "\xa6" "cosine", 14) == 0)
+				at = buf.data + i + 8;
+		cr_assert_not_null(at);
+		memcpy(at, "cosinf", 6);
+		cr_expect_eq(anc_resp_decode(buf.data, buf.len, ANC_OP_QUERY,
+		                             &g_lim, &bad, &err), ANC_EMALFORMED);
+		cr_expect(strstr(err.msg, "body.provenance.metric: unknown value "
+		                 "'cosinf'") != NULL, "%s", err.msg);
+		cr_expect_null(bad);
+	}
 	anc_buf_free(&buf);
 }
 
