@@ -446,6 +446,19 @@ Test(proto, req_roundtrip_upsert)
 	msgpack_sbuffer_destroy(&meta);
 }
 
+/* An upsert request of the one record rec into docs under m@1. */
+static void
+upsert_one(anc_req *req, uint64_t id, anc_record *rec)
+{
+	memset(req, 0, sizeof *req);
+	req->id = id;
+	req->op = ANC_OP_UPSERT;
+	req->u.upsert.collection = "docs";
+	req->u.upsert.contract = "m@1";
+	req->u.upsert.records = rec;
+	req->u.upsert.nrecords = 1;
+}
+
 /* Text and keys are UTF-8: stray, overlong, surrogate and cut sequences
  * are refused naming the field, the byte and its offset; real multi-byte
  * text passes. */
@@ -473,13 +486,7 @@ Test(proto, upsert_text_and_keys_must_be_utf8)
 				rec.chunk = bad[b];
 			else
 				rec.text = bad[b];
-			memset(&req, 0, sizeof req);
-			req.id = 5;
-			req.op = ANC_OP_UPSERT;
-			req.u.upsert.collection = "docs";
-			req.u.upsert.contract = "m@1";
-			req.u.upsert.records = &rec;
-			req.u.upsert.nrecords = 1;
+			upsert_one(&req, 5, &rec);
 			anc_buf_reset(&buf);
 			cr_assert_eq(anc_req_encode(&req, &buf, &err), ANC_OK,
 			             "%s", err.msg);
@@ -495,13 +502,7 @@ Test(proto, upsert_text_and_keys_must_be_utf8)
 	anc_record ok = {.source = "d\xc3\xa9j\xc3\xa0", .chunk = "\xe2\x82\xac",
 	                 .text = "h\xc3\xa9llo \xf0\x9f\x98\x80", .vec = v,
 	                 .dim = 3};
-	memset(&req, 0, sizeof req);
-	req.id = 6;
-	req.op = ANC_OP_UPSERT;
-	req.u.upsert.collection = "docs";
-	req.u.upsert.contract = "m@1";
-	req.u.upsert.records = &ok;
-	req.u.upsert.nrecords = 1;
+	upsert_one(&req, 6, &ok);
 	out = req_roundtrip(&req, &buf);
 	cr_assert_str_eq(out->u.upsert.records[0].text, ok.text);
 	anc_req_free(out);
