@@ -634,8 +634,13 @@ int anc_collection_name_check(const char *name, anc_error *err);
  *        windows drawn from the reference sample (Evidently's "distance"
  *        method with bootstrap, quantile_probability 0.95).
  *   1 drifted_components  share of dimensions whose Wasserstein-1 distance,
- *        normalised by the reference std, exceeds 0.1 (detail); drift when
+ *        normalised by the reference std, exceeds 0.1, or the sampling
+ *        noise ANC_DRIFT_COMPONENT_NOISE x sqrt(1/window + 1/reference
+ *        sample) when that is more (detail: the cut in force); drift when
  *        the share exceeds 0.2 (Evidently's "ratio" method defaults).
+ *
+ * The statistics see the distinct query vectors of the window: a repeated
+ * query counts once, and the report's window is their number.
  *   2 mmd                 value: permutation p-value of the MMD^2 with an
  *        RBF kernel, median-heuristic bandwidth, 100 permutations (detail:
  *        the MMD^2); drift when p < 0.05 (Alibi Detect MMDDrift defaults).
@@ -676,6 +681,10 @@ enum {
 #define ANC_DRIFT_DEFAULT_QUANTILE 0.95       /* Evidently */
 #define ANC_DRIFT_DEFAULT_BOOTSTRAP 100
 #define ANC_DRIFT_DEFAULT_COMPONENT_THRESHOLD 0.1 /* Evidently */
+/* ... raised to this many times sqrt(1/window + 1/reference sample), the
+ * sampling noise of W1 / sd between two samples of one distribution, for
+ * windows too small for 0.1 (index/drift.c, stat_components) */
+#define ANC_DRIFT_COMPONENT_NOISE 2.5
 #define ANC_DRIFT_DEFAULT_COMPONENT_SHARE 0.2     /* Evidently */
 #define ANC_DRIFT_DEFAULT_PERMUTATIONS 100        /* Alibi Detect */
 #define ANC_DRIFT_DEFAULT_P_VALUE 0.05            /* Alibi Detect */

@@ -105,8 +105,10 @@ Test(e2e_drift, sotu_vs_transport_act_is_domain_drift)
 	                  &n, &dim);
 	cr_assert_eq(n, 394);
 	query_all(c, "sotu", za, n, dim);
-	query_all(c, "sotu", za, n, dim); /* the window: transport act only */
+	query_all(c, "sotu", za, n, dim); /* repeats: counted once */
 	r = drift(c, "sotu", 1);
+	cr_expect_eq(r.window, 90 + 394, "distinct queries in the window: %u",
+	             r.window);
 	cr_log_info("transport act vs SOTU: %s, %u fired, centroid %.3f "
 	            "(threshold %.4f), mmd p %.3f, auc %.3f",
 	            anc_drift_status_name(r.status), r.nfired,
@@ -118,8 +120,9 @@ Test(e2e_drift, sotu_vs_transport_act_is_domain_drift)
 	cr_expect(r.stats[ANC_DRIFT_STAT_CENTROID].fired);
 	cr_expect(r.stats[ANC_DRIFT_STAT_MMD].fired);
 	cr_expect(r.stats[ANC_DRIFT_STAT_CLASSIFIER].fired);
-	/* the centroid cosine between the two sets is ~0.07 (data README) */
-	cr_expect_gt(r.stats[ANC_DRIFT_STAT_CENTROID].value, 0.8);
+	/* the centroid cosine between the two sets is ~0.07 (data README);
+	 * the window's centroid is 394 parts transport to 90 SOTU */
+	cr_expect_gt(r.stats[ANC_DRIFT_STAT_CENTROID].value, 0.6);
 
 	/* the latest report is served without recomputing */
 	anc_drift_report again = drift(c, "sotu", 0);
