@@ -1,8 +1,11 @@
 // app.js — the Anchorage drift status page. No framework, no build step:
 // fetch /api/v1/drift, draw one card per contract with the latest verdict,
 // a table of statistics and a <canvas> line chart per statistic over the
-// recorded history. Refreshes every 5 seconds. Works offline (everything is
-// served by the server itself).
+// recorded history. Refreshes every 5 seconds: the first fetch asks for 24
+// hours of history, later ones only for what is new since the last one
+// (plus a minute), merged into the page's copy, so an open page costs a
+// few KB per refresh instead of the whole day's reports of every contract.
+// Works offline (everything is served by the server itself).
 "use strict";
 
 const STATS = [
@@ -147,16 +150,42 @@ function authHeaders() {
   return k ? {"Authorization": "Bearer " + k} : {};
 }
 
+// collection + NUL + contract -> that contract's reports, oldest first
+let historyCache = new Map();
+let lastFetch = 0; // performance.now() of the last good fetch, ms
+
+// Merge the reports of c.history newer than the cached ones, keep 24 h
+// (by the server's clock: report times), and point c.history at the result.
+function mergeHistory(c, next) {
+  const key = c.collection + "\u0000" + c.contract;
+  const old = historyCache.get(key) || [];
+  const last = old.length ? old[old.length - 1].time : -Infinity;
+  let h = old.concat((c.history || []).filter(r => r.time > last));
+  if (h.length) {
+    const cut = h[h.length - 1].time - 24 * 3600;
+    h = h.filter(r => r.time >= cut);
+  }
+  next.set(key, h);
+  c.history = h;
+}
+
 async function refresh() {
   const meta = document.getElementById("meta");
   try {
-    const r = await fetch("/api/v1/drift?hours=24",
+    const now = performance.now();
+    const secs = lastFetch > 0 ? (now - lastFetch) / 1000 + 60 : 24 * 3600;
+    const hours = Math.min(24, Math.max(secs / 3600, 0.001)).toFixed(4);
+    const r = await fetch("/api/v1/drift?hours=" + hours,
                           {cache: "no-store", headers: authHeaders()});
     if (r.status === 401 || r.status === 403)
       throw new Error("HTTP " + r.status + ": this server has API keys; " +
                       "open this page as /#key=YOUR_READ_KEY");
     if (!r.ok) throw new Error("HTTP " + r.status);
     const data = await r.json();
+    const next = new Map();
+    for (const c of data.contracts) mergeHistory(c, next);
+    historyCache = next; // contracts gone (retired) leave the cache
+    lastFetch = now;
     const main = document.getElementById("contracts");
     main.replaceChildren();
     const draws = [];
