@@ -43,7 +43,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -376,29 +375,9 @@ anc_client_open(const char *url, const anc_client_options *opt,
 		    "got %d", c->opt.timeout_ms);
 		goto fail;
 	}
-	{
-		/* every call would fail on it: say so here, naming it */
-		static const struct { const char *name; size_t off; } f[] = {
-		    {"max_message", offsetof(anc_limits, max_message)},
-		    {"max_records", offsetof(anc_limits, max_records)},
-		    {"max_queries", offsetof(anc_limits, max_queries)},
-		    {"max_k", offsetof(anc_limits, max_k)},
-		    {"max_text", offsetof(anc_limits, max_text)},
-		    {"max_meta", offsetof(anc_limits, max_meta)},
-		    {"max_anchors", offsetof(anc_limits, max_anchors)},
-		    {"max_hits", offsetof(anc_limits, max_hits)}};
-		for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-			uint32_t v;
-			memcpy(&v, (const char *)&c->opt.limits + f[i].off,
-			    sizeof v);
-			if (v == 0) {
-				code = anc_error_set(err, ANC_EINVAL,
-				    "limits.%s: 0 is not allowed (start from "
-				    "anc_limits_default)", f[i].name);
-				goto fail;
-			}
-		}
-	}
+	/* every call would fail on it: say so here, naming it */
+	if ((code = anc_limits_check(&c->opt.limits, err)) != ANC_OK)
+		goto fail;
 	if (c->opt.api_key != NULL) {
 		size_t n = strlen(c->opt.api_key);
 		if (n == 0 || n > ANC_AUTH_MAX) {
@@ -478,7 +457,7 @@ client_req_bounds(const anc_client *c, const anc_req *r, anc_error *err)
 {
 	const anc_limits *l = &c->opt.limits;
 	const char *what = NULL, *lim = NULL;
-	uint64_t n = 0, max = 0;
+	uint64_t n = 0, max = 0, hits;
 
 	switch (r->op) {
 	case ANC_OP_UPSERT:
@@ -490,12 +469,11 @@ client_req_bounds(const anc_client *c, const anc_req *r, anc_error *err)
 		 * answer says so */
 		what = "query vectors", lim = "max_queries";
 		n = r->u.query.nq, max = l->max_queries;
-		if (n <= max && (uint64_t)r->u.query.nq *
-		    (r->u.query.k ? r->u.query.k : 10) > l->max_hits) {
+		hits = (uint64_t)r->u.query.nq *
+		       (r->u.query.k ? r->u.query.k : 10); /* 0: 10 */
+		if (n <= max && hits > l->max_hits) {
 			what = "hits (query vectors x k)", lim = "max_hits";
-			n = (uint64_t)r->u.query.nq *
-			    (r->u.query.k ? r->u.query.k : 10);
-			max = l->max_hits;
+			n = hits, max = l->max_hits;
 		}
 		break;
 	case ANC_OP_VERIFY: /* with "receipt" a write: see above */
@@ -725,16 +703,18 @@ anc_client_query2(anc_client *c, const char *collection, const char *contract,
 	}
 	/* With pins the reply is checked even when the caller wants only
 	 * the outcome: a server that ignores pins did not answer this. */
-	anc_resp *mine = NULL;
-	int rv = client_call(c, &req, out != NULL ? out : &mine, err);
-	anc_resp **got = out != NULL ? out : &mine;
+	anc_resp *resp = NULL;
+	int rv = client_call(c, &req, &resp, err);
 	if (rv == ANC_OK && req.u.query.npins > 0 &&
-	    (rv = anc_client_pins_check(*got, req.u.query.pins,
+	    (rv = anc_client_pins_check(resp, req.u.query.pins,
 	         req.u.query.npins, err)) != ANC_OK) {
-		anc_resp_free(*got);
-		*got = NULL;
+		anc_resp_free(resp);
+		resp = NULL;
 	}
-	anc_resp_free(mine);
+	if (out != NULL)
+		*out = resp;
+	else
+		anc_resp_free(resp);
 	return rv;
 }
 

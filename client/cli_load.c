@@ -800,12 +800,10 @@ unmapped_warn(load_state *st, const anc_cli_line *l, uint64_t lineno)
 
 		if (st->nunmapped_said > ANC_CLI_UNMAPPED_SAID)
 			break; /* said that the rest go unnamed */
-		for (j = 0; j < st->nunmapped_said &&
-		     j < ANC_CLI_UNMAPPED_SAID; j++)
+		for (j = 0; j < st->nunmapped_said; j++)
 			if (strcmp(st->unmapped_said[j], k) == 0)
 				break;
-		if (j < st->nunmapped_said || st->nunmapped_said >
-		    ANC_CLI_UNMAPPED_SAID)
+		if (j < st->nunmapped_said)
 			continue;
 		progress_clear(st);
 		if (st->nunmapped_said == ANC_CLI_UNMAPPED_SAID) {

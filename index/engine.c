@@ -669,6 +669,20 @@ db_free(anc_db *db)
 	free(db);
 }
 
+/* Snapshot e's index, remembering a failure (snap_failed_at: the retry
+ * waits SNAPSHOT_RETRY_S) and counting it (snapshot_failures). imu held,
+ * or the engine still opening. */
+static int
+snapshot_try(anc_db *db, contract_ent *e, anc_error *err)
+{
+	int rv = vindex_snapshot(e->vx, err);
+
+	e->snap_failed_at = rv == ANC_OK ? 0 : now_seconds();
+	if (rv != ANC_OK)
+		__atomic_add_fetch(&db->ws_snap_fail, 1, __ATOMIC_RELAXED);
+	return rv;
+}
+
 /* After an unclean stop an index comes from LMDB (rebuilt, or a snapshot
  * plus a replay). Snapshot it now when that was costly: an HNSW graph
  * rebuilt (a flat one reads back from LMDB about as fast as from a
@@ -694,9 +708,7 @@ open_snapshot(anc_db *db, const coll_ent *ce, contract_ent *e,
 	      (db->opt.snapshot_every > 0 &&
 	       info->replayed >= db->opt.snapshot_every)))
 		return;
-	if (vindex_snapshot(e->vx, &err) != ANC_OK) {
-		__atomic_add_fetch(&db->ws_snap_fail, 1, __ATOMIC_RELAXED);
-		e->snap_failed_at = now_seconds();
+	if (snapshot_try(db, e, &err) != ANC_OK) {
 		if (!db->opt.quiet)
 			fprintf(stderr, "anchorage: collection '%s', contract "
 			        "%s: snapshot after opening: %s\n",
@@ -1453,13 +1465,8 @@ index_upkeep(anc_db *db, contract_ent *e, int writer, anc_error *err)
 	}
 	if (db->opt.snapshot_every > 0 && s.unsnapped >= db->opt.snapshot_every &&
 	    (e->snap_failed_at == 0 ||
-	     now_seconds() - e->snap_failed_at >= SNAPSHOT_RETRY_S)) {
-		rv = vindex_snapshot(e->vx, err);
-		e->snap_failed_at = rv == ANC_OK ? 0 : now_seconds();
-		if (rv != ANC_OK)
-			__atomic_add_fetch(&db->ws_snap_fail, 1,
-			                   __ATOMIC_RELAXED);
-	}
+	     now_seconds() - e->snap_failed_at >= SNAPSHOT_RETRY_S))
+		rv = snapshot_try(db, e, err);
 	return rv;
 }
 

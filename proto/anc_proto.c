@@ -84,6 +84,12 @@ pr_limits(const anc_limits *lim, anc_limits *use, anc_error *err)
 		return ANC_OK;
 	}
 	*use = *lim;
+	return anc_limits_check(use, err);
+}
+
+int
+anc_limits_check(const anc_limits *use, anc_error *err)
+{
 #define PR_NONZERO(f) \
 	if (use->f == 0) \
 		return anc_error_set(err, ANC_EINVAL, \

@@ -97,6 +97,9 @@ typedef struct anc_limits {
 } anc_limits;
 
 void anc_limits_default(anc_limits *lim);
+/* ANC_EINVAL naming the first field that is 0 ("limits.max_k: 0 is not
+ * allowed ..."): every decode under such limits would fail. */
+int anc_limits_check(const anc_limits *lim, anc_error *err);
 
 /* A growable byte buffer. Zero-initialise, or anc_buf_init; free with
  * anc_buf_free. anc_buf_reset keeps the allocation. */
