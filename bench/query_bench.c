@@ -96,6 +96,7 @@
 
 #include "anc_client.h"
 #include "anc_index.h"
+#include "anc_sp.h"
 #include "faiss_c_ext.h"
 #include "srv_server.h"
 
@@ -402,6 +403,10 @@ server_stop(server *s)
 	s->pid = 0;
 }
 
+/* 1: clients make their calls through nng's REQ socket (the "-nng" rows),
+ * not the client library's own SP connection (anc_sp.h). */
+static int use_nng;
+
 static anc_client *
 client_open(const char *url)
 {
@@ -410,6 +415,7 @@ client_open(const char *url)
 	anc_error err;
 	anc_client_options_default(&o);
 	o.timeout_ms = 120000;
+	o.use_nng = use_nng;
 	if (anc_client_open(url, &o, &c, &err) != 0)
 		die("client", err.msg);
 	return c;
@@ -888,11 +894,36 @@ echo_serve(int nurl, char **urls)
 	return 0;
 }
 
-/* Round trips of req_len-byte requests answered by rep_len bytes. */
-static result
-echo_run(const char *url, size_t req_len, size_t rep_len, uint32_t n)
+/* One echo round trip: over nng's REQ socket, or (sp non-NULL) the
+ * client library's own SP connection. */
+static int
+echo_once(nng_socket sock, anc_sp *sp, const void *buf, size_t len)
 {
-	nng_socket sock;
+	void *rep;
+	size_t rl;
+	int rv;
+
+	if (sp != NULL) {
+		const uint8_t *b;
+		anc_error err;
+		return anc_sp_call(sp, buf, len, 10000, &b, &rl, &err);
+	}
+	if ((rv = nng_send(sock, (void *)buf, len, 0)) != 0 ||
+	    (rv = nng_recv(sock, &rep, &rl, NNG_FLAG_ALLOC)) != 0)
+		return rv;
+	nng_free(rep, rl);
+	return 0;
+}
+
+/* Round trips of req_len-byte requests answered by rep_len bytes, with
+ * nng's REQ socket (sp 0) or anc_sp (sp 1). */
+static result
+echo_run(const char *url, int use_sp, size_t req_len, size_t rep_len,
+         uint32_t n)
+{
+	nng_socket sock = NNG_SOCKET_INITIALIZER;
+	anc_sp sp, *spp = NULL;
+	anc_error err;
 	unsigned char *buf = xmalloc(req_len < 4 ? 4 : req_len);
 	double *lat = xmalloc((size_t)n * sizeof *lat), t0, c0;
 	uint32_t want = (uint32_t)rep_len;
@@ -903,29 +934,26 @@ echo_run(const char *url, size_t req_len, size_t rep_len, uint32_t n)
 	memset(&r, 0, sizeof r);
 	memset(buf, 0xab, req_len < 4 ? 4 : req_len);
 	memcpy(buf, &want, 4);
-	if ((rv = nng_req0_open(&sock)) != 0 ||
-	    (rv = nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 10000)) != 0 ||
-	    (rv = nng_dial(sock, url, NULL, 0)) != 0)
+	if (use_sp) {
+		if (anc_sp_init(&sp, url, 1u << 20, &err) != 0)
+			die("sp echo", err.msg);
+		spp = &sp;
+	} else if ((rv = nng_req0_open(&sock)) != 0 ||
+	           (rv = nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 10000)) !=
+	               0 ||
+	           (rv = nng_dial(sock, url, NULL, 0)) != 0) {
 		die("nng echo dial", nng_strerror(rv));
-	for (uint32_t i = 0; i < 200; i++) { /* warm up */
-		void *rep;
-		size_t rl;
-		if (nng_send(sock, buf, req_len, 0) != 0 ||
-		    nng_recv(sock, &rep, &rl, NNG_FLAG_ALLOC) != 0)
-			die("nng echo", url);
-		nng_free(rep, rl);
 	}
+	for (uint32_t i = 0; i < 200; i++) /* warm up */
+		if (echo_once(sock, spp, buf, req_len) != 0)
+			die("echo", url);
 	p0 = proc_sample(stat_pid);
 	c0 = thread_cpu_s();
 	t0 = now_s();
 	for (uint32_t i = 0; i < n; i++) {
-		void *rep;
-		size_t rl;
 		double t = now_s();
-		if ((rv = nng_send(sock, buf, req_len, 0)) != 0 ||
-		    (rv = nng_recv(sock, &rep, &rl, NNG_FLAG_ALLOC)) != 0)
-			die("nng echo", nng_strerror(rv));
-		nng_free(rep, rl);
+		if (echo_once(sock, spp, buf, req_len) != 0)
+			die("echo", url);
 		lat[i] = now_s() - t;
 	}
 	r.wall_s = now_s() - t0;
@@ -937,7 +965,10 @@ echo_run(const char *url, size_t req_len, size_t rep_len, uint32_t n)
 	r.qps = n / r.wall_s;
 	r.p50 = pct(lat, n, 50);
 	r.p99 = pct(lat, n, 99);
-	nng_close(sock);
+	if (spp != NULL)
+		anc_sp_fini(spp);
+	else
+		nng_close(sock);
 	free(buf);
 	free(lat);
 	return r;
@@ -953,7 +984,7 @@ typedef struct {
 
 static void
 bench_nng_floor(const char *self, const char *tmpdir, const msg_size *ms,
-                int nms, uint32_t n, double floor_p50[][2])
+                int nms, uint32_t n, double floor_p50[][4])
 {
 	char ipc[PATH_MAX + 32], tcp[64];
 	pid_t pid, server_pid = stat_pid;
@@ -983,12 +1014,14 @@ bench_nng_floor(const char *self, const char *tmpdir, const msg_size *ms,
 	}
 	usleep(100000); /* the tcp listener comes right after */
 	stat_pid = pid;
-	for (int u = 0; u < 2; u++)
+	/* u: ipc and tcp with nng's REQ, then both with anc_sp */
+	for (int u = 0; u < 4; u++)
 		for (int i = 0; i < nms; i++) {
-			result r = echo_run(u == 0 ? ipc : tcp, ms[i].req, ms[i].rep,
-			                    n);
+			result r = echo_run(u % 2 == 0 ? ipc : tcp, u >= 2,
+			                    ms[i].req, ms[i].rep, n);
 			floor_p50[i][u] = r.p50;
 			printf("{\"bench\":\"nng_floor\",\"where\":\"%s\","
+			       "\"client\":\"%s\","
 			       "\"layout\":\"separate process, %d workers with "
 			       "nng contexts, aio_wait\",\"msg\":\"%s\","
 			       "\"req_bytes\":%zu,\"rep_bytes\":%zu,\"qps\":%.1f,"
@@ -996,7 +1029,8 @@ bench_nng_floor(const char *self, const char *tmpdir, const msg_size *ms,
 			       "\"client_cpu_us_per_req\":%.1f,"
 			       "\"server_cpu_us_per_req\":%.1f,"
 			       "\"server_ctxsw_per_req\":%.1f}\n",
-			       u == 0 ? "ipc" : "tcp", ECHO_WORKERS, ms[i].name,
+			       u % 2 == 0 ? "ipc" : "tcp",
+			       u >= 2 ? "anc_sp" : "nng REQ", ECHO_WORKERS, ms[i].name,
 			       ms[i].req, ms[i].rep, r.qps, r.p50, r.p99,
 			       r.client_cpu_s / r.n * 1e6, r.server_cpu_s / r.n * 1e6,
 			       (double)r.server_csw / r.n);
@@ -1360,7 +1394,7 @@ main(int argc, char **argv)
 	uint64_t errors;
 	double lt, peak16 = 0;
 	split_result sr;
-	double floor_p50[2][2]; /* [ping, query][ipc, tcp] */
+	double floor_p50[2][4]; /* [ping, query][ipc, tcp] x [nng, sp] */
 	char self[PATH_MAX];
 
 	if (argc >= 3 && strcmp(argv[1], "--nng-echo") == 0)
@@ -1508,15 +1542,17 @@ main(int argc, char **argv)
 		                floor_p50);
 	}
 
-	/* clients x transport */
+	/* clients x transport; "ipc-nng": the same over ipc with the client
+	 * library's calls through nng's REQ socket, as before anc_sp */
 	{
-		const char *urls[2] = {s.ipc, s.tcp};
-		const char *names[2] = {"ipc", "tcp"};
+		const char *urls[3] = {s.ipc, s.tcp, s.ipc};
+		const char *names[3] = {"ipc", "tcp", "ipc-nng"};
 		int ncl[3] = {1, 4, 16};
-		for (int u = 0; u < (focus ? 1 : 2); u++)
+		for (int u = 0; u < 3; u++)
 			for (int i = 0; i < 3; i++) {
-				if (focus && ncl[i] == 4)
+				if (focus && (ncl[i] == 4 || u == 1))
 					continue;
+				use_nng = u == 2;
 				/* about `seconds` of work at the faiss rate */
 				uint32_t n = (uint32_t)(fr2.qps * seconds / ncl[i]);
 				if (n < 50)
@@ -1553,6 +1589,8 @@ main(int argc, char **argv)
 					 * client codec + the rest (thread hand-offs,
 					 * scheduling, caches: not attributable) */
 					double added = r.p50 - ref.p50;
+					/* the floor of this row's client */
+					int fl = u == 2 ? 0 : u + 2;
 					double codec = sr.encode + sr.decode;
 					printf("{\"bench\":\"added_latency\",\"where\":"
 					       "\"%s\",\"p50_us\":%.1f,\"faiss_p50_us\":"
@@ -1563,9 +1601,9 @@ main(int argc, char **argv)
 					       "\"client_codec_p50_us\":%.1f,"
 					       "\"rest_us\":%.1f}\n",
 					       names[u], added, ref.p50, r.p50,
-					       r.p50 - fr1.p50, floor_p50[1][u],
+					       r.p50 - fr1.p50, floor_p50[1][fl],
 					       sr.overhead, codec,
-					       added - floor_p50[1][u] - sr.overhead -
+					       added - floor_p50[1][fl] - sr.overhead -
 					           codec);
 				}
 				if (ncl[i] == 16) {
@@ -1606,6 +1644,7 @@ main(int argc, char **argv)
 			}
 	}
 
+	use_nng = 0;
 	/* p99 at 70% of the 16-client peak (open loop, ipc) */
 	{
 		double rate = 0.7 * peak16;

@@ -39,6 +39,7 @@
  * request is always at `head`.
  */
 #include "anc_client.h"
+#include "anc_sp.h"
 #include "anc_url.h"
 
 #include <errno.h>
@@ -55,8 +56,11 @@
 #include <nng/supplemental/tls/tls.h>
 
 struct anc_client {
-	nng_socket sock;
+	nng_socket sock;  /* opened at once, or with the first pipeline when
+	                     the calls go over sp */
 	int sock_open;
+	int direct;       /* synchronous calls over sp, not sock */
+	anc_sp sp;
 	char *url;
 	char *api_key;    /* owned copy of opt.api_key, or NULL */
 	anc_client_options opt;
@@ -132,13 +136,18 @@ client_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 
 typedef struct lost_mark {
 	unsigned lost, added;
+	int sp; /* counted by c->sp (a synchronous call), not nng's pipes */
 } lost_mark;
 
 static lost_mark
-client_lost_mark(const anc_client *c)
+client_lost_mark(const anc_client *c, int sp)
 {
 	lost_mark m = {__atomic_load_n(&c->pipes_lost, __ATOMIC_RELAXED),
-	               __atomic_load_n(&c->pipes_added, __ATOMIC_RELAXED)};
+	               __atomic_load_n(&c->pipes_added, __ATOMIC_RELAXED), 0};
+	if (sp) {
+		m.lost = c->sp.lost, m.added = c->sp.added;
+		m.sp = 1;
+	}
 	return m;
 }
 
@@ -155,7 +164,7 @@ client_lost_hint(const anc_client *c, anc_error *err, int code,
                  lost_mark m0, size_t req_len)
 {
 	char msg[sizeof err->msg];
-	lost_mark m = client_lost_mark(c);
+	lost_mark m = client_lost_mark(c, m0.sp);
 
 	if (err == NULL || code != ANC_ETIMEOUT || m.lost == m0.lost)
 		return code;
@@ -207,6 +216,8 @@ anc_client_close(anc_client *c)
 		return;
 	if (c->sock_open)
 		(void)nng_close(c->sock); /* nothing useful to do on failure */
+	if (c->direct)
+		anc_sp_fini(&c->sp);
 	anc_buf_free(&c->buf);
 	free(c->url);
 	free(c->api_key);
@@ -342,12 +353,53 @@ leave:
 	return code;
 }
 
+/* The nng REQ socket, its options and its dialer: for every call, or
+ * for pipelines only when the synchronous calls go over c->sp (the URL
+ * is not TLS then). */
+static int
+client_nng_open(anc_client *c, const anc_client_options *opt,
+                anc_error *err)
+{
+	const char *url = c->url;
+	int rv, code;
+
+	if ((rv = nng_req0_open(&c->sock)) != 0)
+		return client_nng_error(err, rv, "open REQ socket for", url, 0);
+	c->sock_open = 1;
+	if ((rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST,
+	         client_pipe_event, c)) != 0 ||
+	    (rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST,
+	         client_pipe_event, c)) != 0) {
+		code = client_nng_error(err, rv, "set a pipe callback for", url,
+		    0);
+		goto fail;
+	}
+	if ((rv = nng_socket_set_ms(c->sock, NNG_OPT_RECVTIMEO,
+	         c->opt.timeout_ms)) != 0 ||
+	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_SENDTIMEO,
+	         c->opt.timeout_ms)) != 0 ||
+	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME,
+	         c->opt.timeout_ms)) != 0 ||
+	    (rv = nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ,
+	         (size_t)c->opt.limits.max_message + ANC_NNG_HEADER_SLACK)) !=
+	        0) {
+		code = client_nng_error(err, rv, "set socket options for", url,
+		    0);
+		goto fail;
+	}
+	if ((code = client_dial(c, url, opt, err)) == ANC_OK)
+		return ANC_OK;
+fail:
+	(void)nng_close(c->sock); /* a later pipeline starts afresh */
+	c->sock_open = 0;
+	return code;
+}
+
 int
 anc_client_open(const char *url, const anc_client_options *opt,
                 anc_client **out, anc_error *err)
 {
 	anc_client *c = NULL;
-	int rv;
 	int code;
 
 	*out = NULL;
@@ -398,34 +450,18 @@ anc_client_open(const char *url, const anc_client_options *opt,
 	c->next_id = 1;
 	anc_buf_init(&c->buf);
 
-	if ((rv = nng_req0_open(&c->sock)) != 0) {
-		code = client_nng_error(err, rv, "open REQ socket for", url, 0);
+	if (!c->opt.use_nng && anc_sp_supports(url)) {
+		if ((code = anc_sp_init(&c->sp, c->url,
+		         c->opt.limits.max_message, err)) != ANC_OK)
+			goto fail;
+		c->direct = 1;
+		if (c->opt.dial_now && anc_url_is_local(url) &&
+		    (code = anc_sp_connect_now(&c->sp, c->opt.timeout_ms,
+		         err)) != ANC_OK)
+			goto fail;
+	} else if ((code = client_nng_open(c, opt, err)) != ANC_OK) {
 		goto fail;
 	}
-	c->sock_open = 1;
-	if ((rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST,
-	         client_pipe_event, c)) != 0 ||
-	    (rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST,
-	         client_pipe_event, c)) != 0) {
-		code = client_nng_error(err, rv, "set a pipe callback for", url,
-		    0);
-		goto fail;
-	}
-	if ((rv = nng_socket_set_ms(c->sock, NNG_OPT_RECVTIMEO,
-	         c->opt.timeout_ms)) != 0 ||
-	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_SENDTIMEO,
-	         c->opt.timeout_ms)) != 0 ||
-	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME,
-	         c->opt.timeout_ms)) != 0 ||
-	    (rv = nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ,
-	         (size_t)c->opt.limits.max_message + ANC_NNG_HEADER_SLACK)) !=
-	        0) {
-		code = client_nng_error(err, rv, "set socket options for", url,
-		    0);
-		goto fail;
-	}
-	if ((code = client_dial(c, url, opt, err)) != ANC_OK)
-		goto fail;
 	*out = c;
 	return ANC_OK;
 
@@ -503,30 +539,54 @@ client_req_bounds(const anc_client *c, const anc_req *r, anc_error *err)
 	    (unsigned long long)n, what, lim, (unsigned long long)max);
 }
 
-/* Send the bytes in c->buf and receive one reply into *reply (nng-allocated,
- * released with nng_free(*reply, *reply_len)). */
+/* A reply: data[len], in c->sp's buffer (valid until the next call) or
+ * nng's (nng set; reply_release frees it). */
+typedef struct reply_buf {
+	const uint8_t *data;
+	size_t len;
+	void *nng;
+} reply_buf;
+
+static void
+reply_release(reply_buf *r)
+{
+	if (r->nng != NULL)
+		nng_free(r->nng, r->len);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Send msg[len] and receive one reply into *r (reply_release it). */
 static int
-client_exchange(anc_client *c, void **reply, size_t *reply_len,
+client_exchange(anc_client *c, const void *msg, size_t len, reply_buf *r,
                 anc_error *err)
 {
-	lost_mark lost0 = client_lost_mark(c);
+	lost_mark lost0 = client_lost_mark(c, c->direct);
 	int rv;
 
-	*reply = NULL;
-	*reply_len = 0;
-	if ((rv = client_size_check(c, c->buf.len, err)) != ANC_OK)
+	memset(r, 0, sizeof(*r));
+	if ((rv = client_size_check(c, len, err)) != ANC_OK)
 		return rv;
+	if (c->direct) {
+		rv = anc_sp_call(&c->sp, msg, len, c->opt.timeout_ms, &r->data,
+		                 &r->len, err);
+		if (rv == ANC_ETIMEOUT) /* worded as on the nng path */
+			return client_lost_hint(c, err, client_size_hint(err,
+			    client_nng_error(err, NNG_ETIMEDOUT, "receive from",
+			    c->url, c->opt.timeout_ms), len), lost0, len);
+		return rv;
+	}
 	/* nng_send copies the buffer when flags lack NNG_FLAG_ALLOC. */
-	if ((rv = nng_send(c->sock, c->buf.data, c->buf.len, 0)) != 0)
+	if ((rv = nng_send(c->sock, (void *)msg, len, 0)) != 0)
 		return client_nng_error(err, rv, "send to", c->url,
 		    c->opt.timeout_ms);
-	if ((rv = nng_recv(c->sock, reply, reply_len, NNG_FLAG_ALLOC)) != 0) {
-		*reply = NULL;
-		*reply_len = 0;
+	if ((rv = nng_recv(c->sock, &r->nng, &r->len, NNG_FLAG_ALLOC)) != 0) {
+		r->nng = NULL;
+		r->len = 0;
 		return client_lost_hint(c, err, client_size_hint(err,
 		    client_nng_error(err, rv, "receive from", c->url,
-		    c->opt.timeout_ms), c->buf.len), lost0, c->buf.len);
+		    c->opt.timeout_ms), len), lost0, len);
 	}
+	r->data = r->nng;
 	return ANC_OK;
 }
 
@@ -536,8 +596,7 @@ client_exchange(anc_client *c, void **reply, size_t *reply_len,
 static int
 client_call(anc_client *c, anc_req *req, anc_resp **out, anc_error *err)
 {
-	void *reply = NULL;
-	size_t reply_len = 0;
+	reply_buf reply = {NULL, 0, NULL};
 	anc_resp *resp = NULL;
 	int code;
 
@@ -555,9 +614,10 @@ client_call(anc_client *c, anc_req *req, anc_resp **out, anc_error *err)
 		anc_error_wrap(err, "%s request", anc_op_name(req->op));
 		goto leave;
 	}
-	if ((code = client_exchange(c, &reply, &reply_len, err)) != ANC_OK)
+	if ((code = client_exchange(c, c->buf.data, c->buf.len, &reply,
+	         err)) != ANC_OK)
 		goto leave;
-	if ((code = anc_resp_decode(reply, reply_len, req->op,
+	if ((code = anc_resp_decode(reply.data, reply.len, req->op,
 	         &c->opt.limits, &resp, err)) != ANC_OK) {
 		anc_error_wrap(err, "reply from %s to %s", c->url,
 		    anc_op_name(req->op));
@@ -593,8 +653,7 @@ client_call(anc_client *c, anc_req *req, anc_resp **out, anc_error *err)
 leave:
 	client_leave(c);
 	anc_resp_free(resp);
-	if (reply != NULL)
-		nng_free(reply, reply_len);
+	reply_release(&reply);
 	return code;
 }
 
@@ -899,8 +958,7 @@ int
 anc_client_raw(anc_client *c, const void *msg, size_t len, void **reply,
                size_t *reply_len, anc_error *err)
 {
-	void *nbuf = NULL;
-	size_t nlen = 0;
+	reply_buf r;
 	void *copy;
 	int rv;
 
@@ -913,29 +971,24 @@ anc_client_raw(anc_client *c, const void *msg, size_t len, void **reply,
 		    "msg: NULL with length %zu", len);
 	if ((rv = client_enter(c, err)) != ANC_OK)
 		return rv;
-	if ((rv = nng_send(c->sock, (void *)msg, len, 0)) != 0) {
+	if ((rv = client_exchange(c, msg, len, &r, err)) != ANC_OK) {
 		client_leave(c);
-		return client_nng_error(err, rv, "send to", c->url,
-		    c->opt.timeout_ms);
+		return rv;
 	}
-	rv = nng_recv(c->sock, &nbuf, &nlen, NNG_FLAG_ALLOC);
+	/* The caller frees with free(), so copy the reply out of nng's or
+	 * sp's buffer; malloc(0) may return NULL, hence the +1. */
+	if ((copy = malloc(r.len + 1)) == NULL) {
+		rv = anc_error_set(err, ANC_ENOMEM,
+		    "reply from %s: cannot copy %zu bytes", c->url, r.len);
+	} else {
+		if (r.len > 0)
+			memcpy(copy, r.data, r.len);
+		*reply = copy;
+		*reply_len = r.len;
+	}
+	reply_release(&r);
 	client_leave(c);
-	if (rv != 0)
-		return client_nng_error(err, rv, "receive from", c->url,
-		    c->opt.timeout_ms);
-	/* The caller frees with free(), so move the reply out of nng's
-	 * allocator; malloc(0) may return NULL, hence the +1. */
-	if ((copy = malloc(nlen + 1)) == NULL) {
-		nng_free(nbuf, nlen);
-		return anc_error_set(err, ANC_ENOMEM,
-		    "reply from %s: cannot copy %zu bytes", c->url, nlen);
-	}
-	if (nlen > 0)
-		memcpy(copy, nbuf, nlen);
-	nng_free(nbuf, nlen);
-	*reply = copy;
-	*reply_len = nlen;
-	return ANC_OK;
+	return rv;
 }
 
 /* ---- pipelined upserts ------------------------------------------------- */
@@ -1105,6 +1158,17 @@ anc_pipeline_open(anc_client *c, uint32_t depth, anc_pipeline **out,
 		goto fail;
 	}
 	p->sync_init = 1;
+	/* The calls go over c->sp: pipelines get nng's socket now. With
+	 * the server known to be there its handshake is finished here: a
+	 * pipeline closed within it (a load that stops at its first
+	 * record) would meet nanomsg/nng#1518 on an ipc:// server, whose
+	 * listener then stops accepting. */
+	if (!c->sock_open) {
+		anc_client_options o = c->opt;
+		o.dial_now = c->sp.fd >= 0;
+		if ((code = client_nng_open(c, &o, err)) != ANC_OK)
+			goto fail;
+	}
 	for (i = 0; i < depth; i++) {
 		pl_slot *s = &p->slots[i];
 
@@ -1191,7 +1255,7 @@ anc_pipeline_upsert(anc_pipeline *p, const char *collection,
 	s->id = req.id;
 	s->tag = tag;
 	s->len = p->buf.len;
-	s->lost0 = client_lost_mark(p->c);
+	s->lost0 = client_lost_mark(p->c, 0);
 	s->rv = 0;
 	s->reply = NULL;
 	s->phase = PL_SEND;

@@ -48,6 +48,12 @@ typedef struct anc_client_options {
 	                       ANC_EUNAVAILABLE when nothing listens (what a
 	                       command-line tool wants); 0 (default), and for
 	                       other hosts: dial in the background */
+	int use_nng;        /* 1: every call through nng's REQ socket. 0
+	                       (default): for ipc:// and tcp:// URLs the
+	                       synchronous calls use the client's own SP
+	                       connection (anc_sp.h: the same protocol, half
+	                       the round trip); tls+tcp:// and pipelines use
+	                       nng either way */
 } anc_client_options;
 
 void anc_client_options_default(anc_client_options *opt);

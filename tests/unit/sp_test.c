@@ -1,0 +1,461 @@
+/*
+ * sp_test.c — the client library's own SP transport (client/anc_sp.c):
+ * byte-compatible with nng's REP socket, and what it does with peers that
+ * misbehave (a fake peer on a raw socket plays them), and the client's
+ * calls over it and over nng side by side against a real server.
+ */
+#include <criterion/criterion.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
+#include "anc_client.h"
+#include "anc_sp.h"
+#include "testutil.h"
+
+/* ---- a fake peer: one scenario per test, on its own thread ----------- */
+
+typedef struct peer {
+	int lfd;        /* listening socket */
+	int ipc;        /* ipc:// framing */
+	int scenario;
+	char url[128];
+	pthread_t thr;
+	int conns;      /* connections accepted */
+} peer;
+
+enum { P_STALE_FIRST, P_HUGE_REPLY, P_WRONG_PROTO, P_NOT_SP, P_DROP_ONCE,
+       P_SILENT };
+
+static int
+rd(int fd, void *buf, size_t n)
+{
+	char *p = buf;
+	while (n > 0) {
+		ssize_t r = read(fd, p, n);
+		if (r <= 0)
+			return -1;
+		p += r, n -= (size_t)r;
+	}
+	return 0;
+}
+
+static void
+wr(int fd, const void *buf, size_t n)
+{
+	(void)!send(fd, buf, n, MSG_NOSIGNAL);
+}
+
+static const uint8_t rep_head[8] = {0, 'S', 'P', 0, 0, 0x31, 0, 0};
+
+/* Read one message; *id its SP request ID. -1 at EOF. */
+static int
+read_req(const peer *p, int fd, uint32_t *id, uint8_t *body, size_t cap,
+         size_t *blen)
+{
+	uint8_t h[9];
+	size_t hl = p->ipc ? 9 : 8;
+	uint64_t len = 0;
+	uint8_t w[4];
+
+	if (rd(fd, h, hl) != 0)
+		return -1;
+	for (size_t i = hl - 8; i < hl; i++)
+		len = len << 8 | h[i];
+	cr_assert_geq(len, 4);
+	cr_assert_leq(len - 4, cap);
+	if (rd(fd, w, 4) != 0 || rd(fd, body, (size_t)len - 4) != 0)
+		return -1;
+	*id = (uint32_t)w[0] << 24 | (uint32_t)w[1] << 16 |
+	      (uint32_t)w[2] << 8 | w[3];
+	*blen = (size_t)len - 4;
+	return 0;
+}
+
+static void
+send_reply(const peer *p, int fd, uint32_t id, const void *body, size_t n)
+{
+	uint8_t h[13];
+	size_t hl = 0;
+	uint64_t len = n + 4;
+	if (p->ipc)
+		h[hl++] = 1;
+	for (int i = 0; i < 8; i++)
+		h[hl++] = (uint8_t)(len >> (56 - 8 * i));
+	for (int i = 0; i < 4; i++)
+		h[hl++] = (uint8_t)(id >> (24 - 8 * i));
+	wr(fd, h, hl);
+	wr(fd, body, n);
+}
+
+static void *
+peer_main(void *arg)
+{
+	peer *p = arg;
+	uint8_t head[8], body[65536];
+	size_t blen;
+	uint32_t id;
+
+	for (;;) {
+		int fd = accept(p->lfd, NULL, NULL);
+		if (fd < 0)
+			return NULL;
+		p->conns++;
+		if (p->scenario == P_NOT_SP) {
+			wr(fd, "HTTP/1.1 400 Bad Request\r\n\r\n", 28);
+			sleep(1);
+			close(fd);
+			continue;
+		}
+		if (p->scenario == P_WRONG_PROTO) {
+			uint8_t h[8] = {0, 'S', 'P', 0, 0, 0x30, 0, 0};
+			wr(fd, h, 8);
+			sleep(1);
+			close(fd);
+			continue;
+		}
+		wr(fd, rep_head, 8);
+		if (rd(fd, head, 8) != 0) {
+			close(fd);
+			continue;
+		}
+		cr_expect_eq(memcmp(head, "\0SP\0\0\x30\0\0", 8), 0,
+		             "the client's SP header");
+		while (read_req(p, fd, &id, body, sizeof body, &blen) == 0) {
+			cr_expect(id & 0x80000000u, "request ID has its top bit");
+			if (p->scenario == P_STALE_FIRST) {
+				/* a late reply to another request first */
+				send_reply(p, fd, id ^ 1, "old", 3);
+				send_reply(p, fd, id, body, blen);
+			} else if (p->scenario == P_HUGE_REPLY) {
+				uint8_t h[9] = {1, 0, 0, 0, 0, 0x40, 0, 0, 0};
+				wr(fd, p->ipc ? h : h + 1, p->ipc ? 9 : 8);
+			} else if (p->scenario == P_DROP_ONCE && p->conns == 1) {
+				break; /* lost with the request in it */
+			} else if (p->scenario == P_SILENT) {
+				continue;
+			} else {
+				send_reply(p, fd, id, body, blen);
+			}
+		}
+		close(fd);
+	}
+}
+
+static void
+peer_start(peer *p, int ipc, int scenario)
+{
+	memset(p, 0, sizeof(*p));
+	p->ipc = ipc;
+	p->scenario = scenario;
+	if (ipc) {
+		struct sockaddr_un a = {.sun_family = AF_UNIX};
+		const char *path = tu_path(tu_tmpdir(), "peer.sock");
+		snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+		unlink(path);
+		p->lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+		cr_assert_eq(bind(p->lfd, (struct sockaddr *)&a, sizeof a), 0);
+		snprintf(p->url, sizeof p->url, "ipc://%s", path);
+	} else {
+		struct sockaddr_in a = {.sin_family = AF_INET};
+		socklen_t al = sizeof a;
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		p->lfd = socket(AF_INET, SOCK_STREAM, 0);
+		cr_assert_eq(bind(p->lfd, (struct sockaddr *)&a, sizeof a), 0);
+		cr_assert_eq(getsockname(p->lfd, (struct sockaddr *)&a, &al), 0);
+		snprintf(p->url, sizeof p->url, "tcp://127.0.0.1:%u",
+		         ntohs(a.sin_port));
+	}
+	cr_assert_eq(listen(p->lfd, 8), 0);
+	cr_assert_eq(pthread_create(&p->thr, NULL, peer_main, p), 0);
+}
+
+static void
+peer_stop(peer *p)
+{
+	shutdown(p->lfd, SHUT_RDWR); /* ends the accept */
+	close(p->lfd);
+	pthread_join(p->thr, NULL);
+}
+
+static int
+call(anc_sp *sp, const char *msg, int timeout_ms, const uint8_t **rep,
+     size_t *rlen, anc_error *err)
+{
+	return anc_sp_call(sp, msg, strlen(msg), timeout_ms, rep, rlen, err);
+}
+
+/* ---- against the fake peer ------------------------------------------ */
+
+Test(sp, late_reply_to_another_request_is_dropped)
+{
+	for (int ipc = 0; ipc <= 1; ipc++) {
+		peer p;
+		anc_sp sp;
+		anc_error err = {0};
+		const uint8_t *rep;
+		size_t rlen;
+
+		peer_start(&p, ipc, P_STALE_FIRST);
+		cr_assert_eq(anc_sp_init(&sp, p.url, 1 << 20, &err), 0, "%s",
+		             err.msg);
+		for (int i = 0; i < 3; i++) {
+			char msg[32];
+			snprintf(msg, sizeof msg, "hello %d", i);
+			cr_assert_eq(call(&sp, msg, 5000, &rep, &rlen, &err), 0,
+			             "%s", err.msg);
+			cr_assert_eq(rlen, strlen(msg), "%s: %zu bytes", p.url,
+			             rlen);
+			cr_assert_eq(memcmp(rep, msg, rlen), 0);
+		}
+		cr_assert_eq(sp.added, 1, "one connection for all calls");
+		anc_sp_fini(&sp);
+		peer_stop(&p);
+	}
+}
+
+Test(sp, reply_over_the_limit_fails_at_once)
+{
+	for (int ipc = 0; ipc <= 1; ipc++) {
+		peer p;
+		anc_sp sp;
+		anc_error err = {0};
+		const uint8_t *rep;
+		size_t rlen;
+
+		peer_start(&p, ipc, P_HUGE_REPLY);
+		cr_assert_eq(anc_sp_init(&sp, p.url, 4096, &err), 0);
+		double t0 = tu_now();
+		cr_assert_eq(call(&sp, "x", 5000, &rep, &rlen, &err),
+		             ANC_ETOOBIG, "%s", err.msg);
+		cr_assert_lt(tu_now() - t0, 2.0, "not after the timeout");
+		cr_assert(strstr(err.msg, "max_message=4096") != NULL, "%s",
+		          err.msg);
+		cr_assert(strstr(err.msg, "1073741824 bytes") != NULL, "%s",
+		          err.msg);
+		cr_assert_null(rep);
+		anc_sp_fini(&sp);
+		peer_stop(&p);
+	}
+}
+
+Test(sp, peer_that_is_not_a_rep_socket_is_named)
+{
+	peer p;
+	anc_sp sp;
+	anc_error err = {0};
+	const uint8_t *rep;
+	size_t rlen;
+
+	peer_start(&p, 1, P_WRONG_PROTO);
+	cr_assert_eq(anc_sp_init(&sp, p.url, 4096, &err), 0);
+	cr_assert_eq(call(&sp, "x", 3000, &rep, &rlen, &err), ANC_ETRANSPORT,
+	             "%s", err.msg);
+	cr_assert(strstr(err.msg, "protocol 48, not REP0 (49)") != NULL, "%s",
+	          err.msg);
+	anc_sp_fini(&sp);
+	peer_stop(&p);
+
+	peer_start(&p, 0, P_NOT_SP);
+	cr_assert_eq(anc_sp_init(&sp, p.url, 4096, &err), 0);
+	cr_assert_eq(call(&sp, "x", 3000, &rep, &rlen, &err), ANC_ETRANSPORT,
+	             "%s", err.msg);
+	cr_assert(strstr(err.msg, "does not speak nng's SP protocol") != NULL,
+	          "%s", err.msg);
+	anc_sp_fini(&sp);
+	peer_stop(&p);
+}
+
+Test(sp, request_sent_again_on_a_new_connection)
+{
+	peer p;
+	anc_sp sp;
+	anc_error err = {0};
+	const uint8_t *rep;
+	size_t rlen;
+
+	peer_start(&p, 1, P_DROP_ONCE);
+	cr_assert_eq(anc_sp_init(&sp, p.url, 4096, &err), 0);
+	cr_assert_eq(call(&sp, "again", 5000, &rep, &rlen, &err), 0, "%s",
+	             err.msg);
+	cr_assert_eq(rlen, 5);
+	cr_assert_eq(memcmp(rep, "again", 5), 0);
+	cr_assert_eq(sp.lost, 1);
+	cr_assert_eq(sp.added, 2);
+	anc_sp_fini(&sp);
+	peer_stop(&p);
+}
+
+Test(sp, silent_peer_times_out_within_the_timeout)
+{
+	peer p;
+	anc_sp sp;
+	anc_error err = {0};
+	const uint8_t *rep;
+	size_t rlen;
+
+	peer_start(&p, 0, P_SILENT);
+	cr_assert_eq(anc_sp_init(&sp, p.url, 4096, &err), 0);
+	double t0 = tu_now();
+	cr_assert_eq(call(&sp, "x", 300, &rep, &rlen, &err), ANC_ETIMEOUT);
+	double took = tu_now() - t0;
+	cr_assert(took >= 0.29 && took < 1.5, "took %.2f s", took);
+	/* the next call starts on a fresh connection and times out too */
+	cr_assert_eq(call(&sp, "y", 300, &rep, &rlen, &err), ANC_ETIMEOUT);
+	cr_assert_eq(sp.added, 2);
+	cr_assert_eq(sp.lost, 0, "a timeout is not a lost connection");
+	anc_sp_fini(&sp);
+	peer_stop(&p);
+}
+
+Test(sp, nothing_listening)
+{
+	anc_sp sp;
+	anc_error err = {0};
+	const uint8_t *rep;
+	size_t rlen;
+	const char *url = tu_ipc_url(tu_tmpdir(), "nobody.sock");
+
+	cr_assert_eq(anc_sp_init(&sp, url, 4096, &err), 0);
+	cr_assert_eq(anc_sp_connect_now(&sp, 1000, &err), ANC_EUNAVAILABLE);
+	cr_assert(strstr(err.msg, "No such file") != NULL, "%s", err.msg);
+	double t0 = tu_now();
+	cr_assert_eq(call(&sp, "x", 250, &rep, &rlen, &err), ANC_ETIMEOUT);
+	cr_assert_lt(tu_now() - t0, 1.0);
+	anc_sp_fini(&sp);
+
+	char tcp[64];
+	snprintf(tcp, sizeof tcp, "tcp://127.0.0.1:%u", tu_free_port());
+	cr_assert_eq(anc_sp_init(&sp, tcp, 4096, &err), 0);
+	cr_assert_eq(anc_sp_connect_now(&sp, 1000, &err), ANC_EUNAVAILABLE);
+	cr_assert(strstr(err.msg, "Connection refused") != NULL, "%s",
+	          err.msg);
+	anc_sp_fini(&sp);
+
+	/* a path too long for a socket address is said at once */
+	char longurl[300] = "ipc:///tmp/";
+	memset(longurl + 11, 'a', 200);
+	cr_assert_eq(anc_sp_init(&sp, longurl, 4096, &err), ANC_EINVAL);
+	cr_assert(strstr(err.msg, "socket path") != NULL, "%s", err.msg);
+	anc_sp_fini(&sp);
+}
+
+/* ---- against nng's own REP socket ------------------------------------ */
+
+static void *
+nng_echo(void *arg)
+{
+	nng_socket *s = arg;
+	for (;;) {
+		nng_msg *m;
+		if (nng_recvmsg(*s, &m, 0) != 0)
+			return NULL;
+		if (nng_sendmsg(*s, m, 0) != 0)
+			nng_msg_free(m);
+	}
+}
+
+Test(sp, byte_compatible_with_nng_rep)
+{
+	static uint8_t big[300000];
+	for (size_t i = 0; i < sizeof big; i++)
+		big[i] = (uint8_t)(i * 7);
+	for (int ipc = 0; ipc <= 1; ipc++) {
+		char url[128];
+		nng_socket rep;
+		pthread_t t;
+		anc_sp sp;
+		anc_error err = {0};
+		const uint8_t *r;
+		size_t rlen;
+
+		if (ipc)
+			snprintf(url, sizeof url, "%s",
+			         tu_ipc_url(tu_tmpdir(), "rep.sock"));
+		else
+			snprintf(url, sizeof url, "tcp://127.0.0.1:%u",
+			         tu_free_port());
+		cr_assert_eq(nng_rep0_open(&rep), 0);
+		cr_assert_eq(nng_socket_set_size(rep, NNG_OPT_RECVMAXSZ, 1 << 20),
+		             0);
+		cr_assert_eq(nng_listen(rep, url, NULL, 0), 0);
+		cr_assert_eq(pthread_create(&t, NULL, nng_echo, &rep), 0);
+		cr_assert_eq(anc_sp_init(&sp, url, 1 << 20, &err), 0);
+		for (int i = 0; i < 200; i++) {
+			size_t n = i % 2 ? sizeof big - (size_t)i : (size_t)i;
+			cr_assert_eq(anc_sp_call(&sp, big, n, 5000, &r, &rlen,
+			                         &err), 0, "%s: %s", url, err.msg);
+			cr_assert_eq(rlen, n);
+			cr_assert_eq(memcmp(r, big, n), 0);
+		}
+		cr_assert_eq(sp.added, 1);
+		anc_sp_fini(&sp);
+		nng_close(rep);
+		pthread_join(t, NULL);
+	}
+}
+
+/* ---- the client library over both transports, a real server ---------- */
+
+Test(sp, client_calls_over_sp_and_over_nng_agree)
+{
+	tu_server srv;
+	const char *tmp = tu_tmpdir();
+	const char *url = tu_ipc_url(tmp, "s.sock");
+	anc_client_options opt;
+	anc_error err = {0};
+
+	tu_server_start(&srv, tu_path(tmp, "data"), url, "--nosync", NULL);
+	for (int nng = 0; nng <= 1; nng++) {
+		anc_client *c = NULL;
+		anc_resp *r = NULL;
+		anc_client_options_default(&opt);
+		opt.use_nng = nng;
+		opt.dial_now = 1;
+		cr_assert_eq(anc_client_open(url, &opt, &c, &err), 0, "%s",
+		             err.msg);
+		cr_assert_eq(anc_client_ping(c, &r, &err), 0, "%s", err.msg);
+		anc_resp_free(r);
+		cr_assert_eq(anc_client_collection_create(c, nng ? "b" : "a",
+		                                          &r, &err), 0, "%s",
+		             err.msg);
+		anc_resp_free(r);
+		cr_assert_eq(anc_client_info(c, &r, &err), 0, "%s", err.msg);
+		cr_assert_eq(r->u.info.ncollections, (uint32_t)nng + 1);
+		anc_resp_free(r);
+		anc_client_close(c);
+	}
+	/* A pipeline on a client whose calls use sp opens nng's socket and
+	 * finishes its handshake first: opened and closed at once twenty
+	 * times, the ipc:// listener still accepts (nanomsg/nng#1518). */
+	for (int i = 0; i < 20; i++) {
+		anc_client *c = NULL;
+		anc_pipeline *p = NULL;
+		anc_client_options_default(&opt);
+		opt.dial_now = 1;
+		cr_assert_eq(anc_client_open(url, &opt, &c, &err), 0, "%s",
+		             err.msg);
+		cr_assert_eq(anc_pipeline_open(c, 2, &p, &err), 0, "%s",
+		             err.msg);
+		anc_pipeline_close(p);
+		anc_client_close(c);
+	}
+	anc_client *c = NULL;
+	anc_client_options_default(&opt);
+	opt.timeout_ms = 3000;
+	opt.use_nng = 1;
+	cr_assert_eq(anc_client_open(url, &opt, &c, &err), 0, "%s", err.msg);
+	cr_assert_eq(anc_client_ping(c, NULL, &err), 0, "%s", err.msg);
+	anc_client_close(c);
+	tu_server_stop(&srv);
+}
