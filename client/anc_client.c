@@ -50,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -993,6 +994,9 @@ anc_client_raw(anc_client *c, const void *msg, size_t len, void **reply,
 
 /* ---- pipelined upserts ------------------------------------------------- */
 
+/* How long anc_pipeline_open waits for a new nng connection's handshake. */
+#define PIPELINE_SETTLE_MS 1000
+
 enum pl_phase { PL_IDLE = 0, PL_SEND, PL_RECV, PL_DONE };
 
 typedef struct pl_slot {
@@ -1158,16 +1162,23 @@ anc_pipeline_open(anc_client *c, uint32_t depth, anc_pipeline **out,
 		goto fail;
 	}
 	p->sync_init = 1;
-	/* The calls go over c->sp: pipelines get nng's socket now. With
-	 * the server known to be there its handshake is finished here: a
-	 * pipeline closed within it (a load that stops at its first
-	 * record) would meet nanomsg/nng#1518 on an ipc:// server, whose
-	 * listener then stops accepting. */
+	/* The calls go over c->sp: pipelines get nng's socket now, dialled
+	 * in the background as before (a server that is down or stopped
+	 * does not fail the open). Its handshake is given up to
+	 * PIPELINE_SETTLE_MS to finish: a pipeline closed within it (a load
+	 * that stops at its first record) meets nanomsg/nng#1518 on an
+	 * ipc:// server, whose listener then stops accepting. */
 	if (!c->sock_open) {
-		anc_client_options o = c->opt;
-		o.dial_now = c->sp.fd >= 0;
-		if ((code = client_nng_open(c, &o, err)) != ANC_OK)
+		unsigned a0 = __atomic_load_n(&c->pipes_added,
+		                              __ATOMIC_RELAXED);
+		int wait_ms = c->opt.timeout_ms < PIPELINE_SETTLE_MS
+		    ? c->opt.timeout_ms : PIPELINE_SETTLE_MS;
+		if ((code = client_nng_open(c, NULL, err)) != ANC_OK)
 			goto fail;
+		for (int ms = 0; ms < wait_ms &&
+		     __atomic_load_n(&c->pipes_added, __ATOMIC_RELAXED) == a0;
+		     ms++)
+			usleep(1000);
 	}
 	for (i = 0; i < depth; i++) {
 		pl_slot *s = &p->slots[i];

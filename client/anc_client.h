@@ -1,8 +1,11 @@
 /*
  * anc_client.h — libanchorage-client: the C API for talking to an
- * anchorage-server over nng REQ/REP (tcp://, ipc://).
+ * anchorage-server over nng REQ/REP (tcp://, ipc://, tls+tcp://).
  *
- * A client holds one REQ socket. Each call sends one request, waits for its
+ * A client holds one connection: for ipc:// and tcp:// to an IP address
+ * or localhost its own, speaking nng's SP protocol (anc_sp.h), otherwise
+ * an nng REQ socket; the first pipeline adds an nng REQ socket, kept
+ * until anc_client_close. Each call sends one request, waits for its
  * reply (up to the timeout) and decodes it. Calls on one anc_client must not
  * overlap: use one client per thread (a call made while another thread's
  * call runs on the same client fails with ANC_EPRECONDITION, nothing sent).
@@ -13,7 +16,9 @@
  * written only on failure (check the return value, not err->code). A
  * server-side error is returned as its code, with err->msg "NAME: the
  * server's message" (NAME as anc_errname gives it); *out is then NULL.
- * Transport failures are ANC_ETRANSPORT / ANC_ETIMEOUT with nng's message.
+ * Transport failures are ANC_ETRANSPORT / ANC_ETIMEOUT (a connection lost
+ * while the request waited is made again and the request sent again, up
+ * to the timeout); a reply over the client's max_message is ANC_ETOOBIG.
  * A request whose reply would exceed the client's own limits (more records,
  * anchors or query vectors than opt.limits allow, or query vectors x k
  * over max_hits) fails with ANC_ETOOBIG before anything is sent.
@@ -49,11 +54,12 @@ typedef struct anc_client_options {
 	                       command-line tool wants); 0 (default), and for
 	                       other hosts: dial in the background */
 	int use_nng;        /* 1: every call through nng's REQ socket. 0
-	                       (default): for ipc:// and tcp:// URLs the
-	                       synchronous calls use the client's own SP
-	                       connection (anc_sp.h: the same protocol, half
-	                       the round trip); tls+tcp:// and pipelines use
-	                       nng either way */
+	                       (default): for ipc:// and tcp:// to an IP
+	                       address or localhost the synchronous calls
+	                       use the client's own SP connection (anc_sp.h:
+	                       the same protocol, half the round trip);
+	                       tls+tcp://, host names and pipelines use nng
+	                       either way */
 } anc_client_options;
 
 void anc_client_options_default(anc_client_options *opt);

@@ -25,10 +25,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <netdb.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -57,23 +58,26 @@ now_ns(void)
 }
 
 /* Wait for ev on fd until deadline: 1 ready (or hung up: the next read
- * or write says which), 0 past the deadline, -1 with errno. */
+ * or write says which), 0 past the deadline, -1 with errno. Looks at
+ * least once, so an attempt made at the deadline can still succeed. */
 static int
 wait_fd(int fd, short ev, int64_t deadline)
 {
-	for (;;) {
+	for (int once = 1;; once = 0) {
 		int64_t left = deadline - now_ns();
 		struct pollfd p = {fd, ev, 0};
 		int r;
 
-		if (left <= 0)
+		if (left <= 0 && !once)
 			return 0;
-		left = (left + 999999) / 1000000;
+		left = left <= 0 ? 0 : (left + 999999) / 1000000;
 		r = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
 		if (r > 0)
 			return 1;
 		if (r < 0 && errno != EINTR)
 			return -1;
+		if (left == 0 && r == 0)
+			return 0;
 	}
 }
 
@@ -91,14 +95,58 @@ sleep_until(int64_t t)
 		;
 }
 
+/* The address of a tcp URL's host without a name lookup: an IPv4 or
+ * IPv6 literal, or "localhost" (127.0.0.1; ::1 for tcp6://). 0 for a
+ * name, which goes to nng (getaddrinfo can block past any deadline). */
+static int
+tcp_literal(const char *url, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[256];
+	const char *port;
+	int v6 = strncmp(url, "tcp6://", 7) == 0;
+	int v4 = strncmp(url, "tcp4://", 7) == 0;
+	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+	char *end;
+	unsigned long pn;
+
+	if (!anc_url_tcp_split(url, host, sizeof(host), &port) || !*port)
+		return 0;
+	pn = strtoul(port, &end, 10);
+	if (*end != '\0' || pn == 0 || pn > 65535)
+		return 0;
+	memset(ss, 0, sizeof(*ss));
+	if (strcmp(host, "localhost") == 0)
+		snprintf(host, sizeof(host), "%s", v6 ? "::1" : "127.0.0.1");
+	if (!v6 && inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)pn);
+		*len = sizeof(*a4);
+		return 1;
+	}
+	if (!v4 && inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)pn);
+		*len = sizeof(*a6);
+		return 1;
+	}
+	return 0;
+}
+
 int
 anc_sp_supports(const char *url)
 {
-	return url != NULL &&
-	       (strncmp(url, "ipc://", 6) == 0 ||
-	        strncmp(url, "tcp://", 6) == 0 ||
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (url == NULL)
+		return 0;
+	if (strncmp(url, "ipc://", 6) == 0)
+		return 1;
+	return (strncmp(url, "tcp://", 6) == 0 ||
 	        strncmp(url, "tcp4://", 7) == 0 ||
-	        strncmp(url, "tcp6://", 7) == 0);
+	        strncmp(url, "tcp6://", 7) == 0) &&
+	       tcp_literal(url, &ss, &len);
 }
 
 int
@@ -124,17 +172,10 @@ anc_sp_init(anc_sp *sp, const char *url, uint32_t max_message,
 			goto nomem;
 		return ANC_OK;
 	}
-	char host[256];
-	const char *port;
-	if (!anc_url_tcp_split(url, host, sizeof(host), &port) ||
-	    port[0] == '\0')
-		return anc_error_set(err, ANC_EINVAL,
-		    "%s: expected tcp://HOST:PORT", url);
-	sp->family = strncmp(url, "tcp4://", 7) == 0 ? AF_INET :
-	             strncmp(url, "tcp6://", 7) == 0 ? AF_INET6 : AF_UNSPEC;
-	if ((sp->host = strdup(host)) == NULL ||
-	    (sp->port = strdup(port)) == NULL)
-		goto nomem;
+	if (!tcp_literal(url, &sp->addr, &sp->addrlen))
+		return anc_error_set(err, ANC_EINVAL, "%s: expected "
+		    "tcp://ADDRESS:PORT with an IP address or localhost (a "
+		    "host name is dialled by nng)", url);
 	return ANC_OK;
 nomem:
 	anc_sp_fini(sp);
@@ -157,10 +198,8 @@ anc_sp_fini(anc_sp *sp)
 		return;
 	sp_drop(sp);
 	free(sp->path);
-	free(sp->host);
-	free(sp->port);
 	free(sp->rbuf);
-	sp->path = sp->host = sp->port = NULL;
+	sp->path = NULL;
 	sp->rbuf = NULL;
 	sp->rcap = 0;
 }
@@ -307,24 +346,8 @@ sp_connect(anc_sp *sp, int64_t deadline, int *sys, anc_error *err)
 		rc = sp_socket(sp, (struct sockaddr *)&a, sizeof(a), deadline,
 		               sys, err);
 	} else {
-		struct addrinfo hints, *res = NULL, *ai;
-		int g;
-		memset(&hints, 0, sizeof(hints));
-		hints.ai_family = sp->family;
-		hints.ai_socktype = SOCK_STREAM;
-		hints.ai_flags = AI_NUMERICSERV;
-		g = getaddrinfo(sp->host, sp->port, &hints, &res);
-		if (g == EAI_AGAIN)
-			return *sys = EAGAIN, SP_RETRY;
-		if (g != 0)
-			return anc_error_set(err, g == EAI_MEMORY ? ANC_ENOMEM
-			    : ANC_EUNAVAILABLE, "connect to %s: host %s: %s",
-			    sp->url, sp->host, gai_strerror(g));
-		rc = SP_RETRY;
-		for (ai = res; ai != NULL && rc == SP_RETRY; ai = ai->ai_next)
-			rc = sp_socket(sp, ai->ai_addr, ai->ai_addrlen,
-			               deadline, sys, err);
-		freeaddrinfo(res);
+		rc = sp_socket(sp, (struct sockaddr *)&sp->addr, sp->addrlen,
+		               deadline, sys, err);
 	}
 	if (rc != ANC_OK)
 		return rc;
@@ -361,6 +384,14 @@ anc_sp_connect_now(anc_sp *sp, int timeout_ms, anc_error *err)
 	if (sp->fd >= 0)
 		return ANC_OK;
 	rc = sp_connect(sp, deadline, &sys, err);
+	if (rc == SP_RETRY && sys == ECONNRESET)
+		return anc_error_set(err, ANC_EUNAVAILABLE, "server %s: the "
+		    "connection was closed in the SP handshake (a server "
+		    "stopping, or at its --max-connections)", sp->url);
+	if (rc == SP_RETRY && sys == EAGAIN)
+		return anc_error_set(err, ANC_EUNAVAILABLE, "server %s: its "
+		    "queue of connections to accept is full (overloaded, or "
+		    "stopped?)", sp->url);
 	if (rc == SP_RETRY)
 		return anc_error_set(err, ANC_EUNAVAILABLE, "server %s: %s (is "
 		    "anchorage-server running with --listen %s?)", sp->url,
@@ -370,6 +401,24 @@ anc_sp_connect_now(anc_sp *sp, int timeout_ms, anc_error *err)
 		    "connection within %d ms (a server there that does not "
 		    "answer: stopped, or overloaded?)", sp->url, timeout_ms);
 	return rc;
+}
+
+/* Is the idle connection still open? A late reply waiting in it is fine
+ * (sp_recv drops it by its ID); end of file or an error is not. */
+static int
+sp_alive(const anc_sp *sp)
+{
+	struct pollfd p = {sp->fd, POLLIN, 0};
+	char b;
+	ssize_t r;
+
+	if (poll(&p, 1, 0) <= 0)
+		return 1;
+	r = recv(sp->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (r > 0)
+		return 1;
+	return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+	                 errno == EINTR);
 }
 
 static void
@@ -477,17 +526,18 @@ anc_sp_call(anc_sp *sp, const void *req, size_t len, int timeout_ms,
 		free(sp->rbuf);
 		sp->rbuf = NULL, sp->rcap = 0;
 	}
-	for (;;) {
+	/* A connection that died while idle (a server restarted between
+	 * calls) is replaced before the request goes out: it was not lost
+	 * with this request in it. */
+	if (sp->fd >= 0 && !sp_alive(sp))
+		sp_drop(sp);
+	for (int last = 0;; ) {
 		if (sp->fd < 0) {
 			rc = sp_connect(sp, deadline, &sys, err);
 			if (rc == SP_RETRY) {
-				int64_t t = now_ns() + backoff;
-				if (t >= deadline)
+				if (last)
 					goto timedout;
-				sleep_until(t);
-				backoff = backoff * 2 > SP_BACKOFF_MAX_NS
-				    ? SP_BACKOFF_MAX_NS : backoff * 2;
-				continue;
+				goto pause;
 			}
 			if (rc == SP_TIMEDOUT)
 				goto timedout;
@@ -495,16 +545,18 @@ anc_sp_call(anc_sp *sp, const void *req, size_t len, int timeout_ms,
 				return rc;
 		}
 		rc = sp_send(sp, id, req, len, deadline, err);
+		if (rc == SP_LOST) { /* not all of it went out */
+			sp_drop(sp);
+			goto pause;
+		}
 		if (rc == ANC_OK)
 			rc = sp_recv(sp, id, deadline, reply, reply_len, err);
 		if (rc == SP_LOST) {
-			/* as nng's REQ: send it again on a new connection,
-			 * after a pause (a server that closes every
-			 * connection is not hammered) */
+			/* lost with the request in it: as nng's REQ, send it
+			 * again on a new connection */
 			sp->lost++;
 			sp_drop(sp);
-			sleep_until(now_ns() + SP_BACKOFF_MIN_NS);
-			continue;
+			goto pause;
 		}
 		if (rc == SP_TIMEDOUT) {
 			/* a message cut short leaves the stream unusable;
@@ -516,6 +568,23 @@ anc_sp_call(anc_sp *sp, const void *req, size_t len, int timeout_ms,
 		if (rc != ANC_OK)
 			sp_drop(sp);
 		return rc;
+pause:
+		/* Wait before the next attempt, longer each time (a server
+		 * that closes every connection, one over its
+		 * --max-connections or stopping, is not hammered); the last
+		 * attempt is made at the deadline itself. */
+		{
+			int64_t t = now_ns() + backoff;
+			if (last)
+				goto timedout;
+			if (t >= deadline) {
+				t = deadline;
+				last = 1;
+			}
+			sleep_until(t);
+			backoff = backoff * 2 > SP_BACKOFF_MAX_NS
+			    ? SP_BACKOFF_MAX_NS : backoff * 2;
+		}
 	}
 timedout:
 	return anc_error_set(err, ANC_ETIMEOUT, "%s: no reply within %d ms",

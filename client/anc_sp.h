@@ -36,15 +36,16 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "anc_error.h"
 
 typedef struct anc_sp {
 	int fd;             /* -1 while not connected */
 	int ipc;            /* 1: ipc:// framing (a type byte) */
-	int family;         /* tcp: AF_UNSPEC, AF_INET or AF_INET6 */
 	char *path;         /* ipc:// socket path */
-	char *host, *port;  /* tcp */
+	struct sockaddr_storage addr; /* tcp: the server's address */
+	socklen_t addrlen;
 	const char *url;    /* for messages; the client's copy */
 	size_t rcvmax;      /* largest reply accepted, SP header included */
 	uint32_t max_message; /* the limit as the caller named it */
@@ -55,8 +56,11 @@ typedef struct anc_sp {
 	size_t rcap;
 } anc_sp;
 
-/* 1 if url is one this transport speaks: ipc://, tcp://, tcp4://,
- * tcp6:// (not tls+, not inproc://). */
+/* 1 if url is one this transport speaks: ipc://, and tcp://, tcp4://,
+ * tcp6:// to an IP address or localhost. Not tls+, not inproc://, and not
+ * a host name: a name lookup (getaddrinfo) cannot be bounded by a call's
+ * timeout and fails at once for a name not yet known, where nng's dialer
+ * keeps trying. */
 int anc_sp_supports(const char *url);
 
 /* Prepare sp for url (already checked by anc_url_check); no I/O. url is
