@@ -202,105 +202,109 @@ call(anc_sp *sp, const char *msg, int timeout_ms, const uint8_t **rep,
 	return anc_sp_call(sp, msg, strlen(msg), timeout_ms, rep, rlen, err);
 }
 
+/* A fake peer and a client of it, with what one call returns. */
+typedef struct fx {
+	peer p;
+	anc_sp sp;
+	anc_error err;
+	const uint8_t *rep;
+	size_t rlen;
+} fx;
+
+static void
+fx_start(fx *f, int ipc, int scenario, uint32_t max_message)
+{
+	memset(f, 0, sizeof(*f));
+	peer_start(&f->p, ipc, scenario);
+	cr_assert_eq(anc_sp_init(&f->sp, f->p.url, max_message, &f->err), 0,
+	             "%s", f->err.msg);
+}
+
+static void
+fx_stop(fx *f)
+{
+	anc_sp_fini(&f->sp);
+	peer_stop(&f->p);
+}
+
+static int
+fcall(fx *f, const char *msg, int timeout_ms)
+{
+	return call(&f->sp, msg, timeout_ms, &f->rep, &f->rlen, &f->err);
+}
+
 /* ---- against the fake peer ------------------------------------------ */
 
 Test(sp, late_reply_to_another_request_is_dropped)
 {
 	for (int ipc = 0; ipc <= 1; ipc++) {
-		peer p;
-		anc_sp sp;
-		anc_error err = {0};
-		const uint8_t *rep;
-		size_t rlen;
+		fx f;
 
-		peer_start(&p, ipc, P_STALE_FIRST);
-		cr_assert_eq(anc_sp_init(&sp, p.url, 1 << 20, &err), 0, "%s",
-		             err.msg);
+		fx_start(&f, ipc, P_STALE_FIRST, 1 << 20);
 		for (int i = 0; i < 3; i++) {
 			char msg[32];
 			snprintf(msg, sizeof msg, "hello %d", i);
-			cr_assert_eq(call(&sp, msg, 5000, &rep, &rlen, &err), 0,
-			             "%s", err.msg);
-			cr_assert_eq(rlen, strlen(msg), "%s: %zu bytes", p.url,
-			             rlen);
-			cr_assert_eq(memcmp(rep, msg, rlen), 0);
+			cr_assert_eq(fcall(&f, msg, 5000), 0,
+			             "%s", f.err.msg);
+			cr_assert_eq(f.rlen, strlen(msg), "%s: %zu bytes", f.p.url,
+			             f.rlen);
+			cr_assert_eq(memcmp(f.rep, msg, f.rlen), 0);
 		}
-		cr_assert_eq(sp.added, 1, "one connection for all calls");
-		anc_sp_fini(&sp);
-		peer_stop(&p);
+		cr_assert_eq(f.sp.added, 1, "one connection for all calls");
+		fx_stop(&f);
 	}
 }
 
 Test(sp, reply_over_the_limit_fails_at_once)
 {
 	for (int ipc = 0; ipc <= 1; ipc++) {
-		peer p;
-		anc_sp sp;
-		anc_error err = {0};
-		const uint8_t *rep;
-		size_t rlen;
+		fx f;
 
-		peer_start(&p, ipc, P_HUGE_REPLY);
-		cr_assert_eq(anc_sp_init(&sp, p.url, 4096, &err), 0);
+		fx_start(&f, ipc, P_HUGE_REPLY, 4096);
 		double t0 = tu_now();
-		cr_assert_eq(call(&sp, "x", 5000, &rep, &rlen, &err),
-		             ANC_ETOOBIG, "%s", err.msg);
+		cr_assert_eq(fcall(&f, "x", 5000),
+		             ANC_ETOOBIG, "%s", f.err.msg);
 		cr_assert_lt(tu_now() - t0, 2.0, "not after the timeout");
-		cr_assert(strstr(err.msg, "max_message=4096") != NULL, "%s",
-		          err.msg);
-		cr_assert(strstr(err.msg, "1073741824 bytes") != NULL, "%s",
-		          err.msg);
-		cr_assert_null(rep);
-		anc_sp_fini(&sp);
-		peer_stop(&p);
+		cr_assert(strstr(f.err.msg, "max_message=4096") != NULL, "%s",
+		          f.err.msg);
+		cr_assert(strstr(f.err.msg, "1073741824 bytes") != NULL, "%s",
+		          f.err.msg);
+		cr_assert_null(f.rep);
+		fx_stop(&f);
 	}
 }
 
 Test(sp, peer_that_is_not_a_rep_socket_is_named)
 {
-	peer p;
-	anc_sp sp;
-	anc_error err = {0};
-	const uint8_t *rep;
-	size_t rlen;
+	fx f;
 
-	peer_start(&p, 1, P_WRONG_PROTO);
-	cr_assert_eq(anc_sp_init(&sp, p.url, 4096, &err), 0);
-	cr_assert_eq(call(&sp, "x", 3000, &rep, &rlen, &err), ANC_ETRANSPORT,
-	             "%s", err.msg);
-	cr_assert(strstr(err.msg, "protocol 48, not REP0 (49)") != NULL, "%s",
-	          err.msg);
-	anc_sp_fini(&sp);
-	peer_stop(&p);
+	fx_start(&f, 1, P_WRONG_PROTO, 4096);
+	cr_assert_eq(fcall(&f, "x", 3000), ANC_ETRANSPORT,
+	             "%s", f.err.msg);
+	cr_assert(strstr(f.err.msg, "protocol 48, not REP0 (49)") != NULL, "%s",
+	          f.err.msg);
+	fx_stop(&f);
 
-	peer_start(&p, 0, P_NOT_SP);
-	cr_assert_eq(anc_sp_init(&sp, p.url, 4096, &err), 0);
-	cr_assert_eq(call(&sp, "x", 3000, &rep, &rlen, &err), ANC_ETRANSPORT,
-	             "%s", err.msg);
-	cr_assert(strstr(err.msg, "does not speak nng's SP protocol") != NULL,
-	          "%s", err.msg);
-	anc_sp_fini(&sp);
-	peer_stop(&p);
+	fx_start(&f, 0, P_NOT_SP, 4096);
+	cr_assert_eq(fcall(&f, "x", 3000), ANC_ETRANSPORT,
+	             "%s", f.err.msg);
+	cr_assert(strstr(f.err.msg, "does not speak nng's SP protocol") != NULL,
+	          "%s", f.err.msg);
+	fx_stop(&f);
 }
 
 Test(sp, request_sent_again_on_a_new_connection)
 {
-	peer p;
-	anc_sp sp;
-	anc_error err = {0};
-	const uint8_t *rep;
-	size_t rlen;
+	fx f;
 
-	peer_start(&p, 1, P_DROP_ONCE);
-	cr_assert_eq(anc_sp_init(&sp, p.url, 4096, &err), 0);
-	cr_assert_eq(call(&sp, "again", 5000, &rep, &rlen, &err), 0, "%s",
-	             err.msg);
-	cr_assert_eq(rlen, 5);
-	cr_assert_eq(memcmp(rep, "again", 5), 0);
-	cr_assert_eq(sp.lost, 1);
-	cr_assert_eq(sp.added, 2);
-	anc_sp_fini(&sp);
-	peer_stop(&p);
+	fx_start(&f, 1, P_DROP_ONCE, 4096);
+	cr_assert_eq(fcall(&f, "again", 5000), 0, "%s",
+	             f.err.msg);
+	cr_assert_eq(f.rlen, 5);
+	cr_assert_eq(memcmp(f.rep, "again", 5), 0);
+	cr_assert_eq(f.sp.lost, 1);
+	cr_assert_eq(f.sp.added, 2);
+	fx_stop(&f);
 }
 
 /* A peer that closes every connection with the request in it (a server
@@ -309,22 +313,16 @@ Test(sp, request_sent_again_on_a_new_connection)
  * connections in a second, not a hundred. */
 Test(sp, peer_closing_every_connection_is_not_hammered)
 {
-	peer p;
-	anc_sp sp;
-	anc_error err = {0};
-	const uint8_t *rep;
-	size_t rlen;
+	fx f;
 
-	peer_start(&p, 1, P_DROP_ALWAYS);
-	cr_assert_eq(anc_sp_init(&sp, p.url, 4096, &err), 0);
+	fx_start(&f, 1, P_DROP_ALWAYS, 4096);
 	double t0 = tu_now();
-	cr_assert_eq(call(&sp, "x", 1000, &rep, &rlen, &err), ANC_ETIMEOUT);
+	cr_assert_eq(fcall(&f, "x", 1000), ANC_ETIMEOUT);
 	double took = tu_now() - t0;
 	cr_assert(took >= 0.95 && took < 2.0, "took %.2f s", took);
-	cr_assert(sp.lost >= 3 && sp.lost <= 20, "%u connections lost",
-	          sp.lost);
-	anc_sp_fini(&sp);
-	peer_stop(&p);
+	cr_assert(f.sp.lost >= 3 && f.sp.lost <= 20, "%u connections lost",
+	          f.sp.lost);
+	fx_stop(&f);
 }
 
 /* A connection the server closed while the client was idle (a restart
@@ -333,24 +331,18 @@ Test(sp, peer_closing_every_connection_is_not_hammered)
  * would otherwise say the request may have been applied). */
 Test(sp, connection_closed_while_idle_is_not_lost_with_a_request)
 {
-	peer p;
-	anc_sp sp;
-	anc_error err = {0};
-	const uint8_t *rep;
-	size_t rlen;
+	fx f;
 
-	peer_start(&p, 1, P_ANSWER_THEN_CLOSE);
-	cr_assert_eq(anc_sp_init(&sp, p.url, 4096, &err), 0);
+	fx_start(&f, 1, P_ANSWER_THEN_CLOSE, 4096);
 	for (int i = 0; i < 3; i++) {
-		cr_assert_eq(call(&sp, "hi", 2000, &rep, &rlen, &err), 0, "%s",
-		             err.msg);
-		cr_assert_eq(rlen, 2);
+		cr_assert_eq(fcall(&f, "hi", 2000), 0, "%s",
+		             f.err.msg);
+		cr_assert_eq(f.rlen, 2);
 		usleep(50 * 1000); /* the peer's close arrives */
 	}
-	cr_assert_eq(sp.lost, 0);
-	cr_assert_eq(sp.added, 3);
-	anc_sp_fini(&sp);
-	peer_stop(&p);
+	cr_assert_eq(f.sp.lost, 0);
+	cr_assert_eq(f.sp.added, 3);
+	fx_stop(&f);
 }
 
 Test(sp, which_urls_it_speaks)
@@ -371,24 +363,18 @@ Test(sp, which_urls_it_speaks)
 
 Test(sp, silent_peer_times_out_within_the_timeout)
 {
-	peer p;
-	anc_sp sp;
-	anc_error err = {0};
-	const uint8_t *rep;
-	size_t rlen;
+	fx f;
 
-	peer_start(&p, 0, P_SILENT);
-	cr_assert_eq(anc_sp_init(&sp, p.url, 4096, &err), 0);
+	fx_start(&f, 0, P_SILENT, 4096);
 	double t0 = tu_now();
-	cr_assert_eq(call(&sp, "x", 300, &rep, &rlen, &err), ANC_ETIMEOUT);
+	cr_assert_eq(fcall(&f, "x", 300), ANC_ETIMEOUT);
 	double took = tu_now() - t0;
 	cr_assert(took >= 0.29 && took < 1.5, "took %.2f s", took);
 	/* the next call starts on a fresh connection and times out too */
-	cr_assert_eq(call(&sp, "y", 300, &rep, &rlen, &err), ANC_ETIMEOUT);
-	cr_assert_eq(sp.added, 2);
-	cr_assert_eq(sp.lost, 0, "a timeout is not a lost connection");
-	anc_sp_fini(&sp);
-	peer_stop(&p);
+	cr_assert_eq(fcall(&f, "y", 300), ANC_ETIMEOUT);
+	cr_assert_eq(f.sp.added, 2);
+	cr_assert_eq(f.sp.lost, 0, "a timeout is not a lost connection");
+	fx_stop(&f);
 }
 
 Test(sp, nothing_listening)
