@@ -22,7 +22,11 @@
  *     - the transport floor: a bare nng REQ/REP echo (this binary run as
  *       a separate process with --nng-echo, laid out like the server:
  *       worker threads with nng contexts and aio_wait) at Anchorage's own
- *       ping and query message sizes, ipc and tcp ("nng_floor");
+ *       ping and query message sizes, ipc and tcp ("nng_floor"), asked
+ *       by nng's REQ socket and by the client library's anc_sp;
+ *     - the machine's own floor: the same sizes between two processes
+ *       over a Unix socket pair with blocking read and write, no
+ *       messaging library ("raw_floor");
  *     - where the added latency goes ("split_inprocess", "added_latency"):
  *       with the server stopped the bench opens its data itself and times,
  *       query by query, in-process faiss, the client's encoding,
@@ -76,6 +80,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1041,6 +1046,71 @@ bench_nng_floor(const char *self, const char *tmpdir, const msg_size *ms,
 	waitpid(pid, NULL, 0);
 }
 
+/* The round trip between two processes with nothing but the kernel: a
+ * forked child echoes rep_len bytes for every req_len bytes over a Unix
+ * socket pair, with blocking reads and writes. No transport can do
+ * better on this machine. */
+static int
+rw_all(int fd, void *buf, size_t n, int wr)
+{
+	char *p = buf;
+	while (n > 0) {
+		ssize_t r = wr ? write(fd, p, n) : read(fd, p, n);
+		if (r <= 0) {
+			if (r < 0 && errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += r, n -= (size_t)r;
+	}
+	return 0;
+}
+
+static void
+bench_raw_floor(const msg_size *ms, int nms, uint32_t n)
+{
+	for (int i = 0; i < nms; i++) {
+		size_t req = ms[i].req, rep = ms[i].rep;
+		size_t cap = req > rep ? req : rep;
+		unsigned char *buf = xmalloc(cap);
+		double *lat = xmalloc((size_t)n * sizeof *lat), t0;
+		int sv[2];
+		pid_t pid;
+
+		memset(buf, 0xab, cap);
+		if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+			die("socketpair", strerror(errno));
+		if ((pid = fork()) < 0)
+			die("fork", strerror(errno));
+		if (pid == 0) {
+			close(sv[0]);
+			while (rw_all(sv[1], buf, req, 0) == 0 &&
+			       rw_all(sv[1], buf, rep, 1) == 0)
+				;
+			_exit(0);
+		}
+		close(sv[1]);
+		for (uint32_t k = 0; k < 200 + n; k++) {
+			t0 = now_s();
+			if (rw_all(sv[0], buf, req, 1) != 0 ||
+			    rw_all(sv[0], buf, rep, 0) != 0)
+				die("raw echo", strerror(errno));
+			if (k >= 200)
+				lat[k - 200] = now_s() - t0;
+		}
+		close(sv[0]);
+		waitpid(pid, NULL, 0);
+		printf("{\"bench\":\"raw_floor\",\"where\":\"unix socket pair, "
+		       "two processes, blocking read/write\",\"msg\":\"%s\","
+		       "\"req_bytes\":%zu,\"rep_bytes\":%zu,\"p50_us\":%.1f,"
+		       "\"p99_us\":%.1f}\n", ms[i].name, req, rep,
+		       pct(lat, n, 50), pct(lat, n, 99));
+		fflush(stdout);
+		free(buf);
+		free(lat);
+	}
+}
+
 /* ---- where the added latency goes: the request path in this process ------- */
 
 /*
@@ -1540,6 +1610,7 @@ main(int argc, char **argv)
 		                  {"query", sr.req_bytes, sr.rep_bytes}};
 		bench_nng_floor(self, tmpl, ms, 2, quick ? 2000 : 10000,
 		                floor_p50);
+		bench_raw_floor(ms, 2, quick ? 2000 : 10000);
 	}
 
 	/* clients x transport; "ipc-nng": the same over ipc with the client

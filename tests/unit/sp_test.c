@@ -35,7 +35,7 @@ typedef struct peer {
 } peer;
 
 enum { P_STALE_FIRST, P_HUGE_REPLY, P_WRONG_PROTO, P_NOT_SP, P_DROP_ONCE,
-       P_SILENT, P_DROP_ALWAYS, P_ANSWER_THEN_CLOSE };
+       P_SILENT, P_DROP_ALWAYS, P_ANSWER_THEN_CLOSE, P_ODD_FRAMES };
 
 static int
 rd(int fd, void *buf, size_t n)
@@ -101,6 +101,21 @@ send_reply(const peer *p, int fd, uint32_t id, const void *body, size_t n)
 	wr(fd, body, n);
 }
 
+/* A frame of n bytes of payload, as is (no request ID added). */
+static void
+send_frame(const peer *p, int fd, const void *payload, size_t n)
+{
+	uint8_t h[9];
+	size_t hl = 0;
+	if (p->ipc)
+		h[hl++] = 1;
+	for (int i = 0; i < 8; i++)
+		h[hl++] = (uint8_t)((uint64_t)n >> (56 - 8 * i));
+	wr(fd, h, hl);
+	if (n > 0)
+		wr(fd, payload, n);
+}
+
 static void *
 peer_main(void *arg)
 {
@@ -151,6 +166,21 @@ peer_main(void *arg)
 				break; /* closed while the client is idle */
 			} else if (p->scenario == P_SILENT) {
 				continue;
+			} else if (p->scenario == P_ODD_FRAMES) {
+				/* frames a REP socket never sends, each
+				 * dropped: empty, shorter than an ID, a
+				 * word without the top bit and nothing
+				 * else; then the reply behind a device's
+				 * hop word, which is taken */
+				uint8_t m[8 + 65536];
+				send_frame(p, fd, NULL, 0);
+				send_frame(p, fd, "\x80\x00", 2);
+				send_frame(p, fd, "\x00\x00\x00\x07", 4);
+				memcpy(m, "\x00\x00\x00\x07", 4);
+				for (int i = 0; i < 4; i++)
+					m[4 + i] = (uint8_t)(id >> (24 - 8 * i));
+				memcpy(m + 8, body, blen);
+				send_frame(p, fd, m, 8 + blen);
 			} else {
 				send_reply(p, fd, id, body, blen);
 			}
@@ -251,6 +281,23 @@ Test(sp, late_reply_to_another_request_is_dropped)
 			cr_assert_eq(memcmp(f.rep, msg, f.rlen), 0);
 		}
 		cr_assert_eq(f.sp.added, 1, "one connection for all calls");
+		fx_stop(&f);
+	}
+}
+
+Test(sp, frames_without_our_request_id_are_dropped)
+{
+	for (int ipc = 0; ipc <= 1; ipc++) {
+		fx f;
+
+		fx_start(&f, ipc, P_ODD_FRAMES, 4096);
+		for (int i = 0; i < 3; i++) {
+			cr_assert_eq(fcall(&f, "payload", 2000), 0, "%s",
+			             f.err.msg);
+			cr_assert_eq(f.rlen, 7);
+			cr_assert_eq(memcmp(f.rep, "payload", 7), 0);
+		}
+		cr_assert_eq(f.sp.added, 1);
 		fx_stop(&f);
 	}
 }
