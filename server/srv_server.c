@@ -259,25 +259,23 @@ worker_main(void *arg)
 
 /*
  * Connection cap: a pipe over the limit is closed before the socket sees
- * it (NNG_PIPE_EV_ADD_PRE), and then no further event comes for it, so the
- * count is undone right there. Runs on nng's threads: it only counts.
+ * it (NNG_PIPE_EV_ADD_PRE). nng delivers NNG_PIPE_EV_REM_POST for every
+ * pipe that had ADD_PRE, a refused one included (nni_pipe_run_cb), so
+ * every ADD_PRE counts one and every REM_POST takes one away. (Undoing
+ * the count of a refused pipe at ADD_PRE as well, as this did, took two
+ * away for it: after the first refusal the cap was one higher, and so on,
+ * so it stopped holding at all.) Runs on nng's threads: it only counts.
  */
 static void
 pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
 	anc_server *srv = arg;
-	if (ev == NNG_PIPE_EV_ADD_PRE && srv->stopping) {
-		/* shutting down: the listeners stay open until the last
-		 * replies are out (server_quiesce), but take nobody new */
-		(void)nng_pipe_close(p);
-		return;
-	}
 	if (ev == NNG_PIPE_EV_ADD_PRE) {
 		unsigned n = atomic_fetch_add(&srv->npipes, 1) + 1;
-		if (n > srv->cfg.max_connections) {
-			atomic_fetch_sub(&srv->npipes, 1);
+		/* stopping: the listeners stay open until the last replies
+		 * are out (server_quiesce), but take nobody new */
+		if (srv->stopping || n > srv->cfg.max_connections)
 			(void)nng_pipe_close(p); /* already closing is fine */
-		}
 	} else if (ev == NNG_PIPE_EV_REM_POST) {
 		atomic_fetch_sub(&srv->npipes, 1);
 	}

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "anc_client.h"
 #include "testutil.h"
@@ -479,5 +480,54 @@ Test(e2e_server, data_directory_is_locked)
 
 	tu_server_kill(&srv);
 	tu_server_start(&srv, data, url, NULL); /* no stale lock */
+	tu_server_stop(&srv);
+}
+
+/* --max-connections holds: with the cap taken, a third client is refused
+ * (its connection closed after the SP handshake, again and again, until
+ * its timeout) on every attempt, not only the first, and gets in once a
+ * connection is freed. nng counts a refused connection out with its
+ * REM_POST event; the server also counting it out when refusing it raised
+ * the cap by one per refusal. Over tcp:// (nanomsg/nng#1518: an ipc://
+ * listener can stop accepting after a connection closed in its
+ * handshake). */
+static anc_client *
+capped_client(const char *url, int timeout_ms)
+{
+	anc_client_options opt;
+	anc_client *c = NULL;
+	anc_error err = {0};
+	anc_client_options_default(&opt);
+	opt.timeout_ms = timeout_ms;
+	cr_assert_eq(anc_client_open(url, &opt, &c, &err), 0, "%s", err.msg);
+	return c;
+}
+
+Test(e2e_server, max_connections_holds_after_refusals)
+{
+	const char *tmp = tu_tmpdir();
+	char url[64];
+	anc_error err = {0};
+
+	snprintf(url, sizeof url, "tcp://127.0.0.1:%u", tu_free_port());
+	tu_server_start(&srv, tu_path(tmp, "data"), url, "--nosync",
+	                "--max-connections", "2", NULL);
+	anc_client *a = capped_client(url, 5000), *b = capped_client(url, 5000);
+	cr_assert_eq(anc_client_ping(a, NULL, &err), 0, "%s", err.msg);
+	cr_assert_eq(anc_client_ping(b, NULL, &err), 0, "%s", err.msg);
+	anc_client *c = capped_client(url, 700);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(anc_client_ping(c, NULL, &err), ANC_ETIMEOUT,
+		             "attempt %d: the third connection got in", i);
+		cr_assert_not_null(strstr(err.msg, "--max-connections"), "%s",
+		                   err.msg);
+	}
+	cr_assert_eq(anc_client_ping(a, NULL, &err), 0, "%s", err.msg);
+	anc_client_close(a);
+	usleep(200 * 1000); /* the server sees it go */
+	cr_assert_eq(anc_client_ping(c, NULL, &err), 0, "%s", err.msg);
+	cr_assert_eq(anc_client_ping(b, NULL, &err), 0, "%s", err.msg);
+	anc_client_close(b);
+	anc_client_close(c);
 	tu_server_stop(&srv);
 }
