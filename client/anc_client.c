@@ -570,7 +570,10 @@ client_exchange(anc_client *c, const void *msg, size_t len, reply_buf *r,
 	if (c->direct) {
 		rv = anc_sp_call(&c->sp, msg, len, c->opt.timeout_ms, &r->data,
 		                 &r->len, err);
-		if (rv == ANC_ETIMEOUT) /* worded as on the nng path */
+		/* a timeout after the request went out is worded as on the
+		 * nng path, with its hints; before, anc_sp says how far it
+		 * got */
+		if (rv == ANC_ETIMEOUT && c->sp.progress == SP_SENT)
 			return client_lost_hint(c, err, client_size_hint(err,
 			    client_nng_error(err, NNG_ETIMEDOUT, "receive from",
 			    c->url, c->opt.timeout_ms), len), lost0, len);
@@ -1171,7 +1174,9 @@ anc_pipeline_open(anc_client *c, uint32_t depth, anc_pipeline **out,
 	if (!c->sock_open) {
 		unsigned a0 = __atomic_load_n(&c->pipes_added,
 		                              __ATOMIC_RELAXED);
-		int wait_ms = c->opt.timeout_ms < PIPELINE_SETTLE_MS
+		/* waited for only while the server is known to be up */
+		int wait_ms = c->sp.fd < 0 ? 0
+		    : c->opt.timeout_ms < PIPELINE_SETTLE_MS
 		    ? c->opt.timeout_ms : PIPELINE_SETTLE_MS;
 		if ((code = client_nng_open(c, NULL, err)) != ANC_OK)
 			goto fail;

@@ -95,50 +95,70 @@ sleep_until(int64_t t)
 		;
 }
 
-/* The address of a tcp URL's host without a name lookup: an IPv4 or
- * IPv6 literal, or "localhost" (127.0.0.1; ::1 for tcp6://). 0 for a
- * name, which goes to nng (getaddrinfo can block past any deadline). */
+/* One literal address into ss: 1 if host is one of family's. */
 static int
-tcp_literal(const char *url, struct sockaddr_storage *ss, socklen_t *len)
+addr_of(const char *host, int family, unsigned port,
+        struct sockaddr_storage *ss, socklen_t *len)
 {
-	char host[256];
-	const char *port;
-	int v6 = strncmp(url, "tcp6://", 7) == 0;
-	int v4 = strncmp(url, "tcp4://", 7) == 0;
 	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
 	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-	char *end;
-	unsigned long pn;
 
-	if (!anc_url_tcp_split(url, host, sizeof(host), &port) || !*port)
-		return 0;
-	pn = strtoul(port, &end, 10);
-	if (*end != '\0' || pn == 0 || pn > 65535)
-		return 0;
 	memset(ss, 0, sizeof(*ss));
-	if (strcmp(host, "localhost") == 0)
-		snprintf(host, sizeof(host), "%s", v6 ? "::1" : "127.0.0.1");
-	if (!v6 && inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+	if (family == AF_INET && inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
 		a4->sin_family = AF_INET;
-		a4->sin_port = htons((uint16_t)pn);
+		a4->sin_port = htons((uint16_t)port);
 		*len = sizeof(*a4);
 		return 1;
 	}
-	if (!v4 && inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+	if (family == AF_INET6 &&
+	    inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
 		a6->sin6_family = AF_INET6;
-		a6->sin6_port = htons((uint16_t)pn);
+		a6->sin6_port = htons((uint16_t)port);
 		*len = sizeof(*a6);
 		return 1;
 	}
 	return 0;
 }
 
+/* The addresses of a tcp URL's host without a name lookup: an IPv4 or
+ * IPv6 literal, or "localhost", which is both loopbacks (127.0.0.1 and
+ * ::1, in that order; one of them for tcp4:// and tcp6://): a server
+ * listening on tcp://localhost binds whichever its resolver gives first,
+ * and /etc/hosts files differ. 0 addresses for a name, which goes to nng
+ * (getaddrinfo can block past any deadline). sp may be NULL (a check). */
+static int
+tcp_literal(const char *url, anc_sp *sp)
+{
+	char host[256];
+	const char *port;
+	int v6 = strncmp(url, "tcp6://", 7) == 0;
+	int v4 = strncmp(url, "tcp4://", 7) == 0;
+	int lh, n = 0;
+	anc_sp scratch;
+	char *end;
+	unsigned long pn;
+
+	if (sp == NULL)
+		sp = &scratch;
+	if (!anc_url_tcp_split(url, host, sizeof(host), &port) || !*port)
+		return 0;
+	pn = strtoul(port, &end, 10);
+	if (*end != '\0' || pn == 0 || pn > 65535)
+		return 0;
+	lh = strcmp(host, "localhost") == 0;
+	if (!v6 && addr_of(lh ? "127.0.0.1" : host, AF_INET, (unsigned)pn,
+	                   &sp->addr[n], &sp->addrlen[n]))
+		n++;
+	if (!v4 && addr_of(lh ? "::1" : host, AF_INET6, (unsigned)pn,
+	                   &sp->addr[n], &sp->addrlen[n]))
+		n++;
+	sp->naddr = n;
+	return n;
+}
+
 int
 anc_sp_supports(const char *url)
 {
-	struct sockaddr_storage ss;
-	socklen_t len;
-
 	if (url == NULL)
 		return 0;
 	if (strncmp(url, "ipc://", 6) == 0)
@@ -146,7 +166,7 @@ anc_sp_supports(const char *url)
 	return (strncmp(url, "tcp://", 6) == 0 ||
 	        strncmp(url, "tcp4://", 7) == 0 ||
 	        strncmp(url, "tcp6://", 7) == 0) &&
-	       tcp_literal(url, &ss, &len);
+	       tcp_literal(url, NULL) > 0;
 }
 
 int
@@ -172,7 +192,7 @@ anc_sp_init(anc_sp *sp, const char *url, uint32_t max_message,
 			goto nomem;
 		return ANC_OK;
 	}
-	if (!tcp_literal(url, &sp->addr, &sp->addrlen))
+	if (tcp_literal(url, sp) == 0)
 		return anc_error_set(err, ANC_EINVAL, "%s: expected "
 		    "tcp://ADDRESS:PORT with an IP address or localhost (a "
 		    "host name is dialled by nng)", url);
@@ -301,6 +321,7 @@ sp_socket(anc_sp *sp, const struct sockaddr *addr, socklen_t alen,
 		int r = wait_fd(fd, POLLOUT, deadline);
 		if (r == 0) {
 			close(fd);
+			*sys = ETIMEDOUT;
 			return SP_TIMEDOUT;
 		}
 		if (r < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) != 0)
@@ -337,7 +358,7 @@ sp_connect(anc_sp *sp, int64_t deadline, int *sys, anc_error *err)
 	struct iovec iov = {mine, sizeof(mine)};
 	int rc;
 
-	*sys = 0;
+	*sys = 0; /* stays 0 for a handshake that times out */
 	if (sp->ipc) {
 		struct sockaddr_un a;
 		memset(&a, 0, sizeof(a));
@@ -346,8 +367,10 @@ sp_connect(anc_sp *sp, int64_t deadline, int *sys, anc_error *err)
 		rc = sp_socket(sp, (struct sockaddr *)&a, sizeof(a), deadline,
 		               sys, err);
 	} else {
-		rc = sp_socket(sp, (struct sockaddr *)&sp->addr, sp->addrlen,
-		               deadline, sys, err);
+		rc = SP_RETRY;
+		for (int i = 0; i < sp->naddr && rc == SP_RETRY; i++)
+			rc = sp_socket(sp, (struct sockaddr *)&sp->addr[i],
+			               sp->addrlen[i], deadline, sys, err);
 	}
 	if (rc != ANC_OK)
 		return rc;
@@ -372,6 +395,7 @@ sp_connect(anc_sp *sp, int64_t deadline, int *sys, anc_error *err)
 		    (unsigned)peer[4] << 8 | peer[5], SP_PROTO_REP0);
 	}
 	sp->added++;
+	sp->pid = getpid();
 	return ANC_OK;
 }
 
@@ -387,7 +411,8 @@ anc_sp_connect_now(anc_sp *sp, int timeout_ms, anc_error *err)
 	if (rc == SP_RETRY && sys == ECONNRESET)
 		return anc_error_set(err, ANC_EUNAVAILABLE, "server %s: the "
 		    "connection was closed in the SP handshake (a server "
-		    "stopping, or at its --max-connections)", sp->url);
+		    "stopping, at its --max-connections, or a tls+tcp:// "
+		    "listener)", sp->url);
 	if (rc == SP_RETRY && sys == EAGAIN)
 		return anc_error_set(err, ANC_EUNAVAILABLE, "server %s: its "
 		    "queue of connections to accept is full (overloaded, or "
@@ -516,11 +541,23 @@ anc_sp_call(anc_sp *sp, const void *req, size_t len, int timeout_ms,
 {
 	int64_t deadline = now_ns() + (int64_t)timeout_ms * 1000000LL;
 	int64_t backoff = SP_BACKOFF_MIN_NS;
-	uint32_t id = (sp->next_id++ & 0x7fffffffu) | 0x80000000u;
+	uint32_t id;
 	int rc, sys;
 
 	*reply = NULL;
 	*reply_len = 0;
+	/* A child of fork() holds its parent's connection and next ID: used
+	 * by both, each could read the other's reply. The child leaves it
+	 * to the parent (closing only its own descriptor) and starts its own
+	 * connection with other IDs. */
+	if (sp->fd >= 0 && sp->pid != getpid()) {
+		(void)close(sp->fd);
+		sp->fd = -1;
+		sp->next_id ^= (uint32_t)getpid() * 2654435761u;
+	}
+	id = (sp->next_id++ & 0x7fffffffu) | 0x80000000u;
+	sp->progress = sp->fd >= 0 ? SP_CONNECTED : SP_NOTHING;
+	sp->last_errno = 0;
 	/* Keep a big reply buffer for one call only. */
 	if (sp->rcap > (4u << 20)) {
 		free(sp->rbuf);
@@ -534,6 +571,8 @@ anc_sp_call(anc_sp *sp, const void *req, size_t len, int timeout_ms,
 	for (int last = 0;; ) {
 		if (sp->fd < 0) {
 			rc = sp_connect(sp, deadline, &sys, err);
+			if (rc == SP_RETRY || rc == SP_TIMEDOUT)
+				sp->last_errno = sys;
 			if (rc == SP_RETRY) {
 				if (last)
 					goto timedout;
@@ -543,12 +582,16 @@ anc_sp_call(anc_sp *sp, const void *req, size_t len, int timeout_ms,
 				goto timedout;
 			if (rc != ANC_OK)
 				return rc;
+			if (sp->progress < SP_CONNECTED)
+				sp->progress = SP_CONNECTED;
 		}
 		rc = sp_send(sp, id, req, len, deadline, err);
 		if (rc == SP_LOST) { /* not all of it went out */
 			sp_drop(sp);
 			goto pause;
 		}
+		if (rc == ANC_OK)
+			sp->progress = SP_SENT;
 		if (rc == ANC_OK)
 			rc = sp_recv(sp, id, deadline, reply, reply_len, err);
 		if (rc == SP_LOST) {
@@ -587,6 +630,18 @@ pause:
 		}
 	}
 timedout:
+	if (sp->progress == SP_NOTHING)
+		return anc_error_set(err, ANC_ETIMEOUT, "connect to %s: Timed "
+		    "out after %d ms without a connection (last attempt: %s)",
+		    sp->url, timeout_ms, sp->last_errno != 0
+		        ? strerror(sp->last_errno)
+		        : "a listener took the connection and sent no SP "
+		          "header: stopped, or overloaded?");
+	if (sp->progress == SP_CONNECTED)
+		return anc_error_set(err, ANC_ETIMEOUT, "send to %s: Timed out "
+		    "after %d ms with the request not taken whole (the server "
+		    "does not read: stopped, or overloaded?)", sp->url,
+		    timeout_ms);
 	return anc_error_set(err, ANC_ETIMEOUT, "%s: no reply within %d ms",
 	                     sp->url, timeout_ms);
 }

@@ -37,6 +37,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
+
+enum { SP_NOTHING, SP_CONNECTED, SP_SENT };
 
 #include "anc_error.h"
 
@@ -44,8 +47,15 @@ typedef struct anc_sp {
 	int fd;             /* -1 while not connected */
 	int ipc;            /* 1: ipc:// framing (a type byte) */
 	char *path;         /* ipc:// socket path */
-	struct sockaddr_storage addr; /* tcp: the server's address */
-	socklen_t addrlen;
+	struct sockaddr_storage addr[2]; /* tcp: the server's addresses, */
+	socklen_t addrlen[2];            /* tried in order */
+	int naddr;
+	pid_t pid;          /* the process that made fd: a fork's child
+	                       must not share it */
+	int progress;       /* how far the last call got: SP_NOTHING,
+	                       SP_CONNECTED or SP_SENT */
+	int last_errno;     /* its last failed connect; 0 when a listener
+	                       took the connection but gave no SP header */
 	const char *url;    /* for messages; the client's copy */
 	size_t rcvmax;      /* largest reply accepted, SP header included */
 	uint32_t max_message; /* the limit as the caller named it */

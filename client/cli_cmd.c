@@ -64,6 +64,11 @@ anc_cli_connect(anc_cli_ctx *ctx, anc_error *err)
 	opt.api_key = ctx->api_key;
 	opt.tls_ca_file = ctx->tls_ca;
 	opt.dial_now = 1;
+	/* the way back to nng's REQ socket for every call (anc_client.h) */
+	{
+		const char *e = getenv("ANCHORAGE_USE_NNG");
+		opt.use_nng = e != NULL && strcmp(e, "1") == 0;
+	}
 	return anc_client_open(ctx->server, &opt, &ctx->client, err);
 }
 

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <nng/nng.h>
@@ -217,6 +218,33 @@ peer_start(peer *p, int ipc, int scenario)
 	cr_assert_eq(pthread_create(&p->thr, NULL, peer_main, p), 0);
 }
 
+/* The same peer on [::1] only: 0 when this machine has no IPv6
+ * loopback. */
+static int
+peer_start6(peer *p, int scenario)
+{
+	struct sockaddr_in6 a = {.sin6_family = AF_INET6};
+	socklen_t al = sizeof a;
+	int one = 1;
+
+	memset(p, 0, sizeof(*p));
+	p->scenario = scenario;
+	a.sin6_addr = in6addr_loopback;
+	if ((p->lfd = socket(AF_INET6, SOCK_STREAM, 0)) < 0)
+		return 0;
+	(void)setsockopt(p->lfd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+	if (bind(p->lfd, (struct sockaddr *)&a, sizeof a) != 0) {
+		close(p->lfd);
+		return 0;
+	}
+	cr_assert_eq(getsockname(p->lfd, (struct sockaddr *)&a, &al), 0);
+	snprintf(p->url, sizeof p->url, "tcp://localhost:%u",
+	         ntohs(a.sin6_port));
+	cr_assert_eq(listen(p->lfd, 8), 0);
+	cr_assert_eq(pthread_create(&p->thr, NULL, peer_main, p), 0);
+	return 1;
+}
+
 static void
 peer_stop(peer *p)
 {
@@ -392,6 +420,28 @@ Test(sp, connection_closed_while_idle_is_not_lost_with_a_request)
 	fx_stop(&f);
 }
 
+/* A server listening on tcp://localhost binds what its resolver gives
+ * first, ::1 where /etc/hosts lists it first: the client tries both
+ * loopbacks. */
+Test(sp, localhost_is_either_loopback)
+{
+	peer p;
+	anc_sp sp;
+	anc_error err = {0};
+	const uint8_t *rep;
+	size_t rlen;
+
+	if (!peer_start6(&p, P_STALE_FIRST))
+		cr_skip_test("no IPv6 loopback here");
+	cr_assert_eq(anc_sp_init(&sp, p.url, 4096, &err), 0, "%s", err.msg);
+	cr_assert_eq(sp.naddr, 2);
+	cr_assert_eq(call(&sp, "v6", 2000, &rep, &rlen, &err), 0, "%s: %s",
+	             p.url, err.msg);
+	cr_assert_eq(rlen, 2);
+	anc_sp_fini(&sp);
+	peer_stop(&p);
+}
+
 Test(sp, which_urls_it_speaks)
 {
 	cr_assert(anc_sp_supports("ipc:///tmp/x.sock"));
@@ -515,6 +565,50 @@ Test(sp, byte_compatible_with_nng_rep)
 		nng_close(rep);
 		pthread_join(t, NULL);
 	}
+}
+
+/* After fork() the child must not use its parent's connection: both
+ * would send the same request IDs on one stream and read each other's
+ * replies. Parent and child call at once, each checking every reply is
+ * its own. */
+Test(sp, fork_child_gets_its_own_connection)
+{
+	static char url[128];
+	nng_socket rep;
+	pthread_t t;
+	anc_sp sp;
+	anc_error err = {0};
+	const uint8_t *r;
+	size_t rlen;
+	pid_t pid;
+	int st;
+
+	snprintf(url, sizeof url, "%s", tu_ipc_url(tu_tmpdir(), "fork.sock"));
+	cr_assert_eq(nng_rep0_open(&rep), 0);
+	cr_assert_eq(nng_listen(rep, url, NULL, 0), 0);
+	cr_assert_eq(pthread_create(&t, NULL, nng_echo, &rep), 0);
+	cr_assert_eq(anc_sp_init(&sp, url, 1 << 20, &err), 0);
+	cr_assert_eq(anc_sp_call(&sp, "x", 1, 5000, &r, &rlen, &err), 0, "%s",
+	             err.msg);
+	cr_assert_eq((pid = fork()) >= 0, 1);
+	int bad = 0;
+	for (int i = 0; i < 300; i++) {
+		char msg[32];
+		snprintf(msg, sizeof msg, "%s %d", pid == 0 ? "child" : "parent",
+		         i);
+		if (anc_sp_call(&sp, msg, strlen(msg), 5000, &r, &rlen, &err) !=
+		        0 || rlen != strlen(msg) || memcmp(r, msg, rlen) != 0)
+			bad++;
+	}
+	if (pid == 0)
+		_exit(bad == 0 ? 0 : 1);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert_eq(bad, 0, "the parent got %d answers not its own", bad);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	          "the child got answers not its own");
+	anc_sp_fini(&sp);
+	nng_close(rep);
+	pthread_join(t, NULL);
 }
 
 /* ---- the client library over both transports, a real server ---------- */
