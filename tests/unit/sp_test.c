@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -347,6 +348,30 @@ Test(sp, reply_over_the_limit_fails_at_once)
 		cr_assert_null(f.rep);
 		fx_stop(&f);
 	}
+}
+
+/* The CLI's way back to nng: against a peer whose reply is over the
+ * limit, the own SP connection says TOO_LARGE at once, nng's REQ socket
+ * drops the reply and times out. */
+Test(sp, cli_use_nng_switch)
+{
+	fx f;
+	char *out = NULL, *err = NULL;
+	const char *args[] = {"--timeout", "1500", "ping", NULL};
+
+	fx_start(&f, 1, P_HUGE_REPLY, 4096);
+	unsetenv("ANCHORAGE_USE_NNG");
+	cr_assert_eq(tu_cliv(f.p.url, NULL, &out, &err, args), 1);
+	cr_assert_not_null(strstr(err, "TOO_LARGE"), "%s", err);
+	free(out);
+	free(err);
+	setenv("ANCHORAGE_USE_NNG", "1", 1);
+	cr_assert_eq(tu_cliv(f.p.url, NULL, &out, &err, args), 1);
+	unsetenv("ANCHORAGE_USE_NNG");
+	cr_assert_not_null(strstr(err, "TIMEOUT"), "%s", err);
+	free(out);
+	free(err);
+	fx_stop(&f);
 }
 
 Test(sp, peer_that_is_not_a_rep_socket_is_named)
