@@ -57,12 +57,15 @@
  * usage: query_bench [--quick] [--big] [--focus] [--scaling-only]
  *                    [--workers N]
  *                    [--server-bin PATH] [--data DIR] [--seconds S]
+ *                    [--port P]
  * --quick: 20k base vectors, fewer queries, shorter runs, 10k scaling only
  * (about a minute). --focus: only the goal runs over ipc (in-process
  * faiss, the split, the nng floor, 1 and 16 clients, p99 at 70%), for
  * profiling and A/B comparisons of the server. --scaling-only: only part
  * 2 (10k and 100k, and 1M with --big). --workers N: passed to the server
- * (default: its own default). The server binary defaults to
+ * (default: its own default). --port P: the server's tcp:// port, P + 1
+ * the echo server's (default: from the pid); the temporary directory is
+ * under $TMPDIR (default /tmp). The server binary defaults to
  * anchorage-server next to this executable. Started with --nosync --http off --drift-off --quiet in
  * a temporary data directory that is removed at the end.
  *
@@ -407,6 +410,10 @@ server_stop(server *s)
 		die("server did not stop cleanly", s->dir);
 	s->pid = 0;
 }
+
+/* --port P: the server's tcp:// port, P + 1 the echo server's (0: from
+ * the pid). */
+static int port_base;
 
 /* 1: clients make their calls through nng's REQ socket (the "-nng" rows),
  * not the client library's own SP connection (anc_sp.h). */
@@ -995,7 +1002,7 @@ bench_nng_floor(const char *self, const char *tmpdir, const msg_size *ms,
 	pid_t pid, server_pid = stat_pid;
 	snprintf(ipc, sizeof ipc, "ipc://%s/echo.sock", tmpdir);
 	snprintf(tcp, sizeof tcp, "tcp://127.0.0.1:%d",
-	         37000 + (int)(getpid() % 20000));
+	         port_base ? port_base + 1 : 37000 + (int)(getpid() % 20000));
 	if ((pid = fork()) < 0)
 		die("fork", strerror(errno));
 	if (pid == 0) {
@@ -1455,7 +1462,7 @@ main(int argc, char **argv)
 	double seconds = 4;
 	server s;
 	dataset fm;
-	char path[PATH_MAX], tmpl[] = "/tmp/anc-qbench-XXXXXX";
+	char path[PATH_MAX], tmpl[200]; /* an ipc:// path must fit in 108 */
 	anc_contract ct;
 	anc_contract_id_str hcid;
 	anc_client *c;
@@ -1493,23 +1500,35 @@ main(int argc, char **argv)
 			data = argv[++i];
 		else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
 			seconds = atof(argv[++i]);
+		else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc &&
+		         atoi(argv[i + 1]) > 0 && atoi(argv[i + 1]) < 65535)
+			port_base = atoi(argv[++i]);
 		else {
 			fprintf(stderr, "usage: query_bench [--quick] [--big] "
 			                "[--focus] [--scaling-only] [--workers N] "
 			                "[--server-bin PATH] [--data DIR] "
-			                "[--seconds S]\n");
+			                "[--seconds S] [--port P]\n");
 			return 2;
 		}
 	}
 	if (quick)
 		seconds = 1;
 	signal(SIGPIPE, SIG_IGN);
+	{
+		const char *t = getenv("TMPDIR");
+		if (t == NULL || t[0] == '\0')
+			t = "/tmp";
+		if (strlen(t) > 60)
+			die("TMPDIR: at most 60 bytes (the ipc:// socket path "
+			    "under it must fit a socket address)", t);
+		snprintf(tmpl, sizeof tmpl, "%s/anc-qbench-XXXXXX", t);
+	}
 	if (mkdtemp(tmpl) == NULL)
 		die("mkdtemp", strerror(errno));
 	snprintf(s.dir, sizeof s.dir, "%s/data", tmpl);
 	snprintf(s.ipc, sizeof s.ipc, "ipc://%s/anc.sock", tmpl);
 	snprintf(s.tcp, sizeof s.tcp, "tcp://127.0.0.1:%d",
-	         17000 + (int)(getpid() % 20000));
+	         port_base ? port_base : 17000 + (int)(getpid() % 20000));
 	if (scaling_only)
 		goto scaling;
 
