@@ -36,11 +36,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
 #include <sys/file.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -90,13 +87,6 @@ struct anc_server {
 	 * share no lock with it (a TSan run named it). */
 	atomic_int stopping;
 	srv_http *http;        /* NULL when off */
-	/* The ipc:// listener guard (ipc_guard): connections nng has
-	 * started (ADD_PRE events), and the guard's thread. */
-	atomic_uint adds;
-	pthread_t guard;
-	int guard_started, guard_stop;
-	pthread_mutex_t guard_mu;
-	pthread_cond_t guard_cv;
 };
 
 void
@@ -282,7 +272,6 @@ pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 	anc_server *srv = arg;
 	if (ev == NNG_PIPE_EV_ADD_PRE) {
 		unsigned n = atomic_fetch_add(&srv->npipes, 1) + 1;
-		atomic_fetch_add(&srv->adds, 1);
 		/* stopping: the listeners stay open until the last replies
 		 * are out (server_quiesce), but take nobody new */
 		if (srv->stopping || n > srv->cfg.max_connections)
@@ -443,8 +432,6 @@ server_free(anc_server *srv)
 		nng_close(srv->sock);
 	if (srv->lockfd >= 0)
 		close(srv->lockfd); /* releases the flock */
-	pthread_mutex_destroy(&srv->guard_mu);
-	pthread_cond_destroy(&srv->guard_cv);
 	free(srv);
 }
 
@@ -454,137 +441,9 @@ server_free(anc_server *srv)
  * accepted, and with them the replies just handed to them (a newcomer's
  * run found batches committed during a Ctrl-C whose client never heard
  * of it). */
-/*
- * The ipc:// listener guard. nng 1.5.2's ipc listener stops handing new
- * connections to the socket for good once one connection is closed
- * before it sent its SP header (nanomsg/nng#1518, fixed in later nng):
- * a health check that connects and closes, or a client that gave up on
- * a stopped server, and every later client on that path waits in vain
- * (the handshake still completes, the request is never read). A thread
- * checks each ipc:// listener every IPC_GUARD_PERIOD_MS: it connects,
- * exchanges SP headers (so that its own close is harmless), and waits
- * for nng's ADD_PRE for that connection. Twice in a row none: the
- * listener is closed (its connections with it: their clients send
- * again) and made anew on the same path, and the server says so on
- * stderr. nng's ADD_PRE runs on nng's own threads, so busy workers do
- * not delay it.
- */
-#define IPC_GUARD_PERIOD_MS 2000
-#define IPC_GUARD_WAIT_MS 2000
-
-static int
-probe_io(int fd, void *buf, size_t n, int wr, int ms)
-{
-	char *p = buf;
-	while (n > 0) {
-		struct pollfd pf = {fd, wr ? POLLOUT : POLLIN, 0};
-		ssize_t r;
-		if (poll(&pf, 1, ms) <= 0)
-			return -1;
-		r = wr ? send(fd, p, n, MSG_NOSIGNAL) : recv(fd, p, n, 0);
-		if (r <= 0)
-			return -1;
-		p += r, n -= (size_t)r;
-	}
-	return 0;
-}
-
-/* 1 when the listener on path completed an SP handshake and nng never
- * started the connection; 0 when it did, or when it cannot be told (no
- * connection, no handshake: not this failure). */
-static int
-ipc_stuck(anc_server *srv, const char *path)
-{
-	uint8_t req[8] = {0, 'S', 'P', 0, 0, 0x30, 0, 0}, rep[8];
-	struct sockaddr_un a;
-	unsigned a0 = atomic_load(&srv->adds);
-	int fd, stuck = 0;
-
-	if (strlen(path) >= sizeof(a.sun_path))
-		return 0;
-	memset(&a, 0, sizeof(a));
-	a.sun_family = AF_UNIX;
-	memcpy(a.sun_path, path, strlen(path) + 1);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return 0;
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    probe_io(fd, req, sizeof(req), 1, 1000) == 0 &&
-	    probe_io(fd, rep, sizeof(rep), 0, 1000) == 0) {
-		stuck = 1;
-		for (int ms = 0; ms < IPC_GUARD_WAIT_MS && stuck; ms += 10) {
-			struct timespec ts = {0, 10 * 1000 * 1000};
-			if (atomic_load(&srv->adds) != a0)
-				stuck = 0;
-			else
-				nanosleep(&ts, NULL);
-		}
-	}
-	close(fd);
-	return stuck;
-}
-
-static void *
-ipc_guard(void *arg)
-{
-	anc_server *srv = arg;
-	int strikes[ANC_SERVER_MAX_LISTEN] = {0};
-
-	pthread_mutex_lock(&srv->guard_mu);
-	while (!srv->guard_stop) {
-		struct timespec dl;
-		clock_gettime(CLOCK_REALTIME, &dl);
-		dl.tv_sec += IPC_GUARD_PERIOD_MS / 1000;
-		while (!srv->guard_stop &&
-		       pthread_cond_timedwait(&srv->guard_cv, &srv->guard_mu,
-		                              &dl) != ETIMEDOUT)
-			;
-		if (srv->guard_stop)
-			break;
-		pthread_mutex_unlock(&srv->guard_mu);
-		for (int i = 0; i < srv->nlst; i++) {
-			const char *url = srv->cfg.listen[i];
-			anc_error err;
-			if (strncmp(url, "ipc://", 6) != 0)
-				continue;
-			strikes[i] = ipc_stuck(srv, url + 6) ? strikes[i] + 1 : 0;
-			if (strikes[i] < 2 || srv->stopping)
-				continue;
-			strikes[i] = 0;
-			if (!srv->cfg.quiet)
-				fprintf(stderr, "anchorage-server: warning: the "
-				        "listener on %s stopped taking connections "
-				        "(nanomsg/nng#1518: a connection closed "
-				        "before its SP header); listening again\n",
-				        url);
-			nng_listener_close(srv->lst[i]);
-			anc_error_clear(&err);
-			if (server_listen(srv, url, &srv->lst[i], &err) != ANC_OK)
-				fprintf(stderr, "anchorage-server: error: %s\n",
-				        err.msg);
-		}
-		pthread_mutex_lock(&srv->guard_mu);
-	}
-	pthread_mutex_unlock(&srv->guard_mu);
-	return NULL;
-}
-
-static void
-guard_stop(anc_server *srv)
-{
-	if (!srv->guard_started)
-		return;
-	pthread_mutex_lock(&srv->guard_mu);
-	srv->guard_stop = 1;
-	pthread_cond_signal(&srv->guard_cv);
-	pthread_mutex_unlock(&srv->guard_mu);
-	pthread_join(srv->guard, NULL);
-	srv->guard_started = 0;
-}
-
 static void
 server_quiesce(anc_server *srv)
 {
-	guard_stop(srv); /* it must not touch the listeners from here on */
 	for (int i = 0; i < srv->nw; i++) {
 		worker *w = &srv->w[i];
 		pthread_mutex_lock(&w->mtx);
@@ -643,12 +502,6 @@ anc_server_start(const anc_server_config *cfg, anc_server **out,
 		return anc_error_set(err, ANC_ENOMEM, "server: out of memory");
 	srv->cfg = *cfg;
 	srv->lockfd = -1;
-	if (pthread_mutex_init(&srv->guard_mu, NULL) != 0 ||
-	    pthread_cond_init(&srv->guard_cv, NULL) != 0) {
-		free(srv);
-		return anc_error_set(err, ANC_EINTERNAL,
-		                     "server: cannot initialise a lock");
-	}
 	if (srv->cfg.workers <= 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		srv->cfg.workers = (int)(n > 0 ? 2 * n : 4);
@@ -767,17 +620,6 @@ anc_server_start(const anc_server_config *cfg, anc_server **out,
 		}
 		w->started = 1;
 	}
-	for (int i = 0; i < srv->nlst; i++)
-		if (strncmp(cfg->listen[i], "ipc://", 6) == 0) {
-			if ((rv = pthread_create(&srv->guard, NULL, ipc_guard,
-			                         srv)) != 0) {
-				rv = anc_error_set(err, ANC_EINTERNAL,
-				    "pthread_create: %s", strerror(rv));
-				goto fail;
-			}
-			srv->guard_started = 1;
-			break;
-		}
 	if (cfg->http != NULL && strcmp(cfg->http, "off") != 0) {
 		anc_error herr;
 		anc_error_clear(&herr);
