@@ -1174,10 +1174,17 @@ anc_pipeline_open(anc_client *c, uint32_t depth, anc_pipeline **out,
 	if (!c->sock_open) {
 		unsigned a0 = __atomic_load_n(&c->pipes_added,
 		                              __ATOMIC_RELAXED);
-		/* waited for only while the server is known to be up */
-		int wait_ms = c->sp.fd < 0 ? 0
-		    : c->opt.timeout_ms < PIPELINE_SETTLE_MS
+		int wait_ms = c->opt.timeout_ms < PIPELINE_SETTLE_MS
 		    ? c->opt.timeout_ms : PIPELINE_SETTLE_MS;
+		/* waited for only while the server is up: known by the sp
+		 * connection, made here if no call has made it yet (a
+		 * server that is down refuses it at once) */
+		if (c->sp.fd < 0) {
+			anc_error ignored;
+			if (anc_sp_connect_now(&c->sp, wait_ms, &ignored) !=
+			    ANC_OK)
+				wait_ms = 0;
+		}
 		if ((code = client_nng_open(c, NULL, err)) != ANC_OK)
 			goto fail;
 		for (int ms = 0; ms < wait_ms &&

@@ -309,6 +309,8 @@ sp_socket(anc_sp *sp, const struct sockaddr *addr, socklen_t alen,
 	                SOCK_CLOEXEC, 0);
 	int e;
 
+	if (fd < 0 && errno == EAFNOSUPPORT)
+		return *sys = errno, SP_RETRY; /* no IPv6 here: the next address */
 	if (fd < 0)
 		return anc_error_set(err, errno == ENOMEM || errno == ENOBUFS
 		    ? ANC_ENOMEM : ANC_ETRANSPORT, "connect to %s: socket: %s",
@@ -334,7 +336,7 @@ sp_socket(anc_sp *sp, const struct sockaddr *addr, socklen_t alen,
 	switch (e) {
 	case ECONNREFUSED: case ENOENT: case EAGAIN: /* full backlog */
 	case ECONNRESET: case ETIMEDOUT: case EHOSTUNREACH:
-	case ENETUNREACH: case ECONNABORTED:
+	case ENETUNREACH: case ECONNABORTED: case EADDRNOTAVAIL:
 		return SP_RETRY;
 	default:
 		return anc_error_set(err, ANC_ETRANSPORT, "connect to %s: %s",
@@ -367,10 +369,24 @@ sp_connect(anc_sp *sp, int64_t deadline, int *sys, anc_error *err)
 		rc = sp_socket(sp, (struct sockaddr *)&a, sizeof(a), deadline,
 		               sys, err);
 	} else {
+		/* localhost is two addresses: whatever fails on the first
+		 * (refused, or no IPv6 on this loopback) moves on to the
+		 * next; the first one's error is the one reported */
+		int first = 0;
 		rc = SP_RETRY;
-		for (int i = 0; i < sp->naddr && rc == SP_RETRY; i++)
+		for (int i = 0; i < sp->naddr && rc != ANC_OK; i++) {
+			int e = 0;
+			if (i > 0 && rc == SP_TIMEDOUT)
+				break;
 			rc = sp_socket(sp, (struct sockaddr *)&sp->addr[i],
-			               sp->addrlen[i], deadline, sys, err);
+			               sp->addrlen[i], deadline, &e, err);
+			if (i == 0)
+				first = e;
+			if (rc != ANC_OK && rc != SP_TIMEDOUT &&
+			    i + 1 < sp->naddr)
+				rc = SP_RETRY;
+		}
+		*sys = first;
 	}
 	if (rc != ANC_OK)
 		return rc;
@@ -556,7 +572,6 @@ anc_sp_call(anc_sp *sp, const void *req, size_t len, int timeout_ms,
 		sp->next_id ^= (uint32_t)getpid() * 2654435761u;
 	}
 	id = (sp->next_id++ & 0x7fffffffu) | 0x80000000u;
-	sp->progress = sp->fd >= 0 ? SP_CONNECTED : SP_NOTHING;
 	sp->last_errno = 0;
 	/* Keep a big reply buffer for one call only. */
 	if (sp->rcap > (4u << 20)) {
@@ -568,6 +583,7 @@ anc_sp_call(anc_sp *sp, const void *req, size_t len, int timeout_ms,
 	 * with this request in it. */
 	if (sp->fd >= 0 && !sp_alive(sp))
 		sp_drop(sp);
+	sp->progress = sp->fd >= 0 ? SP_CONNECTED : SP_NOTHING;
 	for (int last = 0;; ) {
 		if (sp->fd < 0) {
 			rc = sp_connect(sp, deadline, &sys, err);
@@ -588,6 +604,8 @@ anc_sp_call(anc_sp *sp, const void *req, size_t len, int timeout_ms,
 		rc = sp_send(sp, id, req, len, deadline, err);
 		if (rc == SP_LOST) { /* not all of it went out */
 			sp_drop(sp);
+			if (sp->progress == SP_CONNECTED)
+				sp->progress = SP_NOTHING;
 			goto pause;
 		}
 		if (rc == ANC_OK)
