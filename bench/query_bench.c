@@ -1521,6 +1521,7 @@ main(int argc, char **argv)
 		if (strlen(t) > 60)
 			die("TMPDIR: at most 60 bytes (the ipc:// socket path "
 			    "under it must fit a socket address)", t);
+		/* mkdtemp's template: it replaces the six X */
 		snprintf(tmpl, sizeof tmpl, "%s/anc-qbench-XXXXXX", t);
 	}
 	if (mkdtemp(tmpl) == NULL)

@@ -1,16 +1,20 @@
 /*
- * anc_client.c — libanchorage-client over one nng REQ0 socket.
+ * anc_client.c — libanchorage-client over nng's REQ/REP protocol.
  *
  * Design note
  * -----------
  * Every call is the same round trip: build an anc_req, encode it with the
- * wire codec, nng_send, nng_recv (NNG_FLAG_ALLOC, so the reply size is not
+ * wire codec, exchange it (client_exchange: over the client's own SP
+ * connection, anc_sp.h, for ipc:// and tcp:// to an address; otherwise
+ * nng_send and nng_recv with NNG_FLAG_ALLOC, so the reply size is not
  * guessed), decode with anc_resp_decode for the op we sent, then check the
  * reply's request ID against ours. The REQ protocol already drops replies to
  * older requests; the application-level ID check catches a server that
  * answers the wrong request, which would otherwise hand a caller someone
  * else's hits.
  *
+ * The rest of this note is about the nng socket; anc_sp.c keeps the same
+ * behaviour (connect when needed, send again after a lost connection).
  * The dial is non-blocking (NNG_FLAG_NONBLOCK): nng keeps redialling in the
  * background, so a client opened a moment before its server starts still
  * gets through, and a server that never comes shows up as ANC_ETIMEOUT on

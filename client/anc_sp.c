@@ -23,7 +23,6 @@
 #include "anc_url.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>

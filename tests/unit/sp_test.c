@@ -292,6 +292,16 @@ fcall(fx *f, const char *msg, int timeout_ms)
 	return call(&f->sp, msg, timeout_ms, &f->rep, &f->rlen, &f->err);
 }
 
+/* A call that must time out: the seconds it took. */
+static double
+fcall_timeout(fx *f, const char *msg, int timeout_ms)
+{
+	double t0 = tu_now();
+	cr_assert_eq(fcall(f, msg, timeout_ms), ANC_ETIMEOUT, "%s",
+	             f->err.msg);
+	return tu_now() - t0;
+}
+
 /* ---- against the fake peer ------------------------------------------ */
 
 Test(sp, late_reply_to_another_request_is_dropped)
@@ -416,9 +426,7 @@ Test(sp, peer_closing_every_connection_is_not_hammered)
 	fx f;
 
 	fx_start(&f, 1, P_DROP_ALWAYS, 4096);
-	double t0 = tu_now();
-	cr_assert_eq(fcall(&f, "x", 1000), ANC_ETIMEOUT);
-	double took = tu_now() - t0;
+	double took = fcall_timeout(&f, "x", 1000);
 	cr_assert(took >= 0.95 && took < 2.0, "took %.2f s", took);
 	cr_assert(f.sp.lost >= 3 && f.sp.lost <= 20, "%u connections lost",
 	          f.sp.lost);
@@ -488,9 +496,7 @@ Test(sp, silent_peer_times_out_within_the_timeout)
 	fx f;
 
 	fx_start(&f, 0, P_SILENT, 4096);
-	double t0 = tu_now();
-	cr_assert_eq(fcall(&f, "x", 300), ANC_ETIMEOUT);
-	double took = tu_now() - t0;
+	double took = fcall_timeout(&f, "x", 300);
 	cr_assert(took >= 0.29 && took < 1.5, "took %.2f s", took);
 	/* the next call starts on a fresh connection and times out too */
 	cr_assert_eq(fcall(&f, "y", 300), ANC_ETIMEOUT);
@@ -552,6 +558,29 @@ nng_echo(void *arg)
 	}
 }
 
+/* nng's own REP socket on url, answering every request with itself. */
+typedef struct echo {
+	nng_socket rep;
+	pthread_t t;
+} echo;
+
+static void
+echo_start(echo *e, const char *url)
+{
+	cr_assert_eq(nng_rep0_open(&e->rep), 0);
+	cr_assert_eq(nng_socket_set_size(e->rep, NNG_OPT_RECVMAXSZ, 1 << 20),
+	             0);
+	cr_assert_eq(nng_listen(e->rep, url, NULL, 0), 0);
+	cr_assert_eq(pthread_create(&e->t, NULL, nng_echo, &e->rep), 0);
+}
+
+static void
+echo_stop(echo *e)
+{
+	nng_close(e->rep); /* ends nng_echo's receive */
+	pthread_join(e->t, NULL);
+}
+
 Test(sp, byte_compatible_with_nng_rep)
 {
 	static uint8_t big[300000];
@@ -559,8 +588,7 @@ Test(sp, byte_compatible_with_nng_rep)
 		big[i] = (uint8_t)(i * 7);
 	for (int ipc = 0; ipc <= 1; ipc++) {
 		char url[128];
-		nng_socket rep;
-		pthread_t t;
+		echo e;
 		anc_sp sp;
 		anc_error err = {0};
 		const uint8_t *r;
@@ -572,11 +600,7 @@ Test(sp, byte_compatible_with_nng_rep)
 		else
 			snprintf(url, sizeof url, "tcp://127.0.0.1:%u",
 			         tu_free_port());
-		cr_assert_eq(nng_rep0_open(&rep), 0);
-		cr_assert_eq(nng_socket_set_size(rep, NNG_OPT_RECVMAXSZ, 1 << 20),
-		             0);
-		cr_assert_eq(nng_listen(rep, url, NULL, 0), 0);
-		cr_assert_eq(pthread_create(&t, NULL, nng_echo, &rep), 0);
+		echo_start(&e, url);
 		cr_assert_eq(anc_sp_init(&sp, url, 1 << 20, &err), 0);
 		for (int i = 0; i < 200; i++) {
 			size_t n = i % 2 ? sizeof big - (size_t)i : (size_t)i;
@@ -587,8 +611,7 @@ Test(sp, byte_compatible_with_nng_rep)
 		}
 		cr_assert_eq(sp.added, 1);
 		anc_sp_fini(&sp);
-		nng_close(rep);
-		pthread_join(t, NULL);
+		echo_stop(&e);
 	}
 }
 
@@ -599,8 +622,7 @@ Test(sp, byte_compatible_with_nng_rep)
 Test(sp, fork_child_gets_its_own_connection)
 {
 	static char url[128];
-	nng_socket rep;
-	pthread_t t;
+	echo e;
 	anc_sp sp;
 	anc_error err = {0};
 	const uint8_t *r;
@@ -609,9 +631,7 @@ Test(sp, fork_child_gets_its_own_connection)
 	int st;
 
 	snprintf(url, sizeof url, "%s", tu_ipc_url(tu_tmpdir(), "fork.sock"));
-	cr_assert_eq(nng_rep0_open(&rep), 0);
-	cr_assert_eq(nng_listen(rep, url, NULL, 0), 0);
-	cr_assert_eq(pthread_create(&t, NULL, nng_echo, &rep), 0);
+	echo_start(&e, url);
 	cr_assert_eq(anc_sp_init(&sp, url, 1 << 20, &err), 0);
 	cr_assert_eq(anc_sp_call(&sp, "x", 1, 5000, &r, &rlen, &err), 0, "%s",
 	             err.msg);
@@ -632,8 +652,7 @@ Test(sp, fork_child_gets_its_own_connection)
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	          "the child got answers not its own");
 	anc_sp_fini(&sp);
-	nng_close(rep);
-	pthread_join(t, NULL);
+	echo_stop(&e);
 }
 
 /* ---- the client library over both transports, a real server ---------- */
